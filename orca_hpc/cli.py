@@ -1,0 +1,80 @@
+"""The `orca-hpc` command line: global options, error handling, command registration."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import EXIT_ERROR, OrcaHpcError
+
+# (module under orca_hpc.commands, attribute): each module owns one command or group.
+COMMANDS: list[tuple[str, str]] = [
+    ("inspect", "inspect"),
+    ("ledger", "ledger"),
+    ("notify", "notify"),
+]
+
+
+class Context:
+    """What every command gets: the campaign folder (``-C DIR``, like git) and verbosity."""
+
+    def __init__(self, directory: Path, verbose: int, quiet: bool) -> None:
+        self.directory = directory
+        self.verbose = verbose
+        self.quiet = quiet
+
+
+class OrcaHpcGroup(click.Group):
+    """Turns expected errors into one line on stderr and the documented exit code."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except OrcaHpcError as err:
+            click.echo(f"orca-hpc: error: {err}", err=True)
+            sys.exit(err.exit_code)
+        except OSError as err:
+            # A file we were pointed at is missing or unreadable: a user problem, not a bug.
+            where = f"{err.filename}: " if err.filename else ""
+            click.echo(f"orca-hpc: error: {where}{err.strerror or err}", err=True)
+            sys.exit(EXIT_ERROR)
+
+
+@click.group(cls=OrcaHpcGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-C",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    help="Campaign folder (default: the current folder).",
+)
+@click.option("-v", "--verbose", count=True, help="More detail on the terminal.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on the terminal.")
+@click.version_option(__version__, prog_name="orca-hpc")
+@click.pass_context
+def main(ctx: click.Context, directory: Path, verbose: int, quiet: bool) -> None:
+    """Run ORCA calculations on SLURM clusters, unattended.
+
+    \b
+    Exit codes: 0 success, 1 error, 2 usage error,
+    75 temporary failure (ledger locked, scheduler unreachable: try again later).
+    """
+    ctx.obj = Context(directory.absolute(), verbose, quiet)
+
+
+def _register() -> None:
+    for module_name, attr in COMMANDS:
+        try:
+            module = importlib.import_module(f"orca_hpc.commands.{module_name}")
+        except ModuleNotFoundError as err:
+            if err.name == f"orca_hpc.commands.{module_name}":
+                continue  # not written yet
+            raise
+        main.add_command(getattr(module, attr))
+
+
+_register()

@@ -1,0 +1,1 @@
+"""One click command (or group) per module; `orca_hpc.cli` registers them."""

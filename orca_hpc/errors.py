@@ -1,0 +1,55 @@
+"""Exceptions that the CLI turns into one-line messages and exit codes.
+
+Exit codes (documented in the README): 0 success, 1 error, 2 usage error,
+75 temporary failure (EX_TEMPFAIL: lock busy, scheduler unreachable; try again later).
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_TEMPFAIL = 75
+
+
+class OrcaHpcError(Exception):
+    """An expected failure: the CLI prints ``str(self)`` on one line, no traceback."""
+
+    exit_code = EXIT_ERROR
+
+
+class UserError(OrcaHpcError):
+    """Bad input from the user (file, config, arguments). Nothing was changed."""
+
+
+class InputFileError(UserError):
+    """A problem in a user file, reported as ``file:line: problem``."""
+
+    def __init__(self, path: object, problem: str, line: int | None = None) -> None:
+        self.path = str(path)
+        self.line = line
+        self.problem = problem
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {problem}")
+
+
+class TemporaryFailure(OrcaHpcError):
+    """Try again later: the lock is busy or the scheduler cannot be reached."""
+
+    exit_code = EXIT_TEMPFAIL
+
+
+class SchedulerUnavailable(TemporaryFailure):
+    """slurmctld or slurmdbd did not answer; nothing was changed that could not be confirmed."""
+
+
+class LedgerLocked(TemporaryFailure):
+    """Another orca-hpc holds the campaign's ledger lock."""
+
+
+class LedgerCorrupt(OrcaHpcError):
+    """The ledger file cannot be parsed; the message names the file and its backup."""
+
+
+class IllegalTransition(RuntimeError):
+    """A programming error: a state change that the state machine forbids."""
