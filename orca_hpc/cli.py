@@ -13,6 +13,17 @@ from .errors import EXIT_ERROR, OrcaHpcError
 
 # (module under orca_hpc.commands, attribute): each module owns one command or group.
 COMMANDS: list[tuple[str, str]] = [
+    ("init", "init"),
+    ("submit", "submit"),
+    ("submit", "render"),
+    ("reconcile", "reconcile"),
+    ("reconcile", "watch"),
+    ("status", "status"),
+    ("status", "show"),
+    ("status", "results"),
+    ("control", "retry"),
+    ("control", "cancel"),
+    ("control", "gc"),
     ("inspect", "inspect"),
     ("ledger", "ledger"),
     ("notify", "notify"),
@@ -68,12 +79,7 @@ def main(ctx: click.Context, directory: Path, verbose: int, quiet: bool) -> None
 
 def _register() -> None:
     for module_name, attr in COMMANDS:
-        try:
-            module = importlib.import_module(f"orca_hpc.commands.{module_name}")
-        except ModuleNotFoundError as err:
-            if err.name == f"orca_hpc.commands.{module_name}":
-                continue  # not written yet
-            raise
+        module = importlib.import_module(f"orca_hpc.commands.{module_name}")
         main.add_command(getattr(module, attr))
 
 

@@ -1,0 +1,5 @@
+"""`python -m orca_hpc` is `orca-hpc`."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,123 @@
+"""Crash-safe file writes: a reader sees the old file or the new one, never a mix.
+
+``atomic_write_bytes`` writes a temp file in the same folder (created with
+``O_CREAT|O_EXCL|O_NOFOLLOW`` so a planted symlink or an old temp file is never followed or
+reused), flushes and fsyncs it, renames it over the target and fsyncs the folder so the rename
+itself survives a power cut. ``append_durable`` appends whole lines and fsyncs; if the append
+fails half-way it cuts the file back to its old length so no torn line is left behind.
+
+Used by the ledger and meant for anything else that must never leave a half-written file
+(the runner's ``result.json``, array manifests).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+TEMP_MARK = ".tmp-"
+
+
+def temp_name(path: Path) -> Path:
+    """A fresh hidden temp name next to ``path`` (same folder, so the rename is atomic)."""
+    return path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make renames/creations in ``folder`` durable. File systems that cannot fsync a folder are fine."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):  # EINVAL on some network file systems
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_new_file(path: Path, data: bytes, mode: int = 0o600, *, fsync: bool = True) -> None:
+    """Create ``path`` (must not exist, never follows a symlink), write ``data`` and fsync it."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` atomically and (unless ``durable=False``) durably.
+
+    ``durable=False`` skips both fsyncs: still atomic for readers, but after a power cut the
+    file may hold the old content. Fine for caches and courtesy notes.
+
+    On any error (disk full, permission) the temp file is removed, ``path`` is untouched and
+    the ``OSError`` propagates for the caller to turn into a message.
+    """
+    path = Path(path)
+    tmp = temp_name(path)
+    try:
+        write_new_file(tmp, data, mode, fsync=durable)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if durable:
+        fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str, mode: int = 0o600) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), mode)
+
+
+def remove_stale_temps(path: Path) -> int:
+    """Delete temp files left next to ``path`` by writers that were killed. Returns how many."""
+    prefix = f".{path.name}{TEMP_MARK}"
+    removed = 0
+    try:
+        entries = os.listdir(path.parent)
+    except OSError:
+        return 0
+    for name in entries:
+        if name.startswith(prefix):
+            with contextlib.suppress(OSError):
+                os.unlink(path.parent / name)
+                removed += 1
+    return removed
+
+
+def append_durable(path: Path, data: bytes, mode: int = 0o600) -> int:
+    """Append ``data`` (whole lines) to ``path`` and fsync; returns the offset where it starts.
+
+    If the write fails part-way (disk full), the file is truncated back to its old length so a
+    failed append leaves nothing behind, then the ``OSError`` propagates.
+    """
+    flags = (
+        os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    )
+    fd = os.open(path, flags, mode)
+    try:
+        start = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
+                os.fsync(fd)
+            raise
+    finally:
+        os.close(fd)
+    return start

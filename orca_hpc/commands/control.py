@@ -1,0 +1,89 @@
+"""`orca-hpc retry`, `orca-hpc cancel`, `orca-hpc gc`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .. import slurm
+from ..attempts import plan_of
+from ..errors import UserError
+from ..states import FINISHED, JobState
+from ..submit import Dispatcher, record_attempt
+from ._common import campaign_of, say
+
+
+@click.command("retry")
+@click.argument("job_ids", nargs=-1, required=True)
+@click.option(
+    "--max-retries", type=click.IntRange(0, 100), default=None, help="New retry limit for these jobs."
+)
+@click.pass_obj
+def retry(obj: Any, job_ids: tuple[str, ...], max_retries: int | None) -> None:
+    """Give PERMANENT_FAILED or CANCELLED jobs a fresh start (retry count reset)."""
+    campaign = campaign_of(obj)
+    ledger = campaign.ledger()
+    with ledger.lock:
+        with ledger.transaction() as txn:
+            ids = []
+            for job_id in job_ids:
+                job = txn.get(job_id)
+                if job.state not in (JobState.PERMANENT_FAILED, JobState.CANCELLED):
+                    raise UserError(
+                        f"{job.id} is {job.state.value}: only PERMANENT_FAILED or CANCELLED jobs "
+                        "can be retried"
+                    )
+                if job.id not in txn.jobs:
+                    job = txn.reactivate(job.id)
+                txn.set_state(job, JobState.CREATED)
+                job.retry_count = 0
+                job.nodefail_count = 0
+                if max_retries is not None:
+                    job.max_retries = max_retries
+                plan = plan_of(campaign.root / job.attempt.dir)
+                plan.corrections = [{"handler": "manual", "change": "none", "why": "orca-hpc retry"}]
+                record_attempt(campaign, txn, job, plan)
+                ids.append(job.id)
+        submitted = Dispatcher(campaign, ledger, echo=lambda m: say(obj, m)).dispatch(ids)
+    say(obj, f"retrying {len(submitted)} job(s)")
+
+
+@click.command("cancel")
+@click.argument("job_ids", nargs=-1, required=True)
+@click.pass_obj
+def cancel(obj: Any, job_ids: tuple[str, ...]) -> None:
+    """scancel jobs and mark them CANCELLED (never retried)."""
+    campaign = campaign_of(obj)
+    ledger = campaign.ledger()
+    with ledger.lock:
+        view = ledger.snapshot()
+        jobs = [view.get(j) for j in job_ids]
+        for job in jobs:
+            if job.state in FINISHED:
+                raise UserError(f"{job.id} is {job.state.value} already")
+        slurm_ids = [j.attempt.slurm_id for j in jobs if j.attempt and j.attempt.slurm_id]
+        if slurm_ids:
+            slurm.scancel(slurm_ids)
+        with ledger.transaction() as txn:
+            for job in jobs:
+                live = txn.get(job.id)
+                if live.attempt is not None:
+                    live.attempt.reason = "cancelled"
+                    live.attempt.outcome = live.attempt.outcome or "truncated"
+                txn.set_state(live, JobState.CANCELLED)
+    say(obj, f"cancelled {len(jobs)} job(s)")
+
+
+@click.command("gc")
+@click.option("--dry-run", is_flag=True, help="List what would be removed.")
+@click.pass_obj
+def gc(obj: Any, dry_run: bool) -> None:
+    """Remove scratch left behind by killed runners, and old submitit/job-log files of finished jobs."""
+    from ..housekeeping import collect_garbage
+
+    campaign = campaign_of(obj)
+    removed = collect_garbage(campaign, dry_run=dry_run)
+    for line in removed:
+        click.echo(("would remove " if dry_run else "removed ") + line)
+    say(obj, f"{len(removed)} item(s) {'to remove' if dry_run else 'removed'}")

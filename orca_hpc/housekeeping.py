@@ -1,0 +1,50 @@
+"""`orca-hpc gc`: what a campaign would otherwise keep forever without need."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .campaign import Campaign
+from .gc import find_stale_scratch, remove_paths
+from .scratch import FALLBACK_ROOT, expand_root
+from .states import JobState
+
+
+def collect_garbage(campaign: Campaign, *, dry_run: bool) -> list[str]:
+    """Stale scratch of this campaign (visible from here: shared scratch or this node's), and the
+    array manifests, submitit folders and SLURM job logs that no active job refers to any more.
+    Logs of jobs that failed permanently are kept: they are what a person reads next."""
+    view = campaign.ledger().snapshot()
+    active = {job.id: job.attempt.n for job in view.jobs.values() if job.attempt is not None}
+    roots = {r for r in (expand_root(campaign.site.scratch_root), FALLBACK_ROOT) if r is not None}
+    paths: list[Path] = []
+    for root in sorted(roots):
+        paths += find_stale_scratch(root, campaign.slug, active)
+
+    live_arrays: set[str] = set()
+    live_tokens: set[str] = set()
+    kept_logs: set[str] = set()
+    for job in view.jobs.values():
+        for att in job.attempts:
+            if att.slurm_id:
+                live_arrays.add(att.slurm_id.split("_")[0])
+            if att.token:
+                live_tokens.add(att.token.split("/")[0])
+    for job in view.jobs_by_state(JobState.PERMANENT_FAILED):
+        if job.attempt is not None and job.attempt.slurm_id:
+            kept_logs.add(job.attempt.slurm_id)
+    for manifest in sorted(campaign.arrays_dir.glob("*.txt")):
+        if manifest.stem not in live_tokens:
+            paths.append(manifest)
+    for folder in (
+        sorted(p for p in campaign.submitit_dir.iterdir() if p.is_dir())
+        if campaign.submitit_dir.is_dir()
+        else []
+    ):
+        if folder.name.split("_")[0] not in live_arrays:
+            paths.append(folder)
+    logs = campaign.state_dir / "slurm-logs"
+    for log in sorted(logs.glob("*.out")) if logs.is_dir() else []:
+        if log.stem.split("_")[0] not in live_arrays and log.stem not in kept_logs:
+            paths.append(log)
+    return remove_paths(paths, dry_run)

@@ -1,0 +1,264 @@
+"""End to end on the real local SLURM cluster with the ORCA emulator, through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from e2e import (
+    REPO,
+    cli,
+    cli_proc,
+    ledger_bytes,
+    new_campaign,
+    orca_input,
+    reconcile_until_done,
+    show,
+    status,
+    write_inputs,
+)
+
+from orca_hpc import slurm
+from orca_hpc.ledger import Ledger
+
+pytestmark = pytest.mark.slurm
+BASE = Path(os.environ.get("ORCA_HPC_SLURM_BASE", "/var/tmp/orca-hpc-slurm"))
+
+
+def test_array_completes_and_status_json_matches_ledger(tmp_path: Path) -> None:
+    camp = new_campaign(tmp_path)
+    paths = write_inputs(tmp_path / "in", {f"mol{i}.inp": orca_input() for i in range(3)}
+                         | {"opt.inp": orca_input("r2SCAN-3c Opt")})
+    out = cli(camp, "submit", "--json", *paths).output
+    submitted = json.loads(out)
+    # Same resources -> one array for all four.
+    assert submitted["sbatch_calls"] == 1
+    arrays = {s["slurm_job_id"].split("_")[0] for s in submitted["submitted"]}
+    assert len(arrays) == 1
+    final = reconcile_until_done(camp)
+    assert final["counts"] == {"COMPLETED": 4}
+    ledger = Ledger(camp / ".orca-hpc").snapshot()
+    by_id = {j.id: j for j in ledger.all_jobs()}
+    for row in final["jobs"]:
+        job = by_id[row["id"]]
+        assert row["state"] == job.state.value
+        assert row["attempts"] == len(job.attempts) == 1
+        assert row["slurm_job_id"] == job.attempt.slurm_id
+        assert row["energy"] == job.attempt.energy and row["energy"] < -70
+        folder = camp / job.attempt.dir
+        assert (folder / "result.json").is_file()
+        assert not list(folder.glob("*.tmp"))
+    records = slurm.query_jobs([r["slurm_job_id"] for r in final["jobs"]])
+    assert {r.state for r in records.values()} == {"COMPLETED"}
+
+
+def test_crash_is_failed_with_slurm_state_and_exit_code(tmp_path: Path) -> None:
+    camp = new_campaign(tmp_path)
+    paths = write_inputs(tmp_path / "in", {"boom.inp": orca_input(directive="crash")})
+    cli(camp, "submit", "--max-retries", "0", *paths)
+    final = reconcile_until_done(camp)
+    job = final["jobs"][0]
+    assert job["state"] == "PERMANENT_FAILED"
+    assert job["slurm_state"] == "FAILED"
+    att = show(camp, job["id"])["att"][0]
+    # The runner passes ORCA's death on: SLURM records a non-zero exit, the ledger keeps it.
+    assert att["exit"] != "0:0"
+    assert att["out"] == "truncated"
+
+
+def test_scf_failure_recovers_with_slowconv(tmp_path: Path) -> None:
+    camp = new_campaign(tmp_path)
+    paths = write_inputs(tmp_path / "in", {"hard.inp": orca_input(directive="scf_fail_unless=SlowConv")})
+    cli(camp, "submit", *paths)
+    final = reconcile_until_done(camp)
+    job = final["jobs"][0]
+    assert job["state"] == "COMPLETED"
+    record = show(camp, job["id"])
+    # attempt 1 fails; 2 = MORead + MaxIter 500 (still fails); 3 adds SlowConv and converges.
+    assert [a.get("out") for a in record["att"]] == ["scf_not_converged", "scf_not_converged", "success"]
+    changes = [[c["change"] for c in a.get("fix", [])] for a in record["att"]]
+    assert changes[0] == []
+    assert "%scf MaxIter 500" in changes[1] and any("MORead" in c for c in changes[1])
+    assert "! SlowConv" in changes[2]
+    third = (camp / record["att"][2]["dir"] / "hard.inp").read_text()
+    assert "SlowConv" in third and "MORead" in third
+    assert (camp / record["att"][2]["dir"] / "previous.gbw").is_file()
+    assert record["rc"] == 2
+
+
+def test_optimisation_restarts_from_last_geometry(tmp_path: Path) -> None:
+    camp = new_campaign(tmp_path)
+    paths = write_inputs(tmp_path / "in", {"opt.inp": orca_input("r2SCAN-3c Opt",
+                                                                 directive="opt_maxcycles_unless_restart")})
+    cli(camp, "submit", *paths)
+    final = reconcile_until_done(camp)
+    record = show(camp, final["jobs"][0]["id"])
+    assert final["jobs"][0]["state"] == "COMPLETED"
+    assert [a.get("out") for a in record["att"]] == ["opt_not_converged", "success"]
+    second = camp / record["att"][1]["dir"]
+    assert "xyzfile 0 1 restart.xyz" in (second / "opt.inp").read_text()
+    # The restart geometry is the last frame the failed attempt reached.
+    last_frame = (camp / record["att"][0]["dir"] / "opt.xyz").read_text().split("\n", 2)[2].split()
+    assert (second / "restart.xyz").read_text().split("\n", 2)[2].split() == last_frame
+
+
+def test_out_of_memory_is_resubmitted_with_more_memory(tmp_path: Path) -> None:
+    camp = new_campaign(tmp_path)
+    paths = write_inputs(tmp_path / "in", {"big.inp": orca_input(directive="oom need_mb=900",
+                                                                 extra="%maxcore 500\n")})
+    cli(camp, "submit", *paths)
+    final = reconcile_until_done(camp)
+    record = show(camp, final["jobs"][0]["id"])
+    assert final["jobs"][0]["state"] == "COMPLETED"
+    assert [a.get("out") for a in record["att"]] == ["out_of_memory", "success"]
+    spec1 = json.loads((camp / record["att"][0]["dir"] / "spec.json").read_text())
+    spec2 = json.loads((camp / record["att"][1]["dir"] / "spec.json").read_text())
+    assert spec1["maxcore_mb"] == 500 and spec2["maxcore_mb"] >= 900 * 1.3 - 1
+    assert spec2["mem_mb"] > spec1["mem_mb"]
+    assert spec2["maxcore_mb"] * spec2["nprocs"] <= 0.8 * spec2["mem_mb"]
+    assert "%maxcore 1170" in (camp / record["att"][1]["dir"] / "big.inp").read_text()
+
+
+def test_input_error_fails_permanently_at_once(tmp_path: Path) -> None:
+    camp = new_campaign(tmp_path)
+    paths = write_inputs(tmp_path / "in", {"typo.inp": orca_input(directive="input_error")})
+    cli(camp, "submit", *paths)
+    final = reconcile_until_done(camp)
+    job = final["jobs"][0]
+    assert (job["state"], job["attempts"], job["outcome"]) == ("PERMANENT_FAILED", 1, "input_error")
+
+
+def test_always_failing_job_stops_after_max_retries_with_one_digest(tmp_path: Path) -> None:
+    camp = new_campaign(tmp_path)
+    paths = write_inputs(tmp_path / "in", {"never.inp": orca_input(directive="scf_fail"),
+                                           "never2.inp": orca_input("PBE def2-SVP", directive="scf_fail")})
+    cli(camp, "submit", "--max-retries", "2", *paths)
+    final = reconcile_until_done(camp, timeout=240)
+    assert final["counts"] == {"PERMANENT_FAILED": 2}
+    assert {j["attempts"] for j in final["jobs"]} == {3}
+    outbox = Ledger(camp / ".orca-hpc").snapshot().outbox
+    # Both failed in the same reconcile (same resources, same array): one digest naming both.
+    digests = [m for m in outbox if "never" in m["body"]]
+    assert len(digests) == 1 and "never2" in digests[0]["body"]
+
+
+def test_bad_input_gives_one_line_and_leaves_ledger_unchanged(tmp_path: Path) -> None:
+    camp = new_campaign(tmp_path)
+    before = ledger_bytes(camp)
+    (tmp_path / "notorca.inp").write_text("hello world\n")
+    (tmp_path / "ok.inp").write_text(orca_input())
+    for args in (["submit", str(tmp_path / "missing.inp")],
+                 ["submit", str(tmp_path / "ok.inp"), str(tmp_path / "notorca.inp")],
+                 ["submit", str(tmp_path)]):
+        result = cli(camp, *args, expect=None)
+        assert result.exit_code == 1, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("orca-hpc: error: "), result.output
+        assert "Traceback" not in result.output
+    assert ledger_bytes(camp) == before
+
+
+def _daemon_pid(name: str) -> int:
+    return int((BASE / "run" / f"{name}.pid").read_text().strip())
+
+
+def _restart_cluster() -> None:
+    subprocess.run(["bash", str(REPO / "scripts" / "local-slurm.sh"), "start"], check=True,
+                   capture_output=True, timeout=300)
+
+
+def test_reconcile_exits_75_and_changes_nothing_while_slurmdbd_is_down(tmp_path: Path) -> None:
+    camp = new_campaign(tmp_path)
+    paths = write_inputs(tmp_path / "in", {"w.inp": orca_input()})
+    cli(camp, "submit", *paths)
+    before = ledger_bytes(camp)
+    os.kill(_daemon_pid("slurmdbd"), signal.SIGTERM)
+    try:
+        deadline = time.monotonic() + 20
+        while subprocess.run(["sacct", "-n", "-j", "1"], capture_output=True).returncode == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        result = cli(camp, "reconcile", expect=75)
+        assert "sacct" in result.output or "database" in result.output.lower()
+        assert ledger_bytes(camp) == before
+    finally:
+        _restart_cluster()
+    assert reconcile_until_done(camp)["counts"] == {"COMPLETED": 1}
+
+
+def test_submit_exits_75_when_slurmctld_is_down_and_records_nothing_as_submitted(tmp_path: Path) -> None:
+    camp = new_campaign(tmp_path)
+    paths = write_inputs(tmp_path / "in", {"w.inp": orca_input()})
+    os.kill(_daemon_pid("slurmctld"), signal.SIGTERM)
+    try:
+        deadline = time.monotonic() + 20
+        while subprocess.run(["scontrol", "ping"], capture_output=True, text=True).stdout.count("UP"):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        result = cli(camp, "submit", *paths, expect=75)
+        assert "slurm controller" in result.output.lower() or "sbatch" in result.output
+        jobs = status(camp)["jobs"]
+        # Recorded so nothing is lost, but not as submitted: it waits for the next reconcile.
+        assert [(j["state"], j["slurm_job_id"]) for j in jobs] == [("CREATED", None)]
+    finally:
+        _restart_cluster()
+    assert reconcile_until_done(camp)["counts"] == {"COMPLETED": 1}
+
+
+def _tokens_in_slurm(camp: Path) -> dict[str, int]:
+    """How many SLURM jobs carry each submission token of the campaign (must be exactly one)."""
+    tokens = sorted({a.token.split("/")[0] for j in Ledger(camp / ".orca-hpc").snapshot().all_jobs()
+                     for a in j.attempts if a.token})
+    found = slurm.find_by_names([f"ohpc-{t}" for t in tokens])
+    return {t: len({r.array_job_id or r.job_id for r in found.get(f"ohpc-{t}", [])}) for t in tokens}
+
+
+def test_submit_killed_right_after_sbatch_is_adopted_not_resubmitted(tmp_path: Path) -> None:
+    camp = new_campaign(tmp_path)
+    paths = write_inputs(tmp_path / "in", {f"k{i}.inp": orca_input() for i in range(2)})
+    # An sbatch that works, then SIGKILLs its caller: the submit dies right after SLURM accepted the job.
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    real = subprocess.run(["which", "sbatch"], capture_output=True, text=True, check=True).stdout.strip()
+    (fake / "sbatch").write_text(f'#!/bin/bash\n"{real}" "$@"\nrc=$?\nkill -9 $PPID\nexit $rc\n')
+    (fake / "sbatch").chmod(0o755)
+    proc = cli_proc(camp, "submit", *paths, env={"PATH": f"{fake}:{os.environ['PATH']}"})
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    jobs = status(camp)["jobs"]
+    assert {j["state"] for j in jobs} == {"SUBMITTING"} and all(j["slurm_job_id"] is None for j in jobs)
+    final = reconcile_until_done(camp)
+    assert final["counts"] == {"COMPLETED": 2}
+    assert all(j["attempts"] == 1 for j in final["jobs"])
+    assert set(_tokens_in_slurm(camp).values()) == {1}
+
+
+def test_reconcile_killed_at_random_points_reaches_the_same_end(tmp_path: Path) -> None:
+    camp = new_campaign(tmp_path)
+    paths = write_inputs(tmp_path / "in", {
+        "ok.inp": orca_input(),
+        "hard.inp": orca_input("PBE0 def2-SVP", directive="scf_fail_unless=SlowConv"),
+        "typo.inp": orca_input("BP86 def2-SVP", directive="input_error"),
+    })
+    cli(camp, "submit", *paths)
+    delays = [0.05, 0.15, 0.3, 0.5, 0.8, 0.1, 0.25, 0.4]
+    deadline = time.monotonic() + 240
+    for i in range(40):
+        proc = cli_proc(camp, "reconcile")
+        time.sleep(delays[i % len(delays)])
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if all(j["state"] in ("COMPLETED", "PERMANENT_FAILED") for j in status(camp)["jobs"]):
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    final = reconcile_until_done(camp)
+    got = {j["name"]: (j["state"], j["attempts"]) for j in final["jobs"]}
+    assert got == {"ok": ("COMPLETED", 1), "hard": ("COMPLETED", 3), "typo": ("PERMANENT_FAILED", 1)}
+    # No attempt ever ran twice: each token maps to exactly one SLURM job.
+    assert set(_tokens_in_slurm(camp).values()) == {1}

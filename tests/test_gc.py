@@ -1,0 +1,65 @@
+"""Scratch garbage collection: stale dirs of killed runners, never a running attempt's scratch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orca_hpc.gc import find_stale_scratch, remove_paths
+from orca_hpc.scratch import job_id_of
+
+
+def _make(root: Path, name: str, *attempts: int) -> Path:
+    job_dir = root / "orca-hpc" / name
+    for n in attempts:
+        (job_dir / f"attempt-{n}").mkdir(parents=True)
+        (job_dir / f"attempt-{n}" / "x.tmp").write_bytes(b"t" * 10)
+    return job_dir
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    root = tmp_path / "scratch"
+    _make(root, "camp-j000001", 1, 2)  # active at attempt 2: attempt-1 is stale
+    _make(root, "camp-j000002", 1)  # finished: the whole job dir is stale
+    _make(root, "camp-j000003", 3)  # active at attempt 3: nothing stale
+    _make(root, "camp-other-j000004", 1)  # campaign "camp-other", not ours
+    _make(root, "elsewhere-j000001", 1)
+    (root / "orca-hpc" / "camp-j000003" / "notes.txt").write_text("not an attempt dir")
+    return root
+
+
+def test_find_stale_scratch(root: Path) -> None:
+    stale = find_stale_scratch(root, "camp", {"j000001": 2, "j000003": 3})
+    top = root / "orca-hpc"
+    assert stale == [top / "camp-j000001" / "attempt-1", top / "camp-j000002"]
+
+
+def test_other_campaign_with_dashed_name(root: Path) -> None:
+    assert find_stale_scratch(root, "camp-other", {}) == [root / "orca-hpc" / "camp-other-j000004"]
+    assert job_id_of("camp-other-j000004", "camp") is None
+    assert job_id_of("camp-j000004", "camp") == "j000004"
+
+
+def test_missing_root_is_empty(tmp_path: Path) -> None:
+    assert find_stale_scratch(tmp_path / "nope", "camp", {}) == []
+
+
+def test_dry_run_lists_only_then_removal_removes(root: Path) -> None:
+    stale = find_stale_scratch(root, "camp", {"j000001": 2, "j000003": 3})
+    assert remove_paths(stale, dry_run=True) == [f"would remove {p}" for p in stale]
+    assert all(p.exists() for p in stale)
+
+    assert remove_paths(stale, dry_run=False) == [f"removed {p}" for p in stale]
+    assert not any(p.exists() for p in stale)
+    assert (root / "orca-hpc" / "camp-j000001" / "attempt-2" / "x.tmp").exists()
+    assert (root / "orca-hpc" / "camp-j000003" / "attempt-3").exists()
+    assert find_stale_scratch(root, "camp", {"j000001": 2, "j000003": 3}) == []
+
+
+def test_remove_refuses_paths_outside_scratch(tmp_path: Path) -> None:
+    precious = tmp_path / "home" / "thesis"
+    precious.mkdir(parents=True)
+    [line] = remove_paths([precious], dry_run=False)
+    assert line.startswith("could not remove") and precious.exists()
