@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from pathlib import Path
 
 import click
 
 from . import __version__
-from .errors import EXIT_ERROR, OrcaHpcError
+from .errors import EXIT_ERROR, OrcaHpcError, TemporaryFailure
+from .logs import log_echoed, setup_logging
 
 # (module under orca_hpc.commands, attribute): each module owns one command or group.
 COMMANDS: list[tuple[str, str]] = [
@@ -47,12 +49,21 @@ class OrcaHpcGroup(click.Group):
             return super().invoke(ctx)
         except OrcaHpcError as err:
             click.echo(f"orca-hpc: error: {err}", err=True)
+            level = logging.WARNING if isinstance(err, TemporaryFailure) else logging.ERROR
+            log_echoed(f"exit {err.exit_code}: {err}", level)
             sys.exit(err.exit_code)
         except OSError as err:
             # A file we were pointed at is missing or unreadable: a user problem, not a bug.
             where = f"{err.filename}: " if err.filename else ""
             click.echo(f"orca-hpc: error: {where}{err.strerror or err}", err=True)
+            log_echoed(f"exit {EXIT_ERROR}: {where}{err.strerror or err}", logging.ERROR)
             sys.exit(EXIT_ERROR)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception:
+            # A bug: the traceback goes to the log too, where an unattended run's trouble is looked for.
+            logging.getLogger("orca_hpc.cli").exception("unexpected error", extra={"echoed": True})
+            raise
 
 
 @click.group(cls=OrcaHpcGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -75,6 +86,9 @@ def main(ctx: click.Context, directory: Path, verbose: int, quiet: bool) -> None
     75 temporary failure (ledger locked, scheduler unreachable: try again later).
     """
     ctx.obj = Context(directory.absolute(), verbose, quiet)
+    # The campaign's log gets every command's details; the terminal gets -v/-q's share.
+    setup_logging(ctx.obj.directory, verbose=verbose, quiet=quiet, command=ctx.invoked_subcommand or "-")
+    logging.getLogger("orca_hpc.cli").debug("orca-hpc %s started", " ".join(sys.argv[1:]))
 
 
 def _register() -> None:

@@ -295,6 +295,8 @@ def record_attempt(campaign: Campaign, txn: Transaction, job: Job, plan: Attempt
     """Add the next attempt to ``job`` and lay out its folder (the job must then be CREATED)."""
     att = job.new_attempt(token="")
     att.corrections = list(plan.corrections)
+    # The input always says what SLURM is asked for: corrections change the plan, this keeps them in step.
+    plan.input_text = orca_input.set_resources(plan.input_text, plan.nprocs, plan.maxcore_mb)
     site = campaign.site
     write_attempt(
         campaign.root / att.dir,

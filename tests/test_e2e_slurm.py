@@ -32,7 +32,7 @@ BASE = Path(os.environ.get("ORCA_HPC_SLURM_BASE", "/var/tmp/orca-hpc-slurm"))
 
 def test_array_completes_and_status_json_matches_ledger(tmp_path: Path) -> None:
     camp = new_campaign(tmp_path)
-    paths = write_inputs(tmp_path / "in", {f"mol{i}.inp": orca_input() for i in range(3)}
+    paths = write_inputs(tmp_path / "in", {f"mol{i}.inp": orca_input(extra=f"# conformer {i}\n") for i in range(3)}
                          | {"opt.inp": orca_input("r2SCAN-3c Opt")})
     out = cli(camp, "submit", "--json", *paths).output
     submitted = json.loads(out)
@@ -220,7 +220,7 @@ def _tokens_in_slurm(camp: Path) -> dict[str, int]:
 
 def test_submit_killed_right_after_sbatch_is_adopted_not_resubmitted(tmp_path: Path) -> None:
     camp = new_campaign(tmp_path)
-    paths = write_inputs(tmp_path / "in", {f"k{i}.inp": orca_input() for i in range(2)})
+    paths = write_inputs(tmp_path / "in", {f"k{i}.inp": orca_input(extra=f"# k{i}\n") for i in range(2)})
     # An sbatch that works, then SIGKILLs its caller: the submit dies right after SLURM accepted the job.
     fake = tmp_path / "bin"
     fake.mkdir()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import click
 
 from ..campaign import Campaign, load_campaign
 from ..errors import TemporaryFailure
+from ..logs import log_echoed
 
 
 def campaign_of(obj: Any) -> Campaign:
@@ -15,8 +17,16 @@ def campaign_of(obj: Any) -> Campaign:
 
 
 def say(obj: Any, message: str) -> None:
+    """A short message for the terminal (unless -q); it goes to the campaign log as well."""
     if not getattr(obj, "quiet", False):
         click.echo(message)
+    log_echoed(message)
+
+
+def warn(message: str) -> None:
+    """A warning on stderr (even with -q) and in the campaign log."""
+    click.echo(f"orca-hpc: warning: {message}", err=True)
+    log_echoed(message, logging.WARNING)
 
 
 def auto_reconcile(obj: Any, campaign: Campaign) -> None:
@@ -27,7 +37,7 @@ def auto_reconcile(obj: Any, campaign: Campaign) -> None:
     try:
         reconcile(campaign, echo=(lambda m: say(obj, m)) if getattr(obj, "verbose", 0) else None)
     except TemporaryFailure as err:
-        click.echo(f"orca-hpc: warning: not reconciled: {err}", err=True)
+        warn(f"not reconciled: {err}")
 
 
 no_reconcile_option = click.option(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import signal
 import time
 from typing import Any
@@ -10,9 +12,12 @@ from typing import Any
 import click
 
 from ..errors import OrcaHpcError, TemporaryFailure
+from ..logs import log_echoed
 from ..reconcile import ReconcileReport
 from ..reconcile import reconcile as run_reconcile
-from ._common import campaign_of, say
+from ._common import campaign_of, say, warn
+
+log = logging.getLogger("orca_hpc.reconcile")
 
 
 def _report_json(report: ReconcileReport) -> str:
@@ -36,7 +41,7 @@ def _deliver_mail(obj: Any, campaign: Any) -> None:
     try:
         report = deliver_campaign_outbox(campaign)
     except OrcaHpcError as err:  # a bad [mail] table: the ledger work is done, the outbox keeps the mail
-        click.echo(f"orca-hpc: warning: mail not sent: {err}", err=True)
+        warn(f"mail not sent: {err}")
         return
     if report is not None and (report.sent or report.pending or report.failed):
         say(obj, report.summary())
@@ -50,14 +55,28 @@ def reconcile(obj: Any, as_json: bool) -> None:
     campaign = campaign_of(obj)
     report = run_reconcile(campaign, echo=None if as_json else (lambda m: say(obj, m)))
     _deliver_mail(obj, campaign)
+    _log_report(report)
     if as_json:
         click.echo(_report_json(report))
     elif obj.verbose:
-        say(
-            obj,
-            f"reconciled: {len(report.changes)} change(s), {len(report.submitted)} submitted, "
-            f"{report.scheduler_calls} scheduler call(s)",
-        )
+        say(obj, _summary(report))
+    else:
+        log_echoed(_summary(report))  # one line per run in the log: shows that cron is running
+
+
+def _summary(report: ReconcileReport) -> str:
+    return (
+        f"reconciled: {len(report.changes)} change(s), {len(report.submitted)} submitted, "
+        f"{report.scheduler_calls} scheduler call(s)"
+    )
+
+
+def _log_report(report: ReconcileReport) -> None:
+    """Every state change and submission with its ids, for the log (the terminal shows them with -v)."""
+    for job_id, old, new in report.changes:
+        log.info("%s: %s -> %s", job_id, old, new)
+    for job_id, name, slurm_id in report.submitted:
+        log.info("%s %s: submitted as SLURM job %s", job_id, name, slurm_id)
 
 
 @click.command("watch")
@@ -83,27 +102,30 @@ def watch(obj: Any, interval: float, max_backoff: float, until_done: bool) -> No
     SIGTERM/SIGINT end it cleanly between steps; an unrecoverable error exits non-zero so that a
     supervisor restarts it; while the scheduler is down it backs off exponentially.
     """
-    stop = {"now": False}
+    stop: dict[str, str | None] = {"signal": None}
 
     def _stop(signum: int, _frame: object) -> None:
-        stop["now"] = True
-        say(obj, f"watch: {signal.Signals(signum).name} received, stopping after this step")
+        # Only a flag: printing or logging here could re-enter a write that the signal interrupted.
+        stop["signal"] = signal.Signals(signum).name
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    log_echoed(f"watch: started, pid {os.getpid()}, every {interval:g} s")
     delay = interval
-    while not stop["now"]:
+    while stop["signal"] is None:
         campaign = campaign_of(obj)
         try:
-            run_reconcile(campaign, echo=lambda m: say(obj, m))
+            report = run_reconcile(campaign, echo=lambda m: say(obj, m))
+            _log_report(report)
             _deliver_mail(obj, campaign)
             delay = interval
         except TemporaryFailure as err:
             delay = min(max_backoff, delay * 2)
-            click.echo(f"orca-hpc: warning: {err}; next try in {delay:.0f} s", err=True)
+            warn(f"{err}; next try in {delay:.0f} s")
         if until_done and not campaign.ledger().snapshot().jobs:
             say(obj, "watch: every job has finished")
             return
         deadline = time.monotonic() + delay
-        while not stop["now"] and time.monotonic() < deadline:
+        while stop["signal"] is None and time.monotonic() < deadline:
             time.sleep(min(0.5, deadline - time.monotonic()))
+    say(obj, f"watch: {stop['signal']} received, stopped")

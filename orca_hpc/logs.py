@@ -1,0 +1,340 @@
+"""The campaign log: ``CAMPAIGN/.orca-hpc/logs/orca-hpc.log``, safe with several processes at once.
+
+Cron's ``reconcile``, a ``watch`` under systemd and a person's ``submit`` may all log at the same
+moment. The stdlib rotating handlers rename the file from whichever process notices first and
+keep writing to their old descriptor, so lines get lost or land in the wrong generation. Here
+every record is written under an ``flock`` on ``orca-hpc.log.lock``; while holding it the writer
+
+1. rolls the file over if it is due (the file's last write, its mtime, lies in an earlier period
+   than now, or the record would push it past ``max_bytes``),
+2. re-opens its descriptor when the path no longer names the file it has open (another process
+   rolled it over: compare inodes),
+3. appends the whole line with ``O_APPEND``.
+
+So a rollover happens exactly once, and each line is written exactly once, to the current file.
+
+Rotated generations are ``orca-hpc.log.<period>`` (``2026-11-27`` daily, ``2026-11-27T21`` hourly;
+``.1``, ``.2``, ... are added when a size rollover repeats a name); the newest ``backup_count``
+are kept. Periods are UTC, like the timestamps.
+
+Configured by the campaign's ``orca-hpc.toml``::
+
+    [logging]
+    when = "daily"        # "daily" (default), "hourly" or "never"
+    backup_count = 7      # rotated generations kept (0: keep all)
+    max_bytes = 0         # also roll over past this size (0: no size limit)
+    level = "INFO"        # what the file gets ("DEBUG" for more)
+
+The terminal shows the commands' own short messages; ``-v`` adds the log records (``-vv``: debug),
+``-q`` keeps only errors. Secrets (passwords, tokens, credentials in URLs) are masked in both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import re
+import stat
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+LOG_NAME = "orca-hpc.log"
+ROOT_LOGGER = "orca_hpc"
+FILE_MODE = 0o640
+_PERIOD_FORMATS = {"daily": "%Y-%m-%d", "hourly": "%Y-%m-%dT%H", "never": ""}
+_WHEN_ALIASES = {"midnight": "daily", "d": "daily", "h": "hourly", "none": "never"}
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+# Values after these words are masked, whatever the message: "password=x", "token: x", "secret x".
+_SECRET_WORDS = re.compile(
+    r"(?i)\b(pass(?:word|wd)?|secret|token|api[_-]?key|credentials?|auth(?:orization)?)(\s*[=:]\s*|\s+)"
+    r"(?!\*\*\*)(\"[^\"]*\"|'[^']*'|\S+)"
+)
+_URL_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]+):[^@\s/]+@", re.I)
+
+
+def redact(text: str) -> str:
+    """``text`` with passwords, tokens and URL credentials replaced by ``***``."""
+    text = _URL_USERINFO.sub(r"\1:***@", text)
+    return _SECRET_WORDS.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    when: str = "daily"
+    backup_count: int = 7
+    max_bytes: int = 0
+    level: str = "INFO"
+
+
+def settings_from_config(config: dict[str, Any], source: str = "orca-hpc.toml") -> LogSettings:
+    """The ``[logging]`` table of a campaign config -> ``LogSettings`` (``UserError`` if malformed)."""
+    table = config.get("logging", {})
+    if not isinstance(table, dict):
+        raise UserError(f"{source}: [logging] must be a table")
+    unknown = sorted(set(table) - {"when", "backup_count", "max_bytes", "level"})
+    if unknown:
+        known = "when, backup_count, max_bytes, level"
+        raise UserError(f"{source}: [logging]: unknown key {unknown[0]!r} (known: {known})")
+    defaults = LogSettings()
+    when = table.get("when", defaults.when)
+    if not isinstance(when, str) or _WHEN_ALIASES.get(when.lower(), when.lower()) not in _PERIOD_FORMATS:
+        raise UserError(f'{source}: [logging] when must be "daily", "hourly" or "never", not {when!r}')
+    when = _WHEN_ALIASES.get(when.lower(), when.lower())
+    numbers = {}
+    for key in ("backup_count", "max_bytes"):
+        value = table.get(key, getattr(defaults, key))
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise UserError(f"{source}: [logging] {key} must be a whole number >= 0, not {value!r}")
+        numbers[key] = value
+    level = table.get("level", defaults.level)
+    if not isinstance(level, str) or level.upper() not in _LEVELS:
+        raise UserError(f"{source}: [logging] level must be one of {', '.join(_LEVELS)}, not {level!r}")
+    return LogSettings(when, numbers["backup_count"], numbers["max_bytes"], level.upper())
+
+
+class LockedRotatingFileHandler(logging.Handler):
+    """Appends records to ``path`` under an flock; rolls over by period and/or size (see module doc)."""
+
+    def __init__(self, path: Path, settings: LogSettings | None = None) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.settings = settings or LogSettings()
+        self._fd: int | None = None
+        self._ino: tuple[int, int] | None = None
+        self._failed = False
+
+    # -- files ------------------------------------------------------------------------------
+
+    def _open_private(self, path: Path, flags: int) -> int:
+        flags |= os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(path, flags, FILE_MODE)
+        st = os.fstat(fd)
+        if st.st_mode & stat.S_IWOTH and st.st_uid == os.geteuid():
+            # a log that anyone can write cannot be trusted
+            os.fchmod(fd, stat.S_IMODE(st.st_mode) & ~stat.S_IWOTH)
+        return fd
+
+    def _current_file(self) -> int:
+        """Our descriptor for the file the path names now (re-opened after another process rolled over)."""
+        try:
+            st = os.stat(self.path)
+            now_ino: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except FileNotFoundError:
+            now_ino = None
+        if self._fd is None or now_ino != self._ino:
+            self._close_fd()
+            self._fd = self._open_private(self.path, os.O_WRONLY | os.O_APPEND)
+            st = os.fstat(self._fd)
+            self._ino = (st.st_dev, st.st_ino)
+        return self._fd
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd = None
+        self._ino = None
+
+    # -- rollover ---------------------------------------------------------------------------
+
+    def _period(self, t: float) -> str:
+        fmt = _PERIOD_FORMATS[self.settings.when]
+        return time.strftime(fmt, time.gmtime(t)) if fmt else ""
+
+    def rollover_due(self, size: int, mtime: float, incoming: int, now: float) -> bool:
+        if size == 0:
+            return False
+        if self.settings.when != "never" and self._period(mtime) != self._period(now):
+            return True
+        return bool(self.settings.max_bytes) and size + incoming > self.settings.max_bytes
+
+    def _rotated_name(self, mtime: float) -> Path:
+        stamp = self._period(mtime) or time.strftime("%Y-%m-%dT%H%M%S", time.gmtime(mtime))
+        candidate = self.path.with_name(f"{self.path.name}.{stamp}")
+        n = 0
+        while os.path.lexists(candidate):
+            n += 1
+            candidate = self.path.with_name(f"{self.path.name}.{stamp}.{n}")
+        return candidate
+
+    def backups(self) -> list[Path]:
+        """Rotated generations, oldest first (by their last write)."""
+        prefix = self.path.name + "."
+        found = [
+            p
+            for p in self.path.parent.iterdir()
+            if p.name.startswith(prefix) and p.name != self.lock_path.name
+        ]
+        return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
+
+    def do_rollover(self, mtime: float) -> None:
+        """Rename the current file to its generation name and drop generations beyond ``backup_count``.
+        The caller holds the lock."""
+        os.rename(self.path, self._rotated_name(mtime))
+        self._close_fd()
+        if self.settings.backup_count > 0:  # 0 keeps every generation, as in the stdlib handlers
+            backups = self.backups()
+            for old in backups[: max(0, len(backups) - self.settings.backup_count)]:
+                with contextlib.suppress(FileNotFoundError):
+                    old.unlink()
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def write_line(self, line: str) -> None:
+        data = (line.rstrip("\n") + "\n").encode("utf-8", errors="replace")
+        lock_fd = self._open_private(self.lock_path, os.O_RDWR)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            try:
+                st = os.stat(self.path)
+            except FileNotFoundError:
+                st = None
+            if st is not None and self.rollover_due(st.st_size, st.st_mtime, len(data), time.time()):
+                self.do_rollover(st.st_mtime)
+            fd = self._current_file()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(lock_fd)  # releases the flock
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+            self.acquire()  # threads of this process: one descriptor, one writer at a time
+            try:
+                self.write_line(line)
+            finally:
+                self.release()
+        except Exception:
+            self.handleError(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        # A full disk or a read-only campaign must not break the command, nor print a traceback per record.
+        if not self._failed:
+            self._failed = True
+            err = sys.exc_info()[1]
+            with contextlib.suppress(Exception):
+                sys.stderr.write(f"orca-hpc: warning: cannot write the log {self.path}: {err}\n")
+
+    def close(self) -> None:
+        self.acquire()
+        try:
+            self._close_fd()
+        finally:
+            self.release()
+        super().close()
+
+
+class _UTCFormatter(logging.Formatter):
+    converter = time.gmtime
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(record.created))
+        return f"{stamp}.{int(record.msecs):03d}Z"
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+class _ConsoleFilter(logging.Filter):
+    """Leaves out what the command has already printed itself (``say``), so nothing shows twice."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "echoed", False)
+
+
+class _CommandFilter(logging.Filter):
+    def __init__(self, command: str) -> None:
+        super().__init__()
+        self.command = command
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.command = self.command
+        return True
+
+
+FILE_FORMAT = "%(asctime)s pid=%(process)d %(command)s %(levelname)s %(name)s: %(message)s"
+
+_installed: list[logging.Handler] = []
+
+
+def _remove_installed() -> None:
+    root = logging.getLogger(ROOT_LOGGER)
+    for handler in _installed:
+        root.removeHandler(handler)
+        handler.close()
+    _installed.clear()
+
+
+def console_level(verbose: int, quiet: bool) -> int:
+    if quiet:
+        return logging.ERROR
+    return {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+
+
+def read_campaign_settings(root: Path) -> LogSettings:
+    """``[logging]`` of ``ROOT/orca-hpc.toml``; defaults if the file is missing or not TOML (the command
+    itself reports a broken config)."""
+    path = Path(root) / "orca-hpc.toml"
+    try:
+        config = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return LogSettings()
+    return settings_from_config(config, str(path))
+
+
+def setup_logging(
+    campaign_root: Path | None, *, verbose: int = 0, quiet: bool = False, command: str = "-"
+) -> LockedRotatingFileHandler | None:
+    """Send ``orca_hpc.*`` records to stderr (per ``-v``/``-q``) and, when ``campaign_root`` is a
+    campaign, to its log file. Returns the file handler (None if there is no campaign log).
+    Calling it again replaces what an earlier call installed (tests run many commands in one process)."""
+    _remove_installed()
+    root = logging.getLogger(ROOT_LOGGER)
+    root.propagate = False  # our records go to our handlers only, not to whatever configured the root
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(console_level(verbose, quiet))
+    console.addFilter(_ConsoleFilter())
+    console.setFormatter(_RedactingFormatter("orca-hpc: %(levelname_lower)s: %(message)s"))
+    root.addHandler(console)
+    _installed.append(console)
+    level = console.level
+    handler = None
+    log_dir = Path(campaign_root) / ".orca-hpc" / "logs" if campaign_root is not None else None
+    if log_dir is not None and log_dir.is_dir() and os.access(log_dir, os.W_OK):
+        settings = read_campaign_settings(Path(campaign_root))  # type: ignore[arg-type]
+        handler = LockedRotatingFileHandler(log_dir / LOG_NAME, settings)
+        handler.setLevel(settings.level)
+        handler.setFormatter(_UTCFormatter(FILE_FORMAT))
+        handler.addFilter(_CommandFilter(command))
+        root.addHandler(handler)
+        _installed.append(handler)
+        level = min(level, handler.level)
+    root.setLevel(level)
+    return handler
+
+
+class _RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        record.levelname_lower = record.levelname.lower()
+        return redact(super().format(record))
+
+
+def log_echoed(message: str, level: int = logging.INFO, name: str = "orca_hpc.cli") -> None:
+    """Put a message the command printed itself into the log (and not on the terminal a second time)."""
+    logging.getLogger(name).log(level, "%s", message, extra={"echoed": True})
