@@ -11,7 +11,7 @@ import click
 
 from . import __version__
 from .errors import EXIT_ERROR, OrcaHpcError, TemporaryFailure
-from .logs import log_echoed, setup_logging
+from .logs import log_echoed, setup_logging, teardown_logging
 
 # (module under orca_hpc.commands, attribute): each module owns one command or group.
 COMMANDS: list[tuple[str, str]] = [
@@ -64,6 +64,8 @@ class OrcaHpcGroup(click.Group):
             # A bug: the traceback goes to the log too, where an unattended run's trouble is looked for.
             logging.getLogger("orca_hpc.cli").exception("unexpected error", extra={"echoed": True})
             raise
+        finally:
+            teardown_logging()
 
 
 @click.group(cls=OrcaHpcGroup, context_settings={"help_option_names": ["-h", "--help"]})

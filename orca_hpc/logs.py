@@ -273,12 +273,26 @@ FILE_FORMAT = "%(asctime)s pid=%(process)d %(command)s %(levelname)s %(name)s: %
 _installed: list[logging.Handler] = []
 
 
-def _remove_installed() -> None:
-    root = logging.getLogger(ROOT_LOGGER)
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the moment (click's test runner swaps it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def teardown_logging() -> None:
+    """Remove what ``setup_logging`` installed (the CLI calls it when a command ends)."""
+    logger = logging.getLogger(ROOT_LOGGER)
     for handler in _installed:
-        root.removeHandler(handler)
+        logger.removeHandler(handler)
         handler.close()
     _installed.clear()
+    logger.setLevel(logging.NOTSET)
 
 
 def console_level(verbose: int, quiet: bool) -> int:
@@ -303,29 +317,28 @@ def setup_logging(
 ) -> LockedRotatingFileHandler | None:
     """Send ``orca_hpc.*`` records to stderr (per ``-v``/``-q``) and, when ``campaign_root`` is a
     campaign, to its log file. Returns the file handler (None if there is no campaign log).
-    Calling it again replaces what an earlier call installed (tests run many commands in one process)."""
-    _remove_installed()
-    root = logging.getLogger(ROOT_LOGGER)
-    root.propagate = False  # our records go to our handlers only, not to whatever configured the root
-    console = logging.StreamHandler(sys.stderr)
+    Replaces what an earlier call installed (tests run many commands in one process)."""
+    teardown_logging()
+    logger = logging.getLogger(ROOT_LOGGER)
+    console = _StderrHandler()
     console.setLevel(console_level(verbose, quiet))
     console.addFilter(_ConsoleFilter())
     console.setFormatter(_RedactingFormatter("orca-hpc: %(levelname_lower)s: %(message)s"))
-    root.addHandler(console)
+    logger.addHandler(console)
     _installed.append(console)
     level = console.level
     handler = None
     log_dir = Path(campaign_root) / ".orca-hpc" / "logs" if campaign_root is not None else None
     if log_dir is not None and log_dir.is_dir() and os.access(log_dir, os.W_OK):
-        settings = read_campaign_settings(Path(campaign_root))  # type: ignore[arg-type]
+        settings = read_campaign_settings(log_dir.parents[1])
         handler = LockedRotatingFileHandler(log_dir / LOG_NAME, settings)
         handler.setLevel(settings.level)
         handler.setFormatter(_UTCFormatter(FILE_FORMAT))
         handler.addFilter(_CommandFilter(command))
-        root.addHandler(handler)
+        logger.addHandler(handler)
         _installed.append(handler)
         level = min(level, handler.level)
-    root.setLevel(level)
+    logger.setLevel(level)
     return handler
 
 

@@ -22,6 +22,7 @@ from .campaign import Campaign
 from .ending import AttemptEnd, decide_end
 from .ledger import Transaction
 from .ledger_records import Job, now_iso
+from .local_scheduler import is_local, query_local
 from .recovery import Failure, Limits, plan_recovery
 from .states import JobState, Outcome
 from .submit import TOKEN_PREFIX, Dispatcher, record_attempt
@@ -93,7 +94,10 @@ class Reconciler:
             known = [j for j in watched if j.attempt is not None and j.attempt.slurm_id]
             # Ask SLURM everything first: if it cannot answer, nothing below has changed anything.
             by_name = self._lookup_tokens(unconfirmed)
-            records = slurm.query_jobs([j.attempt.slurm_id for j in known], chunk=self.chunk) if known else {}
+            local_ids = [j.attempt.slurm_id for j in known if is_local(j.attempt.slurm_id)]
+            slurm_ids = [j.attempt.slurm_id for j in known if not is_local(j.attempt.slurm_id)]
+            records = slurm.query_jobs(slurm_ids, chunk=self.chunk) if slurm_ids else {}
+            records.update(query_local(local_ids))
             with self.ledger.transaction() as txn:
                 for job in unconfirmed:
                     self._adopt(txn, txn.get(job.id), by_name)
@@ -109,6 +113,8 @@ class Reconciler:
         return self.report
 
     def _lookup_tokens(self, unconfirmed: list[Job]) -> dict[str, list[slurm.SlurmRecord]]:
+        if self.campaign.site.scheduler == "local":
+            return {}  # no SLURM to ask: an unconfirmed local start is retried after the grace period
         names = sorted({TOKEN_PREFIX + j.attempt.token.split("/")[0] for j in unconfirmed if j.attempt.token})
         return slurm.find_by_names(names) if names else {}
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import secrets
 import sys
 import time
@@ -232,6 +233,8 @@ class Dispatcher:
         """sbatch every given CREATED job's latest attempt; returns (job id, name, slurm id)."""
         if not job_ids:
             return []
+        if self.campaign.site.scheduler == "local":
+            return self._dispatch_local(list(job_ids))
         snap = self.ledger.snapshot()  # the lock is held: this is the current state
         groups: dict[tuple[int, int, int], list[tuple[str, AttemptPlan]]] = {}
         for job_id in job_ids:
@@ -281,6 +284,44 @@ class Dispatcher:
                 txn.set_state(job, JobState.PENDING)
                 out.append((job_id, job.name, att.slurm_id))
         self.echo(f"submitted {len(job_ids)} job(s) as SLURM array {slurm_job}")
+        return out
+
+    def _dispatch_local(self, job_ids: list[str]) -> list[tuple[str, str, str]]:
+        """No SLURM: start at most array_parallelism attempts at once; the rest wait as CREATED."""
+        from .local_scheduler import submit_local
+
+        snap = self.ledger.snapshot()
+        running = len(snap.jobs_by_state(JobState.SUBMITTING, JobState.PENDING, JobState.RUNNING))
+        cap = self.campaign.site.array_parallelism or os.cpu_count() or 1
+        take = job_ids[: max(0, cap - running)]
+        if not take:
+            return []
+        token = secrets.token_hex(8)
+        with self.ledger.transaction() as txn:
+            for i, job_id in enumerate(take):
+                job = txn.get(job_id)
+                job.attempt.token = f"{token}/{i}"  # type: ignore[union-attr]
+                txn.set_state(job, JobState.SUBMITTING)
+        out = []
+        for job_id in take:
+            att = snap.get(job_id).attempt
+            assert att is not None
+            plan = plan_of(self.campaign.root / att.dir)
+            command = [
+                python_for_jobs(),
+                "-m",
+                "orca_hpc.runner",
+                "--attempt-dir",
+                str(self.campaign.root / att.dir),
+            ]
+            local_id = submit_local(self.campaign.submitit_dir, command, plan.time_min)
+            with self.ledger.transaction() as txn:
+                job = txn.get(job_id)
+                job.attempt.slurm_id = local_id  # type: ignore[union-attr]
+                job.attempt.submitted = now_iso()  # type: ignore[union-attr]
+                txn.set_state(job, JobState.PENDING)
+                out.append((job_id, job.name, local_id))
+        self.echo(f"started {len(out)} job(s) on this machine ({len(job_ids) - len(out)} waiting for a slot)")
         return out
 
 

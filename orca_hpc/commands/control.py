@@ -9,6 +9,7 @@ import click
 from .. import slurm
 from ..attempts import plan_of
 from ..errors import UserError
+from ..local_scheduler import cancel_local, is_local
 from ..states import FINISHED, JobState
 from ..submit import Dispatcher, record_attempt
 from ._common import campaign_of, say
@@ -62,9 +63,11 @@ def cancel(obj: Any, job_ids: tuple[str, ...]) -> None:
         for job in jobs:
             if job.state in FINISHED:
                 raise UserError(f"{job.id} is {job.state.value} already")
-        slurm_ids = [j.attempt.slurm_id for j in jobs if j.attempt and j.attempt.slurm_id]
+        ids = [j.attempt.slurm_id for j in jobs if j.attempt and j.attempt.slurm_id]
+        slurm_ids = [i for i in ids if not is_local(i)]
         if slurm_ids:
             slurm.scancel(slurm_ids)
+        cancel_local([i for i in ids if is_local(i)])
         with ledger.transaction() as txn:
             for job in jobs:
                 live = txn.get(job.id)

@@ -108,9 +108,10 @@ def show(obj: Any, job_id: str, as_json: bool, no_reconcile: bool) -> None:
     click.echo(f"input: {job.input_path}")
     for att in job.attempts:
         folder = campaign.root / att.dir if att.dir else None
+        reason = f" ({att.reason})" if att.reason else ""
         click.echo(
             f"attempt {att.n}: SLURM {att.slurm_id or '-'} {att.slurm_state or ''}"
-            f" exit {att.exit_code or '-'}  outcome {att.outcome or '-'}{f' ({att.reason})' if att.reason else ''}"
+            f" exit {att.exit_code or '-'}  outcome {att.outcome or '-'}{reason}"
         )
         for fix in att.corrections:
             click.echo(f"  correction [{fix.get('handler')}] {fix.get('change')}: {fix.get('why')}")

@@ -1,0 +1,33 @@
+"""The `local` site: no SLURM, submitit's local executor on this machine."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from e2e import cli, orca_input, status, write_inputs
+
+
+def test_local_site_runs_jobs_without_slurm_within_its_parallelism(tmp_path: Path) -> None:
+    camp = tmp_path / "camp"
+    cli(tmp_path, "init", str(camp), "--site", "local")
+    config = camp / "orca-hpc.toml"
+    config.write_text(config.read_text() + '\n[overrides.orca]\npath = "orca-emulator"\n')
+    paths = write_inputs(tmp_path / "in", {f"m{i}.inp": orca_input(extra=f"# {i}\n") for i in range(3)}
+                         | {"hard.inp": orca_input(directive="scf_fail_unless=SlowConv")})
+    out = cli(camp, "submit", *paths).output
+    assert "2 waiting for a slot" in out  # array_parallelism = 2 in site_configs/local.toml
+    assert sum(j["slurm_job_id"] is not None for j in status(camp)["jobs"]) == 2
+    deadline = time.monotonic() + 120
+    while True:
+        cli(camp, "reconcile")
+        state = status(camp)
+        if all(j["state"] in ("COMPLETED", "PERMANENT_FAILED") for j in state["jobs"]):
+            break
+        assert time.monotonic() < deadline, state
+        assert sum(j["state"] in ("PENDING", "RUNNING") for j in state["jobs"]) <= 2
+        time.sleep(0.5)
+    assert state["counts"] == {"COMPLETED": 4}
+    assert all(j["slurm_job_id"].startswith("local-") for j in state["jobs"])
+    hard = next(j for j in state["jobs"] if j["name"] == "hard")
+    assert hard["attempts"] == 3
