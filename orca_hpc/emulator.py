@@ -51,7 +51,9 @@ class Pacer:
 
     def __init__(self, seconds: float) -> None:
         self.deadline = time.monotonic() + seconds
-        self.step = seconds / PACE_STEPS
+        # Short steps: the orbitals and geometries appear within seconds (as a real long run's first
+        # .gbw does), and the rest of the time passes before the termination line.
+        self.step = min(seconds / PACE_STEPS, 0.3)
 
     def pace(self) -> None:
         remaining = self.deadline - time.monotonic()

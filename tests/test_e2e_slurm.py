@@ -262,3 +262,29 @@ def test_reconcile_killed_at_random_points_reaches_the_same_end(tmp_path: Path) 
     assert got == {"ok": ("COMPLETED", 1), "hard": ("COMPLETED", 3), "typo": ("PERMANENT_FAILED", 1)}
     # No attempt ever ran twice: each token maps to exactly one SLURM job.
     assert set(_tokens_in_slurm(camp).values()) == {1}
+
+
+def test_walltime_kill_restarts_from_saved_files_with_more_time(tmp_path: Path) -> None:
+    camp = new_campaign(tmp_path, overrides="\n[overrides.slurm]\nwalltime = 1\nsignal_before_end_s = 30\n")
+    paths = write_inputs(tmp_path / "in", {"long.inp": orca_input("r2SCAN-3c Opt", directive="sleep=600")})
+    cli(camp, "submit", *paths)
+    deadline = time.monotonic() + 150
+    while True:
+        cli(camp, "reconcile")
+        jobs = status(camp)["jobs"]
+        if jobs[0]["attempts"] == 2:
+            break
+        assert time.monotonic() < deadline, jobs
+        time.sleep(2)
+    record = show(camp, jobs[0]["id"])
+    first, second = record["att"]
+    assert (first["out"], first["why"]) == ("truncated", "walltime")
+    saved = camp / first["dir"]
+    assert (saved / "long.out").is_file() and (saved / "long.gbw").is_file()
+    changes = [c["change"] for c in second["fix"]]
+    assert "--time 1 -> 2 min" in changes and "MORead previous.gbw" in changes
+    assert json.loads((camp / second["dir"] / "spec.json").read_text())["time_min"] == 2
+    assert (camp / second["dir"] / "previous.gbw").read_bytes() == (saved / "long.gbw").read_bytes()
+    assert record["rc"] == 1
+    cli(camp, "cancel", jobs[0]["id"])
+    assert status(camp)["jobs"][0]["state"] == "CANCELLED"

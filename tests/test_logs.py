@@ -202,6 +202,8 @@ def test_two_processes_many_size_rollovers_lose_and_duplicate_nothing(tmp_path: 
     _assert_each_line_once(lines, n)
     generations = [p for p in tmp_path.glob(LOG_NAME + ".*") if not p.name.endswith(".lock")]
     assert len(generations) > 20  # the rollovers really happened, and concurrently
+    # nobody kept writing into a file another process had already rolled over
+    assert all(p.stat().st_size <= 4000 for p in [*generations, tmp_path / LOG_NAME])
     # within each writer, lines stay in order across generations (sorted by last write)
     h = LockedRotatingFileHandler(tmp_path / LOG_NAME)
     ordered = [ln for p in [*h.backups(), h.path] for ln in p.read_text().splitlines()]

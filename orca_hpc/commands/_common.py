@@ -35,7 +35,8 @@ def auto_reconcile(obj: Any, campaign: Campaign) -> None:
     from ..reconcile import reconcile
 
     try:
-        reconcile(campaign, echo=(lambda m: say(obj, m)) if getattr(obj, "verbose", 0) else None)
+        # Without -v what changed is not shown, but it still goes to the log.
+        reconcile(campaign, echo=(lambda m: say(obj, m)) if getattr(obj, "verbose", 0) else log_echoed)
     except TemporaryFailure as err:
         warn(f"not reconciled: {err}")
 
