@@ -1,6 +1,7 @@
 """Benchmark `Reconciler.run()` against the local cluster with 1,000 / 10,000 active jobs.
 
-Usage: python bench/bench_reconcile.py [--sizes 1000,10000] [--array 1000] [--repeat 3] [--profile N]
+Usage: python bench/bench_reconcile.py [--sizes 1000,10000] [--array 1000] [--repeat 3] [--dir DIR]
+       [--profile N]
 
 For each size N: a fresh local-slurm campaign whose ledger is built directly (Ledger API) with N
 PENDING jobs, each holding a real SLURM id: arrays of ARRAY trivial tasks submitted with
@@ -162,11 +163,14 @@ def main() -> int:
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated active job counts")
     parser.add_argument("--array", type=int, default=1000, help="tasks per held array")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--dir", default=None, help="where the temporary campaign goes (default: $TMPDIR or /tmp)"
+    )
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the top N cProfile rows")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     rows = []
-    with tempfile.TemporaryDirectory(prefix="bench-reconcile-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-reconcile-", dir=args.dir) as tmp:
         for n in sizes:
             rows.append(bench(n, args.array, max(1, args.repeat), Path(tmp), args.profile))
     print(

@@ -1,6 +1,7 @@
 """Benchmark `orca-hpc submit` on the local cluster: our own time per job vs the time inside sbatch.
 
-Usage: python bench/bench_submit.py [--sizes 1000,10000] [--max-array-size 1000] [--breakdown] [--profile N]
+Usage: python bench/bench_submit.py [--sizes 1000,10000] [--max-array-size 1000] [--dir DIR] [--breakdown]
+       [--profile N]
 
 For each size N: a fresh campaign on the local-slurm site (overrides: max_array_size, and
 ``extra_sbatch = ["--hold"]`` so the submitted tasks never start: no ORCA runs, nothing to wait for),
@@ -204,11 +205,14 @@ def main() -> int:
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated job counts")
     parser.add_argument("--max-array-size", type=int, default=1000)
     parser.add_argument("--breakdown", action="store_true", help="time the main phases of submit")
+    parser.add_argument(
+        "--dir", default=None, help="where the temporary campaign goes (default: $TMPDIR or /tmp)"
+    )
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the top N cProfile rows")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     rows = []
-    with tempfile.TemporaryDirectory(prefix="bench-submit-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-submit-", dir=args.dir) as tmp:
         for n in sizes:
             rows.append(bench(n, args.max_array_size, Path(tmp), args.profile, args.breakdown))
     print(

@@ -20,7 +20,7 @@ else:  # pragma: no cover
 
 CONFIG_NAME = "orca-hpc.toml"
 STATE_DIR = ".orca-hpc"
-_KNOWN_KEYS = {"name", "id", "site", "overrides", "mail", "method_template", "retry"}
+_KNOWN_KEYS = {"name", "id", "site", "overrides", "mail", "method_template", "logging"}
 
 
 @dataclass

@@ -25,4 +25,11 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! "$VENV/bin/python" -c 'impo
     echo "$want" > "$stamp"
 fi
 
+# systemd-analyze checks the shipped units in the tests (binaries only: it does not become PID 1 here).
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+    log "installing systemd (for systemd-analyze)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null
+fi
+
 bash "$ROOT/scripts/local-slurm.sh" start

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ..submit import submit as submit_inputs
-from ._common import campaign_of, say
+from ._common import auto_reconcile, campaign_of, say
 
 
 def _common_options(f: Any) -> Any:
@@ -53,6 +53,8 @@ def submit(
     """Submit ORCA inputs (.inp, or .xyz with --method) as SLURM job arrays."""
     campaign = campaign_of(obj)
     paths = [p if p.is_absolute() else Path.cwd() / p for p in inputs]
+    if not dry_run:
+        auto_reconcile(obj, campaign)
     show_progress = len(paths) > 200 and sys.stderr.isatty() and not as_json
     with (
         click.progressbar(length=len(paths), label="recording", file=sys.stderr)
