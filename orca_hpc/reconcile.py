@@ -10,6 +10,7 @@ transaction, and submissions go through the exactly-once path of ``submit.Dispat
 from __future__ import annotations
 
 import calendar
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from .local_scheduler import is_local, query_local
 from .recovery import Failure, Limits, plan_recovery
 from .states import JobState, Outcome
 from .submit import TOKEN_PREFIX, Dispatcher, record_attempt
+
+log = logging.getLogger(__name__)
 
 # A submission intent that SLURM does not know after this long was never submitted.
 UNCONFIRMED_GRACE_S = 60.0
@@ -152,6 +155,14 @@ class Reconciler:
         att = job.attempt
         assert att is not None
         attempt_dir = self.campaign.root / att.dir
+        expected = TOKEN_PREFIX + att.token.split("/")[0] if att.token else None
+        if rec is not None and rec.name and expected and rec.name != expected:
+            # slurmctld lost our job and gave its id to another (seen after a crash): the token is the
+            # identity, so this record is not ours.
+            log.warning(
+                "%s: SLURM id %s now belongs to job %r, not %s", job.id, att.slurm_id, rec.name, expected
+            )
+            rec = None
         if rec is None:
             result = read_result(attempt_dir)
             submitted = _epoch(att.submitted) or _epoch(job.updated) or 0.0

@@ -12,6 +12,7 @@ to CREATED, so the ledger never shows as submitted what SLURM does not have.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import secrets
@@ -34,6 +35,7 @@ from .states import JobState
 from .xyz import read_xyz
 
 TOKEN_PREFIX = "ohpc-"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -283,6 +285,8 @@ class Dispatcher:
                 att.submitted = submitted
                 txn.set_state(job, JobState.PENDING)
                 out.append((job_id, job.name, att.slurm_id))
+        for job_id, _name, slurm_id in out:
+            log.info("%s: attempt submitted as SLURM %s (token %s/...)", job_id, slurm_id, token)
         self.echo(f"submitted {len(job_ids)} job(s) as SLURM array {slurm_job}")
         return out
 

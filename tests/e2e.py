@@ -22,8 +22,9 @@ H    0.000000   -0.755453   -0.471161
 """
 
 
-def orca_input(method: str = "B3LYP def2-SVP", directive: str | None = None, extra: str = "",
-               coords: str = WATER) -> str:
+def orca_input(
+    method: str = "B3LYP def2-SVP", directive: str | None = None, extra: str = "", coords: str = WATER
+) -> str:
     head = f"# emulate: {directive}\n" if directive else ""
     return f"{head}! {method}\n{extra}* xyz 0 1\n{coords}*\n"
 
@@ -36,11 +37,17 @@ def cli(campaign: Path, *args: str, expect: int | None = 0) -> Any:
     return result
 
 
-def cli_proc(campaign: Path, *args: str, env: dict[str, str] | None = None, **kw: Any) -> subprocess.Popen[str]:
+def cli_proc(
+    campaign: Path, *args: str, env: dict[str, str] | None = None, **kw: Any
+) -> subprocess.Popen[str]:
     """`orca-hpc` as a separate process (for tests that kill it)."""
     return subprocess.Popen(
         [sys.executable, "-m", "orca_hpc", "-C", str(campaign), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}, **kw,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+        **kw,
     )
 
 

@@ -32,8 +32,11 @@ BASE = Path(os.environ.get("ORCA_HPC_SLURM_BASE", "/var/tmp/orca-hpc-slurm"))
 
 def test_array_completes_and_status_json_matches_ledger(tmp_path: Path) -> None:
     camp = new_campaign(tmp_path)
-    paths = write_inputs(tmp_path / "in", {f"mol{i}.inp": orca_input(extra=f"# conformer {i}\n") for i in range(3)}
-                         | {"opt.inp": orca_input("r2SCAN-3c Opt")})
+    paths = write_inputs(
+        tmp_path / "in",
+        {f"mol{i}.inp": orca_input(extra=f"# conformer {i}\n") for i in range(3)}
+        | {"opt.inp": orca_input("r2SCAN-3c Opt")},
+    )
     out = cli(camp, "submit", "--json", *paths).output
     submitted = json.loads(out)
     # Same resources -> one array for all four.
@@ -93,8 +96,9 @@ def test_scf_failure_recovers_with_slowconv(tmp_path: Path) -> None:
 
 def test_optimisation_restarts_from_last_geometry(tmp_path: Path) -> None:
     camp = new_campaign(tmp_path)
-    paths = write_inputs(tmp_path / "in", {"opt.inp": orca_input("r2SCAN-3c Opt",
-                                                                 directive="opt_maxcycles_unless_restart")})
+    paths = write_inputs(
+        tmp_path / "in", {"opt.inp": orca_input("r2SCAN-3c Opt", directive="opt_maxcycles_unless_restart")}
+    )
     cli(camp, "submit", *paths)
     final = reconcile_until_done(camp)
     record = show(camp, final["jobs"][0]["id"])
@@ -109,8 +113,9 @@ def test_optimisation_restarts_from_last_geometry(tmp_path: Path) -> None:
 
 def test_out_of_memory_is_resubmitted_with_more_memory(tmp_path: Path) -> None:
     camp = new_campaign(tmp_path)
-    paths = write_inputs(tmp_path / "in", {"big.inp": orca_input(directive="oom need_mb=900",
-                                                                 extra="%maxcore 500\n")})
+    paths = write_inputs(
+        tmp_path / "in", {"big.inp": orca_input(directive="oom need_mb=900", extra="%maxcore 500\n")}
+    )
     cli(camp, "submit", *paths)
     final = reconcile_until_done(camp)
     record = show(camp, final["jobs"][0]["id"])
@@ -135,8 +140,13 @@ def test_input_error_fails_permanently_at_once(tmp_path: Path) -> None:
 
 def test_always_failing_job_stops_after_max_retries_with_one_digest(tmp_path: Path) -> None:
     camp = new_campaign(tmp_path)
-    paths = write_inputs(tmp_path / "in", {"never.inp": orca_input(directive="scf_fail"),
-                                           "never2.inp": orca_input("PBE def2-SVP", directive="scf_fail")})
+    paths = write_inputs(
+        tmp_path / "in",
+        {
+            "never.inp": orca_input(directive="scf_fail"),
+            "never2.inp": orca_input("PBE def2-SVP", directive="scf_fail"),
+        },
+    )
     cli(camp, "submit", "--max-retries", "2", *paths)
     final = reconcile_until_done(camp, timeout=240)
     assert final["counts"] == {"PERMANENT_FAILED": 2}
@@ -152,9 +162,11 @@ def test_bad_input_gives_one_line_and_leaves_ledger_unchanged(tmp_path: Path) ->
     before = ledger_bytes(camp)
     (tmp_path / "notorca.inp").write_text("hello world\n")
     (tmp_path / "ok.inp").write_text(orca_input())
-    for args in (["submit", str(tmp_path / "missing.inp")],
-                 ["submit", str(tmp_path / "ok.inp"), str(tmp_path / "notorca.inp")],
-                 ["submit", str(tmp_path)]):
+    for args in (
+        ["submit", str(tmp_path / "missing.inp")],
+        ["submit", str(tmp_path / "ok.inp"), str(tmp_path / "notorca.inp")],
+        ["submit", str(tmp_path)],
+    ):
         result = cli(camp, *args, expect=None)
         assert result.exit_code == 1, result.output
         lines = result.output.strip().splitlines()
@@ -168,8 +180,12 @@ def _daemon_pid(name: str) -> int:
 
 
 def _restart_cluster() -> None:
-    subprocess.run(["bash", str(REPO / "scripts" / "local-slurm.sh"), "start"], check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        ["bash", str(REPO / "scripts" / "local-slurm.sh"), "start"],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
 
 
 def test_reconcile_exits_75_and_changes_nothing_while_slurmdbd_is_down(tmp_path: Path) -> None:
@@ -212,8 +228,14 @@ def test_submit_exits_75_when_slurmctld_is_down_and_records_nothing_as_submitted
 
 def _tokens_in_slurm(camp: Path) -> dict[str, int]:
     """How many SLURM jobs carry each submission token of the campaign (must be exactly one)."""
-    tokens = sorted({a.token.split("/")[0] for j in Ledger(camp / ".orca-hpc").snapshot().all_jobs()
-                     for a in j.attempts if a.token})
+    tokens = sorted(
+        {
+            a.token.split("/")[0]
+            for j in Ledger(camp / ".orca-hpc").snapshot().all_jobs()
+            for a in j.attempts
+            if a.token
+        }
+    )
     found = slurm.find_by_names([f"ohpc-{t}" for t in tokens])
     return {t: len({r.array_job_id or r.job_id for r in found.get(f"ohpc-{t}", [])}) for t in tokens}
 
@@ -240,11 +262,14 @@ def test_submit_killed_right_after_sbatch_is_adopted_not_resubmitted(tmp_path: P
 
 def test_reconcile_killed_at_random_points_reaches_the_same_end(tmp_path: Path) -> None:
     camp = new_campaign(tmp_path)
-    paths = write_inputs(tmp_path / "in", {
-        "ok.inp": orca_input(),
-        "hard.inp": orca_input("PBE0 def2-SVP", directive="scf_fail_unless=SlowConv"),
-        "typo.inp": orca_input("BP86 def2-SVP", directive="input_error"),
-    })
+    paths = write_inputs(
+        tmp_path / "in",
+        {
+            "ok.inp": orca_input(),
+            "hard.inp": orca_input("PBE0 def2-SVP", directive="scf_fail_unless=SlowConv"),
+            "typo.inp": orca_input("BP86 def2-SVP", directive="input_error"),
+        },
+    )
     cli(camp, "submit", *paths)
     delays = [0.05, 0.15, 0.3, 0.5, 0.8, 0.1, 0.25, 0.4]
     deadline = time.monotonic() + 240

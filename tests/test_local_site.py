@@ -13,8 +13,11 @@ def test_local_site_runs_jobs_without_slurm_within_its_parallelism(tmp_path: Pat
     cli(tmp_path, "init", str(camp), "--site", "local")
     config = camp / "orca-hpc.toml"
     config.write_text(config.read_text() + '\n[overrides.orca]\npath = "orca-emulator"\n')
-    paths = write_inputs(tmp_path / "in", {f"m{i}.inp": orca_input(extra=f"# {i}\n") for i in range(3)}
-                         | {"hard.inp": orca_input(directive="scf_fail_unless=SlowConv")})
+    paths = write_inputs(
+        tmp_path / "in",
+        {f"m{i}.inp": orca_input(extra=f"# {i}\n") for i in range(3)}
+        | {"hard.inp": orca_input(directive="scf_fail_unless=SlowConv")},
+    )
     out = cli(camp, "submit", *paths).output
     assert "2 waiting for a slot" in out  # array_parallelism = 2 in site_configs/local.toml
     assert sum(j["slurm_job_id"] is not None for j in status(camp)["jobs"]) == 2

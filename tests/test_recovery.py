@@ -22,7 +22,9 @@ def plan(**kw: object) -> AttemptPlan:
     return AttemptPlan(**base)  # type: ignore[arg-type]
 
 
-def failure(tmp_path: Path, outcome: Outcome, *, reason: str | None = None, history=None, **cls: object) -> Failure:
+def failure(
+    tmp_path: Path, outcome: Outcome, *, reason: str | None = None, history=None, **cls: object
+) -> Failure:
     return Failure(outcome, reason, dict(cls), tmp_path, "w", history or [])
 
 
@@ -79,8 +81,11 @@ def test_out_of_memory_raises_maxcore_above_what_orca_asked(tmp_path: Path) -> N
 
 
 def test_out_of_memory_uses_fewer_processes_when_the_partition_is_full(tmp_path: Path) -> None:
-    new, _ = plan_recovery(plan(), failure(tmp_path, Outcome.OUT_OF_MEMORY, memory_required_mb=3000),
-                           Limits(max_mem_mb=12000, max_time_min=60))
+    new, _ = plan_recovery(
+        plan(),
+        failure(tmp_path, Outcome.OUT_OF_MEMORY, memory_required_mb=3000),
+        Limits(max_mem_mb=12000, max_time_min=60),
+    )
     assert new is not None and new.maxcore_mb == 3900
     assert new.nprocs == 2 and new.mem_mb <= 12000
     assert any("nprocs 4 -> 2" in c["change"] for c in new.corrections)
@@ -100,19 +105,23 @@ def test_too_many_processes_uses_the_count_orca_names(tmp_path: Path) -> None:
 def test_walltime_doubles_time_up_to_the_partition_limit(tmp_path: Path) -> None:
     (tmp_path / "w.gbw").write_bytes(b"x")
     (tmp_path / "w.xyz").write_text("3\nlast\nO 0 0 0\nH 0 0 1\nH 1 0 0\n")
-    new, _ = plan_recovery(plan(), failure(tmp_path, Outcome.TRUNCATED, reason="walltime",
-                                           calc_kind="optimisation"), LIMITS)
+    new, _ = plan_recovery(
+        plan(), failure(tmp_path, Outcome.TRUNCATED, reason="walltime", calc_kind="optimisation"), LIMITS
+    )
     assert new is not None and new.time_min == 60
     assert set(new.extra_files) == {"previous.gbw", "restart.xyz"}
-    capped, why = plan_recovery(plan(time_min=240), failure(tmp_path, Outcome.TRUNCATED, reason="walltime"), LIMITS)
+    capped, why = plan_recovery(
+        plan(time_min=240), failure(tmp_path, Outcome.TRUNCATED, reason="walltime"), LIMITS
+    )
     assert capped is None and "time limit" in why
 
 
 def test_parallel_error_tries_memory_then_fewer_processes(tmp_path: Path) -> None:
     first, _ = plan_recovery(plan(), failure(tmp_path, Outcome.PARALLEL_ERROR), LIMITS)
     assert first is not None and first.maxcore_mb == 1500 and first.nprocs == 4
-    second, _ = plan_recovery(first, failure(tmp_path, Outcome.PARALLEL_ERROR, history=[[], first.corrections]),
-                              LIMITS)
+    second, _ = plan_recovery(
+        first, failure(tmp_path, Outcome.PARALLEL_ERROR, history=[[], first.corrections]), LIMITS
+    )
     assert second is not None and second.nprocs == 2
 
 
@@ -124,7 +133,9 @@ def test_disabled_handler_is_skipped(tmp_path: Path) -> None:
 def test_input_files_travel_to_the_next_attempt(tmp_path: Path) -> None:
     geom = tmp_path / "mol.xyz"
     geom.write_text("1\n\nO 0 0 0\n")
-    new, _ = plan_recovery(plan(extra_files={"mol.xyz": geom}), failure(tmp_path, Outcome.UNKNOWN_ERROR), LIMITS)
+    new, _ = plan_recovery(
+        plan(extra_files={"mol.xyz": geom}), failure(tmp_path, Outcome.UNKNOWN_ERROR), LIMITS
+    )
     assert new is not None and new.extra_files["mol.xyz"] == geom
 
 
@@ -132,20 +143,52 @@ def test_input_files_travel_to_the_next_attempt(tmp_path: Path) -> None:
     ("state", "exit_code", "signal", "result", "log", "expected"),
     [
         ("COMPLETED", 0, 0, {"outcome": "success", "energy": -1.0}, "", (Outcome.SUCCESS, None, True)),
-        ("COMPLETED", 0, 0, {"outcome": "scf_not_converged", "retryable": True}, "",
-         (Outcome.SCF_NOT_CONVERGED, None, True)),
-        ("FAILED", 0, 9, None, "slurmstepd: error: Job 5 exceeded memory limit (900 > 500), being killed",
-         (Outcome.OUT_OF_MEMORY, "memory_limit", True)),
+        (
+            "COMPLETED",
+            0,
+            0,
+            {"outcome": "scf_not_converged", "retryable": True},
+            "",
+            (Outcome.SCF_NOT_CONVERGED, None, True),
+        ),
+        (
+            "FAILED",
+            0,
+            9,
+            None,
+            "slurmstepd: error: Job 5 exceeded memory limit (900 > 500), being killed",
+            (Outcome.OUT_OF_MEMORY, "memory_limit", True),
+        ),
         ("OUT_OF_MEMORY", 0, 0, None, "", (Outcome.OUT_OF_MEMORY, "memory_limit", True)),
         ("TIMEOUT", 0, 0, None, "", (Outcome.TRUNCATED, "walltime", True)),
-        ("FAILED", 124, 0, {"outcome": "truncated", "reason": "walltime"}, "", (Outcome.TRUNCATED, "walltime", True)),
+        (
+            "FAILED",
+            124,
+            0,
+            {"outcome": "truncated", "reason": "walltime"},
+            "",
+            (Outcome.TRUNCATED, "walltime", True),
+        ),
         ("NODE_FAIL", 0, 0, None, "", (Outcome.TRUNCATED, "node_fail", False)),
-        ("PREEMPTED", 0, 0, {"outcome": "truncated", "reason": "cancelled"}, "",
-         (Outcome.TRUNCATED, "preempted", False)),
+        (
+            "PREEMPTED",
+            0,
+            0,
+            {"outcome": "truncated", "reason": "cancelled"},
+            "",
+            (Outcome.TRUNCATED, "preempted", False),
+        ),
         ("CANCELLED", 0, 0, None, "", (Outcome.TRUNCATED, "cancelled", True)),
         (None, None, None, None, "", (Outcome.TRUNCATED, "lost", False)),
         ("FAILED", 1, 0, None, "", (Outcome.UNKNOWN_ERROR, None, True)),
-        ("COMPLETED", 0, 0, {"outcome": "input_error", "retryable": False}, "", (Outcome.INPUT_ERROR, None, True)),
+        (
+            "COMPLETED",
+            0,
+            0,
+            {"outcome": "input_error", "retryable": False},
+            "",
+            (Outcome.INPUT_ERROR, None, True),
+        ),
     ],
 )
 def test_attempt_end(state, exit_code, signal, result, log, expected) -> None:  # type: ignore[no-untyped-def]
