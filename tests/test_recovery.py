@@ -12,7 +12,10 @@ from orca_hpc.ending import decide_end
 from orca_hpc.recovery import Failure, Limits, plan_recovery
 from orca_hpc.states import Outcome
 
-INPUT = "! B3LYP def2-SVP Opt\n%pal nprocs 4 end\n%maxcore 1000\n* xyz 0 1\nO 0 0 0\nH 0 0 0.96\nH 0.93 0 -0.24\n*\n"
+INPUT = (
+    "! B3LYP def2-SVP Opt\n%pal nprocs 4 end\n%maxcore 1000\n"
+    "* xyz 0 1\nO 0 0 0\nH 0 0 0.96\nH 0.93 0 -0.24\n*\n"
+)
 LIMITS = Limits(max_mem_mb=16000, max_time_min=240)
 
 
