@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from .campaign import Campaign
@@ -17,9 +18,10 @@ def collect_garbage(campaign: Campaign, *, dry_run: bool) -> list[str]:
     view = campaign.ledger().snapshot()
     active = {job.id: job.attempt.n for job in view.jobs.values() if job.attempt is not None}
     roots = {r for r in (expand_root(campaign.site.scratch_root), FALLBACK_ROOT) if r is not None}
-    paths: list[Path] = []
+    scratch: list[Path] = []
     for root in sorted(roots):
-        paths += find_stale_scratch(root, campaign.slug, active)
+        scratch += find_stale_scratch(root, campaign.slug, active)
+    paths: list[Path] = []
 
     live_arrays: set[str] = set()
     live_tokens: set[str] = set()
@@ -47,4 +49,20 @@ def collect_garbage(campaign: Campaign, *, dry_run: bool) -> list[str]:
     for log in sorted(logs.glob("*.out")) if logs.is_dir() else []:
         if log.stem.split("_")[0] not in live_arrays and log.stem not in kept_logs:
             paths.append(log)
-    return remove_paths(paths, dry_run)
+    return remove_paths(scratch, dry_run) + [_remove_state(p, campaign.state_dir, dry_run) for p in paths]
+
+
+def _remove_state(path: Path, state_dir: Path, dry_run: bool) -> str:
+    """Remove one file or folder of the campaign's own state folder (never anything outside it)."""
+    if state_dir not in path.parents or path.is_symlink():
+        return f"could not remove {path}: not inside {state_dir}"
+    if dry_run:
+        return f"would remove {path}"
+    try:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    except OSError as err:
+        return f"could not remove {path}: {err.strerror or err}"
+    return f"removed {path}"

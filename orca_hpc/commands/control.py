@@ -86,7 +86,10 @@ def gc(obj: Any, dry_run: bool) -> None:
     from ..housekeeping import collect_garbage
 
     campaign = campaign_of(obj)
-    removed = collect_garbage(campaign, dry_run=dry_run)
-    for line in removed:
-        click.echo(("would remove " if dry_run else "removed ") + line)
-    say(obj, f"{len(removed)} item(s) {'to remove' if dry_run else 'removed'}")
+    lines = collect_garbage(campaign, dry_run=dry_run)
+    for line in lines:
+        click.echo(line)
+    failed = [line for line in lines if line.startswith("could not")]
+    say(obj, f"{len(lines) - len(failed)} item(s) {'to remove' if dry_run else 'removed'}")
+    if failed:
+        raise UserError(f"{len(failed)} item(s) could not be removed (see above)")
