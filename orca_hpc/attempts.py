@@ -66,7 +66,8 @@ def write_attempt(
     keep: tuple[str, ...] | list[str] = DEFAULT_KEEP,
 ) -> None:
     """Lay out the attempt folder. Running it again for the same attempt is harmless."""
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.parent.mkdir(exist_ok=True)
+    directory.mkdir(exist_ok=True)
     (directory / plan.input_name).write_text(plan.input_text, encoding="utf-8")
     for name, source in plan.extra_files.items():
         shutil.copyfile(source, directory / name)
@@ -87,7 +88,7 @@ def write_attempt(
         "time_min": plan.time_min,
     }
     tmp = directory / f".{SPEC_NAME}.tmp"
-    tmp.write_text(json.dumps(spec, indent=1), encoding="utf-8")
+    tmp.write_text(json.dumps(spec), encoding="utf-8")
     os.replace(tmp, directory / SPEC_NAME)
 
 

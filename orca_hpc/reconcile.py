@@ -91,21 +91,21 @@ class Reconciler:
     def run(self) -> ReconcileReport:
         calls_before = slurm.CALLS.total
         with self.ledger.lock:
-            snap = self.ledger.snapshot()
-            watched = snap.jobs_by_state(JobState.SUBMITTING, JobState.PENDING, JobState.RUNNING)
-            unconfirmed = [j for j in watched if j.attempt is not None and not j.attempt.slurm_id]
-            known = [j for j in watched if j.attempt is not None and j.attempt.slurm_id]
-            # Ask SLURM everything first: if it cannot answer, nothing below has changed anything.
-            by_name = self._lookup_tokens(unconfirmed)
-            local_ids = [j.attempt.slurm_id for j in known if is_local(j.attempt.slurm_id)]
-            slurm_ids = [j.attempt.slurm_id for j in known if not is_local(j.attempt.slurm_id)]
-            records = slurm.query_jobs(slurm_ids, chunk=self.chunk) if slurm_ids else {}
-            records.update(query_local(local_ids))
+            # One transaction: each job is decoded once. Should SLURM not answer, the exception leaves
+            # the ledger exactly as it was (a transaction that raises writes nothing).
             with self.ledger.transaction() as txn:
+                watched = txn.jobs_by_state(JobState.SUBMITTING, JobState.PENDING, JobState.RUNNING)
+                unconfirmed = [j for j in watched if j.attempt is not None and not j.attempt.slurm_id]
+                known = [j for j in watched if j.attempt is not None and j.attempt.slurm_id]
+                by_name = self._lookup_tokens(unconfirmed)
+                local_ids = [j.attempt.slurm_id for j in known if is_local(j.attempt.slurm_id)]
+                slurm_ids = [j.attempt.slurm_id for j in known if not is_local(j.attempt.slurm_id)]
+                records = slurm.query_jobs(slurm_ids, chunk=self.chunk) if slurm_ids else {}
+                records.update(query_local(local_ids))
                 for job in unconfirmed:
-                    self._adopt(txn, txn.get(job.id), by_name)
+                    self._adopt(txn, job, by_name)
                 for job in known:
-                    self._update(txn, txn.get(job.id), records.get(job.attempt.slurm_id))
+                    self._update(txn, job, records.get(job.attempt.slurm_id))
                 if self._permanent:
                     self._queue_digest(txn)
                 to_submit = [j.id for j in txn.jobs_by_state(JobState.CREATED, JobState.FAILED)]

@@ -231,63 +231,77 @@ class Dispatcher:
         )
         return render_job_script(campaign.site, ctx), manifest
 
-    def dispatch(self, job_ids: Sequence[str]) -> list[tuple[str, str, str]]:
-        """sbatch every given CREATED job's latest attempt; returns (job id, name, slurm id)."""
+    def dispatch(
+        self, job_ids: Sequence[str], plans: dict[str, AttemptPlan] | None = None
+    ) -> list[tuple[str, str, str]]:
+        """sbatch every given CREATED job's latest attempt; returns (job id, name, slurm id).
+
+        ``plans``: the attempts' plans where the caller has them (else read back from spec.json)."""
         if not job_ids:
             return []
         if self.campaign.site.scheduler == "local":
             return self._dispatch_local(list(job_ids))
-        snap = self.ledger.snapshot()  # the lock is held: this is the current state
         groups: dict[tuple[int, int, int], list[tuple[str, AttemptPlan]]] = {}
+        snap = None
         for job_id in job_ids:
-            job = snap.get(job_id)
-            plan = _load_plan(self.campaign, job)
+            plan = plans.get(job_id) if plans else None
+            if plan is None:
+                snap = snap or self.ledger.snapshot()  # the lock is held: this is the current state
+                plan = _load_plan(self.campaign, snap.get(job_id))
             groups.setdefault(plan.resources_key, []).append((job_id, plan))
-        (self.campaign.state_dir / "slurm-logs").mkdir(exist_ok=True)
-        done: list[tuple[str, str, str]] = []
         size = self.campaign.site.max_array_size
-        for members in groups.values():
-            for chunk in _chunks([m[0] for m in members], size):
-                done += self._dispatch_chunk(chunk, members[0][1])
-        return done
-
-    def _dispatch_chunk(self, job_ids: list[str], plan: AttemptPlan) -> list[tuple[str, str, str]]:
-        token = secrets.token_hex(8)
+        chunks = [
+            (secrets.token_hex(8), chunk, members[0][1])
+            for members in groups.values()
+            for chunk in _chunks([m[0] for m in members], size)
+        ]
+        (self.campaign.state_dir / "slurm-logs").mkdir(exist_ok=True)
+        # 1. The intent of every chunk, saved before any sbatch runs.
+        dirs: dict[str, Path] = {}
         with self.ledger.transaction() as txn:
-            dirs = []
-            for i, job_id in enumerate(job_ids):
-                job = txn.get(job_id)
-                att = job.attempt
-                assert att is not None
-                att.token = f"{token}/{i}"
-                dirs.append(self.campaign.root / att.dir)
-                txn.set_state(job, JobState.SUBMITTING)
-        script, manifest = self.render(token, dirs, plan)
-        _write_lines(manifest, [str(d) for d in dirs])
-        try:
-            slurm_job = self._submit_script(script)
-        except OrcaHpcError:
-            # sbatch said no: SLURM does not have these; they wait as CREATED for the next run.
-            with self.ledger.transaction() as txn:
-                for job_id in job_ids:
+            for token, chunk, _plan in chunks:
+                for i, job_id in enumerate(chunk):
+                    job = txn.get(job_id)
+                    att = job.attempt
+                    assert att is not None
+                    att.token = f"{token}/{i}"
+                    dirs[job_id] = self.campaign.root / att.dir
+                    txn.set_state(job, JobState.SUBMITTING)
+        # 2. sbatch, chunk by chunk, until one is refused.
+        accepted: list[tuple[str, list[str], str]] = []
+        refused: OrcaHpcError | None = None
+        for token, chunk, plan in chunks:
+            script, manifest = self.render(token, [dirs[j] for j in chunk], plan)
+            _write_lines(manifest, [str(dirs[j]) for j in chunk])
+            try:
+                accepted.append((token, chunk, self._submit_script(script)))
+            except OrcaHpcError as err:
+                refused = err
+                break
+        # 3. The ids of what SLURM accepted; what it did not get waits as CREATED for the next run.
+        submitted = now_iso()
+        out: list[tuple[str, str, str]] = []
+        with self.ledger.transaction() as txn:
+            for _token, chunk, slurm_job in accepted:
+                for i, job_id in enumerate(chunk):
+                    job = txn.get(job_id)
+                    att = job.attempt
+                    assert att is not None
+                    att.slurm_id = f"{slurm_job}_{i}"
+                    att.submitted = submitted
+                    txn.set_state(job, JobState.PENDING)
+                    out.append((job_id, job.name, att.slurm_id))
+            for _token, chunk, _plan in chunks[len(accepted) :]:
+                for job_id in chunk:
                     job = txn.get(job_id)
                     job.attempt.token = ""  # type: ignore[union-attr]
                     txn.set_state(job, JobState.CREATED)
-            raise
-        submitted = now_iso()
-        out = []
-        with self.ledger.transaction() as txn:
-            for i, job_id in enumerate(job_ids):
-                job = txn.get(job_id)
-                att = job.attempt
-                assert att is not None
-                att.slurm_id = f"{slurm_job}_{i}"
-                att.submitted = submitted
-                txn.set_state(job, JobState.PENDING)
-                out.append((job_id, job.name, att.slurm_id))
         for job_id, _name, slurm_id in out:
-            log.info("%s: attempt submitted as SLURM %s (token %s/...)", job_id, slurm_id, token)
-        self.echo(f"submitted {len(job_ids)} job(s) as SLURM array {slurm_job}")
+            log.info("%s: attempt submitted as SLURM %s", job_id, slurm_id)
+        for _token, chunk, slurm_job in accepted:
+            self.echo(f"submitted {len(chunk)} job(s) as SLURM array {slurm_job}")
+        if refused is not None:
+            raise refused
         return out
 
     def _dispatch_local(self, job_ids: list[str]) -> list[tuple[str, str, str]]:
@@ -340,8 +354,9 @@ def record_attempt(campaign: Campaign, txn: Transaction, job: Job, plan: Attempt
     """Add the next attempt to ``job`` and lay out its folder (the job must then be CREATED)."""
     att = job.new_attempt(token="")
     att.corrections = list(plan.corrections)
-    # The input always says what SLURM is asked for: corrections change the plan, this keeps them in step.
-    plan.input_text = orca_input.set_resources(plan.input_text, plan.nprocs, plan.maxcore_mb)
+    if plan.corrections:
+        # A correction may have changed the resources: the input must say what SLURM is asked for.
+        plan.input_text = orca_input.set_resources(plan.input_text, plan.nprocs, plan.maxcore_mb)
     site = campaign.site
     write_attempt(
         campaign.root / att.dir,
@@ -399,16 +414,18 @@ def submit(
     with ledger.lock:
         with ledger.transaction() as txn:
             ids = []
+            plans = {}
             for count, nj in enumerate(fresh, 1):
                 job = txn.add_job(
                     nj.name, str(nj.source.absolute()), nj.sha, campaign.site.name, max_retries=max_retries
                 )
                 record_attempt(campaign, txn, job, nj.plan)
                 ids.append(job.id)
+                plans[job.id] = nj.plan
                 if progress and count % 100 == 0:
                     progress(100)
         dispatcher = Dispatcher(campaign, ledger, echo=echo)
-        report.submitted = dispatcher.dispatch(ids)
+        report.submitted = dispatcher.dispatch(ids, plans)
         report.sbatch_calls = dispatcher.sbatch_calls
     return report
 
