@@ -373,6 +373,22 @@ class LedgerView:
             out[job_id] = JobState(state) if state is not None else self._active(job_id).state
         return out
 
+    def latest_attempt_peek(self, job_id: str) -> dict[str, str | None] | None:
+        """SLURM id, SLURM state and start of an active job's latest attempt, without decoding the job.
+
+        For reconcile at scale: only jobs whose SLURM state moved need decoding. None when the job
+        is decoded already or not in our canonical form (decode it then).
+        """
+        if job_id in self._jobs:
+            return None
+        raw = self._raw[job_id]
+        start = raw.rfind(b'{"n":')  # attempts open with "n"; the latest is the last one
+        if start < 0:
+            return None
+        end = raw.find(b'"x":', start)  # job extras follow the attempts
+        tail = raw[start : end if end >= 0 else len(raw)]
+        return {key: _peek(tail, b'"' + key.encode() + b'":"') for key in ("sid", "sst", "beg")}
+
     @_gc_paused()
     def all_jobs(self) -> list[Job]:
         """Every job of the campaign, active and archived, each id once, by id. Reads the whole archive."""

@@ -69,6 +69,15 @@ def _tail(path: Path, nbytes: int = LOG_TAIL_BYTES) -> str:
         return ""
 
 
+def _unchanged(state: JobState, peek: dict[str, str | None], rec: slurm.SlurmRecord | None) -> bool:
+    """True when SLURM says what the ledger already holds for a queued or running attempt."""
+    if rec is None or rec.finished or rec.state != peek["sst"]:
+        return False
+    if (rec.state in RUNNING_STATES) != (state == JobState.RUNNING):
+        return False
+    return not (rec.start and not peek["beg"])
+
+
 class Reconciler:
     def __init__(
         self,
@@ -94,18 +103,36 @@ class Reconciler:
             # One transaction: each job is decoded once. Should SLURM not answer, the exception leaves
             # the ledger exactly as it was (a transaction that raises writes nothing).
             with self.ledger.transaction() as txn:
-                watched = txn.jobs_by_state(JobState.SUBMITTING, JobState.PENDING, JobState.RUNNING)
-                unconfirmed = [j for j in watched if j.attempt is not None and not j.attempt.slurm_id]
-                known = [j for j in watched if j.attempt is not None and j.attempt.slurm_id]
+                watched = {
+                    job_id: state
+                    for job_id, state in txn.states().items()
+                    if state in (JobState.SUBMITTING, JobState.PENDING, JobState.RUNNING)
+                }
+                ids: dict[str, str] = {}  # job id -> SLURM id, peeked without decoding where possible
+                peeked: dict[str, dict[str, str | None]] = {}
+                unconfirmed = []
+                for job_id in watched:
+                    peek = txn.latest_attempt_peek(job_id)
+                    if peek is not None and peek["sid"]:
+                        ids[job_id] = peek["sid"]  # type: ignore[assignment]
+                        peeked[job_id] = peek
+                        continue
+                    job = txn.get(job_id)
+                    if job.attempt is not None and job.attempt.slurm_id:
+                        ids[job_id] = job.attempt.slurm_id
+                    elif job.attempt is not None:
+                        unconfirmed.append(job)
                 by_name = self._lookup_tokens(unconfirmed)
-                local_ids = [j.attempt.slurm_id for j in known if is_local(j.attempt.slurm_id)]
-                slurm_ids = [j.attempt.slurm_id for j in known if not is_local(j.attempt.slurm_id)]
+                slurm_ids = [i for i in ids.values() if not is_local(i)]
                 records = slurm.query_jobs(slurm_ids, chunk=self.chunk) if slurm_ids else {}
-                records.update(query_local(local_ids))
+                records.update(query_local([i for i in ids.values() if is_local(i)]))
                 for job in unconfirmed:
                     self._adopt(txn, job, by_name)
-                for job in known:
-                    self._update(txn, job, records.get(job.attempt.slurm_id))
+                for job_id, slurm_id in ids.items():
+                    rec = records.get(slurm_id)
+                    if job_id in peeked and _unchanged(watched[job_id], peeked[job_id], rec):
+                        continue  # nothing to record: no need to decode the job
+                    self._update(txn, txn.get(job_id), rec)
                 if self._permanent:
                     self._queue_digest(txn)
                 to_submit = [j.id for j in txn.jobs_by_state(JobState.CREATED, JobState.FAILED)]

@@ -74,7 +74,7 @@ _EMPTY = frozenset({"", "Unknown", "None", "N/A", "(null)", "None assigned"})
 _COMMAND_TIMEOUT_S = 120.0
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SlurmRecord:
     """What SLURM says about one job or array task."""
 
@@ -197,22 +197,10 @@ def _records(
 ) -> list[SlurmRecord]:
     state = parse_state(state_col)
     code, sig = parse_exit_code(exit_col) if state in TERMINAL_STATES else (None, None)
+    start_, end_, node_, submit_ = _value(start), _value(end), _value(node), _value(submit)
+    # Positional: 10,000 rows per reconcile at scale, and keyword calls cost measurably more.
     return [
-        SlurmRecord(
-            job_id=jid,
-            array_job_id=array_id,
-            array_task_id=task,
-            name=name,
-            state=state,
-            exit_code=code,
-            signal=sig,
-            start=_value(start),
-            end=_value(end),
-            node=_value(node),
-            reason=reason,
-            source=source,
-            submit=_value(submit),
-        )
+        SlurmRecord(jid, array_id, task, name, state, code, sig, start_, end_, node_, reason, source, submit_)
         for jid, array_id, task in expand_job_id(job_id_col)
     ]
 
