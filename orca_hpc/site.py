@@ -46,6 +46,7 @@ _MANAGED_SBATCH = {
     "mem-per-cpu": "use [slurm] mem_per_cpu_mb", "time": "use [slurm] walltime",
     "signal": "use [slurm] signal_before_end_s", "partition": "use [slurm] partition",
     "account": "use [slurm] account", "qos": "use [slurm] qos",
+    "requeue": "orca-hpc retries node failures itself (--no-requeue)",
 }
 # (section, key) -> (type, SiteConfig field). Section None is the top level.
 _STR, _INT, _NUM, _WALL, _STRS, _TABLE, _ENV = (

@@ -313,3 +313,29 @@ def test_walltime_kill_restarts_from_saved_files_with_more_time(tmp_path: Path) 
     assert record["rc"] == 1
     cli(camp, "cancel", jobs[0]["id"])
     assert status(camp)["jobs"][0]["state"] == "CANCELLED"
+
+
+def test_node_failure_is_retried_without_counting(tmp_path: Path) -> None:
+    camp = new_campaign(tmp_path)
+    paths = write_inputs(tmp_path / "in", {"nf.inp": orca_input(directive="sleep=300")})
+    cli(camp, "submit", *paths)
+    deadline = time.monotonic() + 60
+    while status(camp, reconcile=True)["jobs"][0]["state"] != "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(1)
+    # The node dies: slurmd gone for longer than SlurmdTimeout (30 s) -> NODE_FAIL.
+    os.kill(_daemon_pid("slurmd"), signal.SIGTERM)
+    try:
+        deadline = time.monotonic() + 150
+        while (jobs := status(camp, reconcile=True)["jobs"])[0]["attempts"] < 2:
+            assert time.monotonic() < deadline, jobs
+            time.sleep(3)
+    finally:
+        _restart_cluster()
+    record = show(camp, jobs[0]["id"])
+    first = record["att"][0]
+    assert (first["sst"], first["out"], first["why"]) == ("NODE_FAIL", "truncated", "node_fail")
+    assert first.get("free") is True  # does not count against max_retries ...
+    assert record.get("rc", 0) == 0 and record["nf"] == 1  # ... but against max_nodefail_retries
+    assert record["att"][1]["fix"][0]["handler"] == "restart"
+    cli(camp, "cancel", jobs[0]["id"])

@@ -94,7 +94,7 @@ def test_script_shape_for_the_runner() -> None:
     assert "#SBATCH --signal=B:USR1@30" in header
     assert "#SBATCH --array=0-11" in header
     assert "#SBATCH --time=00:30:00" in header
-    assert not any("no-requeue" in line for line in lines)
+    assert "#SBATCH --no-requeue" in header  # node failures come back to orca-hpc as new attempts
     assert not any(word in script for word in ("srun", "mpirun"))
     expected = [
         '"$PYTHON" -m orca_hpc.runner --manifest "$MANIFEST" --index "${SLURM_ARRAY_TASK_ID:-0}" &',

@@ -12,6 +12,7 @@
 #SBATCH --error=/home/alice/water/.orca-hpc/submitit/%A_%a.out
 #SBATCH --array=0-11%50
 #SBATCH --signal=B:USR1@300
+#SBATCH --no-requeue
 #SBATCH --constraint=cascadelake
 #SBATCH --mail-type=NONE
 # Rendered by orca-hpc for site example-cluster. Change the site config or its templates, not this file.

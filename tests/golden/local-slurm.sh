@@ -10,6 +10,7 @@
 #SBATCH --error=/home/alice/water/.orca-hpc/submitit/%A_%a.out
 #SBATCH --array=0-11
 #SBATCH --signal=B:USR1@30
+#SBATCH --no-requeue
 # Rendered by orca-hpc for site local-slurm. Change the site config or its templates, not this file.
 
 # --- environment ---
