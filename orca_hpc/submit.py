@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
 import secrets
 import sys
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -428,11 +426,3 @@ def submit(
         report.submitted = dispatcher.dispatch(ids, plans)
         report.sbatch_calls = dispatcher.sbatch_calls
     return report
-
-
-def array_count(n: int, size: int) -> int:
-    return math.ceil(n / size) if n else 0
-
-
-def _now() -> float:
-    return time.time()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import click
 
 from ..errors import TemporaryFailure, UserError
 from ..mail_config import MailConfig
-from ..notify import deliver_outbox, merge_delivery, pending_items, requeue_failed, send_test
+from ..notify import send_test
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -105,19 +104,14 @@ def notify(obj: Any, test: bool, config_file: Path | None, requeue: bool) -> Non
 
 def _deliver_ledger_outbox(directory: Path, cfg: MailConfig, requeue: bool, *, quiet: bool) -> None:
     from ..campaign import load_campaign
+    from ..outbox import deliver_campaign_outbox
 
-    ledger = load_campaign(directory).ledger()
-    # Two short transactions around the delivery: SMTP with backoff must not hold the ledger lock.
-    with ledger.transaction() as txn:
-        requeued = requeue_failed(txn.outbox) if requeue else 0
-        work = copy.deepcopy(pending_items(txn.outbox))
-    if not work:
+    report = deliver_campaign_outbox(load_campaign(directory), cfg, requeue=requeue)
+    assert report is not None  # a config was given
+    if not (report.sent or report.failed or report.pending):
         if not quiet:
-            click.echo("mail: nothing pending" + (f" ({requeued} requeued)" if requeued else ""))
+            click.echo("mail: nothing pending")
         return
-    report = deliver_outbox(work, cfg)
-    with ledger.transaction() as txn:
-        merge_delivery(txn.outbox, work)
     if not quiet:
         for line in report.messages:
             click.echo(line)
