@@ -25,7 +25,7 @@ from .ledger import Transaction
 from .ledger_records import Job, now_iso
 from .local_scheduler import is_local, query_local
 from .recovery import Failure, Limits, plan_recovery
-from .states import JobState, Outcome
+from .states import JobState
 from .submit import TOKEN_PREFIX, Dispatcher, record_attempt
 
 log = logging.getLogger(__name__)
@@ -322,5 +322,3 @@ def reconcile(
 ) -> ReconcileReport:
     return Reconciler(campaign, echo=echo, now=now, chunk=chunk).run()
 
-
-__all__ = ["Outcome", "ReconcileReport", "Reconciler", "reconcile"]
