@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .atomic import atomic_write_bytes
 
 SPEC_NAME = "spec.json"
 RESULT_NAME = "result.json"
@@ -87,9 +88,8 @@ def write_attempt(
         "mem_mb": plan.mem_mb,
         "time_min": plan.time_min,
     }
-    tmp = directory / f".{SPEC_NAME}.tmp"
-    tmp.write_text(json.dumps(spec), encoding="utf-8")
-    os.replace(tmp, directory / SPEC_NAME)
+    # Atomic (the runner never reads half a spec) but not fsynced: 10,000 of these per submit.
+    atomic_write_bytes(directory / SPEC_NAME, json.dumps(spec).encode("utf-8"), 0o644, durable=False)
 
 
 def read_result(directory: Path) -> dict[str, Any] | None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import orca_input
+from .atomic import atomic_write_bytes
 from .attempts import AttemptPlan, plan_of, safe_base, write_attempt
 from .campaign import Campaign
 from .errors import InputFileError, OrcaHpcError, UserError
@@ -343,9 +344,7 @@ class Dispatcher:
 
 def _write_lines(path: Path, lines: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_bytes(path, "".join(f"{line}\n" for line in lines).encode("utf-8"), 0o644, durable=False)
 
 
 def record_attempt(campaign: Campaign, txn: Transaction, job: Job, plan: AttemptPlan) -> None:
