@@ -259,9 +259,15 @@ class Reconciler:
         elif job.retry_count >= job.max_retries:
             why = f"failed {job.retry_count + 1} times (max_retries {job.max_retries})"
         plan = None
+        attempt_dir = self.campaign.root / att.dir
+        previous = None
         if why is None:
-            attempt_dir = self.campaign.root / att.dir
-            previous = plan_of(attempt_dir)
+            try:
+                previous = plan_of(attempt_dir)
+            except (OSError, ValueError, KeyError) as err:
+                # One job's damaged folder must not stall the whole campaign's reconcile.
+                why = f"cannot read the attempt's plan in {attempt_dir}: {err}"
+        if previous is not None:
             failure = Failure(
                 outcome=end.outcome,
                 reason=end.reason,

@@ -77,8 +77,8 @@ def _plan(
 ) -> AttemptPlan:
     site = campaign.site
     nprocs = nprocs or site.nprocs
-    mem_mb, maxcore_mb = resources_for(site, nprocs, maxcore)
     try:
+        mem_mb, maxcore_mb = resources_for(site, nprocs, maxcore)
         text = orca_input.set_resources(text, nprocs, maxcore_mb)
     except UserError as err:
         raise InputFileError(source, str(err)) from None

@@ -339,3 +339,23 @@ def test_node_failure_is_retried_without_counting(tmp_path: Path) -> None:
     assert record.get("rc", 0) == 0 and record["nf"] == 1  # ... but against max_nodefail_retries
     assert record["att"][1]["fix"][0]["handler"] == "restart"
     cli(camp, "cancel", jobs[0]["id"])
+
+
+def test_a_damaged_attempt_folder_fails_that_job_only(tmp_path: Path) -> None:
+    camp = new_campaign(tmp_path)
+    paths = write_inputs(
+        tmp_path / "in",
+        {"gone.inp": orca_input(directive="scf_fail"), "fine.inp": orca_input("PBE def2-SVP")},
+    )
+    cli(camp, "submit", *paths)
+    gone = next(j for j in status(camp)["jobs"] if j["name"] == "gone")
+    attempt = camp / "jobs" / gone["id"] / "attempt-1"
+    deadline = time.monotonic() + 60
+    while not (attempt / "result.json").exists():  # the runner is done with its spec
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    (attempt / "spec.json").write_text("{ not json")  # damaged before reconcile plans a retry
+    final = reconcile_until_done(camp)
+    assert {j["name"]: j["state"] for j in final["jobs"]} == {"gone": "PERMANENT_FAILED", "fine": "COMPLETED"}
+    digest = Ledger(camp / ".orca-hpc").snapshot().outbox[0]["body"]
+    assert "cannot read the attempt's plan" in digest
