@@ -21,6 +21,7 @@ from . import slurm
 from .attempts import plan_of, read_result
 from .campaign import Campaign
 from .ending import AttemptEnd, decide_end
+from .errors import OrcaHpcError
 from .ledger import Transaction
 from .ledger_records import Job, now_iso
 from .local_scheduler import is_local, query_local
@@ -280,7 +281,10 @@ class Reconciler:
                 max_mem_mb=site.max_mem_mb or max(previous.mem_mb * 4, 16000),
                 max_time_min=site.max_walltime_min or previous.time_min * 4,
             )
-            plan, handler = plan_recovery(previous, failure, limits, site.disabled_handlers)
+            try:
+                plan, handler = plan_recovery(previous, failure, limits, site.disabled_handlers)
+            except OrcaHpcError as err:  # a correction the input cannot take: this job only
+                plan, handler = None, f"correction failed: {err}"
             if plan is None:
                 why = handler
         if plan is None:
