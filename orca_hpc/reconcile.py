@@ -283,6 +283,8 @@ class Reconciler:
             )
             try:
                 plan, handler = plan_recovery(previous, failure, limits, site.disabled_handlers)
+                if plan is not None:
+                    record_attempt(self.campaign, txn, job, plan)
             except OrcaHpcError as err:  # a correction the input cannot take: this job only
                 plan, handler = None, f"correction failed: {err}"
             if plan is None:
@@ -295,7 +297,6 @@ class Reconciler:
             return
         if end.counts_against_limit:
             job.retry_count += 1
-        record_attempt(self.campaign, txn, job, plan)
         fixes = "; ".join(c["change"] for c in plan.corrections)
         self.echo(f"{job.id} {job.name}: {end.outcome}, retrying as attempt {job.attempt.n} ({fixes})")
 

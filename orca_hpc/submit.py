@@ -348,12 +348,12 @@ def _write_lines(path: Path, lines: list[str]) -> None:
 
 
 def record_attempt(campaign: Campaign, txn: Transaction, job: Job, plan: AttemptPlan) -> None:
-    """Add the next attempt to ``job`` and lay out its folder (the job must then be CREATED)."""
-    att = job.new_attempt(token="")
-    att.corrections = list(plan.corrections)
+    """Add the next attempt to ``job`` and lay out its folder; the Dispatcher then submits it."""
     if plan.corrections:
         # A correction may have changed the resources: the input must say what SLURM is asked for.
         plan.input_text = orca_input.set_resources(plan.input_text, plan.nprocs, plan.maxcore_mb)
+    att = job.new_attempt(token="")
+    att.corrections = list(plan.corrections)
     site = campaign.site
     write_attempt(
         campaign.root / att.dir,
