@@ -20,7 +20,7 @@ else:  # pragma: no cover
 
 CONFIG_NAME = "orca-hpc.toml"
 STATE_DIR = ".orca-hpc"
-_KNOWN_KEYS = {"name", "id", "site", "overrides", "mail", "method_template", "logging"}
+_KNOWN_KEYS = {"name", "id", "site", "overrides", "mail", "method_template", "presets", "logging"}
 
 
 @dataclass
@@ -130,6 +130,11 @@ def load_campaign(root: Path) -> Campaign:
     for key in ("name", "id", "site"):
         if not isinstance(config.get(key), str) or not config[key]:
             raise UserError(f"{config_path}: key {key!r} must be a non-empty string")
+    presets = config.get("presets", {})
+    if not isinstance(presets, dict) or not all(isinstance(v, str) and v.strip() for v in presets.values()):
+        raise UserError(f"{config_path}: [presets] must map names to ORCA method lines (strings)")
+    if not isinstance(config.get("method_template", ""), str):
+        raise UserError(f"{config_path}: method_template must be a string (a Jinja2 template)")
     site = load_site(config["site"], search_dirs=[root / "site_configs"])
     overrides = config.get("overrides") or {}
     if not isinstance(overrides, dict):

@@ -137,6 +137,10 @@ def prepare_inputs(
 ) -> list[NewJob]:
     """Validate every input before anything is recorded: one bad file stops the whole call."""
     template = campaign.config.get("method_template")
+    # A named preset of the campaign (`[presets] opt = "r2SCAN-3c Opt"`), else the method line itself.
+    presets = campaign.config.get("presets") or {}
+    if method and method in presets:
+        method = presets[method]
     jobs: list[NewJob] = []
     errors: list[str] = []
     for path in paths:

@@ -1,4 +1,4 @@
-"""`orca-hpc gc` through the CLI: stale scratch and files that no active job needs."""
+"""Campaign commands through the CLI without a scheduler: gc, presets for .xyz inputs."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from e2e import cli
 
 from orca_hpc.campaign import load_campaign
+from orca_hpc.submit import prepare_inputs
 
 
 def test_gc_removes_stale_scratch_and_orphaned_state_files(tmp_path: Path) -> None:
@@ -37,3 +38,20 @@ def test_gc_removes_stale_scratch_and_orphaned_state_files(tmp_path: Path) -> No
     cli(camp, "gc")
     assert not stale.parent.exists() and not manifest.exists() and not (logs / "999_0.out").exists()
     assert other.exists()  # never another campaign's scratch
+
+
+def test_xyz_with_a_named_preset_of_the_campaign(tmp_path: Path) -> None:
+    camp = tmp_path / "camp"
+    cli(tmp_path, "init", str(camp), "--site", "local-slurm")
+    config = camp / "orca-hpc.toml"
+    config.write_text(config.read_text() + '\n[presets]\nopt = "r2SCAN-3c Opt TightOpt"\n')
+    (tmp_path / "h2.xyz").write_text("2\nhydrogen\nH 0 0 0\nH 0 0 0.74\n")
+    script = cli(camp, "render", "--method", "opt", str(tmp_path / "h2.xyz")).output
+    assert script.startswith("#!/bin/bash")
+    made = prepare_inputs(load_campaign(camp), [tmp_path / "h2.xyz"], method="opt")[0].plan.input_text
+    assert "r2SCAN-3c Opt TightOpt" in made and "%maxcore" in made
+    bad = cli(camp, "render", str(tmp_path / "h2.xyz"), expect=1).output
+    assert "needs --method" in bad and len(bad.strip().splitlines()) == 1
+    config.write_text(config.read_text().replace('opt = "r2SCAN-3c Opt TightOpt"', "opt = 3"))
+    broken = cli(camp, "render", "--method", "opt", str(tmp_path / "h2.xyz"), expect=1).output
+    assert "[presets]" in broken
