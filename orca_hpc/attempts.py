@@ -12,16 +12,6 @@ from .atomic import atomic_write_bytes
 
 SPEC_NAME = "spec.json"
 RESULT_NAME = "result.json"
-DEFAULT_KEEP = (
-    "*.out",
-    "*.gbw",
-    "*.xyz",
-    "*_trj.xyz",
-    "*.hess",
-    "*.engrad",
-    "*.property.txt",
-    "*.property.json",
-)
 
 
 @dataclass
@@ -64,7 +54,7 @@ def write_attempt(
     attempt: int,
     orca: str,
     scratch_root: str,
-    keep: tuple[str, ...] | list[str] = DEFAULT_KEEP,
+    keep: tuple[str, ...] | list[str],
 ) -> None:
     """Lay out the attempt folder. Running it again for the same attempt is harmless."""
     directory.parent.mkdir(exist_ok=True)

@@ -40,6 +40,16 @@ class OutputText:
     nul_fraction: float  # share of NUL bytes in what was read: high means binary, not text
 
 
+def read_tail(path: Path, nbytes: int) -> str:
+    """The last ``nbytes`` of a file as text ("" if it cannot be read): never the whole file."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - nbytes))
+            return fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
 def _decode(data: bytes) -> str:
     # ORCA writes ASCII; anything else (a crash mid-write, a binary file) must not raise.
     return data.decode("utf-8", errors="replace")

@@ -20,6 +20,7 @@ from typing import Any
 from . import slurm
 from .attempts import plan_of, read_result
 from .campaign import Campaign
+from .classify_read import read_tail
 from .ending import AttemptEnd, decide_end
 from .errors import OrcaHpcError
 from .ledger import Transaction
@@ -57,17 +58,6 @@ def _epoch(iso: str | None) -> float | None:
         return float(calendar.timegm(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")))
     except ValueError:
         return None
-
-
-def _tail(path: Path, nbytes: int = LOG_TAIL_BYTES) -> str:
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, 2)
-            size = fh.tell()
-            fh.seek(max(0, size - nbytes))
-            return fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
 
 
 def _unchanged(state: JobState, peek: dict[str, str | None], rec: slurm.SlurmRecord | None) -> bool:
@@ -209,7 +199,7 @@ class Reconciler:
     def _job_log(self, slurm_id: str | None) -> str:
         if not slurm_id:
             return ""
-        return _tail(self.campaign.state_dir / "slurm-logs" / f"{slurm_id}.out")
+        return read_tail(self.campaign.state_dir / "slurm-logs" / f"{slurm_id}.out", LOG_TAIL_BYTES)
 
     def _finish(
         self, txn: Transaction, job: Job, rec: slurm.SlurmRecord | None, result: dict[str, Any] | None
@@ -313,7 +303,7 @@ class Reconciler:
             "attempts": len(job.attempts),
             "outcome": str(end.outcome),
             "message": f"{end.message} [{why}]" if why else end.message,
-            "tail": _tail(outputs[0], 2048) if outputs else self._job_log(att.slurm_id),
+            "tail": read_tail(outputs[0], 2048) if outputs else self._job_log(att.slurm_id),
             "results": str(attempt_dir),
         }
 
@@ -332,4 +322,3 @@ def reconcile(
     chunk: int = 1000,
 ) -> ReconcileReport:
     return Reconciler(campaign, echo=echo, now=now, chunk=chunk).run()
-

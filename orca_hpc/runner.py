@@ -36,13 +36,15 @@ from types import FrameType
 from typing import Any
 
 from .atomic import atomic_write_bytes, temp_name
+from .attempts import RESULT_NAME, SPEC_NAME
+from .classify_read import read_tail
 from .errors import InputFileError, OrcaHpcError, UserError
 from .scratch import attempt_scratch_dir, remove_earlier_attempts, usable_root
 from .states import NOT_RETRYABLE, Outcome
 
+RUNNER_TAIL_BYTES = 65536  # the fallback check looks at the end of the output only
+
 RESULT_VERSION = 1
-SPEC_NAME = "spec.json"
-RESULT_NAME = "result.json"
 
 EXIT_SUCCESS = 0
 EXIT_ORCA_FAILED = 1
@@ -188,7 +190,7 @@ def fallback_classify(out_path: Path) -> dict[str, Any]:
     """Used when classify.py is missing or fails: only the termination line is trusted."""
     if _terminated_normally(out_path):
         outcome, message = Outcome.SUCCESS, "ORCA terminated normally"
-    elif out_path.is_file() and "error termination" in _tail(out_path):
+    elif out_path.is_file() and "error termination" in read_tail(out_path, RUNNER_TAIL_BYTES):
         outcome, message = Outcome.UNKNOWN_ERROR, "ORCA finished by error termination"
     elif out_path.is_file() and out_path.stat().st_size > 0:
         outcome, message = Outcome.TRUNCATED, "output ends without a termination line"
@@ -203,17 +205,8 @@ def fallback_classify(out_path: Path) -> dict[str, Any]:
     }
 
 
-def _tail(path: Path, size: int = 65536) -> str:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, fh.seek(0, os.SEEK_END) - size))
-            return fh.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-
-
 def _terminated_normally(out_path: Path) -> bool:
-    return TERMINATED_NORMALLY in _tail(out_path)
+    return TERMINATED_NORMALLY in read_tail(out_path, RUNNER_TAIL_BYTES)
 
 
 def classify(out_path: Path) -> tuple[dict[str, Any], str | None]:

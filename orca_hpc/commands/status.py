@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from ..attempts import read_result
+from ..classify_read import read_tail
 from ..ledger_records import Job
 from ..states import JobState
 from ._common import auto_reconcile, campaign_of, no_reconcile_option
@@ -126,7 +127,7 @@ def show(obj: Any, job_id: str, as_json: bool, no_reconcile: bool) -> None:
                 click.echo(f"  files: {', '.join(result['files'])}")
             if att.outcome and att.outcome != "success":
                 for out in sorted(folder.glob("*.out"))[:1]:
-                    lines = out.read_text(encoding="utf-8", errors="replace").splitlines()[-8:]
+                    lines = read_tail(out, 4096).splitlines()[-8:]  # outputs can be GB
                     click.echo("  last lines of the output:")
                     for line in lines:
                         click.echo(f"    {line}")
