@@ -32,21 +32,16 @@ def collect_garbage(campaign: Campaign, *, dry_run: bool) -> list[str]:
                 live_arrays.add(att.slurm_id.split("_")[0])
             if att.token:
                 live_tokens.add(att.token.split("/")[0])
-    for job in view.jobs_by_state(JobState.PERMANENT_FAILED):
-        if job.attempt is not None and job.attempt.slurm_id:
+    for job in view.all_jobs():  # finished jobs live in the archive: read it (gc is rare)
+        if job.state == JobState.PERMANENT_FAILED and job.attempt is not None and job.attempt.slurm_id:
             kept_logs.add(job.attempt.slurm_id)
     for manifest in sorted(campaign.arrays_dir.glob("*.txt")):
         if manifest.stem not in live_tokens:
             paths.append(manifest)
-    for folder in (
-        sorted(p for p in campaign.submitit_dir.iterdir() if p.is_dir())
-        if campaign.submitit_dir.is_dir()
-        else []
-    ):
+    for folder in sorted(p for p in campaign.submitit_dir.glob("*") if p.is_dir()):
         if folder.name.split("_")[0] not in live_arrays:
             paths.append(folder)
-    logs = campaign.state_dir / "slurm-logs"
-    for log in sorted(logs.glob("*.out")) if logs.is_dir() else []:
+    for log in sorted((campaign.state_dir / "slurm-logs").glob("*.out")):
         if log.stem.split("_")[0] not in live_arrays and log.stem not in kept_logs:
             paths.append(log)
     return remove_paths(scratch, dry_run) + [_remove_state(p, campaign.state_dir, dry_run) for p in paths]

@@ -7,6 +7,7 @@ from pathlib import Path
 from e2e import cli
 
 from orca_hpc.campaign import load_campaign
+from orca_hpc.states import JobState
 from orca_hpc.submit import prepare_inputs
 
 
@@ -29,6 +30,12 @@ def test_gc_removes_stale_scratch_and_orphaned_state_files(tmp_path: Path) -> No
     logs = campaign.state_dir / "slurm-logs"
     logs.mkdir()
     (logs / "999_0.out").write_text("old log\n")
+    (logs / "555_0.out").write_text("the log a person reads next\n")
+    with campaign.ledger().transaction() as txn:  # a job that failed for good in array 555
+        job = txn.add_job("bad", "bad.inp", "0" * 64, "local-slurm", max_retries=0)
+        job.new_attempt("t/0").slurm_id = "555_0"
+        for state in (JobState.SUBMITTING, JobState.PENDING, JobState.FAILED, JobState.PERMANENT_FAILED):
+            txn.set_state(job, state)
 
     dry = cli(camp, "gc", "--dry-run").output
     assert str(stale.parent) in dry and str(manifest) in dry and "999_0.out" in dry
@@ -38,6 +45,7 @@ def test_gc_removes_stale_scratch_and_orphaned_state_files(tmp_path: Path) -> No
     cli(camp, "gc")
     assert not stale.parent.exists() and not manifest.exists() and not (logs / "999_0.out").exists()
     assert other.exists()  # never another campaign's scratch
+    assert (logs / "555_0.out").exists()  # kept: its job failed permanently
 
 
 def test_xyz_with_a_named_preset_of_the_campaign(tmp_path: Path) -> None:
