@@ -359,3 +359,20 @@ def test_a_damaged_attempt_folder_fails_that_job_only(tmp_path: Path) -> None:
     assert {j["name"]: j["state"] for j in final["jobs"]} == {"gone": "PERMANENT_FAILED", "fine": "COMPLETED"}
     digest = Ledger(camp / ".orca-hpc").snapshot().outbox[0]["body"]
     assert "cannot read the attempt's plan" in digest
+
+
+def test_a_person_retries_a_permanently_failed_job(tmp_path: Path) -> None:
+    camp = new_campaign(tmp_path)
+    paths = write_inputs(tmp_path / "in", {"fix.inp": orca_input(directive="scf_fail_unless=SlowConv")})
+    cli(camp, "submit", "--max-retries", "0", *paths)
+    job = reconcile_until_done(camp)["jobs"][0]
+    assert (job["state"], job["attempts"]) == ("PERMANENT_FAILED", 1)
+    cli(camp, "retry", "--max-retries", "2", job["id"])
+    final = reconcile_until_done(camp)
+    record = show(camp, job["id"])
+    assert final["jobs"][0]["state"] == "COMPLETED"
+    assert record["att"][1]["fix"] == [{"handler": "manual", "change": "none", "why": "orca-hpc retry"}]
+    assert [a["out"] for a in record["att"]] == ["scf_not_converged"] * 3 + ["success"]
+    assert record["max"] == 2
+    again = cli(camp, "retry", job["id"], expect=1).output
+    assert "only PERMANENT_FAILED or CANCELLED" in again

@@ -35,9 +35,7 @@ def retry(obj: Any, job_ids: tuple[str, ...], max_retries: int | None) -> None:
                         f"{job.id} is {job.state.value}: only PERMANENT_FAILED or CANCELLED jobs "
                         "can be retried"
                     )
-                if job.id not in txn.jobs:
-                    job = txn.reactivate(job.id)
-                txn.set_state(job, JobState.CREATED)
+                txn.set_state(job, JobState.CREATED)  # brings an archived job back to the active ledger
                 job.retry_count = 0
                 job.nodefail_count = 0
                 if max_retries is not None:
