@@ -27,7 +27,7 @@ LIMIT_MB = 100.0
 _CHILD = r"""
 import json, resource, sys, time, tracemalloc
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-from orca_hpc.classify import classify_output
+from orca_hpc.orca.classify import classify_output
 baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 path = sys.argv[1]
 tracemalloc.start()

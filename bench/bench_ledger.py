@@ -25,9 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from orca_hpc.ledger import Ledger, _encode_doc
-from orca_hpc.ledger_records import Job, format_job_id
-from orca_hpc.states import JobState
+from orca_hpc.ledger.records import Job, format_job_id
+from orca_hpc.ledger.states import JobState
+from orca_hpc.ledger.store import Ledger, _encode_doc
 
 STAMP = "2026-11-28T21:10:03Z"
 

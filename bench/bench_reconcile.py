@@ -30,12 +30,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from orca_hpc import slurm
-from orca_hpc.campaign import Campaign, init_campaign
-from orca_hpc.ledger_records import now_iso
-from orca_hpc.reconcile import Reconciler
-from orca_hpc.states import JobState
-from orca_hpc.submit import TOKEN_PREFIX
+from orca_hpc.config.campaign import Campaign, init_campaign
+from orca_hpc.controller.reconcile import Reconciler
+from orca_hpc.controller.submit import TOKEN_PREFIX
+from orca_hpc.ledger.records import now_iso
+from orca_hpc.ledger.states import JobState
+from orca_hpc.scheduler import slurm
 
 CALLS_PER_1000 = 2
 OWN_TARGET_S = 0.3  # at 10,000 active jobs

@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import time
 
-from orca_hpc import slurm
+from orca_hpc.scheduler import slurm
 
 
 def _submit_held(arrays: int, tasks: int, workdir: str) -> list[str]:

@@ -29,21 +29,21 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orca_hpc import slurm
-from orca_hpc.campaign import init_campaign, load_campaign
-from orca_hpc.submit import submit
+from orca_hpc.config.campaign import init_campaign, load_campaign
+from orca_hpc.controller.submit import submit
+from orca_hpc.scheduler import slurm
 
 OWN_TARGET_MS = 0.5
 
 
 # (module, attribute) timed by --breakdown: where our own time goes, without cProfile's overhead.
 PHASES = (
-    ("orca_hpc.submit", "prepare_inputs"),
-    ("orca_hpc.orca_input", "parse_input"),
-    ("orca_hpc.submit", "record_attempt"),
-    ("orca_hpc.submit", "_load_plan"),
-    ("orca_hpc.ledger", "Ledger._load"),
-    ("orca_hpc.ledger", "Ledger._commit"),
+    ("orca_hpc.controller.submit", "prepare_inputs"),
+    ("orca_hpc.orca.inputs", "parse_input"),
+    ("orca_hpc.controller.submit", "record_attempt"),
+    ("orca_hpc.controller.submit", "_load_plan"),
+    ("orca_hpc.ledger.store", "Ledger._load"),
+    ("orca_hpc.ledger.store", "Ledger._commit"),
 )
 
 

@@ -1,5 +1,5 @@
 """`python -m orca_hpc` is `orca-hpc`."""
 
-from .cli import main
+from orca_hpc.cli import main
 
 main()

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from orca_hpc.errors import UserError
 
 if sys.version_info >= (3, 11):
     import tomllib

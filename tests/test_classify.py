@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from orca_hpc.classify import Classification, classify_output, energy_is_suspicious
 from orca_hpc.errors import UserError
-from orca_hpc.states import Outcome
+from orca_hpc.orca.classify import Classification, classify_output, energy_is_suspicious
+from orca_hpc.orca.outcomes import Outcome
 
 FIXTURES = Path(__file__).parent / "fixtures" / "orca"
 # The project's shared folder sits beside the repository (CI lays a copy there too).

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from orca_hpc.classify import classify_output
-from orca_hpc.states import Outcome
+from orca_hpc.orca.classify import classify_output
+from orca_hpc.orca.outcomes import Outcome
 
 emulator = pytest.importorskip("orca_hpc.emulator", reason="orca_hpc.emulator not written yet")
 
@@ -38,7 +38,7 @@ def _run(tmp_path: Path, mode: str | None, keywords: str) -> Path:
         "* xyz 0 1\nO 0.0 0.0 0.0\nH 0.0 0.0 0.96\nH 0.93 0.0 -0.24\n*\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "ORCA_EMULATE"}
-    code = "import sys; from orca_hpc.emulator import main; sys.exit(main())"
+    code = "import sys; from orca_hpc.emulator.program import main; sys.exit(main())"
     out = tmp_path / "job.out"
     with out.open("wb") as fh:
         subprocess.run(
@@ -54,7 +54,7 @@ def _run(tmp_path: Path, mode: str | None, keywords: str) -> Path:
 
 
 def test_every_emulated_failure_mode_is_covered() -> None:
-    from orca_hpc.emulator_directives import FAILURE_MODES
+    from orca_hpc.emulator.directives import FAILURE_MODES
 
     assert set(FAILURE_MODES) <= set(EXPECTED)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orca_hpc.classify import Classification, classify_output
-from orca_hpc.states import Outcome
+from orca_hpc.orca.classify import Classification, classify_output
+from orca_hpc.orca.outcomes import Outcome
 
 FIXTURES = Path(__file__).parent / "fixtures" / "orca"
 REAL = sorted(p for p in FIXTURES.iterdir() if p.suffix in (".out", ".log"))

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from e2e import cli
 
-from orca_hpc.campaign import load_campaign
-from orca_hpc.states import JobState
-from orca_hpc.submit import prepare_inputs
+from orca_hpc.config.campaign import load_campaign
+from orca_hpc.controller.submit import prepare_inputs
+from orca_hpc.ledger.states import JobState
 
 
 def test_gc_removes_stale_scratch_and_orphaned_state_files(tmp_path: Path) -> None:

@@ -23,8 +23,8 @@ from e2e import (
     write_inputs,
 )
 
-from orca_hpc import slurm
-from orca_hpc.ledger import Ledger
+from orca_hpc.ledger.store import Ledger
+from orca_hpc.scheduler import slurm
 
 pytestmark = pytest.mark.slurm
 BASE = Path(os.environ.get("ORCA_HPC_SLURM_BASE", "/var/tmp/orca-hpc-slurm"))

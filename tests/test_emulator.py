@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from orca_hpc.emulator_directives import DirectiveError, condition_holds, fails, parse_directives
-from orca_hpc.emulator_input import EmulatedInputError, parse_input
+from orca_hpc.emulator.directives import DirectiveError, condition_holds, fails, parse_directives
+from orca_hpc.emulator.inputs import EmulatedInputError, parse_input
 
 WATER = """\
 ! B3LYP def2-SVP {extra}

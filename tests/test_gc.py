@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from orca_hpc.gc import find_stale_scratch, remove_paths
-from orca_hpc.scratch import job_id_of
+from orca_hpc.attempt.scratch import job_id_of
+from orca_hpc.attempt.stale import find_stale_scratch, remove_paths
 
 
 def _make(root: Path, name: str, *attempts: int) -> Path:

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from orca_hpc.cli import main
 from orca_hpc.errors import IllegalTransition, LedgerCorrupt, OrcaHpcError, UserError
-from orca_hpc.ledger import SCHEMA_VERSION, Attempt, Job, Ledger, LedgerWriteError, UnknownJob
-from orca_hpc.states import JobState
+from orca_hpc.ledger.states import JobState
+from orca_hpc.ledger.store import SCHEMA_VERSION, Attempt, Job, Ledger, LedgerWriteError, UnknownJob
 
 SHA = "ab" * 32
 
@@ -222,7 +222,7 @@ def test_torn_archive_line_is_ignored_then_cut(ledger: Ledger, caplog: pytest.Lo
     archive = ledger.state_dir / "archive.jsonl"
     with archive.open("ab") as fh:
         fh.write(b'{"id":"j000002","name":"ke')  # a writer died mid-append
-    caplog.set_level(logging.WARNING, "orca_hpc.ledger")
+    caplog.set_level(logging.WARNING, "orca_hpc.ledger.store")
     view = ledger.snapshot()
     states = {j.id: j.state for j in view.all_jobs()}
     assert states == {"j000001": JobState.CANCELLED, "j000002": JobState.CREATED}

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from orca_hpc.errors import EXIT_TEMPFAIL, LedgerLocked
-from orca_hpc.ledger import Ledger
-from orca_hpc.ledger_lock import pid_alive, process_start_ticks
+from orca_hpc.ledger.lock import pid_alive, process_start_ticks
+from orca_hpc.ledger.store import Ledger
 
 
 @pytest.fixture(params=["flock", "soft"])
@@ -80,7 +80,7 @@ def test_soft_lock_of_dead_process_is_broken(tmp_path: Path, caplog: pytest.LogC
     os.waitpid(pid, 0)
     assert led.lock.path.exists()  # a SIGKILLed soft-lock holder leaves its lock file behind
     assert "gone" in (led.lock.stale_reason() or "")
-    caplog.set_level(logging.WARNING, "orca_hpc.ledger")
+    caplog.set_level(logging.WARNING, "orca_hpc.ledger.store")
     with led.transaction() as txn:
         txn.meta["after"] = True
     assert "breaking stale ledger lock" in caplog.text and f"pid {pid}" in caplog.text

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from orca_hpc.ledger import Ledger
-from orca_hpc.states import JobState
+from orca_hpc.ledger.states import JobState
+from orca_hpc.ledger.store import Ledger
 
 
 def _worker(state: Path, kind: str, worker: int, txns: int) -> None:
@@ -99,11 +99,19 @@ def _kill_trials(tmp_path: Path, trials: int) -> None:
             finally:
                 os._exit(1)
         os.close(w)
-        time.sleep(rng.uniform(0.0, 0.06))
+        # Readiness, not a timer: kill only after the writer reported its first commit of this trial,
+        # so every trial makes progress however slow the machine; then at a random point after it.
+        first = b""
+        while not first.endswith(b"\n"):
+            piece = os.read(r, 1)
+            if not piece:
+                break
+            first += piece
+        time.sleep(rng.uniform(0.0, 0.03))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         with os.fdopen(r, "rb") as fh:
-            reports = fh.read().decode().split("\n")
+            reports = (first + fh.read()).decode().split("\n")
         done = [int(x) for x in reports[:-1]]  # the last piece may be torn
         committed = max([committed, *done])
         committed = _check_consistent(state, committed)

@@ -245,7 +245,7 @@ def test_verbose_shows_log_records_once_and_quiet_hides_them(tmp_path: Path) -> 
     camp = new_campaign(tmp_path)
     setup_logging(camp, verbose=1, command="test")
     try:
-        from orca_hpc.commands._common import say
+        from orca_hpc.cli.common import say
 
         class Obj:
             quiet = False

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from smtp_server import SmtpTestServer, closed_port, make_cert, silent_port
 
-from orca_hpc.digest import build_failure_digest
 from orca_hpc.errors import TemporaryFailure, UserError
-from orca_hpc.mail_config import MailConfig
-from orca_hpc.notify import (
+from orca_hpc.notify.config import MailConfig
+from orca_hpc.notify.digest import build_failure_digest
+from orca_hpc.notify.smtp import (
     backoff_delay,
     deliver_outbox,
     make_notification,

@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from smtp_server import SmtpTestServer, closed_port
 
 from orca_hpc.cli import main
-from orca_hpc.digest import build_failure_digest
 from orca_hpc.errors import EXIT_ERROR, EXIT_TEMPFAIL
-from orca_hpc.notify import make_notification
+from orca_hpc.notify.digest import build_failure_digest
+from orca_hpc.notify.smtp import make_notification
 
 PASSWORD = "cli-Secret-42"
 
@@ -95,7 +95,7 @@ def test_notify_config_file_without_mail_table(tmp_path: Path) -> None:
 
 def make_campaign(root: Path, mail: str | None, site_mail: str | None = None) -> Path:
     """A real campaign (`orca-hpc init` layout); its site is a copy of `local` with `site_mail`."""
-    from orca_hpc.campaign import init_campaign
+    from orca_hpc.config.campaign import init_campaign
 
     sites = root / "site_configs"
     sites.mkdir(parents=True)
@@ -116,14 +116,14 @@ def mail_table(port: int, extra: str = "") -> str:
 
 
 def add_to_outbox(root: Path, *items: dict[str, Any]) -> None:
-    from orca_hpc.ledger import Ledger
+    from orca_hpc.ledger.store import Ledger
 
     with Ledger(root / ".orca-hpc").transaction() as txn:
         txn.outbox.extend(items)
 
 
 def outbox(root: Path) -> list[dict[str, Any]]:
-    from orca_hpc.ledger import Ledger
+    from orca_hpc.ledger.store import Ledger
 
     return Ledger(root / ".orca-hpc").snapshot().outbox
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from orca_hpc.errors import UserError
-from orca_hpc.mail_config import MailConfig, Secret
+from orca_hpc.notify.config import MailConfig, Secret
 
 SECRET = "hunter2-very-secret"
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from orca_hpc.digest import DETAILED_JOBS, TAIL_LINES, build_campaign_summary, build_failure_digest
-from orca_hpc.mail_config import MailConfig
-from orca_hpc.notify import build_message
+from orca_hpc.notify.config import MailConfig
+from orca_hpc.notify.digest import DETAILED_JOBS, TAIL_LINES, build_campaign_summary, build_failure_digest
+from orca_hpc.notify.smtp import build_message
 
 CFG = MailConfig.from_dict({"host": "h", "from": "a@b.org", "to": "c@d.org"}, "t.toml")
 

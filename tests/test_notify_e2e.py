@@ -8,7 +8,7 @@ import pytest
 from e2e import cli, new_campaign, orca_input, reconcile_until_done, write_inputs
 from smtp_server import SmtpTestServer, closed_port
 
-from orca_hpc.ledger import Ledger
+from orca_hpc.ledger.store import Ledger
 
 pytestmark = pytest.mark.slurm
 

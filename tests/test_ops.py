@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from orca_hpc.errors import EXIT_ERROR, EXIT_OK, EXIT_TEMPFAIL, EXIT_USAGE
-from orca_hpc.ledger import Ledger
+from orca_hpc.ledger.states import JobState
+from orca_hpc.ledger.store import Ledger
 from orca_hpc.logs import LOG_NAME
-from orca_hpc.states import JobState
 from tests.e2e import REPO, WATER, cli, new_campaign, orca_input, reconcile_until_done, write_inputs
 
 UNITS = REPO / "contrib" / "systemd"

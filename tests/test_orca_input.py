@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from orca_hpc.errors import InputFileError
-from orca_hpc.orca_input import parse_input, referenced_files
+from orca_hpc.orca.inputs import parse_input, referenced_files
 
 HERE = Path(__file__).parent
 INPUTS = HERE / "fixtures" / "inputs"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from orca_hpc.errors import UserError
-from orca_hpc.orca_input import (
+from orca_hpc.orca.inputs import (
     add_keywords,
     parse_input,
     remove_keywords,

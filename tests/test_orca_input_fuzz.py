@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orca_hpc.errors import InputFileError, UserError
-from orca_hpc.orca_input import add_keywords, parse_input, set_block_option, set_resources
-from orca_hpc.xyz import read_xyz
+from orca_hpc.orca.inputs import add_keywords, parse_input, set_block_option, set_resources
+from orca_hpc.orca.xyz import read_xyz
 
 # ORCA_INPUT_FUZZ_EXAMPLES=5000 for a longer hunt; the default keeps the suite fast.
 FAST = settings(max_examples=int(os.environ.get("ORCA_INPUT_FUZZ_EXAMPLES", "150")), deadline=None,

@@ -7,9 +7,16 @@ from pathlib import Path
 import pytest
 
 from orca_hpc.errors import InputFileError, UserError
-from orca_hpc.orca_input import parse_input
-from orca_hpc.presets import render_preset
-from orca_hpc.xyz import element_symbol, format_xyz, read_last_frame, read_xyz, read_xyz_frames, spin_problem
+from orca_hpc.orca.inputs import parse_input
+from orca_hpc.orca.presets import render_preset
+from orca_hpc.orca.xyz import (
+    element_symbol,
+    format_xyz,
+    read_last_frame,
+    read_xyz,
+    read_xyz_frames,
+    spin_problem,
+)
 
 INPUTS = Path(__file__).parent / "fixtures" / "inputs"
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from orca_hpc import orca_input
-from orca_hpc.attempts import AttemptPlan
-from orca_hpc.ending import decide_end
-from orca_hpc.recovery import Failure, Limits, plan_recovery
-from orca_hpc.states import Outcome
+from orca_hpc.attempt.folder import AttemptPlan
+from orca_hpc.controller.ending import decide_end
+from orca_hpc.controller.recovery import Failure, Limits, plan_recovery
+from orca_hpc.orca import inputs as orca_input
+from orca_hpc.orca.outcomes import Outcome
 
 INPUT = (
     "! B3LYP def2-SVP Opt\n%pal nprocs 4 end\n%maxcore 1000\n"

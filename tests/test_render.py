@@ -12,10 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from orca_hpc import render as render_mod
+from orca_hpc import shipped
+from orca_hpc.config.site import SiteConfig, load_site, resources_for
 from orca_hpc.errors import InputFileError, UserError
-from orca_hpc.render import JobScriptContext, render_job_script, sbatch_quote, shell_quote, template_root
-from orca_hpc.site import SiteConfig, load_site, resources_for
+from orca_hpc.scheduler.script import (
+    JobScriptContext,
+    render_job_script,
+    sbatch_quote,
+    shell_quote,
+    template_root,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -211,7 +217,7 @@ def test_template_root_prefers_the_packaged_copy(tmp_path: Path, monkeypatch: py
     assert (template_root() / "slurm" / "base.sh.j2").is_file()
     package = tmp_path / "orca_hpc"
     shutil.copytree(REPO / "templates", package / "templates")
-    monkeypatch.setattr(render_mod, "__file__", str(package / "render.py"))
+    monkeypatch.setattr(shipped, "PACKAGE_DIR", package)
     assert template_root() == package / "templates"
 
 

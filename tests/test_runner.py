@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from test_runner_support import make_attempt, write_fake_orca
 
-from orca_hpc import runner
 from orca_hpc.errors import InputFileError
+from orca_hpc.runner import run as runner
 
 RESULT_FIELDS = {
     "result_version",
@@ -316,7 +316,7 @@ def test_classifier_failure_falls_back(
     def broken(path: Path) -> None:
         raise RuntimeError("classifier bug")
 
-    monkeypatch.setitem(sys.modules, "orca_hpc.classify", types.SimpleNamespace(classify_output=broken))
+    monkeypatch.setitem(sys.modules, "orca_hpc.orca.classify", types.SimpleNamespace(classify_output=broken))
     result = runner.run_attempt(make_attempt(tmp_path / "c", orca, scratch_root))
     assert result["outcome"] == "success" and result["classification"]["classifier"] == "runner-fallback"
     assert any("classifier bug" in note for note in result["notes"])

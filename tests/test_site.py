@@ -10,9 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orca_hpc import site as site_mod
-from orca_hpc.errors import InputFileError, UserError
-from orca_hpc.site import (
+from orca_hpc import shipped
+from orca_hpc.config.site import (
     DEFAULT_KEEP,
     SiteConfig,
     available_sites,
@@ -22,6 +21,7 @@ from orca_hpc.site import (
     resources_for,
     shipped_site_dirs,
 )
+from orca_hpc.errors import InputFileError, UserError
 
 REPO_SITES = Path(__file__).resolve().parent.parent / "site_configs"
 SHIPPED = sorted(p.stem for p in REPO_SITES.glob("*.toml"))
@@ -354,7 +354,7 @@ def test_shipped_sites_are_found_in_the_wheel_layout(tmp_path: Path, monkeypatch
     package = tmp_path / "site-packages" / "orca_hpc"
     (package / "site_configs").mkdir(parents=True)
     shutil.copy(REPO_SITES / "local.toml", package / "site_configs" / "local.toml")
-    monkeypatch.setattr(site_mod, "__file__", str(package / "site.py"))
+    monkeypatch.setattr(shipped, "PACKAGE_DIR", package)
     monkeypatch.delenv("ORCA_HPC_SITE_DIR", raising=False)
     assert shipped_site_dirs() == [package / "site_configs"]
     assert load_site("local").source == package / "site_configs" / "local.toml"

@@ -1,4 +1,4 @@
-"""orca_hpc.slurm: parsing of captured sacct/squeue text, and the real local cluster (marked slurm)."""
+"""orca_hpc.scheduler.slurm: parsing of captured sacct/squeue text, and the real local cluster."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import TypeVar
 
 import pytest
 
-from orca_hpc import slurm
 from orca_hpc.errors import OrcaHpcError, SchedulerUnavailable
+from orca_hpc.scheduler import slurm
 
 T = TypeVar("T")
 

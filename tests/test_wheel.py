@@ -33,7 +33,7 @@ def test_installed_wheel_finds_templates_and_sites(tmp_path: Path) -> None:
     work = tmp_path / "elsewhere"  # not the repo: nothing can come from the source tree
     work.mkdir()
     probe = (
-        "import orca_hpc, orca_hpc.render as r, orca_hpc.site as s;"
+        "import orca_hpc, orca_hpc.scheduler.script as r, orca_hpc.config.site as s;"
         "print(orca_hpc.__file__); print(r.template_root()); print(s.shipped_site_dirs()[0])"
     )
     out = subprocess.run(

@@ -1,0 +1,102 @@
+"""The `orca-hpc` command line: global options, error handling, command registration."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from orca_hpc import __version__
+from orca_hpc.errors import EXIT_ERROR, OrcaHpcError, TemporaryFailure
+from orca_hpc.logs import log_echoed, setup_logging, teardown_logging
+
+# (module under orca_hpc.cli, attribute): each module owns one command or group.
+COMMANDS: list[tuple[str, str]] = [
+    ("init", "init"),
+    ("submit", "submit"),
+    ("submit", "render"),
+    ("reconcile", "reconcile"),
+    ("reconcile", "watch"),
+    ("status", "status"),
+    ("status", "show"),
+    ("status", "results"),
+    ("control", "retry"),
+    ("control", "cancel"),
+    ("control", "gc"),
+    ("inspect", "inspect"),
+    ("ledger", "ledger"),
+    ("notify", "notify"),
+]
+
+
+class Context:
+    """What every command gets: the campaign folder (``-C DIR``, like git) and verbosity."""
+
+    def __init__(self, directory: Path, verbose: int, quiet: bool) -> None:
+        self.directory = directory
+        self.verbose = verbose
+        self.quiet = quiet
+
+
+class OrcaHpcGroup(click.Group):
+    """Turns expected errors into one line on stderr and the documented exit code."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except OrcaHpcError as err:
+            click.echo(f"orca-hpc: error: {err}", err=True)
+            level = logging.WARNING if isinstance(err, TemporaryFailure) else logging.ERROR
+            log_echoed(f"exit {err.exit_code}: {err}", level)
+            sys.exit(err.exit_code)
+        except OSError as err:
+            # A file we were pointed at is missing or unreadable: a user problem, not a bug.
+            where = f"{err.filename}: " if err.filename else ""
+            click.echo(f"orca-hpc: error: {where}{err.strerror or err}", err=True)
+            log_echoed(f"exit {EXIT_ERROR}: {where}{err.strerror or err}", logging.ERROR)
+            sys.exit(EXIT_ERROR)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception:
+            # A bug: the traceback goes to the log too, where an unattended run's trouble is looked for.
+            logging.getLogger("orca_hpc.cli").exception("unexpected error", extra={"echoed": True})
+            raise
+        finally:
+            teardown_logging()
+
+
+@click.group(cls=OrcaHpcGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-C",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    help="Campaign folder (default: the current folder).",
+)
+@click.option("-v", "--verbose", count=True, help="More detail on the terminal.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on the terminal.")
+@click.version_option(__version__, prog_name="orca-hpc")
+@click.pass_context
+def main(ctx: click.Context, directory: Path, verbose: int, quiet: bool) -> None:
+    """Run ORCA calculations on SLURM clusters, unattended.
+
+    \b
+    Exit codes: 0 success, 1 error, 2 usage error,
+    75 temporary failure (ledger locked, scheduler unreachable: try again later).
+    """
+    ctx.obj = Context(directory.absolute(), verbose, quiet)
+    # The campaign's log gets every command's details; the terminal gets -v/-q's share.
+    setup_logging(ctx.obj.directory, verbose=verbose, quiet=quiet, command=ctx.invoked_subcommand or "-")
+    logging.getLogger("orca_hpc.cli").debug("orca-hpc %s started", " ".join(sys.argv[1:]))
+
+
+def _register() -> None:
+    for module_name, attr in COMMANDS:
+        module = importlib.import_module(f"orca_hpc.cli.{module_name}")
+        main.add_command(getattr(module, attr))
+
+
+_register()

@@ -1,0 +1,131 @@
+"""`orca-hpc reconcile` and `orca-hpc watch`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+import click
+
+from orca_hpc.cli.common import campaign_of, say, warn
+from orca_hpc.controller.reconcile import ReconcileReport
+from orca_hpc.controller.reconcile import reconcile as run_reconcile
+from orca_hpc.errors import OrcaHpcError, TemporaryFailure
+from orca_hpc.logs import log_echoed
+
+log = logging.getLogger("orca_hpc.controller.reconcile")
+
+
+def _report_json(report: ReconcileReport) -> str:
+    return json.dumps(
+        {
+            "changes": [{"id": i, "from": a, "to": b} for i, a, b in report.changes],
+            "submitted": [{"id": i, "name": n, "slurm_job_id": s} for i, n, s in report.submitted],
+            "permanent_failed": report.permanent_failed,
+            "adopted": report.adopted,
+            "scheduler_calls": report.scheduler_calls,
+            "notices": report.notices,
+        },
+        indent=1,
+    )
+
+
+def _deliver_mail(obj: Any, campaign: Any) -> None:
+    """Owed notifications go out after the ledger work; mail trouble never fails a reconcile."""
+    from orca_hpc.notify.outbox import deliver_campaign_outbox
+
+    try:
+        report = deliver_campaign_outbox(campaign)
+    except OrcaHpcError as err:  # a bad [mail] table: the ledger work is done, the outbox keeps the mail
+        warn(f"mail not sent: {err}")
+        return
+    if report is not None and (report.sent or report.pending or report.failed):
+        say(obj, report.summary())
+
+
+@click.command("reconcile")
+@click.option("--json", "as_json", is_flag=True, help="Print what changed as JSON.")
+@click.pass_obj
+def reconcile(obj: Any, as_json: bool) -> None:
+    """Compare the ledger with SLURM and the result files; retry, recover, notify. Cron-safe."""
+    campaign = campaign_of(obj)
+    report = run_reconcile(campaign, echo=None if as_json else (lambda m: say(obj, m)))
+    _deliver_mail(obj, campaign)
+    _log_report(report)
+    if as_json:
+        click.echo(_report_json(report))
+    elif obj.verbose:
+        say(obj, _summary(report))
+    else:
+        log_echoed(_summary(report))  # one line per run in the log: shows that cron is running
+
+
+def _summary(report: ReconcileReport) -> str:
+    return (
+        f"reconciled: {len(report.changes)} change(s), {len(report.submitted)} submitted, "
+        f"{report.scheduler_calls} scheduler call(s)"
+    )
+
+
+def _log_report(report: ReconcileReport) -> None:
+    """Every state change and submission with its ids, for the log (the terminal shows them with -v)."""
+    for job_id, old, new in report.changes:
+        log.info("%s: %s -> %s", job_id, old, new)
+    for job_id, name, slurm_id in report.submitted:
+        log.info("%s %s: submitted as SLURM job %s", job_id, name, slurm_id)
+
+
+@click.command("watch")
+@click.option(
+    "--interval",
+    type=click.FloatRange(1.0),
+    default=60.0,
+    show_default=True,
+    help="Seconds between reconciles.",
+)
+@click.option(
+    "--max-backoff",
+    type=click.FloatRange(1.0),
+    default=900.0,
+    show_default=True,
+    help="Longest wait while the scheduler is unreachable.",
+)
+@click.option("--until-done", is_flag=True, help="Exit 0 once every job has finished.")
+@click.pass_obj
+def watch(obj: Any, interval: float, max_backoff: float, until_done: bool) -> None:
+    """Reconcile in a loop (for sites that allow a long-running process, e.g. under systemd).
+
+    SIGTERM/SIGINT end it cleanly between steps; an unrecoverable error exits non-zero so that a
+    supervisor restarts it; while the scheduler is down it backs off exponentially.
+    """
+    stop: dict[str, str | None] = {"signal": None}
+
+    def _stop(signum: int, _frame: object) -> None:
+        # Only a flag: printing or logging here could re-enter a write that the signal interrupted.
+        stop["signal"] = signal.Signals(signum).name
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    log_echoed(f"watch: started, pid {os.getpid()}, every {interval:g} s")
+    delay = interval
+    while stop["signal"] is None:
+        campaign = campaign_of(obj)
+        try:
+            report = run_reconcile(campaign, echo=lambda m: say(obj, m))
+            _log_report(report)
+            _deliver_mail(obj, campaign)
+            delay = interval
+        except TemporaryFailure as err:
+            delay = min(max_backoff, delay * 2)
+            warn(f"{err}; next try in {delay:.0f} s")
+        if until_done and not campaign.ledger().snapshot().jobs:
+            say(obj, "watch: every job has finished")
+            return
+        deadline = time.monotonic() + delay
+        while stop["signal"] is None and time.monotonic() < deadline:
+            time.sleep(min(0.5, deadline - time.monotonic()))
+    say(obj, f"watch: {stop['signal']} received, stopped")

@@ -1,0 +1,119 @@
+"""`orca-hpc submit` and `orca-hpc render`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from orca_hpc.cli.common import auto_reconcile, campaign_of, say
+from orca_hpc.controller.submit import submit as submit_inputs
+
+
+def _common_options(f: Any) -> Any:
+    for option in reversed(
+        [
+            click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path)),
+            click.option(
+                "--method", default=None, help="ORCA method line for .xyz inputs, e.g. 'r2SCAN-3c Opt'."
+            ),
+            click.option("--charge", default=0, show_default=True, help="Charge for .xyz inputs."),
+            click.option("--mult", default=1, show_default=True, help="Multiplicity for .xyz inputs."),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+@click.command("submit")
+@_common_options
+@click.option("--force", is_flag=True, help="Submit inputs that this campaign already has.")
+@click.option(
+    "--dry-run", is_flag=True, help="Print the job script(s) that would be submitted; submit nothing."
+)
+@click.option(
+    "--max-retries", type=click.IntRange(0, 100), default=None, help="Override the site's max_retries."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print what was submitted as JSON.")
+@click.pass_obj
+def submit(
+    obj: Any,
+    inputs: tuple[Path, ...],
+    method: str | None,
+    charge: int,
+    mult: int,
+    force: bool,
+    dry_run: bool,
+    max_retries: int | None,
+    as_json: bool,
+) -> None:
+    """Submit ORCA inputs (.inp, or .xyz with --method) as SLURM job arrays."""
+    campaign = campaign_of(obj)
+    paths = [p if p.is_absolute() else Path.cwd() / p for p in inputs]
+    if not dry_run:
+        auto_reconcile(obj, campaign)
+    show_progress = len(paths) > 200 and sys.stderr.isatty() and not as_json
+    with (
+        click.progressbar(length=len(paths), label="recording", file=sys.stderr)
+        if show_progress
+        else _Null() as bar
+    ):
+        report = submit_inputs(
+            campaign,
+            paths,
+            method=method,
+            charge=charge,
+            mult=mult,
+            force=force,
+            dry_run=dry_run,
+            max_retries=max_retries,
+            echo=None if as_json else (lambda m: say(obj, m)),
+            progress=bar.update,
+        )
+    if dry_run:
+        for script in report.scripts:
+            click.echo(script, nl=False)
+        if not report.scripts:
+            say(obj, "nothing to submit")
+        return
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "submitted": [{"id": i, "name": n, "slurm_job_id": s} for i, n, s in report.submitted],
+                    "skipped": [{"file": f, "existing": e} for f, e in report.skipped],
+                    "sbatch_calls": report.sbatch_calls,
+                },
+                indent=1,
+            )
+        )
+        return
+    for path, existing in report.skipped:
+        say(obj, f"skipped {path}: already in this campaign as {existing} (use --force to submit it again)")
+    say(obj, f"submitted {len(report.submitted)} job(s) in {report.sbatch_calls} sbatch call(s)")
+
+
+class _Null:
+    def __enter__(self) -> _Null:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int) -> None:
+        return None
+
+
+@click.command("render")
+@_common_options
+@click.pass_obj
+def render(obj: Any, inputs: tuple[Path, ...], method: str | None, charge: int, mult: int) -> None:
+    """Print the exact job script(s) `submit` would use; submit nothing (same as submit --dry-run)."""
+    campaign = campaign_of(obj)
+    paths = [p if p.is_absolute() else Path.cwd() / p for p in inputs]
+    report = submit_inputs(campaign, paths, method=method, charge=charge, mult=mult, force=True, dry_run=True)
+    for script in report.scripts:
+        click.echo(script, nl=False)

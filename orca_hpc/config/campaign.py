@@ -1,0 +1,144 @@
+"""A campaign is a folder: its config (`orca-hpc.toml`), its state (`.orca-hpc/`) and its jobs (`jobs/`)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orca_hpc.config.site import SiteConfig, load_site
+from orca_hpc.errors import UserError
+from orca_hpc.ledger.store import Ledger
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+CONFIG_NAME = "orca-hpc.toml"
+STATE_DIR = ".orca-hpc"
+_KNOWN_KEYS = {"name", "id", "site", "overrides", "mail", "method_template", "presets", "logging"}
+
+
+@dataclass
+class Campaign:
+    root: Path
+    name: str
+    campaign_id: str
+    site: SiteConfig
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.root / "jobs"
+
+    @property
+    def arrays_dir(self) -> Path:
+        return self.state_dir / "arrays"
+
+    @property
+    def submitit_dir(self) -> Path:
+        return self.state_dir / "submitit"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / CONFIG_NAME
+
+    @property
+    def slug(self) -> str:
+        """Safe in file names and job names: names scratch folders on shared file systems."""
+        return f"{_slug(self.name)[:24]}-{self.campaign_id}"
+
+    def ledger(self) -> Ledger:
+        return Ledger(self.state_dir, lock_kind=self.site.lock_kind)
+
+    def mail_config(self) -> dict[str, Any] | None:
+        """The `[mail]` table: the campaign's own wins over the site's."""
+        return self.config.get("mail") or self.site.mail or None
+
+
+def _slug(text: str) -> str:
+    out = "".join(c if c.isalnum() or c in "._-" else "_" for c in text)
+    return out.strip("._") or "x"
+
+
+def init_campaign(root: Path, site_name: str, name: str | None = None) -> Campaign:
+    """Create a campaign folder; refuses to touch an existing campaign."""
+    root = root.absolute()
+    config_path = root / CONFIG_NAME
+    if config_path.exists() or (root / STATE_DIR).exists():
+        raise UserError(f"{root}: already an orca-hpc campaign")
+    site = load_site(site_name, search_dirs=[root / "site_configs"])
+    name = name or root.name
+    campaign_id = secrets.token_hex(3)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "jobs").mkdir(exist_ok=True)
+    state = root / STATE_DIR
+    state.mkdir(mode=0o750)
+    for sub in ("arrays", "submitit", "logs"):
+        (state / sub).mkdir(mode=0o750)
+    text = (
+        "# orca-hpc campaign. [overrides] replace site values (same keys as site_configs/*.toml).\n"
+        f"name = {_toml_str(name)}\n"
+        f"id = {_toml_str(campaign_id)}\n"
+        f"site = {_toml_str(site_name)}\n\n"
+        "[overrides]\n"
+    )
+    _write_new(config_path, text)
+    Ledger.create(state, meta={"campaign": name, "campaign_id": campaign_id, "site": site_name})
+    return Campaign(root, name, campaign_id, site, tomllib.loads(text))
+
+
+def _toml_str(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def _write_new(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+def load_campaign(root: Path) -> Campaign:
+    root = root.absolute()
+    config_path = root / CONFIG_NAME
+    if not config_path.is_file():
+        raise UserError(
+            f"{root}: not an orca-hpc campaign (no {CONFIG_NAME}); create one with 'orca-hpc init'"
+        )
+    try:
+        config = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{config_path}: not valid TOML: {err}") from None
+    unknown = sorted(set(config) - _KNOWN_KEYS)
+    if unknown:
+        raise UserError(
+            f"{config_path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_KNOWN_KEYS))})"
+        )
+    for key in ("name", "id", "site"):
+        if not isinstance(config.get(key), str) or not config[key]:
+            raise UserError(f"{config_path}: key {key!r} must be a non-empty string")
+    presets = config.get("presets", {})
+    if not isinstance(presets, dict) or not all(isinstance(v, str) and v.strip() for v in presets.values()):
+        raise UserError(f"{config_path}: [presets] must map names to ORCA method lines (strings)")
+    if not isinstance(config.get("method_template", ""), str):
+        raise UserError(f"{config_path}: method_template must be a string (a Jinja2 template)")
+    site = load_site(config["site"], search_dirs=[root / "site_configs"])
+    overrides = config.get("overrides") or {}
+    if not isinstance(overrides, dict):
+        raise UserError(f"{config_path}: [overrides] must be a table")
+    if overrides:
+        site = site.with_overrides(overrides, source=str(config_path))
+    return Campaign(root, config["name"], config["id"], site, config)

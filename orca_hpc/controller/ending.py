@@ -1,0 +1,96 @@
+"""How an attempt ended: SLURM's verdict + the runner's result file + the job log, in one decision.
+
+SLURM alone is not enough (a COMPLETED job can hold an unconverged SCF) and neither is the result
+file (the runner cannot write one when the node dies or the memory limit kills it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from orca_hpc.orca.outcomes import Outcome
+
+# Ended from outside, through no fault of the input: retried without counting against max_retries.
+NOT_COUNTED_REASONS = frozenset({"node_fail", "preempted", "lost"})
+MEMORY_KILL_MARKERS = ("exceeded memory limit", "oom-kill", "out of memory")
+
+
+@dataclass
+class AttemptEnd:
+    outcome: Outcome
+    reason: str | None = None  # walltime, cancelled, preempted, node_fail, memory_limit, lost, deadline
+    retryable: bool = True
+    message: str = ""
+    energy: float | None = None
+    classification: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def success(self) -> bool:
+        return self.outcome == Outcome.SUCCESS
+
+    @property
+    def cancelled(self) -> bool:
+        return self.reason == "cancelled"
+
+    @property
+    def counts_against_limit(self) -> bool:
+        return self.reason not in NOT_COUNTED_REASONS
+
+
+def _from_result(result: dict[str, Any]) -> AttemptEnd:
+    try:
+        outcome = Outcome(result.get("outcome"))
+    except ValueError:
+        outcome = Outcome.UNKNOWN_ERROR
+    classification = result.get("classification") or {}
+    message = result.get("message") or classification.get("message") or ""
+    if result.get("error"):
+        message = f"{message} (runner: {result['error']})" if message else f"runner: {result['error']}"
+    return AttemptEnd(
+        outcome=outcome,
+        reason=result.get("reason"),
+        retryable=bool(result.get("retryable", outcome != Outcome.INPUT_ERROR)),
+        message=message,
+        energy=result.get("energy"),
+        classification=classification,
+    )
+
+
+def decide_end(
+    slurm_state: str | None,
+    exit_code: int | None,
+    signal: int | None,
+    result: dict[str, Any] | None,
+    job_log_tail: str = "",
+) -> AttemptEnd:
+    """The attempt's final outcome. ``slurm_state`` is the first word of sacct's State (or None if
+    SLURM no longer knows the job)."""
+    log = job_log_tail.lower()
+    if any(marker in log for marker in MEMORY_KILL_MARKERS) or slurm_state == "OUT_OF_MEMORY":
+        # The memory limit kills the runner too, so whatever result exists predates the kill.
+        return AttemptEnd(
+            Outcome.OUT_OF_MEMORY, "memory_limit", True, "SLURM killed the job: memory limit exceeded"
+        )
+    if slurm_state in ("NODE_FAIL", "BOOT_FAIL"):
+        return AttemptEnd(Outcome.TRUNCATED, "node_fail", True, f"SLURM: {slurm_state}")
+    if slurm_state == "PREEMPTED":
+        return AttemptEnd(Outcome.TRUNCATED, "preempted", True, "SLURM: PREEMPTED")
+    if result is not None:
+        end = _from_result(result)
+        if end.reason == "cancelled" and slurm_state not in (None, "CANCELLED"):
+            # The runner saw SIGTERM, but SLURM says why: a time limit is a walltime end.
+            end.reason = "walltime" if slurm_state in ("TIMEOUT", "DEADLINE") else end.reason
+        return end
+    if slurm_state == "CANCELLED":
+        return AttemptEnd(Outcome.TRUNCATED, "cancelled", False, "cancelled in SLURM (scancel)")
+    if slurm_state in ("TIMEOUT", "DEADLINE"):
+        return AttemptEnd(Outcome.TRUNCATED, "walltime", True, f"SLURM: {slurm_state}, no result file")
+    if slurm_state is None:
+        return AttemptEnd(
+            Outcome.TRUNCATED, "lost", True, "SLURM has no record of the job and it left no result"
+        )
+    code = f"signal {signal}" if signal else f"exit code {exit_code}"
+    return AttemptEnd(
+        Outcome.UNKNOWN_ERROR, None, True, f"SLURM: {slurm_state} ({code}); the runner left no result file"
+    )

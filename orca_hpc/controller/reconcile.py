@@ -1,0 +1,324 @@
+"""Reconcile: bring the ledger in line with SLURM and the result files, then decide what happens next.
+
+Safe to run at any moment and from several places (cron, watch, every command): everything happens
+under the ledger lock, SLURM is asked once per chunk of ids (never once per job), and nothing is
+marked failed because SLURM could not be asked (``SchedulerUnavailable`` -> exit 75, no change).
+Killed at any point, the next run reaches the same final states: decisions are saved in one
+transaction, and submissions go through the exactly-once path of ``submit.Dispatcher``.
+"""
+
+from __future__ import annotations
+
+import calendar
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orca_hpc.attempt.folder import plan_of, read_result
+from orca_hpc.config.campaign import Campaign
+from orca_hpc.controller.ending import AttemptEnd, decide_end
+from orca_hpc.controller.recovery import Failure, Limits, plan_recovery
+from orca_hpc.controller.submit import TOKEN_PREFIX, Dispatcher, record_attempt
+from orca_hpc.errors import OrcaHpcError
+from orca_hpc.ledger.records import Job, now_iso
+from orca_hpc.ledger.states import JobState
+from orca_hpc.ledger.store import Transaction
+from orca_hpc.orca.read import read_tail
+from orca_hpc.scheduler import slurm
+from orca_hpc.scheduler.local import is_local, query_local
+
+log = logging.getLogger(__name__)
+
+# A submission intent that SLURM does not know after this long was never submitted.
+UNCONFIRMED_GRACE_S = 60.0
+# sacct lags up to ~5 s and squeue forgets finished jobs after MinJobAge: wait this long before
+# declaring a job that neither knows lost.
+LOST_GRACE_S = 300.0
+RUNNING_STATES = frozenset({"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING", "RESIZING"})
+LOG_TAIL_BYTES = 4096
+
+
+@dataclass
+class ReconcileReport:
+    changes: list[tuple[str, str, str]] = field(default_factory=list)  # (job id, old, new)
+    submitted: list[tuple[str, str, str]] = field(default_factory=list)
+    permanent_failed: list[str] = field(default_factory=list)
+    adopted: list[str] = field(default_factory=list)
+    scheduler_calls: int = 0
+    notices: list[str] = field(default_factory=list)
+
+
+def _epoch(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    try:
+        return float(calendar.timegm(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")))
+    except ValueError:
+        return None
+
+
+def _unchanged(state: JobState, peek: dict[str, str | None], rec: slurm.SlurmRecord | None) -> bool:
+    """True when SLURM says what the ledger already holds for a queued or running attempt."""
+    if rec is None or rec.finished or rec.state != peek["sst"]:
+        return False
+    if (rec.state in RUNNING_STATES) != (state == JobState.RUNNING):
+        return False
+    return not (rec.start and not peek["beg"])
+
+
+class Reconciler:
+    def __init__(
+        self,
+        campaign: Campaign,
+        *,
+        now: Callable[[], float] = time.time,
+        echo: Callable[[str], None] | None = None,
+        chunk: int = 1000,
+    ) -> None:
+        self.campaign = campaign
+        self.ledger = campaign.ledger()
+        self.now = now
+        self.echo = echo or (lambda _msg: None)
+        self.chunk = chunk
+        self.report = ReconcileReport()
+        self._permanent: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------ the run
+
+    def run(self) -> ReconcileReport:
+        calls_before = slurm.CALLS.total
+        with self.ledger.lock:
+            # One transaction: each job is decoded once. Should SLURM not answer, the exception leaves
+            # the ledger exactly as it was (a transaction that raises writes nothing).
+            with self.ledger.transaction() as txn:
+                watched = {
+                    job_id: state
+                    for job_id, state in txn.states().items()
+                    if state in (JobState.SUBMITTING, JobState.PENDING, JobState.RUNNING)
+                }
+                ids: dict[str, str] = {}  # job id -> SLURM id, peeked without decoding where possible
+                peeked: dict[str, dict[str, str | None]] = {}
+                unconfirmed = []
+                for job_id in watched:
+                    peek = txn.latest_attempt_peek(job_id)
+                    if peek is not None and peek["sid"]:
+                        ids[job_id] = peek["sid"]  # type: ignore[assignment]
+                        peeked[job_id] = peek
+                        continue
+                    job = txn.get(job_id)
+                    if job.attempt is not None and job.attempt.slurm_id:
+                        ids[job_id] = job.attempt.slurm_id
+                    elif job.attempt is not None:
+                        unconfirmed.append(job)
+                by_name = self._lookup_tokens(unconfirmed)
+                slurm_ids = [i for i in ids.values() if not is_local(i)]
+                records = slurm.query_jobs(slurm_ids, chunk=self.chunk) if slurm_ids else {}
+                records.update(query_local([i for i in ids.values() if is_local(i)]))
+                for job in unconfirmed:
+                    self._adopt(txn, job, by_name)
+                for job_id, slurm_id in ids.items():
+                    rec = records.get(slurm_id)
+                    if job_id in peeked and _unchanged(watched[job_id], peeked[job_id], rec):
+                        continue  # nothing to record: no need to decode the job
+                    self._update(txn, txn.get(job_id), rec)
+                if self._permanent:
+                    self._queue_digest(txn)
+                to_submit = [j.id for j in txn.jobs_by_state(JobState.CREATED, JobState.FAILED)]
+            if to_submit:
+                dispatcher = Dispatcher(self.campaign, self.ledger, echo=self.echo)
+                self.report.submitted = dispatcher.dispatch(to_submit)
+        self.report.scheduler_calls = slurm.CALLS.total - calls_before
+        return self.report
+
+    def _lookup_tokens(self, unconfirmed: list[Job]) -> dict[str, list[slurm.SlurmRecord]]:
+        if self.campaign.site.scheduler == "local":
+            return {}  # no SLURM to ask: an unconfirmed local start is retried after the grace period
+        names = sorted({TOKEN_PREFIX + j.attempt.token.split("/")[0] for j in unconfirmed if j.attempt.token})
+        return slurm.find_by_names(names) if names else {}
+
+    def _set(self, txn: Transaction, job: Job, state: JobState) -> None:
+        if job.state != state:
+            self.report.changes.append((job.id, job.state.value, state.value))
+            txn.set_state(job, state)
+
+    # ------------------------------------------------------------ unconfirmed submissions
+
+    def _adopt(self, txn: Transaction, job: Job, by_name: dict[str, list[slurm.SlurmRecord]]) -> None:
+        """A submission whose sbatch outcome was never recorded: find it by token, never submit twice."""
+        att = job.attempt
+        assert att is not None
+        token, _, index = att.token.partition("/")
+        for rec in by_name.get(TOKEN_PREFIX + token, []):
+            task = rec.array_task_id if rec.array_task_id is not None else 0
+            if str(task) == (index or "0"):
+                att.slurm_id = f"{rec.array_job_id or rec.job_id}_{task}"
+                att.submitted = att.submitted or now_iso()
+                self.report.adopted.append(job.id)
+                self.echo(f"{job.id}: adopted SLURM job {att.slurm_id} (submitted by an interrupted run)")
+                self._set(txn, job, JobState.PENDING)
+                self._update(txn, job, rec)
+                return
+        since = _epoch(job.updated) or 0.0
+        if self.now() - since > UNCONFIRMED_GRACE_S:
+            self.echo(f"{job.id}: submission {att.token} never reached SLURM; submitting it again")
+            att.token = ""
+            self._set(txn, job, JobState.CREATED)
+
+    # ------------------------------------------------------------ submitted attempts
+
+    def _update(self, txn: Transaction, job: Job, rec: slurm.SlurmRecord | None) -> None:
+        att = job.attempt
+        assert att is not None
+        attempt_dir = self.campaign.root / att.dir
+        expected = TOKEN_PREFIX + att.token.split("/")[0] if att.token else None
+        if rec is not None and rec.name and expected and rec.name != expected:
+            # slurmctld lost our job and gave its id to another (seen after a crash): the token is the
+            # identity, so this record is not ours.
+            log.warning(
+                "%s: SLURM id %s now belongs to job %r, not %s", job.id, att.slurm_id, rec.name, expected
+            )
+            rec = None
+        if rec is None:
+            result = read_result(attempt_dir)
+            submitted = _epoch(att.submitted) or _epoch(job.updated) or 0.0
+            if result is None and self.now() - submitted < LOST_GRACE_S:
+                return  # sacct has not caught up yet: "not known" is not "lost"
+            self._finish(txn, job, None, result)
+            return
+        if rec.start and not att.started:
+            att.started = rec.start
+        if not rec.finished:
+            att.slurm_state = rec.state
+            self._set(txn, job, JobState.RUNNING if rec.state in RUNNING_STATES else JobState.PENDING)
+            return
+        self._finish(txn, job, rec, read_result(attempt_dir))
+
+    def _job_log(self, slurm_id: str | None) -> str:
+        if not slurm_id:
+            return ""
+        return read_tail(self.campaign.state_dir / "slurm-logs" / f"{slurm_id}.out", LOG_TAIL_BYTES)
+
+    def _finish(
+        self, txn: Transaction, job: Job, rec: slurm.SlurmRecord | None, result: dict[str, Any] | None
+    ) -> None:
+        att = job.attempt
+        assert att is not None
+        end = decide_end(
+            rec.state if rec else None,
+            rec.exit_code if rec else None,
+            rec.signal if rec else None,
+            result,
+            self._job_log(att.slurm_id),
+        )
+        att.slurm_state = rec.state if rec else att.slurm_state
+        if rec is not None:
+            att.exit_code = f"{rec.exit_code or 0}:{rec.signal or 0}"
+            att.ended = rec.end or now_iso()
+        elif result is not None:
+            att.ended = result.get("ended") or now_iso()
+        att.outcome = end.outcome.value
+        att.reason = end.reason
+        att.energy = end.energy
+        att.message = (end.message or "")[:500] or None
+        att.counts_against_limit = end.counts_against_limit
+        if end.success:
+            self._set(txn, job, JobState.COMPLETED)
+            self.echo(
+                f"{job.id} {job.name}: COMPLETED" + (f", E = {end.energy:.8f} Eh" if end.energy else "")
+            )
+            return
+        if end.cancelled:
+            self._set(txn, job, JobState.CANCELLED)
+            return
+        self._set(txn, job, JobState.FAILED)
+        self._retry_or_give_up(txn, job, end)
+
+    def _retry_or_give_up(self, txn: Transaction, job: Job, end: AttemptEnd) -> None:
+        site = self.campaign.site
+        att = job.attempt
+        assert att is not None
+        why: str | None = None
+        if not end.retryable:
+            why = f"{end.outcome}: retrying cannot help"
+        elif not end.counts_against_limit:
+            job.nodefail_count += 1
+            if job.nodefail_count > site.max_nodefail_retries:
+                why = f"{end.reason} {job.nodefail_count} times (limit {site.max_nodefail_retries})"
+        elif job.retry_count >= job.max_retries:
+            why = f"failed {job.retry_count + 1} times (max_retries {job.max_retries})"
+        plan = None
+        attempt_dir = self.campaign.root / att.dir
+        previous = None
+        if why is None:
+            try:
+                previous = plan_of(attempt_dir)
+            except (OSError, ValueError, KeyError) as err:
+                # One job's damaged folder must not stall the whole campaign's reconcile.
+                why = f"cannot read the attempt's plan in {attempt_dir}: {err}"
+        if previous is not None:
+            failure = Failure(
+                outcome=end.outcome,
+                reason=end.reason,
+                classification=end.classification,
+                attempt_dir=attempt_dir,
+                base=Path(previous.input_name).stem,
+                history=[a.corrections for a in job.attempts],
+            )
+            limits = Limits(
+                max_mem_mb=site.max_mem_mb or max(previous.mem_mb * 4, 16000),
+                max_time_min=site.max_walltime_min or previous.time_min * 4,
+            )
+            try:
+                plan, handler = plan_recovery(previous, failure, limits, site.disabled_handlers)
+                if plan is not None:
+                    record_attempt(self.campaign, txn, job, plan)
+            except OrcaHpcError as err:  # a correction the input cannot take: this job only
+                plan, handler = None, f"correction failed: {err}"
+            if plan is None:
+                why = handler
+        if plan is None:
+            self._set(txn, job, JobState.PERMANENT_FAILED)
+            self.report.permanent_failed.append(job.id)
+            self._permanent.append(self._digest_row(job, end, why or ""))
+            self.echo(f"{job.id} {job.name}: PERMANENT_FAILED ({end.outcome}: {why})")
+            return
+        if end.counts_against_limit:
+            job.retry_count += 1
+        fixes = "; ".join(c["change"] for c in plan.corrections)
+        self.echo(f"{job.id} {job.name}: {end.outcome}, retrying as attempt {job.attempt.n} ({fixes})")
+
+    # ------------------------------------------------------------ notifications
+
+    def _digest_row(self, job: Job, end: AttemptEnd, why: str) -> dict[str, Any]:
+        att = job.attempt
+        assert att is not None
+        attempt_dir = self.campaign.root / att.dir
+        outputs = sorted(attempt_dir.glob("*.out"))
+        return {
+            "id": job.id,
+            "name": job.name,
+            "attempts": len(job.attempts),
+            "outcome": str(end.outcome),
+            "message": f"{end.message} [{why}]" if why else end.message,
+            "tail": read_tail(outputs[0], 2048) if outputs else self._job_log(att.slurm_id),
+            "results": str(attempt_dir),
+        }
+
+    def _queue_digest(self, txn: Transaction) -> None:
+        from orca_hpc.notify.digest import build_failure_digest
+
+        txn.outbox.append(build_failure_digest(self._permanent, self.campaign.name))
+        self.report.notices.append(f"{len(self._permanent)} job(s) failed permanently; one digest queued")
+
+
+def reconcile(
+    campaign: Campaign,
+    *,
+    echo: Callable[[str], None] | None = None,
+    now: Callable[[], float] = time.time,
+    chunk: int = 1000,
+) -> ReconcileReport:
+    return Reconciler(campaign, echo=echo, now=now, chunk=chunk).run()

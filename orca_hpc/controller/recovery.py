@@ -1,0 +1,373 @@
+"""ORCA-aware recovery: one small handler per failure, each with ``check()`` and ``correct()``.
+
+A handler looks at how an attempt failed (``check``) and derives the next attempt's plan from the
+failed one (``correct``), saying what it changed and why. Every change is recorded on the next
+attempt, so ``orca-hpc show`` explains why attempt 3 differs from attempt 1. Escalation (the SCF
+ladder) is driven by the corrections already recorded on the job's earlier attempts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orca_hpc.attempt.folder import AttemptPlan
+from orca_hpc.orca import inputs as orca_input
+from orca_hpc.orca.outcomes import Outcome
+
+PREVIOUS_GBW = "previous.gbw"
+RESTART_XYZ = "restart.xyz"
+MEM_FRACTION = 0.8  # ORCA needs headroom beyond maxcore x nprocs
+
+
+@dataclass
+class Limits:
+    """What the site allows a corrected attempt to ask for."""
+
+    max_mem_mb: int
+    max_time_min: int
+
+
+@dataclass
+class Failure:
+    """What a handler may look at: how the attempt ended and what it left behind."""
+
+    outcome: Outcome
+    reason: str | None  # walltime, cancelled, preempted, node_fail, memory_limit
+    classification: dict[str, Any]
+    attempt_dir: Path
+    base: str  # ORCA base name (input name without .inp)
+    history: list[list[dict[str, str]]] = field(default_factory=list)  # corrections of every earlier attempt
+
+    def file(self, suffix: str) -> Path | None:
+        path = self.attempt_dir / f"{self.base}{suffix}"
+        return path if path.is_file() and path.stat().st_size > 0 else None
+
+    def times_applied(self, handler: str) -> int:
+        """Earlier attempts this handler corrected (one attempt may carry several of its changes)."""
+        return sum(1 for changes in self.history if any(c.get("handler") == handler for c in changes))
+
+
+class NoCorrection(Exception):
+    """The handler has nothing left to try."""
+
+
+def _change(handler: str, change: str, why: str) -> dict[str, str]:
+    return {"handler": handler, "change": change, "why": why}
+
+
+def _with_moread(
+    plan: AttemptPlan, failure: Failure, handler: str, text: str
+) -> tuple[str, list[dict[str, str]]]:
+    gbw = failure.file(".gbw")
+    if gbw is None:
+        return text, []
+    plan.extra_files[PREVIOUS_GBW] = gbw
+    return orca_input.set_moread(text, PREVIOUS_GBW), [
+        _change(handler, f"MORead {PREVIOUS_GBW}", "start from the orbitals of the failed attempt")
+    ]
+
+
+def _last_geometry(failure: Failure) -> Path | None:
+    """The newest geometry the failed attempt reached: the last frame of _trj.xyz, else the .xyz."""
+    trj = failure.file("_trj.xyz")
+    if trj is not None:
+        frame = _last_xyz_frame(trj)
+        if frame:
+            out = failure.attempt_dir / f".{RESTART_XYZ}"
+            out.write_text(frame, encoding="utf-8")
+            return out
+    return failure.file(".xyz")
+
+
+def _last_xyz_frame(path: Path) -> str | None:
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    start, last = 0, None
+    while start < len(lines):
+        try:
+            n = int(lines[start].split()[0])
+        except (ValueError, IndexError):
+            break
+        if start + 2 + n > len(lines):
+            break
+        last = "\n".join(lines[start : start + 2 + n]) + "\n"
+        start += 2 + n
+    return last
+
+
+class Handler:
+    name = "handler"
+    outcomes: frozenset[Outcome] = frozenset()
+
+    def check(self, failure: Failure) -> bool:
+        return failure.outcome in self.outcomes
+
+    def correct(self, plan: AttemptPlan, failure: Failure, limits: Limits) -> AttemptPlan:
+        raise NotImplementedError
+
+
+class ScfHandler(Handler):
+    """SCF not converged: climb the ladder one rung per attempt."""
+
+    name = "scf"
+    outcomes = frozenset({Outcome.SCF_NOT_CONVERGED})
+
+    def correct(self, plan: AttemptPlan, failure: Failure, limits: Limits) -> AttemptPlan:
+        rung = failure.times_applied(self.name)
+        text, changes = _with_moread(plan, failure, self.name, plan.input_text)
+        why = "SCF did not converge"
+        if rung == 0:
+            text = orca_input.set_block_option(text, "scf", "MaxIter", "500")
+            changes.append(_change(self.name, "%scf MaxIter 500", f"{why}: more iterations"))
+        elif rung == 1:
+            text = orca_input.add_keywords(text, "SlowConv")
+            changes.append(_change(self.name, "! SlowConv", f"{why} with more iterations: damp it"))
+        elif rung == 2:
+            text = orca_input.add_keywords(orca_input.remove_keywords(text, "SlowConv"), "VerySlowConv")
+            changes.append(_change(self.name, "! VerySlowConv", f"{why} with SlowConv: damp harder"))
+        elif rung == 3:
+            text = orca_input.add_keywords(text, "KDIIS", "SOSCF")
+            changes.append(_change(self.name, "! KDIIS SOSCF", f"{why} with VerySlowConv: change the solver"))
+        elif rung == 4:
+            text = orca_input.set_block_option(text, "scf", "Shift", "Shift 0.1 ErrOff 0.1 end")
+            changes.append(_change(self.name, "%scf Shift 0.1 ErrOff 0.1", f"{why} with KDIIS: level shift"))
+        else:
+            raise NoCorrection("the SCF ladder is exhausted")
+        return _next(plan, text, changes)
+
+
+class OptHandler(Handler):
+    """Optimisation hit its cycle limit: go on from where it stopped."""
+
+    name = "opt"
+    outcomes = frozenset({Outcome.OPT_NOT_CONVERGED})
+
+    def correct(self, plan: AttemptPlan, failure: Failure, limits: Limits) -> AttemptPlan:
+        text, changes = plan.input_text, []
+        geometry = _last_geometry(failure)
+        if geometry is not None:
+            plan.extra_files[RESTART_XYZ] = geometry
+            text = orca_input.set_xyzfile(text, RESTART_XYZ)
+            changes.append(_change(self.name, f"* xyzfile {RESTART_XYZ}", "restart from the last geometry"))
+        text, more = _with_moread(plan, failure, self.name, text)
+        changes += more
+        cycles = failure.classification.get("opt_cycles") or 50
+        new_max = max(100, 2 * int(cycles))
+        text = orca_input.set_block_option(text, "geom", "MaxIter", str(new_max))
+        changes.append(_change(self.name, f"%geom MaxIter {new_max}", f"stopped after {cycles} cycles"))
+        return _next(plan, text, changes)
+
+
+def _fit_memory(plan: AttemptPlan, maxcore: int, limits: Limits, handler: str, why: str) -> AttemptPlan:
+    """maxcore x nprocs must fit in MEM_FRACTION of the job's memory; else fewer processes."""
+    nprocs = plan.nprocs
+    changes = []
+    while nprocs > 1 and math.ceil(maxcore * nprocs / MEM_FRACTION) > limits.max_mem_mb:
+        nprocs -= 1
+    mem = math.ceil(maxcore * nprocs / MEM_FRACTION)
+    if mem > limits.max_mem_mb:
+        raise NoCorrection(f"{maxcore} MB per process does not fit the partition's {limits.max_mem_mb} MB")
+    changes.append(_change(handler, f"%maxcore {plan.maxcore_mb} -> {maxcore}, --mem {mem}M", why))
+    if nprocs != plan.nprocs:
+        changes.append(_change(handler, f"nprocs {plan.nprocs} -> {nprocs}", "more memory per process"))
+    new = _next(plan, plan.input_text, changes)
+    new.maxcore_mb, new.nprocs, new.mem_mb = maxcore, nprocs, mem
+    return new
+
+
+class MemoryHandler(Handler):
+    """Out of memory: raise %maxcore above what ORCA asked for, and SLURM's --mem with it."""
+
+    name = "memory"
+    outcomes = frozenset({Outcome.OUT_OF_MEMORY})
+
+    def correct(self, plan: AttemptPlan, failure: Failure, limits: Limits) -> AttemptPlan:
+        asked = failure.classification.get("memory_required_mb")
+        if failure.reason == "memory_limit":
+            # SLURM killed it: ORCA used more than --mem, so give the job more room, same maxcore.
+            mem = min(limits.max_mem_mb, math.ceil(plan.mem_mb * 1.5))
+            if mem <= plan.mem_mb:
+                raise NoCorrection("already at the partition's memory limit")
+            new = _next(
+                plan,
+                plan.input_text,
+                [
+                    _change(
+                        self.name,
+                        f"--mem {plan.mem_mb}M -> {mem}M",
+                        "SLURM killed the job for exceeding its memory",
+                    )
+                ],
+            )
+            new.mem_mb = mem
+            return new
+        target = math.ceil(max(float(asked) * 1.3 if asked else 0, plan.maxcore_mb * 1.5))
+        why = f"ORCA asked for more than {asked:g} MB per process" if asked else "ORCA ran out of memory"
+        return _fit_memory(plan, target, limits, self.name, why)
+
+
+class ProcessesHandler(Handler):
+    """Too many processes for the problem size: use as many as ORCA says it can."""
+
+    name = "processes"
+    outcomes = frozenset({Outcome.TOO_MANY_PROCESSES})
+
+    def correct(self, plan: AttemptPlan, failure: Failure, limits: Limits) -> AttemptPlan:
+        message = " ".join(
+            [failure.classification.get("message") or "", *failure.classification.get("error_lines", [])]
+        )
+        match = re.search(r"exceeds number of \w+ \((\d+)\)", message)
+        nprocs = int(match.group(1)) if match else plan.nprocs // 2
+        nprocs = max(1, min(nprocs, plan.nprocs - 1))
+        if nprocs >= plan.nprocs:
+            raise NoCorrection("already one process")
+        new = _next(
+            plan,
+            plan.input_text,
+            [
+                _change(
+                    self.name, f"nprocs {plan.nprocs} -> {nprocs}", "ORCA: more processes than work to share"
+                )
+            ],
+        )
+        new.nprocs = nprocs
+        new.mem_mb = math.ceil(plan.maxcore_mb * nprocs / MEM_FRACTION)
+        return new
+
+
+class WalltimeHandler(Handler):
+    """Killed at the time limit: restart from the saved files with more time."""
+
+    name = "walltime"
+
+    def check(self, failure: Failure) -> bool:
+        return failure.outcome == Outcome.TRUNCATED and failure.reason == "walltime"
+
+    def correct(self, plan: AttemptPlan, failure: Failure, limits: Limits) -> AttemptPlan:
+        time_min = min(limits.max_time_min, plan.time_min * 2)
+        if time_min <= plan.time_min:
+            raise NoCorrection(f"already at the partition's time limit ({limits.max_time_min} min)")
+        text, changes = plan.input_text, []
+        if failure.classification.get("calc_kind") == "optimisation" or failure.file("_trj.xyz"):
+            geometry = _last_geometry(failure)
+            if geometry is not None:
+                plan.extra_files[RESTART_XYZ] = geometry
+                text = orca_input.set_xyzfile(text, RESTART_XYZ)
+                changes.append(
+                    _change(self.name, f"* xyzfile {RESTART_XYZ}", "restart from the last geometry")
+                )
+        text, more = _with_moread(plan, failure, self.name, text)
+        changes += more
+        changes.append(_change(self.name, f"--time {plan.time_min} -> {time_min} min", "hit the time limit"))
+        new = _next(plan, text, changes)
+        new.time_min = time_min
+        return new
+
+
+class ParallelErrorHandler(Handler):
+    """A parallel module died without saying why: memory first, then fewer processes."""
+
+    name = "parallel"
+    outcomes = frozenset({Outcome.PARALLEL_ERROR})
+
+    def correct(self, plan: AttemptPlan, failure: Failure, limits: Limits) -> AttemptPlan:
+        if failure.times_applied(self.name) == 0:
+            return _fit_memory(
+                plan,
+                math.ceil(plan.maxcore_mb * 1.5),
+                limits,
+                self.name,
+                "a parallel module died without a cause: usually memory",
+            )
+        if plan.nprocs <= 1:
+            raise NoCorrection("already one process")
+        nprocs = max(1, plan.nprocs // 2)
+        new = _next(
+            plan,
+            plan.input_text,
+            [
+                _change(
+                    self.name,
+                    f"nprocs {plan.nprocs} -> {nprocs}",
+                    "still failing with more memory: fewer processes",
+                )
+            ],
+        )
+        new.nprocs = nprocs
+        new.mem_mb = math.ceil(plan.maxcore_mb * nprocs / MEM_FRACTION)
+        return new
+
+
+class WavefunctionHandler(Handler):
+    """Coupled-cluster iterations did not converge: more iterations from the same orbitals."""
+
+    name = "wavefunction"
+    outcomes = frozenset({Outcome.WAVEFUNCTION_NOT_CONVERGED})
+
+    def correct(self, plan: AttemptPlan, failure: Failure, limits: Limits) -> AttemptPlan:
+        if failure.times_applied(self.name) >= 2:
+            raise NoCorrection("more iterations did not help")
+        text, changes = _with_moread(plan, failure, self.name, plan.input_text)
+        text = orca_input.set_block_option(text, "mdci", "MaxIter", "200")
+        changes.append(_change(self.name, "%mdci MaxIter 200", "the CC iterations did not converge"))
+        return _next(plan, text, changes)
+
+
+class RestartHandler(Handler):
+    """Killed from outside (node failure, preemption) or died without a cause: run it again as it was,
+    from the orbitals it had if any."""
+
+    name = "restart"
+    outcomes = frozenset({Outcome.TRUNCATED, Outcome.UNKNOWN_ERROR})
+
+    def correct(self, plan: AttemptPlan, failure: Failure, limits: Limits) -> AttemptPlan:
+        text, changes = _with_moread(plan, failure, self.name, plan.input_text)
+        if not changes:
+            changes = [
+                _change(
+                    self.name,
+                    "none",
+                    f"{failure.outcome}{f' ({failure.reason})' if failure.reason else ''}: run again",
+                )
+            ]
+        return _next(plan, text, changes)
+
+
+def _next(plan: AttemptPlan, text: str, changes: list[dict[str, str]]) -> AttemptPlan:
+    return dataclasses.replace(plan, input_text=text, extra_files=dict(plan.extra_files), corrections=changes)
+
+
+HANDLERS: tuple[Handler, ...] = (
+    ScfHandler(),
+    OptHandler(),
+    MemoryHandler(),
+    ProcessesHandler(),
+    WalltimeHandler(),
+    ParallelErrorHandler(),
+    WavefunctionHandler(),
+    RestartHandler(),
+)
+
+
+def plan_recovery(
+    plan: AttemptPlan, failure: Failure, limits: Limits, disabled: Sequence[str] = ()
+) -> tuple[AttemptPlan | None, str]:
+    """The next attempt's plan from the first handler that recognises the failure.
+
+    Returns (None, why) when no handler applies or the one that does has nothing left to try:
+    running the same input again would fail the same way, so the job fails permanently now.
+    """
+    for handler in HANDLERS:
+        if handler.name in disabled or not handler.check(failure):
+            continue
+        base = dataclasses.replace(plan, extra_files=dict(plan.extra_files), corrections=[])
+        try:
+            return handler.correct(base, failure, limits), handler.name
+        except NoCorrection as why:
+            return None, f"{handler.name}: no further correction: {why}"
+    return None, f"no recovery handler for {failure.outcome}"

@@ -1,0 +1,339 @@
+"""Text blocks of the emulated ORCA output, laid out like real ORCA 6.0 outputs.
+
+Spacing follows the real outputs in /work/shared/fixtures/orca/ closely enough that text-based
+classifiers written against real ORCA also work on the emulator's output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from orca_hpc.emulator.inputs import Atom
+
+VERSION = "6.0.1"
+BOHR = 0.52917721092
+
+HEADER = rf"""
+                                 *****************
+                                 * O   R   C   A *
+                                 *****************
+
+             ,#######,   #######,   ,#######,      ##
+            ,#'     '#,  ##    ##  ,#'     '#,    #''#        ,####,   ,####,
+            ##       ##  ##   ,#'  ##            #'  '#       #'       #'  '#
+            ##       ##  #######   ##           ,######,      #####,   #    #
+            '#,     ,#'  ##    ##  '#,     ,#' ,#      #,     #,   #   #,  ,#
+             '#######'   ##     ##  '#######'  #'      '#     '####' # '####'
+
+
+                #########################################################
+                #                        -***-                          #
+                #          Department of theory and spectroscopy        #
+                #                                                       #
+                #                      Frank Neese                      #
+                #                                                       #
+                #        Max Planck Institute fuer Kohlenforschung      #
+                #                Kaiser Wilhelm Platz 1                 #
+                #                 D-45470 Muelheim/Ruhr                 #
+                #                      Germany                          #
+                #                                                       #
+                #                  All rights reserved                  #
+                #                        -***-                          #
+                #########################################################
+
+
+                         Program Version {VERSION}  -  RELEASE   -
+
+ (orca-hpc emulator: this is not ORCA; it imitates ORCA's output for testing)
+
+ Your calculation uses the libint2 library for the computation of 2-el integrals
+ For citations please refer to: http://libint.valeyev.net
+
+ This ORCA versions uses:
+   CBLAS   interface :  Fast vector & matrix operations
+   LAPACKE interface :  Fast linear algebra routines
+   SCALAPACK package :  Parallel linear algebra routines
+   Shared memory     :  Shared parallel matrices
+
+"""
+
+
+def rule(char: str = "-", width: int = 78) -> str:
+    return char * width
+
+
+def titled(title: str) -> str:
+    line = "-" * len(title)
+    return f"{line}\n{title}\n{line}\n"
+
+
+def maxcore_note(maxcore: int) -> str:
+    return (
+        f"NOTE: MaxCore={maxcore} MB was set to SCF,MP2,MDCI,CIPSI,MRCI and CIS\n"
+        "      => If you want to overwrite this, your respective input block should be placed "
+        "after the MaxCore statement\n"
+    )
+
+
+def input_echo(name: str, lines: Sequence[str]) -> str:
+    out = ["=" * 80, " " * 39 + "INPUT FILE", "=" * 80, f"NAME = {name}"]
+    out += [f"|{i:3d}> {line}" for i, line in enumerate(lines, start=1)]
+    out.append(f"|{len(lines) + 1:3d}> ")
+    out.append(" " * 25 + "****END OF INPUT****")
+    out.append("=" * 80)
+    return "\n".join(out) + "\n"
+
+
+def input_error_box(lines: Sequence[str]) -> str:
+    bang = " " * 12 + "!" * 56
+    body = [" " * 33 + "INPUT ERROR", *(" " * 12 + line for line in lines)]
+    return (
+        "\n\n\n"
+        + "\n".join([bang, *body, bang])
+        + "\n[file orca_main/maininp4.cpp, line 8728]: \n  .... aborting the run\n"
+    )
+
+
+def job_number_banner(number: int) -> str:
+    return f"\n\n                         $$$$$$$$$$$$$$$$  JOB NUMBER {number:2d} $$$$$$$$$$$$$$\n\n"
+
+
+def parallel_box(nprocs: int) -> str:
+    return (
+        "\n           ************************************************************\n"
+        f"           *        Program running with {nprocs} parallel MPI-processes     *\n"
+        "           *              working on a common directory               *\n"
+        "           ************************************************************\n"
+    )
+
+
+def startup(nprocs: int, maxcore: int, natoms: int, charge: int, mult: int, nbasis: int) -> str:
+    return (
+        "------------------------------------------------------------------------------\n"
+        "                             ORCA STARTUP CALCULATIONS\n"
+        "------------------------------------------------------------------------------\n\n"
+        f"Number of atoms                             ...   {natoms:5d}\n"
+        f"Number of basis functions                   ...   {nbasis:5d}\n"
+        f"Total Charge           Charge               ....  {charge:4d}\n"
+        f"Multiplicity           Mult                 ....  {mult:4d}\n"
+        f"Number of processes                         ...   {nprocs:5d}\n"
+        f"Maximum memory per process (MaxCore)        ...   {maxcore:5d} MB\n\n"
+    )
+
+
+def cartesians(atoms: Sequence[Atom]) -> str:
+    out = [titled("CARTESIAN COORDINATES (ANGSTROEM)")]
+    out += [f"  {a.symbol:<2s} {a.x:12.6f} {a.y:12.6f} {a.z:12.6f}\n" for a in atoms]
+    out.append("\n")
+    return "".join(out)
+
+
+def scf_header() -> str:
+    return (
+        "------------------------------------------------------------------------------\n"
+        "                                      ORCA LEAN-SCF\n"
+        "                         Memory optimized SCF program\n"
+        "------------------------------------------------------------------------------\n\n"
+        "----------------------------------------D-I-I-S--------------------------------------------\n"
+        "Iteration    Energy (Eh)           Delta-E    RMSDP     MaxDP     DIISErr   Damp  Time(sec)\n"
+        "-------------------------------------------------------------------------------------------\n"
+        "               ***  Starting incremental Fock matrix formation  ***\n"
+    )
+
+
+def scf_iteration(it: int, energy: float, delta: float, size: float) -> str:
+    return (
+        f"{it:5d}    {energy:.16f}    {delta:9.2e}  {size:8.2e}  {size * 9.4:8.2e}  "
+        f"{size * 1.7:8.2e}  0.000   0.1\n"
+    )
+
+
+def scf_success(cycles: int) -> str:
+    return (
+        "                 **** Energy Check signals convergence ****\n\n"
+        "               *****************************************************\n"
+        "               *                     SUCCESS                       *\n"
+        f"               *           SCF CONVERGED AFTER {cycles:3d} CYCLES          *\n"
+        "               *****************************************************\n\n"
+    )
+
+
+def scf_failure(cycles: int) -> str:
+    return (
+        "\n               *****************************************************\n"
+        "               *                      ERROR                        *\n"
+        f"               *           SCF NOT CONVERGED AFTER {cycles:3d} CYCLES      *\n"
+        "               *****************************************************\n\n"
+    )
+
+
+def total_scf_energy(energy: float) -> str:
+    return (
+        "\n" + titled("TOTAL SCF ENERGY") + "\n"
+        f"Total Energy       :    {energy:20.14f} Eh          {energy * 27.211386:14.5f} eV\n\n"
+    )
+
+
+def final_energy(energy: float, note: str = "") -> str:
+    suffix = f"   ({note})" if note else ""
+    return (
+        "\n-------------------------   --------------------\n"
+        f"FINAL SINGLE POINT ENERGY   {energy:20.12f}{suffix}\n"
+        "-------------------------   --------------------\n\n"
+    )
+
+
+def memory_used(module: str, mb: float) -> str:
+    return f"\nMaximum memory used throughout the entire {module}-calculation: {mb:.1f} MB\n"
+
+
+def error_termination(module: str, command: str | None = None) -> str:
+    text = f"\nORCA finished by error termination in {module}\n"
+    if command:
+        text += f"Calling Command: {command}\n"
+    return text + "[file orca_tools/qcmsg.cpp, line 394]: \n  .... aborting the run\n\n"
+
+
+def opt_cycle_box(cycle: int) -> str:
+    return (
+        "\n         *************************************************************\n"
+        f"         *                GEOMETRY OPTIMIZATION CYCLE {cycle:3d}            *\n"
+        "         *************************************************************\n"
+    )
+
+
+def geometry_convergence(values: Sequence[tuple[str, float, float]]) -> str:
+    out = [
+        "\n                                .--------------------.\n",
+        "          ----------------------|Geometry convergence|-------------------------\n",
+        "          Item                value                   Tolerance       Converged\n",
+        "          ---------------------------------------------------------------------\n",
+    ]
+    for item, value, tol in values:
+        verdict = "YES" if abs(value) < tol else "NO"
+        out.append(f"          {item:<18s}{value:14.10f}          {tol:14.10f}      {verdict}\n")
+    out.append("          ---------------------------------------------------------------------\n\n")
+    return "".join(out)
+
+
+NOT_YET_CONVERGED = "The optimization has not yet converged - more geometry cycles are needed\n\n"
+
+HURRAY = (
+    "\n                    ***********************HURRAY********************\n"
+    "                    ***        THE OPTIMIZATION HAS CONVERGED     ***\n"
+    "                    *************************************************\n\n"
+)
+
+MAX_CYCLES = (
+    "\nThe optimization did not converge but reached the maximum number of optimization cycles.\n"
+    "Please check your results very carefully.\n\n"
+)
+
+
+def final_evaluation_box(cycles: int) -> str:
+    return (
+        "                 *******************************************************\n"
+        "                 *** FINAL ENERGY EVALUATION AT THE STATIONARY POINT ***\n"
+        f"                 ***               (AFTER {cycles:4d} CYCLES)               ***\n"
+        "                 *******************************************************\n"
+    )
+
+
+OPT_DONE = "\n                                *** OPTIMIZATION RUN DONE ***\n\n"
+
+
+def frequencies(freqs: Sequence[float]) -> str:
+    out = [
+        "\n" + titled("VIBRATIONAL FREQUENCIES"),
+        "\nScaling factor for frequencies =  1.000000000  (already applied!)\n\n",
+    ]
+    out += [f"   {i:3d}:   {f:10.2f} cm**-1\n" for i, f in enumerate(freqs)]
+    return "".join(out) + "\n"
+
+
+def thermochemistry(energy: float, zpe: float) -> str:
+    g = energy + zpe - 0.0345
+    return (
+        "\n" + titled("THERMOCHEMISTRY AT 298.15K") + "\n"
+        f"Zero point energy                ...    {zpe:.8f} Eh {zpe * 627.509:9.2f} kcal/mol\n"
+        f"Final Gibbs free energy         ...   {g:.8f} Eh\n\n"
+    )
+
+
+def ccsd_iterations(e0: float, corr: Sequence[float], converged: bool) -> str:
+    out = [
+        "------------------------------------------------\n",
+        "                  RHF COUPLED CLUSTER ITERATIONS\n",
+        "------------------------------------------------\n\n",
+        "Iter       E(tot)           E(Corr)          Delta-E          Residual     Time\n",
+    ]
+    previous = 0.0
+    for i, c in enumerate(corr):
+        residual = abs(c - previous) / 3
+        out.append(f"{i:3d}   {e0 + c:14.9f}   {c:14.9f}   {c - previous:14.9f}   {residual:14.9f}    0.00\n")
+        previous = c
+    if converged:
+        out.append("               --- The Coupled-Cluster iterations have converged ---\n\n")
+        out.append(titled("COUPLED CLUSTER ENERGY") + "\n")
+        out.append(f"E(0)                                       ...  {e0:15.9f}\n")
+        out.append(f"E(CORR)                                    ...  {corr[-1]:15.9f}\n")
+        out.append(f"E(TOT)                                     ...  {e0 + corr[-1]:15.9f}\n\n")
+    else:
+        out.append("               --- The CCSD iterations have NOT converged ---\n\n")
+    return "".join(out)
+
+
+WAVEFUNCTION_NOT_CONVERGED = (
+    "\n\n     ------------------------------------------------------------------------------\n"
+    "                                      ERROR\n"
+    "     This wavefunction IS NOT FULLY CONVERGED! \n"
+    "     You can't use it for properties or numerical calculations !\n"
+    "     Aborting the run ...\n"
+    "     Please restart calculation (with larger maxiter/different convergence flags)\n"
+    "     ------------------------------------------------------------------------------\n\n"
+)
+
+
+def oom(available: int, needed: int) -> str:
+    return (
+        "                      INITIAL GUESS DONE (   0.1 sec)\n"
+        "                      ------------------\n\n"
+        " Error  (ORCA_SCF): Not enough memory available!\n"
+        f"                    Memory available for SCF calculation:     {available:8d} MB\n"
+        f"                    Memory needed (estimated)           :     {needed:8d} MB\n"
+        f"       ====>        Please increase MaxCore to more than:     {needed:8d} MB\n\n\n"
+        "[file orca_scf/orca_scf.cpp, line 2720, Process 0]: Error (ORCA_SCF): ... aborting the run\n"
+    )
+
+
+def too_many_processes(nprocs: int, pairs: int) -> str:
+    return (
+        f"\nTotal number of pairs                      ... {pairs}\n\n"
+        f"Number of processes ({nprocs}) in parallel calculation exceeds number of pairs ({pairs})\n"
+        "Please reduce the number of processes.\n\n"
+        "[file orca_mdci/mdci_main.cpp, line 1120, Process 0]: Error (ORCA_MDCI): ... aborting the run\n"
+    )
+
+
+def property_section(base: str, natoms: int, nbasis: int, maxcore: int) -> str:
+    return (
+        "\n------------------------------------------------------------------------------\n"
+        "                              ORCA PROPERTY CALCULATIONS\n"
+        "------------------------------------------------------------------------------\n\n"
+        f"GBWName                                 ... {base}.gbw\n"
+        f"Number of atoms                         ...   {natoms:4d}\n"
+        f"Number of basis functions               ...   {nbasis:4d}\n"
+        f"Max core memory                         ...   {maxcore:4d} MB\n\n"
+    )
+
+
+def normal_termination(elapsed: float) -> str:
+    ms = round(elapsed * 1000)
+    secs, ms = divmod(ms, 1000)
+    mins, secs = divmod(secs, 60)
+    hours, mins = divmod(mins, 60)
+    days, hours = divmod(hours, 24)
+    return (
+        "                             ****ORCA TERMINATED NORMALLY****\n"
+        f"TOTAL RUN TIME: {days} days {hours} hours {mins} minutes {secs} seconds {ms} msec\n"
+    )

@@ -1,0 +1,513 @@
+"""Say how an ORCA run ended, from its output file (and property files when present).
+
+The rules follow docs/orca-facts.md (shared): "terminated normally" is not success for an
+optimisation without the converged banner; an output that just stops is `truncated` (walltime,
+node failure, scancel); input/basis/multiplicity/geometry mistakes are `input_error` and never
+retried; an "error termination" without a recognised cause is `parallel_error`; a normal end with
+an absurd energy is `suspicious_result`. Only the head and tail of the file are read (see
+`classify_read`), so a multi-GB output costs about half a MB of memory.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orca_hpc.orca.outcomes import NOT_RETRYABLE, Outcome
+from orca_hpc.orca.read import (
+    HEAD_BYTES,
+    TAIL_BYTES,
+    OutputText,
+    find_last_literal,
+    property_energy,
+    property_energy_orca4,
+    read_output,
+    scan_backwards,
+)
+
+__all__ = ["Classification", "classify_output", "energy_is_suspicious"]
+
+MAX_ERROR_LINES = 12
+ERROR_LINES_WINDOW = 64 * 1024
+# How far back from the end to look for a final energy outside the tail (after a normal end).
+ENERGY_SCAN_LIMIT_BYTES = 64 * 1024 * 1024
+# Sanity limits for a final energy (Eh). No molecule ORCA can treat comes near 1e5 Eh, and a
+# final energy more than 5 % (at least 10 Eh) below the first SCF iteration is a blow-up, not
+# correlation energy or geometry relaxation (those are well under 1 % in practice).
+ABSURD_ENERGY_EH = 1.0e5
+DROP_FRACTION = 0.05
+DROP_MIN_EH = 10.0
+
+
+@dataclass
+class Classification:
+    file: str
+    outcome: Outcome
+    retryable: bool
+    message: str = ""
+    error_lines: list[str] = field(default_factory=list)
+    orca_version: str | None = None
+    calc_kind: str | None = None
+    energy: float | None = None
+    energy_converged: bool | None = None
+    energy_source: str | None = None  # "output" or the property file's name
+    first_scf_energy: float | None = None
+    scf_cycles: int | None = None
+    opt_cycles: int | None = None
+    memory_required_mb: float | None = None
+    nprocs_used: int | None = None
+    run_time_s: float | None = None
+    normal_termination: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["outcome"] = self.outcome.value
+        for key in ("energy", "first_scf_energy"):
+            value = data[key]
+            if isinstance(value, float) and not math.isfinite(value):
+                data[key] = None  # JSON has no NaN/inf
+        return data
+
+
+# --- patterns -------------------------------------------------------------------------------
+
+_NORMAL = "****ORCA TERMINATED NORMALLY****"
+_VERSION = re.compile(r"Program Version\s+(\d+(?:\.\d+)+)")
+_RUN_TIME = re.compile(
+    r"TOTAL RUN TIME:\s*(\d+)\s*days?\s*(\d+)\s*hours?\s*(\d+)\s*minutes?\s*(\d+)\s*seconds?\s*(\d+)\s*msec"
+)
+_FINAL_ENERGY = re.compile(r"^FINAL SINGLE POINT ENERGY\s+(\S+)(.*)$", re.MULTILINE)
+_SCF_CYCLES = re.compile(r"SCF (?:NOT )?CONVERGED AFTER\s+(\d+)\s+CYCLES")
+_OPT_CYCLE = re.compile(r"GEOMETRY OPTIMIZATION CYCLE\s+(\d+)")
+_OPT_VERDICTS = ("THE OPTIMIZATION HAS CONVERGED", "did not converge but reached the maximum number")
+_OPT_DONE = re.compile("|".join(re.escape(v) for v in _OPT_VERDICTS))
+_NPROCS_RUNNING = re.compile(r"Program running with (\d+) parallel MPI-processes")
+_NPROCS_MPIRUN = re.compile(r"mpirun\b[^\n]*?\s-np\s+(\d+)")
+_TOTAL_ENERGY = re.compile(r"Total Energy\s+:\s+(-?\d+\.\d+)\s+Eh")
+_ITER_HEADER = re.compile(r"^\s*(?:ITER|Iteration|Iter\.)\s+[Ee]nergy", re.MULTILINE)
+_ITER_ROW = re.compile(r"^\s*\d+\s+(-?\d+\.\d+)", re.MULTILINE)
+_MEMORY_NEEDED = re.compile(r"increase MaxCore[^\n]*?(\d+(?:\.\d+)?)\s*\)?\s*MB", re.IGNORECASE)
+_MEMORY_ESTIMATE = re.compile(r"Memory needed \(estimated\)\s*:\s*(\d+(?:\.\d+)?)\s*MB")
+_ERROR_TERMINATION = re.compile(r"ORCA finished by error termination in (\S+)")
+_ORCA_MARKERS = (
+    "O   R   C   A",
+    "Program Version",
+    _NORMAL,
+    "ORCA finished by error termination",
+    "INPUT ERROR",
+    "FINAL SINGLE POINT ENERGY",
+    "ORCA_",
+)
+
+# (outcome, patterns): the first group with a match in the output decides. Order matters: a
+# memory failure also prints an error termination, and so on down the list.
+_CAUSES: list[tuple[Outcome, tuple[str, ...]]] = [
+    (
+        Outcome.INPUT_ERROR,
+        (
+            r"INPUT ERROR",
+            r"UNRECOGNIZED OR DUPLICATED KEYWORD",
+            r"Unknown identifier",
+            r"Invalid assignment",
+            r"ERROR: expect a '\$', '!', '%', '\*' or '\[' in the input",
+            r"basis set was either not assigned or not available",
+            r"multiplicity \(\d+\) is (?:even|odd) and number of electrons \(\d+\) is (?:even|odd)",
+            r"Zero distance encountered",
+            r"cannot open input file",
+        ),
+    ),
+    (
+        Outcome.OUT_OF_MEMORY,
+        (
+            r"[Nn]ot enough memory",
+            r"Please increase MaxCore",
+            r"[Ii]nsufficient memory",
+            r"std::bad_alloc",
+        ),
+    ),
+    (
+        Outcome.TOO_MANY_PROCESSES,
+        (
+            r"Number of processes \(\d+\) in parallel calculation exceeds",
+            r"not enough slots available",
+        ),
+    ),
+    (
+        Outcome.SCF_NOT_CONVERGED,
+        (
+            r"SCF NOT CONVERGED AFTER",
+            r"SCF-wavefunction IS NOT FULLY CONVERGED",
+            r"the SCF has not converged",
+            r"\(SCF not fully converged!\)",
+        ),
+    ),
+    (
+        Outcome.WAVEFUNCTION_NOT_CONVERGED,
+        (
+            r"iterations have NOT converged",
+            r"This wavefunction IS NOT FULLY CONVERGED",
+            r"\(Wavefunction not fully converged!\)",
+        ),
+    ),
+    (
+        Outcome.PARALLEL_ERROR,
+        (
+            r"has to be called with full pathname",
+            r"ORCA finished by error termination in",
+            r"mpirun (?:noticed|has exited|was unable)",
+            r"MPI_ABORT",
+        ),
+    ),
+    (Outcome.UNKNOWN_ERROR, (r"[Aa]borting the run", r"Segmentation fault", r"\bError\b.*\bORCA_\w+")),
+]
+_ABORTED = re.compile(r"[Aa]borting the run|error termination")
+_FATAL_ONLY_IF_ABORTED = frozenset({Outcome.SCF_NOT_CONVERGED, Outcome.WAVEFUNCTION_NOT_CONVERGED})
+_CAUSE_RES = [(outcome, re.compile("|".join(f"(?:{p})" for p in pats))) for outcome, pats in _CAUSES]
+# Lines worth quoting back to a person: the ones that say what went wrong.
+_ERROR_LINE = re.compile(
+    r"error|not enough memory|increase maxcore|not converged|not fully converged|aborting|"
+    r"exceeds number|unrecognized|unknown identifier|invalid assignment|zero distance|impossible|"
+    r"full pathname|not available|did not converge|calling command",
+    re.IGNORECASE,
+)
+_NOISE_LINE = re.compile(r"DIIS[- ]Err|Startup error|TolErr|\|\|Error\|\||ErrOff|^\s*\d+\s+-?\d+\.\d+")
+
+_OPT_WORDS = frozenset(
+    "opt copt zopt gdiisopt looseopt normalopt tightopt verytightopt crudeopt sloppyopt "
+    "l-opt l-normalopt l-tightopt l-looseopt l-crudeopt optH".lower().split()
+)
+_TS_WORDS = frozenset({"optts", "scants", "neb-ts", "neb-ci"})
+_FREQ_WORDS = frozenset({"freq", "numfreq", "anfreq"})
+_OPT_HINTS = ("GEOMETRY OPTIMIZATION CYCLE", "OPTIMIZATION RUN DONE", "reached the maximum number")
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _input_echo(head: str) -> list[str]:
+    """The echoed input lines (`| 12> ...`) between INPUT FILE and ****END OF INPUT****."""
+    start = head.find("INPUT FILE")
+    if start < 0:
+        return []
+    end = head.find("****END OF INPUT****", start)
+    block = head[start : end if end >= 0 else len(head)]
+    lines = []
+    for m in re.finditer(r"^\|\s*\d+>\s?(.*)$", block, re.MULTILINE):
+        text = m.group(1).split("#", 1)[0].strip()
+        if text and "****END OF INPUT****" not in text:
+            lines.append(text)
+    return lines
+
+
+def _calc_kind(echo: list[str], text: str) -> str | None:
+    words: set[str] = set()
+    blocks: set[str] = set()
+    for line in echo:
+        if line.startswith("!"):
+            words.update(w.lower() for w in line[1:].split())
+        elif line.startswith("%"):
+            blocks.add(line[1:].split()[0].lower() if line[1:].split() else "")
+    if echo:
+        if words & _TS_WORDS:
+            return "transition_state"
+        if words & _OPT_WORDS:
+            return "optimisation"
+        if "irc" in words or "irc" in blocks:
+            return "irc"
+        if "md" in words or "md" in blocks:
+            return "molecular_dynamics"
+        if words & _FREQ_WORDS:
+            return "frequencies"
+        if blocks & {"tddft", "cis"} or "tda" in words:
+            return "tddft"
+        if any("ccsd" in w or "qcisd" in w or w.endswith("cisd") for w in words):
+            return "coupled_cluster"
+        if any("mp2" in w for w in words):
+            return "mp2"
+        return "single_point"
+    # No input echo in what we read (a very early failure, or a huge head): infer from the output.
+    if any(marker in text for marker in _OPT_HINTS):
+        return "optimisation"
+    return None
+
+
+def _nprocs(text: str, echo: list[str]) -> int | None:
+    for pattern in (_NPROCS_RUNNING, _NPROCS_MPIRUN):
+        found = pattern.findall(text)
+        if found:
+            return int(found[-1])
+    for line in echo:
+        m = re.search(r"\bnprocs\s+(\d+)", line, re.IGNORECASE) or (
+            re.search(r"\bPAL(\d+)\b", line, re.IGNORECASE) if line.startswith("!") else None
+        )
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def _first_scf_energy(head: str) -> float | None:
+    """The energy of the first SCF iteration: the sane reference for the blow-up check."""
+    candidates: list[tuple[int, float]] = []
+    header = _ITER_HEADER.search(head)
+    if header:
+        row = _ITER_ROW.search(head, header.end())
+        if row and row.start() - header.end() < 2000:
+            candidates.append((row.start(), float(row.group(1))))
+    total = _TOTAL_ENERGY.search(head)
+    if total:
+        candidates.append((total.start(), float(total.group(1))))
+    return min(candidates)[1] if candidates else None
+
+
+def energy_is_suspicious(energy: float, first_scf_energy: float | None) -> str | None:
+    """Why a final energy after a normal end cannot be right, or None if it looks sane."""
+    if not math.isfinite(energy):
+        return f"final energy is {energy}"
+    if abs(energy) > ABSURD_ENERGY_EH:
+        return f"final energy {energy:.6f} Eh is beyond {ABSURD_ENERGY_EH:g} Eh"
+    if first_scf_energy is not None and math.isfinite(first_scf_energy):
+        allowed = max(DROP_MIN_EH, DROP_FRACTION * abs(first_scf_energy))
+        if energy < first_scf_energy - allowed:
+            return (
+                f"final energy {energy:.6f} Eh is {first_scf_energy - energy:.1f} Eh below the first "
+                f"SCF iteration ({first_scf_energy:.6f} Eh)"
+            )
+    return None
+
+
+def _error_lines(text: str) -> list[str]:
+    seen: list[str] = []
+    keys: set[str] = set()
+    text = text[-ERROR_LINES_WINDOW:]  # the decisive lines are at the end; keeps this cheap
+    line_end = -1
+    for match in _ERROR_LINE.finditer(text):
+        if match.start() <= line_end:
+            continue  # another hit on a line already seen
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        line_end = text.find("\n", match.end())
+        line_end = len(text) if line_end < 0 else line_end
+        line = text[line_start:line_end].strip()
+        if _NOISE_LINE.search(line):
+            continue
+        # Parallel runs print the same error once per process: keep one of each.
+        key = re.sub(r"\d+", "#", line)
+        if key not in keys:
+            keys.add(key)
+            seen.append(line[:200])
+    return seen[-MAX_ERROR_LINES:]
+
+
+def _last_line(text: str) -> str:
+    for line in reversed(text.splitlines()):
+        if line.strip():
+            return line.strip()[:120]
+    return ""
+
+
+def _looks_like_orca(out: OutputText) -> bool:
+    if out.nul_fraction > 0.01:
+        return False
+    return any(marker in out.head or marker in out.tail for marker in _ORCA_MARKERS)
+
+
+def _to_float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+# --- the classifier -------------------------------------------------------------------------
+
+
+def classify_output(
+    path: str | os.PathLike[str], *, head_bytes: int = HEAD_BYTES, tail_bytes: int = TAIL_BYTES
+) -> Classification:
+    """Classify one ORCA output file.
+
+    Raises ``UserError`` (one line, naming the path) if the path is missing, a directory or
+    unreadable; any file content at all gives a ``Classification``.
+    """
+    out = read_output(path, head_bytes, tail_bytes)
+    result = Classification(file=str(out.path), outcome=Outcome.UNKNOWN_ERROR, retryable=True)
+    if out.size == 0 or not (out.head.strip() or out.tail.strip()):
+        return _finish(result, Outcome.TRUNCATED, "output file is empty (ORCA never wrote to it)")
+    if not _looks_like_orca(out):
+        kind = "binary data" if out.nul_fraction > 0.01 else "no ORCA banner or markers"
+        return _finish(result, Outcome.UNKNOWN_ERROR, f"not an ORCA output ({kind})")
+
+    head, tail = out.head, out.tail
+    both = head if out.whole else head + "\n" + tail
+    echo = _input_echo(head)
+    _fill_facts(result, out, echo, both)
+
+    result.normal_termination = _NORMAL in tail
+    result.error_lines = _error_lines(tail)
+    if not result.normal_termination:
+        return _classify_failure(result, both if out.whole else tail, head)
+    return _classify_normal(result, out)
+
+
+def _fill_facts(result: Classification, out: OutputText, echo: list[str], both: str) -> None:
+    version = _VERSION.search(out.head)
+    result.orca_version = version.group(1) if version else None
+    result.calc_kind = _calc_kind(echo, both)
+    result.nprocs_used = _nprocs(both, echo)
+    # Multi-step inputs can run a small molecule first: its SCF is no reference for the last energy.
+    multi_step = any(line.lower().startswith(("$new_job", "%compound")) for line in echo)
+    result.first_scf_energy = None if multi_step else _first_scf_energy(out.head)
+
+    energies = _FINAL_ENERGY.findall(out.tail)
+    if energies:
+        _set_energy(result, *energies[-1])
+    scf = _SCF_CYCLES.findall(out.tail)
+    result.scf_cycles = int(scf[-1]) if scf else None
+    cycles = _OPT_CYCLE.findall(out.tail)
+    result.opt_cycles = int(cycles[-1]) if cycles else None
+
+    run_time = _RUN_TIME.search(out.tail)
+    if run_time:
+        d, h, m, s, ms = (int(x) for x in run_time.groups())
+        result.run_time_s = d * 86400 + h * 3600 + m * 60 + s + ms / 1000
+
+    asked = _MEMORY_NEEDED.findall(out.tail) or _MEMORY_ESTIMATE.findall(out.tail)
+    if asked:
+        result.memory_required_mb = max(float(x) for x in asked)
+
+
+# A success needs no retry; a suspicious result needs a person, not the same run again.
+_NOT_A_FAILURE = frozenset({Outcome.SUCCESS, Outcome.SUSPICIOUS_RESULT})
+
+
+def _set_energy(result: Classification, value: str, rest: str) -> None:
+    result.energy = _to_float(value)
+    if result.energy is not None:
+        result.energy_converged = "not fully converged" not in rest
+        result.energy_source = "output"
+
+
+def _finish(
+    result: Classification, outcome: Outcome, message: str, retryable: bool | None = None
+) -> Classification:
+    result.outcome = outcome
+    result.message = message
+    if retryable is None:
+        retryable = outcome not in NOT_RETRYABLE and outcome not in _NOT_A_FAILURE
+    result.retryable = retryable
+    return result
+
+
+def _decisive_line(text: str, pattern: re.Pattern[str]) -> str:
+    """The line around the last match of ``pattern``: what a person needs to see."""
+    last = None
+    for last in pattern.finditer(text):  # noqa: B007 - we want the last one
+        pass
+    if last is None:
+        return ""
+    start = text.rfind("\n", 0, last.start()) + 1
+    end = text.find("\n", last.end())
+    line = text[start : end if end >= 0 else len(text)]
+    return " ".join(line.split()).strip("=>*-! ")[:200]
+
+
+def _classify_failure(result: Classification, text: str, head: str) -> Classification:
+    for outcome, pattern in _CAUSE_RES:
+        search_in = text
+        if outcome is Outcome.INPUT_ERROR and pattern.search(head):
+            search_in = head  # input errors are printed before the input echo
+        if not pattern.search(search_in):
+            continue
+        if outcome in _FATAL_ONLY_IF_ABORTED and not _ABORTED.search(search_in):
+            # ORCA 5/6 go on after a nearly converged SCF; without an abort the run was killed later.
+            continue
+        line = _decisive_line(search_in, pattern)
+        if outcome is Outcome.INPUT_ERROR:
+            return _finish(result, outcome, _input_error_message(search_in, line))
+        if outcome is Outcome.OUT_OF_MEMORY and result.memory_required_mb is not None and "MB" not in line:
+            line = f"{line} (ORCA asked for {result.memory_required_mb:g} MB)"
+        if outcome is Outcome.PARALLEL_ERROR:
+            if "full pathname" in line:
+                # Retrying the same job script cannot help: the site config must call ORCA by path.
+                return _finish(result, outcome, f"{line} (fix the site's ORCA path)", retryable=False)
+            where = _ERROR_TERMINATION.findall(text)
+            if where:
+                line = f"ORCA finished by error termination in {where[-1]} (no cause printed)"
+        return _finish(result, outcome, line)
+    return _finish(
+        result,
+        Outcome.TRUNCATED,
+        "no termination line (killed: walltime, node failure, scancel?); "
+        f"output stops at: {_last_line(text)}",
+    )
+
+
+def _input_error_message(text: str, line: str) -> str:
+    if "INPUT ERROR" in line or "UNRECOGNIZED" in line:
+        # The offending keyword is on the line after the banner.
+        m = re.search(r"UNRECOGNIZED OR DUPLICATED KEYWORD\S* IN SIMPLE INPUT LINE\s*\n\s*(\S[^\n]*)", text)
+        if m:
+            return f"unrecognized or duplicated keyword(s) in the simple input line: {m.group(1).strip()}"
+    return line
+
+
+def _classify_normal(result: Classification, out: OutputText) -> Classification:
+    if result.energy is None and not out.whole:
+        # Frequency and property runs print the final energy before long analysis sections.
+        found = scan_backwards(out.path, _FINAL_ENERGY, out.size, ENERGY_SCAN_LIMIT_BYTES)
+        if found:
+            _set_energy(result, found[1], found[2])
+    _prefer_property_energy(result, out.path)
+    if result.calc_kind in ("optimisation", "transition_state"):
+        verdict = _opt_verdict(out)
+        if verdict is None:
+            return _finish(
+                result,
+                Outcome.OPT_NOT_CONVERGED,
+                "terminated normally but without 'THE OPTIMIZATION HAS CONVERGED'",
+            )
+        if "did not converge" in verdict:
+            return _finish(
+                result,
+                Outcome.OPT_NOT_CONVERGED,
+                "the optimization did not converge but reached the maximum number of optimization cycles",
+            )
+    if result.energy_converged is False:
+        wavefunction = "Wavefunction not fully converged" in out.tail
+        outcome = Outcome.WAVEFUNCTION_NOT_CONVERGED if wavefunction else Outcome.SCF_NOT_CONVERGED
+        return _finish(result, outcome, "terminated normally but the final energy is marked not converged")
+    if result.energy is not None:
+        why = energy_is_suspicious(result.energy, result.first_scf_energy)
+        if why:
+            return _finish(result, Outcome.SUSPICIOUS_RESULT, why)
+    return _finish(result, Outcome.SUCCESS, "")
+
+
+def _opt_verdict(out: OutputText) -> str | None:
+    """The last optimisation verdict line; searched backwards past the tail if need be."""
+    found = None
+    for found in _OPT_DONE.finditer(out.tail):  # noqa: B007 - we want the last one
+        pass
+    if found is not None:
+        return found.group(0)
+    if out.whole:
+        return None
+    return find_last_literal(out.path, _OPT_VERDICTS, out.size)
+
+
+def _prefer_property_energy(result: Classification, output: Path) -> None:
+    """Property files carry the final energy at full precision; only trusted after a normal end."""
+    prop = property_energy(output)
+    if prop is None and result.energy is None:
+        prop = property_energy_orca4(output)
+    if prop is None:
+        return
+    result.energy = prop.energy
+    result.energy_source = prop.source
+    if prop.converged is not None:
+        result.energy_converged = prop.converged
+    if result.orca_version is None and prop.version:
+        result.orca_version = prop.version

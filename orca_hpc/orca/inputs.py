@@ -1,0 +1,996 @@
+"""Parse and validate ORCA input files, and edit them for resources and corrections.
+
+The parser accepts what ORCA accepts: ``!`` lines in any case, ``#`` comments (to the end of the line or
+to a second ``#``), ``%block ... end`` with nested sub-blocks (``%scf Shift ... end end``), one-line
+blocks (``%maxcore``, ``%moinp``, ``%base``, ``%pointcharges``), coordinates as ``* xyz|int|gzmt q m ...
+*``, ``* xyzfile|gzmtfile|pdbfile q m name`` or ``%coords``, and several jobs separated by ``$new_job``.
+It rejects what ORCA would reject, as ``InputFileError`` ("file:line: problem").
+
+Which setting wins (ORCA reads the simple input first, then the blocks, later values overriding earlier):
+- ``%pal nprocs`` beats ``! PALn`` wherever they stand; among several of one kind the last wins.
+- ``%maxcore``: the last one wins.
+- ``$new_job``: a later job keeps the previous job's nprocs, maxcore, geometry, charge and multiplicity
+  unless it sets its own. ``OrcaInput.nprocs`` is the largest over all jobs (what SLURM must provide).
+
+The edit functions are pure text transforms: they keep everything else (comments, case, layout,
+line endings) and return new text, which the caller may re-parse.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orca_hpc.errors import InputFileError, UserError
+from orca_hpc.orca.xyz import ATOMIC_NUMBERS, element_symbol, parse_float, spin_problem
+
+# One-line blocks: "%name value", no "end".
+_ONE_LINERS = frozenset({"maxcore", "moinp", "base", "pointcharges"})
+
+# Sub-blocks that need their own "end" (or other closer), per enclosing context. ORCA knows which keys
+# open a sub-block; a sub-block missing here still parses, because a stray "end" or text right after
+# a block is taken as that block's continuation (see _Parser._continue_block).
+_SUBBLOCKS: dict[str, dict[str, str]] = {
+    "scf": {"shift": "end"},
+    "geom": {key: "end" for key in (
+        "constraints", "scan", "modify_internal", "hybrid_hess", "ts_mode", "fragments",
+        "connectfragments", "hess_internal", "ts_active_atoms", "invertconstraints",
+    )},
+    "freq": {"hybrid_hess": "end"},
+    "coords": {"coords": "end", "pardef": "end"},
+    "basis": {},  # filled by _BASIS_SUB_RE
+    "mrci": {"newblock": "end"},
+    "rocis": {"newblock": "end"},
+    "newblock": {"refs": "end"},
+    "casscf": {"rel": "end", "ptsettings": "end"},
+    "qmmm": {"qmatoms": "end", "activeatoms": "end", "qm2atoms": "end"},
+    "compound": {"new_step": "step_end"},
+}
+_BASIS_SUB_RE = re.compile(r"^(new|add)\w*(gto|ecp)$")
+# Inside these, everything up to the closer is opaque (a compound step holds a whole input).
+_OPAQUE = frozenset({"new_step"})
+
+# Point charges and dummy atoms: no electrons of their own.
+_NOT_ATOMS = frozenset({"Q", "DA"})
+_INLINE_KINDS = {"xyz": "xyz", "int": "int", "internal": "int", "gzmt": "gzmt"}
+_FILE_KINDS = frozenset({"xyzfile", "gzmtfile", "pdbfile"})
+
+_OPT_KEYWORDS = frozenset({
+    "opt", "copt", "zopt", "gdiis-opt", "gdiis-copt", "gdiis-zopt", "looseopt", "normalopt", "tightopt",
+    "verytightopt", "optts", "l-opt", "l-optts", "opth", "scants",
+})
+_FREQ_KEYWORDS = frozenset({"freq", "numfreq", "anfreq"})
+_PAL_RE = re.compile(r"^pal(\d+)$", re.IGNORECASE)
+_TOKEN_RE = re.compile(r'"[^"]*"?|=|[^\s"=]+')
+# Block options whose quoted value names a file ORCA reads.
+_FILE_KEYS = frozenset({"inhessname", "moinp", "orcafffilename", "neb_end_xyzfile", "neb_ts_xyzfile",
+                        "guessfile", "xyzfile", "hessname"})
+
+
+@dataclass(frozen=True)
+class Span:
+    """Text position: 0-based line indices, columns in the raw line; end is exclusive."""
+
+    start_line: int
+    start_col: int
+    end_line: int
+    end_col: int
+
+
+@dataclass(frozen=True)
+class _Tok:
+    text: str
+    line: int  # 0-based
+    col: int
+    end: int
+    first: bool  # first token on its line
+
+
+@dataclass
+class Option:
+    key: str
+    value: str
+    line: int  # 1-based
+    span: Span  # key through value
+    value_span: Span | None
+
+
+@dataclass
+class Block:
+    name: str  # lowercase, without "%"
+    raw: str
+    line: int  # 1-based line of the "%"
+    span: Span
+    options: list[Option] = field(default_factory=list)
+    one_liner: bool = False
+
+    def get(self, key: str) -> str | None:
+        """The last value given for ``key`` (case-insensitive), None if absent."""
+        found = None
+        for opt in self.options:
+            if opt.key.lower() == key.lower():
+                found = opt.value
+        return found
+
+    @property
+    def values(self) -> dict[str, str]:
+        """Simple key -> value pairs (keys lowercase; the last occurrence wins)."""
+        return {opt.key.lower(): opt.value for opt in self.options}
+
+
+@dataclass(frozen=True)
+class FileRef:
+    kind: str  # xyzfile, gzmtfile, pdbfile, moinp, pointcharges, inhessname, ...
+    name: str
+    line: int
+    job: int
+
+
+@dataclass
+class KeywordLine:
+    line: int  # 1-based
+    tokens: list[tuple[str, Span]]
+    bang_col: int = 0
+
+
+@dataclass
+class Job:
+    index: int
+    line: int  # 1-based first line of the job (the $new_job line for later jobs)
+    keyword_lines: list[KeywordLine] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
+    coord_kind: str | None = None  # xyz, int, gzmt, xyzfile, gzmtfile, pdbfile, coords
+    coord_line: int | None = None
+    coord_span: Span | None = None
+    charge: int | None = None
+    multiplicity: int | None = None
+    natoms: int = 0  # inline atoms (0 for file coordinates)
+    elements: list[str] = field(default_factory=list)
+    files: list[FileRef] = field(default_factory=list)
+    nprocs: int | None = None  # effective (own setting, else the previous job's)
+    maxcore: int | None = None  # effective, MB per process
+    base: str | None = None
+    inherits_geometry: bool = False
+    end_line: int = 0  # 0-based index of the last line of the job
+
+    @property
+    def keywords(self) -> list[str]:
+        return [text for kl in self.keyword_lines for text, _ in kl.tokens]
+
+    @property
+    def keywords_lower(self) -> frozenset[str]:
+        return frozenset(kw.lower() for kw in self.keywords)
+
+    def block(self, name: str) -> Block | None:
+        """The last block of that name (blocks repeat; later values win)."""
+        named = self.blocks_named(name)
+        return named[-1] if named else None
+
+    def blocks_named(self, name: str) -> list[Block]:
+        return [b for b in self.blocks if b.name == name.lower()]
+
+    def option(self, block: str, key: str) -> str | None:
+        value = None
+        for b in self.blocks_named(block):
+            value = b.get(key) if b.get(key) is not None else value
+        return value
+
+    @property
+    def flags(self) -> frozenset[str]:
+        """What the job computes: opt, ts, freq, numfreq, sp, engrad, irc, neb, md, scan, moread."""
+        kws = self.keywords_lower
+        flags = set()
+        runtyp = (self.option("method", "runtyp") or "").lower()
+        if kws & _OPT_KEYWORDS or runtyp == "opt":
+            flags.add("opt")
+        if kws & {"optts", "l-optts", "scants"}:
+            flags.add("ts")
+        if kws & _FREQ_KEYWORDS:
+            flags.add("freq")
+        if "numfreq" in kws:
+            flags.add("numfreq")
+        if kws & {"engrad", "numgrad"} or runtyp == "gradient":
+            flags.add("engrad")
+        if "irc" in kws:
+            flags.add("irc")
+        if any(kw.startswith("neb") for kw in kws):
+            flags.add("neb")
+        if "md" in kws or self.block("md"):
+            flags.add("md")
+        if "scants" in kws or self.option("geom", "scan") is not None or runtyp == "scan":
+            flags.add("scan")
+        if "moread" in kws:
+            flags.add("moread")
+        if not flags - {"moread"} or "sp" in kws or "energy" in kws:
+            flags.add("sp")
+        return frozenset(flags)
+
+
+@dataclass
+class OrcaInput:
+    path: Path
+    jobs: list[Job]
+    crlf: bool = False
+
+    @property
+    def first(self) -> Job:
+        return self.jobs[0]
+
+    @property
+    def nprocs(self) -> int:
+        """Processes the run needs: the largest over its jobs (1 when none is given)."""
+        return max((job.nprocs or 1) for job in self.jobs)
+
+    @property
+    def maxcore(self) -> int | None:
+        """MB per process: the largest over its jobs, None when ORCA's default applies."""
+        values = [job.maxcore for job in self.jobs if job.maxcore is not None]
+        return max(values) if values else None
+
+    @property
+    def keywords_lower(self) -> frozenset[str]:
+        return self.first.keywords_lower
+
+    @property
+    def flags(self) -> frozenset[str]:
+        return frozenset().union(*(job.flags for job in self.jobs))
+
+    @property
+    def files(self) -> list[FileRef]:
+        return [ref for job in self.jobs for ref in job.files]
+
+
+# --------------------------------------------------------------------------------------------------
+# reading
+
+
+def _decode(path: Path, data: bytes) -> str:
+    if b"\x00" in data:
+        raise InputFileError(path, "binary file, not an ORCA input (contains NUL bytes)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputFileError(path, f"not UTF-8 text (byte 0x{data[exc.start]:02x})", line) from None
+
+
+def _strip_comments(line: str) -> str:
+    """The line with comments blanked out (same length, so columns still match the raw line)."""
+    out = []
+    in_comment = False
+    in_quote = False
+    for ch in line:
+        if ch == "#" and not in_quote:
+            in_comment = not in_comment
+            out.append(" ")
+        elif in_comment:
+            out.append(" ")
+        else:
+            if ch == '"':
+                in_quote = not in_quote
+            out.append(ch)
+    return "".join(out)
+
+
+def _unquote(token: str) -> str:
+    return token[1:-1] if len(token) >= 2 and token[0] == token[-1] == '"' else token.strip('"')
+
+
+def _int_token(token: str) -> int | None:
+    return int(token) if re.fullmatch(r"[+-]?\d+", token) else None
+
+
+class _Parser:
+    def __init__(self, path: Path, text: str, check_files: bool) -> None:
+        self.path = path
+        self.text = text
+        self.lines = text.split("\n")
+        self.check_files = check_files
+        self.toks: list[_Tok] = []
+        for index, raw in enumerate(self.lines):
+            code = _strip_comments(raw)
+            first = True
+            for match in _TOKEN_RE.finditer(code):
+                self.toks.append(_Tok(match.group(), index, match.start(), match.end(), first))
+                first = False
+        self.pos = 0
+        self.jobs: list[Job] = [Job(index=0, line=1)]
+        self.items = 0  # keyword lines, blocks and coordinate sections seen
+        self.last_block: Block | None = None  # the block right before the current token, if any
+
+    def error(self, problem: str, line: int | None) -> InputFileError:
+        return InputFileError(self.path, problem, line)
+
+    # ---- token helpers
+    def _peek(self) -> _Tok | None:
+        return self.toks[self.pos] if self.pos < len(self.toks) else None
+
+    def _line_rest(self, line: int) -> list[_Tok]:
+        out = []
+        while self.pos < len(self.toks) and self.toks[self.pos].line == line:
+            out.append(self.toks[self.pos])
+            self.pos += 1
+        return out
+
+    # ---- top level
+    def parse(self) -> OrcaInput:
+        while (tok := self._peek()) is not None:
+            low = tok.text.lower()
+            if low.startswith("!"):
+                self._keyword_line()
+                self.last_block = None
+            elif low.startswith("%"):
+                self._block()
+            elif low.startswith("*") and tok.first:
+                self._coordinates()
+                self.last_block = None
+            elif low.startswith("$"):
+                if low != "$new_job":
+                    raise self.error(f"unknown directive {tok.text!r}: ORCA knows only '$new_job' here",
+                                     tok.line + 1)
+                self.pos += 1
+                self.jobs[-1].end_line = tok.line - 1
+                self.jobs.append(Job(index=len(self.jobs), line=tok.line + 1))
+                self.last_block = None
+            elif self.last_block is not None and not self.last_block.one_liner:
+                self._continue_block(self.last_block)
+            else:
+                raise self.error(
+                    f"unexpected text {tok.text!r} outside any block: ORCA expects a line starting with "
+                    "'!', '%', '*' or '$new_job'", tok.line + 1)
+        self.jobs[-1].end_line = len(self.lines) - 1
+        return self._finish()
+
+    def _keyword_line(self) -> None:
+        first = self.toks[self.pos]
+        toks = self._line_rest(first.line)
+        entries: list[tuple[str, Span]] = []
+        for tok in toks:
+            text, col = tok.text, tok.col
+            while text.startswith("!"):
+                text, col = text[1:], col + 1
+            if text:
+                entries.append((text, Span(tok.line, col, tok.line, tok.end)))
+        self.jobs[-1].keyword_lines.append(KeywordLine(first.line + 1, entries, first.col))
+        self.items += 1
+
+    def _block(self) -> None:
+        start = self.toks[self.pos]
+        self.pos += 1
+        name = start.text[1:].lower()
+        if not name:
+            nxt = self._peek()
+            if nxt is None or nxt.line != start.line:
+                raise self.error("'%' without a block name", start.line + 1)
+            name = nxt.text.lower()
+            self.pos += 1
+        job = self.jobs[-1]
+        self.items += 1
+        nxt = self._peek()
+        if name in _ONE_LINERS and nxt is not None and nxt.text == "=":
+            self.pos += 1  # "%maxcore = 3000"
+            nxt = self._peek()
+        if name in _ONE_LINERS or (name == "compound" and nxt is not None and nxt.text.startswith('"')):
+            if nxt is None or (nxt.text.startswith(("%", "!", "*", "$")) and nxt.first):
+                raise self.error(f"%{name} needs a value", start.line + 1)
+            self.pos += 1
+            value = _unquote(nxt.text)
+            span = Span(start.line, start.col, nxt.line, nxt.end)
+            opt = Option(name, value, start.line + 1, span, Span(nxt.line, nxt.col, nxt.line, nxt.end))
+            block = Block(name, self._slice(span), start.line + 1, span, [opt], one_liner=True)
+            job.blocks.append(block)
+            self.last_block = block
+            return
+        block = Block(name, "", start.line + 1, Span(start.line, start.col, start.line, start.end))
+        job.blocks.append(block)
+        self._block_body(block, start)
+        self.last_block = block
+
+    def _block_body(self, block: Block, opener: _Tok) -> None:
+        """Consume tokens up to the block's closing "end", collecting its first-level options."""
+        stack: list[tuple[str, str]] = [(block.name, "end")]
+        level1: list[_Tok] = []
+        sub_start: _Tok | None = None
+        while True:
+            tok = self._peek()
+            if tok is None:
+                raise self.error(
+                    f"%{block.name} block opened here has no matching 'end' before the end of the file",
+                    opener.line + 1)
+            low = tok.text.lower()
+            ctx, closer = stack[-1]
+            if ctx not in _OPAQUE and tok.first and low[:1] in ("!", "*", "$", "%") and low != "%":
+                raise self.error(
+                    f"%{block.name} block opened here has no matching 'end' before line {tok.line + 1}",
+                    opener.line + 1)
+            self.pos += 1
+            if low == closer:
+                stack.pop()
+                if not stack:
+                    block.span = Span(block.span.start_line, block.span.start_col, tok.line, tok.end)
+                    break
+                if len(stack) == 1 and sub_start is not None:
+                    value_span = Span(sub_start.line, sub_start.end, tok.line, tok.end)
+                    self._add_option(block, [sub_start], value_span)
+                    sub_start = None
+                continue
+            if ctx in _OPAQUE:
+                continue
+            opens = _SUBBLOCKS.get(ctx, {})
+            if low in opens or (ctx == "basis" and _BASIS_SUB_RE.match(low)):
+                stack.append((low, opens.get(low, "end")))
+                if len(stack) == 2:
+                    sub_start = tok
+                continue
+            if len(stack) == 1:
+                level1.append(tok)
+        block.raw = self._slice(block.span)
+        self._collect_options(block, level1)
+
+    def _continue_block(self, block: Block) -> None:
+        """Text right after a block: ORCA's sub-block we do not know, closed by a second "end"."""
+        tok = self.toks[self.pos]
+        if tok.text.lower() == "end":
+            self.pos += 1
+            block.span = Span(block.span.start_line, block.span.start_col, tok.line, tok.end)
+            block.raw = self._slice(block.span)
+            return
+        # Find an "end" before the next directive; otherwise this is stray text ORCA would reject.
+        scan = self.pos
+        while scan < len(self.toks):
+            t = self.toks[scan]
+            if t.first and t.text[:1] in ("!", "*", "$", "%"):
+                break
+            if t.text.lower() == "end":
+                self.pos = scan + 1
+                block.span = Span(block.span.start_line, block.span.start_col, t.line, t.end)
+                block.raw = self._slice(block.span)
+                return
+            scan += 1
+        raise self.error(
+            f"unexpected text {tok.text!r} outside any block: ORCA expects a line starting with "
+            "'!', '%', '*' or '$new_job'", tok.line + 1)
+
+    def _slice(self, span: Span) -> str:
+        if span.start_line == span.end_line:
+            return self.lines[span.start_line][span.start_col:span.end_col]
+        parts = [self.lines[span.start_line][span.start_col:]]
+        parts += self.lines[span.start_line + 1:span.end_line]
+        parts.append(self.lines[span.end_line][:span.end_col])
+        return "\n".join(p.rstrip("\r") for p in parts)
+
+    def _add_option(self, block: Block, key_toks: list[_Tok], value_span: Span | None,
+                    value: str | None = None) -> None:
+        key = "".join(t.text for t in key_toks)
+        first = key_toks[0]
+        if value is None:
+            value = self._slice(value_span).strip() if value_span else ""
+        end = value_span if value_span else Span(first.line, first.col, key_toks[-1].line, key_toks[-1].end)
+        span = Span(first.line, first.col, end.end_line, end.end_col)
+        block.options.append(Option(key, value, first.line + 1, span, value_span))
+
+    def _collect_options(self, block: Block, toks: list[_Tok]) -> None:
+        by_line: dict[int, list[_Tok]] = {}
+        for tok in toks:
+            by_line.setdefault(tok.line, []).append(tok)
+        lines: list[list[list[_Tok]]] = []
+        for line_toks in by_line.values():
+            # Merge "print[ p_mos ]" into one key; drop "=".
+            merged: list[list[_Tok]] = []
+            open_bracket = False
+            for tok in line_toks:
+                if tok.text == "=":
+                    continue
+                if open_bracket:
+                    merged[-1].append(tok)
+                else:
+                    merged.append([tok])
+                open_bracket = (open_bracket or "[" in tok.text) and "]" not in tok.text
+            if merged:
+                lines.append(merged)
+        for index, merged in enumerate(lines):
+            if not merged:
+                continue
+            if len(merged) == 1 and index + 1 < len(lines):
+                # A key alone on its line takes the next word as its value, as ORCA reads tokens.
+                value_group = lines[index + 1].pop(0)
+                v0, v1 = value_group[0], value_group[-1]
+                self._add_option(block, merged[0], Span(v0.line, v0.col, v1.line, v1.end),
+                                 " ".join(t.text for t in value_group).rstrip(";"))
+                continue
+            simple = [g[0] for g in merged if len(g) == 1]
+            pairs = (len(merged) > 2 and len(merged) % 2 == 0 and len(simple) == len(merged)
+                     and all(re.match(r"[A-Za-z_]", merged[i][0].text) for i in range(0, len(merged), 2))
+                     and all("," not in merged[i][0].text for i in range(1, len(merged), 2)))
+            if pairs:
+                for i in range(0, len(merged), 2):
+                    v = merged[i + 1][0]
+                    self._add_option(block, merged[i], Span(v.line, v.col, v.line, v.end),
+                                     v.text.rstrip(";"))
+            else:
+                rest = [t for g in merged[1:] for t in g]
+                vspan = Span(rest[0].line, rest[0].col, rest[-1].line, rest[-1].end) if rest else None
+                value = " ".join(t.text for t in rest).rstrip(";") if rest else ""
+                self._add_option(block, merged[0], vspan, value)
+
+    # ---- coordinates
+    def _coordinates(self) -> None:
+        start = self.toks[self.pos]
+        header = self._line_rest(start.line)
+        words = [t.text for t in header]
+        words[0] = words[0][1:]
+        if not words[0]:
+            words = words[1:]
+        lineno = start.line + 1
+        job = self.jobs[-1]
+        self.items += 1
+        if job.coord_kind is not None:
+            raise self.error(f"second coordinate section in this job (the first is at line {job.coord_line})",
+                             lineno)
+        if not words:
+            raise self.error("'*' without a coordinate type: expected e.g. '* xyz 0 1'", lineno)
+        kind = words[0].lower()
+        if kind not in _INLINE_KINDS and kind not in _FILE_KINDS:
+            raise self.error(
+                f"unknown coordinate type {words[0]!r}: ORCA knows xyz, int, gzmt, xyzfile, gzmtfile, "
+                "pdbfile", lineno)
+        if len(words) < 3:
+            raise self.error(f"'* {kind}' needs a charge and a multiplicity, e.g. '* {kind} 0 1'", lineno)
+        charge, mult = _int_token(words[1]), _int_token(words[2])
+        if charge is None:
+            raise self.error(f"bad charge {words[1]!r}: must be an integer", lineno)
+        if mult is None or mult < 1:
+            raise self.error(f"bad multiplicity {words[2]!r}: must be a positive integer", lineno)
+        job.coord_kind = _INLINE_KINDS.get(kind, kind)
+        job.coord_line = lineno
+        job.charge, job.multiplicity = charge, mult
+        if kind in _FILE_KINDS:
+            if len(words) < 4:
+                raise self.error(f"'* {kind}' needs a file name after charge and multiplicity", lineno)
+            name = _unquote(words[3])
+            job.files.append(FileRef(kind, name, lineno, job.index))
+            last = header[min(3, len(header) - 1)]
+            job.coord_span = Span(start.line, start.col, last.line, last.end)
+            return
+        self._inline_atoms(job, start)
+
+    def _inline_atoms(self, job: Job, start: _Tok) -> None:
+        kind = job.coord_kind
+        electrons: int | None = 0
+        while True:
+            tok = self._peek()
+            if tok is None or (tok.first and tok.text[:1] in ("!", "%", "$")) or (
+                    tok.first and tok.text.startswith("*") and tok.text != "*"):
+                where = "the end of the file" if tok is None else f"line {tok.line + 1}"
+                raise self.error(f"coordinate section '* {kind}' opened here is not closed by '*' "
+                                 f"before {where}", start.line + 1)
+            if tok.text == "*":
+                self.pos += 1
+                job.coord_span = Span(start.line, start.col, tok.line, tok.end)
+                break
+            atom = self._line_rest(tok.line)
+            words = [t.text for t in atom]
+            if words and words[-1] == "*":
+                # "*" closing on the same line as the last atom.
+                self.pos -= 1
+                words = words[:-1]
+            z = self._atom_line(job, words, tok.line + 1)
+            electrons = None if electrons is None or z is None else electrons + z
+        if not job.natoms:
+            raise self.error(f"coordinate section '* {kind}' has no atoms", start.line + 1)
+        if electrons is not None and job.charge is not None and job.multiplicity is not None:
+            problem = spin_problem(electrons, job.charge, job.multiplicity)
+            if problem:
+                raise self.error(problem, start.line + 1)
+
+    def _atom_line(self, job: Job, words: list[str], lineno: int) -> int | None:
+        """Validate one atom line; return the electrons it adds, None when that is not plain."""
+        label = words[0]
+        plain = True
+        base = re.split(r"[(:>]", label, maxsplit=1)[0]
+        if base != label:
+            plain = ":" not in label and ">" not in label
+        if base.upper() in _NOT_ATOMS:
+            symbol, plain = base.upper(), False
+        else:
+            symbol = element_symbol(base) if base else None
+            if symbol is None:
+                raise self.error(f"unknown element {label!r}", lineno)
+        job.natoms += 1
+        job.elements.append(symbol)
+        if job.coord_kind == "xyz":
+            # Embedding atoms ("Zr>") and point charges ("Q") carry a charge before the coordinates.
+            ncoord_at = 2 if (">" in label or symbol == "Q") else 1
+            coords = words[ncoord_at:ncoord_at + 3]
+            if len(coords) < 3:
+                raise self.error(f"atom line needs an element and 3 coordinates: {' '.join(words)!r}", lineno)
+            for c in coords:
+                if parse_float(c) is None and "{" not in c:
+                    raise self.error(f"bad coordinate {c!r} for atom {label!r}", lineno)
+            # "Z = 0.5" (nuclear charge) or a ":" ghost in the extras make the electron count unknown.
+            if any(w.lower() == "z" for w in words[4:]):
+                plain = False
+        if not plain or symbol in _NOT_ATOMS:
+            return None
+        return ATOMIC_NUMBERS[symbol]
+
+    # ---- after the tokens
+    def _finish(self) -> OrcaInput:
+        if not self.items:
+            raise self.error("not an ORCA input: no '!' keyword line, no '%' block, no coordinates", None)
+        previous: Job | None = None
+        for job in self.jobs:
+            self._job_settings(job)
+            if job.coord_kind is None:
+                if previous is None:
+                    raise self.error(
+                        "no coordinates: add '* xyz charge mult ... *', '* xyzfile charge mult file.xyz' "
+                        "or a %coords block", (job.keyword_lines[0].line if job.keyword_lines else 1))
+                job.inherits_geometry = True
+                job.charge, job.multiplicity = previous.charge, previous.multiplicity
+                job.natoms, job.elements = previous.natoms, list(previous.elements)
+            if previous is not None:
+                job.nprocs = job.nprocs if job.nprocs is not None else previous.nprocs
+                job.maxcore = job.maxcore if job.maxcore is not None else previous.maxcore
+            previous = job
+        if self.check_files:
+            self._check_files(self.jobs[0])
+        return OrcaInput(self.path, self.jobs, crlf="\r\n" in self.text)
+
+    def _job_settings(self, job: Job) -> None:
+        for kl in job.keyword_lines:
+            for kw, _ in kl.tokens:
+                match = _PAL_RE.match(kw)
+                if match:
+                    if int(match.group(1)) < 1:
+                        raise self.error(f"{kw}: the number of processes must be at least 1", kl.line)
+                    job.nprocs = int(match.group(1))
+        pal_nprocs = None
+        for block in job.blocks:
+            if block.name == "pal":
+                for opt in block.options:
+                    if opt.key.lower() == "nprocs":
+                        value = _int_token(opt.value)
+                        if value is None or value < 1:
+                            raise self.error(f"%pal nprocs {opt.value!r}: must be a positive integer",
+                                             opt.line)
+                        pal_nprocs = value
+            elif block.name == "maxcore":
+                value_f = parse_float(block.options[0].value)
+                if value_f is None or value_f <= 0:
+                    raise self.error(f"%maxcore {block.options[0].value!r}: must be a positive number of MB",
+                                     block.line)
+                job.maxcore = int(value_f)
+            elif block.name == "moinp":
+                job.files.append(FileRef("moinp", block.options[0].value, block.line, job.index))
+            elif block.name == "pointcharges":
+                job.files.append(FileRef("pointcharges", block.options[0].value, block.line, job.index))
+            elif block.name == "base":
+                job.base = block.options[0].value
+            elif block.name == "coords":
+                self._coords_block(job, block)
+            if block.name not in _ONE_LINERS:
+                for opt in block.options:
+                    if opt.key.lower() in _FILE_KEYS and opt.value.startswith('"'):
+                        job.files.append(FileRef(opt.key.lower(), _unquote(opt.value), opt.line, job.index))
+        if pal_nprocs is not None:
+            job.nprocs = pal_nprocs
+
+    def _coords_block(self, job: Job, block: Block) -> None:
+        if job.coord_kind is not None:
+            raise self.error(f"%coords and a coordinate section at line {job.coord_line} in the same job",
+                             block.line)
+        job.coord_kind, job.coord_line, job.coord_span = "coords", block.line, block.span
+        charge_s, mult_s = block.get("charge") or "0", block.get("mult") or "1"
+        charge, mult = _int_token(charge_s), _int_token(mult_s)
+        if charge is None:
+            raise self.error(f"bad charge {charge_s!r} in %coords: must be an integer", block.line)
+        if mult is None or mult < 1:
+            raise self.error(f"bad multiplicity {mult_s!r} in %coords: must be a positive integer",
+                             block.line)
+        job.charge, job.multiplicity = charge, mult
+        coords = next((o for o in block.options if o.key.lower() == "coords"), None)
+        if coords is None:
+            return
+        body = coords.value.rsplit("end", 1)[0] if coords.value.lower().endswith("end") else coords.value
+        electrons: int | None = 0
+        for offset, raw in enumerate(body.split("\n")):
+            words = _strip_comments(raw).split()
+            if not words:
+                continue
+            label = re.split(r"[(:>]", words[0], maxsplit=1)[0]
+            symbol = element_symbol(label)
+            if symbol is None and label.upper() not in _NOT_ATOMS:
+                raise self.error(f"unknown element {words[0]!r} in %coords", coords.line + offset)
+            job.natoms += 1
+            job.elements.append(symbol or label.upper())
+            plain = symbol is not None and label == words[0]
+            electrons = None if electrons is None or not plain else electrons + ATOMIC_NUMBERS[symbol or "H"]
+        if electrons is not None and job.natoms:
+            problem = spin_problem(electrons, charge, mult)
+            if problem:
+                raise self.error(problem, block.line)
+
+    def _check_files(self, job: Job) -> None:
+        folder = self.path.parent
+        for ref in job.files:
+            if ref.kind in _FILE_KINDS and not (folder / ref.name).is_file():
+                raise self.error(f"{ref.kind} {ref.name!r} not found (looked in {folder})", ref.line)
+
+
+def parse_input(path: Path, text: str | None = None, *, check_files: bool = True) -> OrcaInput:
+    """Parse and validate an ORCA input; ``text`` overrides reading ``path`` (which still names it).
+
+    ``check_files``: the first job's ``xyzfile``/``gzmtfile``/``pdbfile`` must exist next to the input
+    (later jobs may read files that earlier jobs write).
+    """
+    path = Path(path)
+    if text is None:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputFileError(path, f"cannot read input: {exc.strerror or exc}") from None
+        text = _decode(path, data)
+    else:
+        if "\x00" in text:
+            raise InputFileError(path, "binary file, not an ORCA input (contains NUL bytes)")
+        text = text.removeprefix("\ufeff")
+    return _Parser(path, text, check_files).parse()
+
+
+def referenced_files(parsed: OrcaInput) -> list[Path]:
+    """Files the input reads (coordinates, orbitals, Hessians, point charges), next to the input.
+
+    Files named by later ``$new_job`` sections may be written by earlier jobs; they are listed when
+    they exist already.
+    """
+    folder = parsed.path.parent
+    out: list[Path] = []
+    for ref in parsed.files:
+        candidate = Path(ref.name) if Path(ref.name).is_absolute() else folder / ref.name
+        if ref.job > 0 and not candidate.exists():
+            continue
+        if candidate not in out:
+            out.append(candidate)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# editing
+
+_EDIT_PATH = Path("<input>")
+
+
+def _parse_for_edit(text: str) -> OrcaInput:
+    return parse_input(_EDIT_PATH, text, check_files=False)
+
+
+class _Editor:
+    """Collects replacements on the original text and applies them from the bottom up."""
+
+    def __init__(self, text: str, parsed: OrcaInput) -> None:
+        self.lines = text.split("\n")
+        self.eol = "\r" if parsed.crlf else ""
+        self.edits: list[tuple[Span, str, bool]] = []
+
+    def replace(self, span: Span, new: str, drop_blank: bool = True) -> None:
+        self.edits.append((span, new, drop_blank))
+
+    def insert_line(self, before_line: int, new: str) -> None:
+        """Insert whole lines (``new`` without trailing newline) before the 0-based line index."""
+        body = "\n".join(part + self.eol for part in new.split("\n"))
+        self.edits.append((Span(before_line, 0, before_line, 0), body + "\n", False))
+
+    def result(self) -> str:
+        # Bottom-up so earlier positions stay valid; at one position, replace before inserting lines.
+        def key(i: int) -> tuple[int, int, int, int]:
+            span = self.edits[i][0]
+            is_insert = span.start_line == span.end_line and span.start_col == span.end_col
+            return (span.start_line, span.start_col, 0 if is_insert else 1, i)
+
+        order = sorted(range(len(self.edits)), key=key, reverse=True)
+        lines = self.lines
+        for i in order:
+            span, new, drop_blank = self.edits[i]
+            if span.start_line >= len(lines):
+                lines.append("")
+            head = lines[span.start_line][:span.start_col]
+            tail = lines[span.end_line][span.end_col:] if span.end_line < len(lines) else ""
+            joined = head + new + tail
+            if drop_blank and not joined.strip() and not new:
+                lines[span.start_line:span.end_line + 1] = []
+            else:
+                lines[span.start_line:span.end_line + 1] = joined.split("\n")
+        return "\n".join(lines)
+
+
+def _jobs(parsed: OrcaInput, job: int | None) -> list[Job]:
+    if job is None:
+        return parsed.jobs
+    if not 0 <= job < len(parsed.jobs):
+        raise UserError(f"the input has {len(parsed.jobs)} job(s); there is no job {job}")
+    return [parsed.jobs[job]]
+
+
+def _settings_line(job: Job) -> int:
+    """0-based line index where new settings of a job go: after its last keyword line, else its start."""
+    if job.keyword_lines:
+        return job.keyword_lines[-1].line  # 1-based last keyword line == 0-based index of the next line
+    return job.line if job.index > 0 else 0
+
+
+def _check_value(what: str, value: str) -> str:
+    value = str(value)
+    if not value.strip() or any(ch in value for ch in '\n\r"#'):
+        raise UserError(f"{what} {value!r} cannot be written into an ORCA input")
+    return value
+
+
+def set_resources(text: str, nprocs: int, maxcore_mb: int) -> str:
+    """Set ``%pal nprocs`` and ``%maxcore`` in every job, removing old ones and ``PALn`` keywords."""
+    if nprocs < 1 or maxcore_mb < 1:
+        raise UserError(f"nprocs ({nprocs}) and maxcore ({maxcore_mb} MB) must be positive")
+    parsed = _parse_for_edit(text)
+    editor = _Editor(text, parsed)
+    for job in parsed.jobs:
+        pal_kept = False
+        for block in job.blocks:
+            others = [o for o in block.options if o.key.lower() != "nprocs"]
+            if block.name == "pal" and others:
+                # Keep the user's other %pal settings; only the process count changes.
+                for opt in block.options:
+                    if opt.key.lower() == "nprocs" and opt.value_span is not None:
+                        editor.replace(opt.value_span, str(int(nprocs)), drop_blank=False)
+                        pal_kept = True
+                if not pal_kept:
+                    editor.replace(block.span, "")
+            elif block.name in ("pal", "maxcore"):
+                editor.replace(block.span, "")
+        for kl in job.keyword_lines:
+            _remove_tokens(editor, kl, lambda kw: bool(_PAL_RE.match(kw)))
+        new = ([] if pal_kept else [f"%pal nprocs {int(nprocs)} end"]) + [f"%maxcore {int(maxcore_mb)}"]
+        editor.insert_line(_settings_line(job), "\n".join(new))
+    return editor.result()
+
+
+def _remove_tokens(editor: _Editor, kl: KeywordLine, predicate: Callable[[str], bool]) -> None:
+    """Remove keywords from a "!" line; a line left with only "!" goes entirely."""
+    doomed = [span for kw, span in kl.tokens if predicate(kw)]
+    if not doomed:
+        return
+    if len(doomed) == len(kl.tokens):
+        line = kl.line - 1
+        editor.replace(Span(line, kl.bang_col, line, doomed[-1].end_col), "")
+        return
+    for span in doomed:
+        # Take the whitespace before the keyword with it.
+        raw = editor.lines[span.start_line]
+        col = span.start_col
+        while col > 0 and raw[col - 1] in " \t" and raw[col - 2:col - 1] != "!":
+            col -= 1
+        editor.replace(Span(span.start_line, col, span.end_line, span.end_col), "")
+
+
+def add_keywords(text: str, *keywords: str, job: int | None = None) -> str:
+    """Add simple-input keywords (not duplicating present ones, any case) to every job or one job."""
+    parsed = _parse_for_edit(text)
+    editor = _Editor(text, parsed)
+    for j in _jobs(parsed, job):
+        present = set(j.keywords_lower)
+        new = []
+        for kw in keywords:
+            kw = _check_value("keyword", kw.strip().lstrip("!").strip())
+            if any(ch.isspace() for ch in kw):
+                raise UserError(f"keyword {kw!r} must be one word")
+            if kw.lower() not in present:
+                new.append(kw)
+                present.add(kw.lower())
+        if not new:
+            continue
+        if j.keyword_lines and j.keyword_lines[-1].tokens:
+            last = j.keyword_lines[-1].tokens[-1][1]
+            at = Span(last.end_line, last.end_col, last.end_line, last.end_col)
+            editor.replace(at, " " + " ".join(new))
+        else:
+            editor.insert_line(_settings_line(j), "! " + " ".join(new))
+    return editor.result()
+
+
+def remove_keywords(text: str, *keywords: str, job: int | None = None) -> str:
+    """Remove simple-input keywords (any case) from every job or one job."""
+    doomed = {kw.strip().lstrip("!").lower() for kw in keywords}
+    parsed = _parse_for_edit(text)
+    editor = _Editor(text, parsed)
+    for j in _jobs(parsed, job):
+        for kl in j.keyword_lines:
+            _remove_tokens(editor, kl, lambda kw: kw.lower() in doomed)
+    return editor.result()
+
+
+def set_block_option(text: str, block: str, key: str, value: str, *, job: int | None = None) -> str:
+    """Set ``key value`` in ``%block`` (replacing the value that counts, else adding it, else a new block).
+
+    A sub-block is set the same way: ``set_block_option(t, "scf", "Shift", "Shift 0.1 ErrOff 0.1 end")``.
+    """
+    name = _check_value("block name", block.strip().lstrip("%")).lower()
+    key = _check_value("option", key)
+    value = str(value)
+    if any(ch in value for ch in "\n\r#") or (value.count('"') % 2):
+        raise UserError(f"value {value!r} cannot be written into an ORCA input")
+    if name in _ONE_LINERS:
+        raise UserError(f"%{name} has no options; use set_resources or set_moread")
+    parsed = _parse_for_edit(text)
+    editor = _Editor(text, parsed)
+    for j in _jobs(parsed, job):
+        blocks = j.blocks_named(name)
+        target = None
+        for b in blocks:
+            for opt in b.options:
+                if opt.key.lower() == key.lower():
+                    target = opt
+        if target is not None:
+            if target.value_span is not None:
+                vs = target.value_span
+                # A sub-block's value starts right after its opener word: keep them apart.
+                glued = vs.start_line == target.span.start_line and vs.start_col == (
+                    target.span.start_col + len(target.key))
+                editor.replace(vs, (" " if glued else "") + value, drop_blank=False)
+            else:
+                editor.replace(target.span, f"{key} {value}", drop_blank=False)
+            continue
+        if blocks:
+            b = blocks[-1]
+            end_line, end_col = b.span.end_line, b.span.end_col
+            raw = editor.lines[end_line]
+            end_start = end_col - 3
+            if b.span.start_line != end_line and not raw[:end_start].strip():
+                editor.insert_line(end_line, f"  {key} {value}")
+            else:
+                editor.replace(Span(end_line, end_start, end_line, end_start), f"{key} {value} ",
+                               drop_blank=False)
+            continue
+        editor.insert_line(_settings_line(j), f"%{name}\n  {key} {value}\nend")
+    return editor.result()
+
+
+def set_moread(text: str, gbw_name: str) -> str:
+    """Start the first job from the orbitals in ``gbw_name``: ``! MORead`` + ``%moinp "gbw_name"``."""
+    gbw_name = _check_value("orbital file name", gbw_name)
+    text = add_keywords(text, "MORead", job=0)
+    parsed = _parse_for_edit(text)
+    editor = _Editor(text, parsed)
+    job = parsed.jobs[0]
+    moinps = job.blocks_named("moinp")
+    for block in moinps[:-1]:
+        editor.replace(block.span, "")
+    if moinps:
+        editor.replace(moinps[-1].span, f'%moinp "{gbw_name}"', drop_blank=False)
+    else:
+        editor.insert_line(_settings_line(job), f'%moinp "{gbw_name}"')
+    for block in job.blocks_named("scf"):
+        for opt in block.options:
+            if opt.key.lower() == "moinp" and opt.value_span is not None:
+                editor.replace(opt.value_span, f'"{gbw_name}"', drop_blank=False)
+    return editor.result()
+
+
+def set_xyzfile(text: str, xyz_name: str) -> str:
+    """Replace the first job's coordinates by ``* xyzfile q m xyz_name``, keeping charge and multiplicity."""
+    xyz_name = _check_value("xyz file name", xyz_name)
+    if any(ch.isspace() for ch in xyz_name):
+        raise UserError(f"xyz file name {xyz_name!r} must not contain spaces (ORCA reads one word)")
+    parsed = _parse_for_edit(text)
+    job = parsed.jobs[0]
+    if job.coord_span is None:
+        raise UserError("the input has no coordinate section to replace")
+    editor = _Editor(text, parsed)
+    editor.replace(job.coord_span, f"* xyzfile {job.charge} {job.multiplicity} {xyz_name}", drop_blank=False)
+    return editor.result()
+
+
+def keywords_of(parsed: OrcaInput) -> Iterable[str]:
+    """All simple-input keywords of all jobs, in order (original case)."""
+    for job in parsed.jobs:
+        yield from job.keywords

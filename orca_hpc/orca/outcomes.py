@@ -1,0 +1,28 @@
+"""How one ORCA attempt ended: the classifier's vocabulary."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Outcome(str, Enum):
+    """How one ORCA attempt ended (the classifier's vocabulary)."""
+
+    SUCCESS = "success"
+    SCF_NOT_CONVERGED = "scf_not_converged"
+    OPT_NOT_CONVERGED = "opt_not_converged"
+    OUT_OF_MEMORY = "out_of_memory"
+    TOO_MANY_PROCESSES = "too_many_processes"
+    WAVEFUNCTION_NOT_CONVERGED = "wavefunction_not_converged"
+    INPUT_ERROR = "input_error"
+    PARALLEL_ERROR = "parallel_error"
+    TRUNCATED = "truncated"
+    SUSPICIOUS_RESULT = "suspicious_result"
+    UNKNOWN_ERROR = "unknown_error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# Retrying cannot help these: the input itself is wrong.
+NOT_RETRYABLE = frozenset({Outcome.INPUT_ERROR})

@@ -1,0 +1,58 @@
+"""Make an ORCA input from an xyz file and a method line, through a small Jinja2 template."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+
+from orca_hpc.errors import InputFileError, UserError
+from orca_hpc.orca.inputs import parse_input
+from orca_hpc.orca.xyz import Molecule, spin_problem
+
+#: The default preset template; a site or campaign may pass its own (same variables).
+DEFAULT_TEMPLATE = """\
+# {{ comment }}
+! {{ method }}
+%pal nprocs {{ nprocs }} end
+%maxcore {{ maxcore }}
+
+* xyz {{ charge }} {{ mult }}
+{% for atom in molecule.atoms -%}
+{{ "%-3s %15.8f %15.8f %15.8f"|format(atom.symbol, atom.x, atom.y, atom.z) }}
+{% endfor -%}
+*
+"""
+
+_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+
+
+def render_preset(method: str, molecule: Molecule, charge: int, mult: int, nprocs: int, maxcore: int,
+                  template: str | None = None) -> str:
+    """An ORCA input for ``molecule``, e.g. ``render_preset("r2SCAN-3c Opt", mol, 0, 1, 8, 3000)``.
+
+    The result is parsed before it is returned, so a template or method that ORCA would refuse fails
+    here, as ``UserError``.
+    """
+    method = method.strip().lstrip("!").strip()
+    if not method or any(ch in method for ch in "\n\r#%*$"):
+        raise UserError(f"method line {method!r} must be one line of ORCA keywords")
+    if not molecule.atoms:
+        raise UserError("the molecule has no atoms")
+    if nprocs < 1 or maxcore < 1:
+        raise UserError(f"nprocs ({nprocs}) and maxcore ({maxcore} MB) must be positive")
+    problem = spin_problem(molecule.electrons_neutral, charge, mult)
+    if problem:
+        raise UserError(f"{molecule.formula} with charge {charge}, multiplicity {mult}: {problem}")
+    comment = " ".join(molecule.comment.replace("#", " ").split()) or molecule.formula
+    try:
+        text = _ENV.from_string(template or DEFAULT_TEMPLATE).render(
+            method=method, molecule=molecule, charge=int(charge), mult=int(mult), nprocs=int(nprocs),
+            maxcore=int(maxcore), comment=comment)
+    except jinja2.TemplateError as exc:
+        raise UserError(f"preset template: {exc}") from None
+    try:
+        parse_input(Path("<preset>"), text, check_files=False)
+    except InputFileError as exc:
+        raise UserError(f"the preset template makes an input ORCA would refuse: {exc}") from None
+    return text

@@ -1,0 +1,545 @@
+"""Compute-node side of one attempt: scratch, run ORCA, copy back, ``result.json``.
+
+``python -m orca_hpc.runner --manifest FILE --index I`` (line I of FILE is the attempt dir) or
+``python -m orca_hpc.runner --attempt-dir DIR``. The SLURM batch shell forwards USR1 (walltime
+warning) and TERM (scancel) to this process; either stops ORCA, saves the restart files and
+writes a ``truncated`` result before SLURM's SIGKILL.
+
+Exit codes (the controller reads result.json; these are for sacct and for people):
+  0    ORCA ran and the attempt succeeded
+  1    ORCA ran and the attempt failed (result.json says how)
+  2    unusable spec.json or manifest (no result.json is written)
+  74   the runner itself failed (copy-back or result.json write; scratch kept, stderr says where)
+  124  stopped by the walltime warning (USR1), restart files saved
+  143  cancelled (SIGTERM/SIGINT), restart files saved
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fnmatch
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from orca_hpc.atomic import atomic_write_bytes, temp_name
+from orca_hpc.attempt.folder import RESULT_NAME, SPEC_NAME
+from orca_hpc.attempt.scratch import attempt_scratch_dir, remove_earlier_attempts, usable_root
+from orca_hpc.errors import InputFileError, OrcaHpcError, UserError
+from orca_hpc.orca.outcomes import NOT_RETRYABLE, Outcome
+from orca_hpc.orca.read import read_tail
+
+RUNNER_TAIL_BYTES = 65536  # the fallback check looks at the end of the output only
+
+RESULT_VERSION = 1
+
+EXIT_SUCCESS = 0
+EXIT_ORCA_FAILED = 1
+EXIT_BAD_SPEC = 2
+EXIT_RUNNER_ERROR = 74  # EX_IOERR
+EXIT_WALLTIME = 124  # as timeout(1)
+EXIT_CANCELLED = 143  # 128 + SIGTERM
+
+TERMINATED_NORMALLY = "****ORCA TERMINATED NORMALLY****"
+# Large scratch-only files: never worth the copy, even if a keep pattern would match.
+NEVER_COPY = ("*.tmp*", "*.densities*", "*.bas*", "*.bibtex", "*.carthess", "*.trjscf.dat")
+# What a stopped run needs to restart; kept small because SLURM's KillWait is short.
+RESTART_PATTERNS = ("*.out", "*.err", "*.gbw", "*.xyz")
+# Seconds ORCA gets to exit after SIGTERM before SIGKILL: after scancel SLURM allows only KillWait.
+GRACE = {"walltime": 3.0, "cancelled": 1.0, "preempted": 1.0}
+POLL = 0.2
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def slurm_job_id() -> str | None:
+    env = os.environ
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    return env.get("SLURM_JOB_ID") or None
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """temp + fsync + rename (+ fsync of the folder): readers see the old file or the new one."""
+    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"), 0o644)
+
+
+def copy_atomic(src: Path, dst: Path, *, durable: bool = True) -> None:
+    """Copy to a hidden temp beside ``dst``, fsync, rename: a reader never sees half a file."""
+    tmp = temp_name(dst)
+    try:
+        shutil.copyfile(src, tmp)
+        if durable:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def _matches(name: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def files_to_copy(scratch: Path, patterns: Iterable[str], base: str) -> list[Path]:
+    """Top-level regular files matching ``patterns`` (and not scratch junk), ``<base>.out`` first."""
+    patterns = tuple(patterns)
+    found = [
+        p
+        for p in scratch.iterdir()
+        if p.is_file()
+        and not p.is_symlink()
+        and _matches(p.name, patterns)
+        and not _matches(p.name, NEVER_COPY)
+    ]
+    err = scratch / f"{base}.err"
+    if err.is_file() and err.stat().st_size > 0 and err not in found:
+        found.append(err)
+    return sorted(found, key=lambda p: (p.name != f"{base}.out", p.name))
+
+
+# ----------------------------------------------------------------------------- spec
+
+
+def load_spec(attempt_dir: Path) -> dict[str, Any]:
+    path = attempt_dir / SPEC_NAME
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputFileError(path, "missing") from None
+    except (OSError, ValueError) as err:
+        raise InputFileError(path, f"unreadable: {err}") from None
+    if not isinstance(spec, dict):
+        raise InputFileError(path, "not a JSON object")
+    for key, kind in (
+        ("campaign", str),
+        ("job_id", str),
+        ("attempt", int),
+        ("input", str),
+        ("orca", str),
+        ("scratch_root", str),
+        ("keep", list),
+    ):
+        if not isinstance(spec.get(key), kind) or isinstance(spec.get(key), bool):
+            what = {str: "a string", int: "an integer", list: "a list"}[kind]
+            raise InputFileError(path, f"{key!r} missing or not {what}")
+    extra = spec.setdefault("extra_inputs", [])
+    if not isinstance(extra, list) or not all(isinstance(x, str) and x for x in extra):
+        raise InputFileError(path, "'extra_inputs' must be a list of file names")
+    if not all(isinstance(x, str) for x in spec["keep"]):
+        raise InputFileError(path, "'keep' must be a list of glob patterns")
+    campaign = spec["campaign"]
+    # The campaign slug may hold any letters (it names a folder), but never a path separator.
+    if not campaign or campaign.startswith(".") or "/" in campaign or "\0" in campaign:
+        raise InputFileError(path, f"'campaign' {campaign!r} cannot name a scratch folder")
+    for key in ("input", "job_id"):
+        if not _SAFE_NAME.match(spec[key]):
+            raise InputFileError(path, f"{key!r} {spec[key]!r} is not a safe name ([A-Za-z0-9._-])")
+    if not spec["orca"]:
+        raise InputFileError(path, "'orca' is empty")
+    return spec
+
+
+def attempt_dir_from_manifest(manifest: Path, index: int) -> Path:
+    try:
+        lines = manifest.read_text(encoding="utf-8").splitlines()
+    except OSError as err:
+        raise InputFileError(manifest, f"unreadable: {err.strerror or err}") from None
+    if not 0 <= index < len(lines) or not lines[index].strip():
+        problem = f"no attempt dir for index {index} ({len(lines)} lines)"
+        raise InputFileError(manifest, problem, line=index + 1)
+    path = Path(lines[index].strip())
+    if not path.is_absolute():
+        raise InputFileError(manifest, f"{path} is not an absolute path", line=index + 1)
+    return path
+
+
+def resolve_orca(orca: str) -> Path | None:
+    """ORCA must be started by its absolute, symlink-free path or its parallel runs fail."""
+    found = orca if os.path.isabs(orca) else shutil.which(orca)
+    if not found or not os.access(found, os.X_OK):
+        return None
+    return Path(os.path.realpath(found))
+
+
+# ----------------------------------------------------------------------------- classification
+
+
+def fallback_classify(out_path: Path) -> dict[str, Any]:
+    """Used when classify.py is missing or fails: only the termination line is trusted."""
+    if _terminated_normally(out_path):
+        outcome, message = Outcome.SUCCESS, "ORCA terminated normally"
+    elif out_path.is_file() and "error termination" in read_tail(out_path, RUNNER_TAIL_BYTES):
+        outcome, message = Outcome.UNKNOWN_ERROR, "ORCA finished by error termination"
+    elif out_path.is_file() and out_path.stat().st_size > 0:
+        outcome, message = Outcome.TRUNCATED, "output ends without a termination line"
+    else:
+        outcome, message = Outcome.UNKNOWN_ERROR, "no ORCA output"
+    return {
+        "outcome": outcome.value,
+        "retryable": outcome is not Outcome.SUCCESS,
+        "energy": None,
+        "message": message,
+        "classifier": "runner-fallback",
+    }
+
+
+def _terminated_normally(out_path: Path) -> bool:
+    return TERMINATED_NORMALLY in read_tail(out_path, RUNNER_TAIL_BYTES)
+
+
+def classify(out_path: Path) -> tuple[dict[str, Any], str | None]:
+    """The classifier's verdict as a dict, and a note when the fallback had to be used."""
+    try:
+        from orca_hpc.orca.classify import classify_output
+
+        verdict = classify_output(out_path)
+        outcome = Outcome(verdict.outcome)
+        details = dict(verdict.to_dict())
+        details.update(
+            outcome=outcome.value,
+            retryable=bool(verdict.retryable),
+            energy=verdict.energy,
+            message=str(verdict.message or ""),
+        )
+        return details, None
+    except Exception as err:  # a classifier bug must not cost the attempt its result
+        note = f"classify.py unusable ({type(err).__name__}: {err}); used the fallback check"
+        return fallback_classify(out_path), note
+
+
+# ----------------------------------------------------------------------------- signals
+
+
+class _Stopper:
+    """Turns USR1/TERM into a stop reason and passes SIGTERM on to ORCA's process group at once."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self.deadline: float | None = None
+        self.pgid: int | None = None
+
+    def request(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        deadline = time.monotonic() + GRACE.get(reason, 1.0)
+        self.deadline = deadline if self.deadline is None else min(self.deadline, deadline)
+        self.signal_orca(signal.SIGTERM)
+
+    def signal_orca(self, sig: int) -> None:
+        if self.pgid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pgid, sig)
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        self.request("walltime" if signum == signal.SIGUSR1 else "cancelled")
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signal handlers only work in the main thread; callers in threads stop ORCA themselves
+            return
+        wanted = (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)
+        previous = {sig: signal.signal(sig, self._handler) for sig in wanted}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+# ----------------------------------------------------------------------------- the attempt
+
+
+class _Attempt:
+    def __init__(self, attempt_dir: Path, spec: dict[str, Any], copy_interval: float) -> None:
+        self.dir = attempt_dir
+        self.spec = spec
+        self.copy_interval = copy_interval
+        self.base = Path(spec["input"]).stem
+        self.stopper = _Stopper()
+        self.notes: list[str] = []
+        self.copied_in: dict[str, tuple[int, int]] = {}
+        root, note = usable_root(spec["scratch_root"])
+        if note:
+            self.notes.append(note)
+        self.scratch = attempt_scratch_dir(root, spec["campaign"], spec["job_id"], spec["attempt"])
+        self.result: dict[str, Any] = {
+            "result_version": RESULT_VERSION,
+            "job_id": spec["job_id"],
+            "attempt": spec["attempt"],
+            "outcome": Outcome.UNKNOWN_ERROR.value,
+            "reason": None,
+            "retryable": True,
+            "exit_code": None,
+            "energy": None,
+            "message": "",
+            "classification": {},
+            "started": _now(),
+            "ended": None,
+            "node": socket.gethostname(),
+            "slurm_job_id": slurm_job_id(),
+            "files": [],
+            "scratch": str(self.scratch),
+            "scratch_removed": False,
+            "error": None,
+            "notes": self.notes,
+        }
+
+    # -- steps
+
+    def prepare_scratch(self) -> None:
+        for old in remove_earlier_attempts(self.scratch.parent, self.spec["attempt"]):
+            self.notes.append(f"removed stale scratch {old}")
+        if self.scratch.exists():  # a requeued run of this same attempt: start clean
+            shutil.rmtree(self.scratch, ignore_errors=True)
+        self.scratch.mkdir(parents=True)
+
+    def copy_in(self) -> str | None:
+        """Copies the input and extra inputs; returns a problem or None."""
+        for name in [self.spec["input"], *self.spec["extra_inputs"]]:
+            src = Path(name) if os.path.isabs(name) else self.dir / name
+            if not src.is_file():
+                return f"input file {src} is missing"
+            dst = self.scratch / src.name
+            shutil.copyfile(src, dst)
+            st = dst.stat()
+            self.copied_in[dst.name] = (st.st_size, st.st_mtime_ns)
+        return None
+
+    def run_orca(self, orca: Path) -> int:
+        out = self.scratch / f"{self.base}.out"
+        err = self.scratch / f"{self.base}.err"
+        with open(out, "wb") as fout, open(err, "wb") as ferr:
+            proc = subprocess.Popen(
+                [str(orca), self.spec["input"]],
+                cwd=self.scratch,
+                stdin=subprocess.DEVNULL,
+                stdout=fout,
+                stderr=ferr,
+                start_new_session=True,
+            )
+        self.stopper.pgid = proc.pid
+        if self.stopper.reason:  # the signal came while ORCA was starting
+            self.stopper.request(self.stopper.reason)
+        mirrored: tuple[int, int] | None = None
+        next_copy = time.monotonic() + self.copy_interval
+        while True:
+            try:
+                returncode = proc.wait(timeout=POLL)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            now = time.monotonic()
+            if self.stopper.deadline is not None and now >= self.stopper.deadline:
+                self.stopper.signal_orca(signal.SIGKILL)
+                returncode = proc.wait()
+                break
+            if now >= next_copy and self.stopper.reason is None:
+                mirrored = self._mirror_out(out, mirrored)
+                # A huge .out on a slow shared file system must not turn into constant copying.
+                next_copy = now + max(self.copy_interval, 10 * (time.monotonic() - now))
+        # ORCA's MPI children must not keep writing into scratch while it is copied and removed.
+        self.stopper.signal_orca(signal.SIGKILL)
+        self.stopper.pgid = None
+        if returncode < 0 and self.stopper.reason is None:
+            # scancel signals ORCA and the runner together; let our own TERM arrive before deciding.
+            time.sleep(0.2)
+        return returncode
+
+    def _mirror_out(self, out: Path, last: tuple[int, int] | None) -> tuple[int, int] | None:
+        try:
+            st = out.stat()
+            key = (st.st_size, st.st_mtime_ns)
+            if key != last:
+                # Only for people following the run: the final copy-back is the durable one.
+                copy_atomic(out, self.dir / out.name, durable=False)
+            return key
+        except OSError as err:
+            note = f"could not mirror {out.name} to {self.dir}: {err}"
+            if note not in self.notes:
+                self.notes.append(note)
+            return last
+
+    def copy_back(self, patterns: Iterable[str]) -> list[str]:
+        """Copies what is worth keeping; returns the failures (empty when everything arrived)."""
+        failures: list[str] = []
+        for src in files_to_copy(self.scratch, patterns, self.base):
+            try:
+                st = src.stat()
+                if self.copied_in.get(src.name) == (st.st_size, st.st_mtime_ns):
+                    continue  # an input ORCA did not touch: the attempt dir already has it
+                copy_atomic(src, self.dir / src.name)
+                self.result["files"].append(src.name)
+            except OSError as err:
+                failures.append(f"{src.name}: {err.strerror or err}")
+        return failures
+
+    def finish_stopped(self, reason: str) -> None:
+        self.result.update(
+            outcome=Outcome.TRUNCATED.value,
+            reason=reason,
+            retryable=True,
+            message=f"stopped by the runner ({reason}); restart files copied back",
+            classification={"outcome": Outcome.TRUNCATED.value, "reason": reason, "classifier": "runner"},
+        )
+
+    def finish_classified(self) -> None:
+        details, note = classify(self.scratch / f"{self.base}.out")
+        if note:
+            self.notes.append(note)
+        outcome = Outcome(details["outcome"])
+        retryable = bool(details.get("retryable", outcome is not Outcome.SUCCESS))
+        if outcome in NOT_RETRYABLE or outcome is Outcome.SUCCESS:
+            retryable = False
+        self.result.update(
+            outcome=outcome.value,
+            retryable=retryable,
+            energy=details.get("energy"),
+            message=details.get("message", ""),
+            classification=details,
+        )
+
+    def fail(self, outcome: Outcome, error: str, retryable: bool) -> None:
+        self.result.update(outcome=outcome.value, retryable=retryable, message=error, error=error)
+
+    # -- the whole attempt
+
+    def run(self) -> dict[str, Any]:
+        # Handlers stay installed until result.json is written: a late TERM must not kill us half-way.
+        with self.stopper.installed():
+            copied_back = False
+            try:
+                copied_back = self._run()
+            except Exception as err:  # keep scratch and say so rather than lose the attempt silently
+                self.result["error"] = (
+                    f"runner failed: {type(err).__name__}: {err}; files (if any) "
+                    f"are kept in scratch {self.scratch} on {self.result['node']}"
+                )
+            finally:
+                self.stopper.signal_orca(signal.SIGKILL)
+                self.result["ended"] = _now()
+                written = self._write_result()
+                if copied_back and written:
+                    shutil.rmtree(self.scratch, ignore_errors=True)
+                    self.result["scratch_removed"] = not self.scratch.exists()
+                    if self.result["scratch_removed"]:
+                        self._write_result()
+        return self.result
+
+    def _run(self) -> bool:
+        """Returns whether everything needed is safely in the attempt dir (so scratch may go)."""
+        self.prepare_scratch()
+        problem = self.copy_in()
+        if problem:
+            self.fail(Outcome.INPUT_ERROR, problem, retryable=False)
+            return True
+        orca = resolve_orca(self.spec["orca"])
+        if orca is None:
+            problem = f"ORCA executable {self.spec['orca']!r} not found or not executable"
+            self.fail(Outcome.UNKNOWN_ERROR, problem, retryable=False)
+            return True
+        if self.stopper.reason is None:
+            self.result["exit_code"] = self.run_orca(orca)
+        reason = self.stopper.reason
+        out = self.scratch / f"{self.base}.out"
+        if reason and not _terminated_normally(out):
+            self.finish_stopped(reason)
+            failures = self.copy_back(RESTART_PATTERNS)
+        else:
+            self.finish_classified()
+            failures = self.copy_back([*self.spec["keep"], *RESTART_PATTERNS[:2]])
+        if failures:
+            self.result["error"] = (
+                f"copy-back to {self.dir} failed ({'; '.join(failures)}); "
+                f"all files are kept in scratch {self.scratch} on {self.result['node']}"
+            )
+            return False
+        return True
+
+    def _write_result(self) -> bool:
+        try:
+            write_json_atomic(self.dir / RESULT_NAME, self.result)
+            return True
+        except OSError as err:
+            problem = f"cannot write {self.dir / RESULT_NAME}: {err.strerror or err}"
+            self.result["error"] = (
+                f"{self.result['error']}; {problem}"
+                if self.result["error"]
+                else (f"{problem}; all files are kept in scratch {self.scratch} on {self.result['node']}")
+            )
+            return False
+
+
+def run_attempt(attempt_dir: Path, *, copy_interval: float = 5.0) -> dict[str, Any]:
+    """Run the attempt described by ``attempt_dir/spec.json``; returns the result (also in result.json).
+
+    Raises InputFileError if spec.json is unusable. USR1/TERM/INT stop the attempt when called
+    from the main thread.
+    """
+    attempt_dir = Path(attempt_dir).resolve()
+    return _Attempt(attempt_dir, load_spec(attempt_dir), copy_interval).run()
+
+
+def exit_code_for(result: dict[str, Any]) -> int:
+    if result.get("error") and not result.get("scratch_removed"):
+        return EXIT_RUNNER_ERROR
+    if result.get("reason") == "walltime":
+        return EXIT_WALLTIME
+    if result.get("reason") in ("cancelled", "preempted"):
+        return EXIT_CANCELLED
+    return EXIT_SUCCESS if result.get("outcome") == Outcome.SUCCESS.value else EXIT_ORCA_FAILED
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m orca_hpc.runner", description=__doc__.splitlines()[0])
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--manifest", type=Path, help="array manifest: one attempt dir per line")
+    where.add_argument("--attempt-dir", type=Path, help="run this attempt dir directly")
+    parser.add_argument("--index", type=int, default=0, help="line of the manifest (SLURM_ARRAY_TASK_ID)")
+    parser.add_argument("--copy-interval", type=float, default=5.0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    try:
+        attempt_dir = args.attempt_dir or attempt_dir_from_manifest(args.manifest, args.index)
+        result = run_attempt(attempt_dir, copy_interval=args.copy_interval)
+    except UserError as err:
+        print(f"orca-hpc runner: error: {err}", file=sys.stderr)
+        return EXIT_BAD_SPEC
+    except OrcaHpcError as err:
+        print(f"orca-hpc runner: error: {err}", file=sys.stderr)
+        return err.exit_code
+    for note in result["notes"]:
+        print(f"orca-hpc runner: note: {note}", file=sys.stderr)
+    if result["error"]:
+        print(f"orca-hpc runner: error: {result['error']}", file=sys.stderr)
+    print(
+        f"orca-hpc runner: {result['job_id']} attempt {result['attempt']}: {result['outcome']}"
+        + (f" ({result['reason']})" if result["reason"] else ""),
+        file=sys.stderr,
+    )
+    return exit_code_for(result)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

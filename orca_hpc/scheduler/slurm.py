@@ -1,0 +1,416 @@
+"""The scheduler boundary: the only module that runs sacct, squeue, sbatch and scancel.
+
+Queries are batched (one squeue + one sacct per chunk of job ids) because per-job sacct calls are
+~350x slower and load slurmdbd. SLURM failures are never swallowed: an unreachable slurmctld or
+slurmdbd raises ``SchedulerUnavailable`` (try again later), anything else ``OrcaHpcError``.
+A job missing from the answers means "not known yet" (sacct lags squeue by up to ~5 s), not "lost".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import submitit
+from submitit.core.utils import FailedJobError, FailedSubmissionError, JobPaths
+
+from orca_hpc.errors import OrcaHpcError, SchedulerUnavailable
+
+# Name last: it is the only free-text field and may itself contain the separator.
+SACCT_FIELDS = ("JobID", "State", "ExitCode", "Submit", "Start", "End", "NodeList", "JobName")
+SQUEUE_FIELDS = (
+    "JobArrayID",
+    "State",
+    "exit_code",
+    "Reason",
+    "NodeList",
+    "SubmitTime",
+    "StartTime",
+    "EndTime",
+    "Name",
+)
+
+# States after which a job never runs again (unless a person requeues it).
+TERMINAL_STATES = frozenset(
+    {
+        "COMPLETED",
+        "FAILED",
+        "CANCELLED",
+        "TIMEOUT",
+        "NODE_FAIL",
+        "OUT_OF_MEMORY",
+        "PREEMPTED",
+        "BOOT_FAIL",
+        "DEADLINE",
+        "REVOKED",
+    }
+)
+
+# Substrings of SLURM's messages that mean "the scheduler or its database did not answer".
+_UNAVAILABLE_PATTERNS = (
+    "Unable to contact slurm controller",
+    "Problem talking to the database",
+    "Unable to connect to database",
+    "Socket timed out",
+    "Connection refused",
+    "slurm_persist_conn_open",
+    "Zero Bytes were transmitted or received",
+    "Slurmctld is not responding",
+)
+_INVALID_JOB_ID = "Invalid job id specified"
+_JOB_ID_RE = re.compile(r"\d+(?:_\d+)?")
+# 123, 123_4, 123_[2-9%2], 123_[1,3,5-7]
+_SLURM_ID_RE = re.compile(r"^(?P<base>\d+)(?:_(?:(?P<task>\d+)|\[(?P<ranges>[0-9,\-]+)(?:%\d+)?\]))?$")
+_EMPTY = frozenset({"", "Unknown", "None", "N/A", "(null)", "None assigned"})
+_COMMAND_TIMEOUT_S = 120.0
+
+
+@dataclass(slots=True)
+class SlurmRecord:
+    """What SLURM says about one job or array task."""
+
+    job_id: str  # "123_4" for an array task, "123" otherwise
+    array_job_id: str | None
+    array_task_id: int | None
+    name: str
+    state: str  # first word only: "CANCELLED by 0" -> "CANCELLED"
+    exit_code: int | None  # None until the job is in a terminal state
+    signal: int | None
+    start: str | None  # ISO-8601 local time as SLURM prints it
+    end: str | None
+    node: str | None
+    reason: str | None  # squeue's pending/end reason; None for sacct rows
+    source: str  # "sacct" or "squeue"
+    submit: str | None = None  # with the name, tells a reused job id from the job we submitted
+
+    @property
+    def finished(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+
+class SlurmCalls:
+    """Counts scheduler command invocations, so benchmarks and tests can report and bound them."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def record(self, command: str) -> None:
+        self.counts[command] += 1
+
+    def reset(self) -> None:
+        self.counts.clear()
+
+    def __getitem__(self, command: str) -> int:
+        return self.counts[command]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def __repr__(self) -> str:
+        return f"SlurmCalls({dict(self.counts)})"
+
+
+CALLS = SlurmCalls()
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def parse_state(text: str) -> str:
+    """First word, without the '+' that truncated columns carry: "CANCELLED by 0" -> "CANCELLED"."""
+    words = text.split()
+    return words[0].rstrip("+") if words else "UNKNOWN"
+
+
+def parse_exit_code(text: str) -> tuple[int | None, int | None]:
+    """sacct's "3:0" -> (3, 0); squeue's raw wait status "768" -> (3, 0); "11" -> (0, 11)."""
+    text = text.strip()
+    if ":" in text:
+        code, _, sig = text.partition(":")
+        try:
+            return int(code), int(sig)
+        except ValueError:
+            return None, None
+    if text.isdigit():
+        status = int(text)
+        return (status >> 8) & 0xFF, status & 0x7F
+    return None, None
+
+
+def expand_job_id(text: str) -> list[tuple[str, str | None, int | None]]:
+    """One SLURM job id column -> [(job_id, array_job_id, array_task_id)], collapsed ranges expanded.
+
+    ``123_[2-9%2]`` (sacct's row for an array's pending tasks) gives 123_2 .. 123_9.
+    """
+    m = _SLURM_ID_RE.fullmatch(text.strip())
+    if m is None:
+        raise ValueError(f"unrecognised SLURM job id {text!r}")
+    base = m["base"]
+    if m["task"] is not None:
+        return [(f"{base}_{m['task']}", base, int(m["task"]))]
+    if m["ranges"] is None:
+        return [(base, None, None)]
+    tasks: list[int] = []
+    for part in m["ranges"].split(","):
+        lo, _, hi = part.partition("-")
+        if not lo:
+            raise ValueError(f"unrecognised SLURM job id {text!r}")
+        tasks.extend(range(int(lo), int(hi or lo) + 1))
+    return [(f"{base}_{t}", base, t) for t in tasks]
+
+
+def _value(text: str) -> str | None:
+    text = text.strip()
+    return None if text in _EMPTY else text
+
+
+def _rows(text: str, nfields: int) -> Iterator[list[str]]:
+    for line in text.splitlines():
+        if line.strip():
+            cols = line.split("|", nfields - 1)
+            if len(cols) != nfields:
+                raise OrcaHpcError(f"cannot parse SLURM output line {line!r}")
+            yield cols
+
+
+def _records(
+    job_id_col: str,
+    name: str,
+    state_col: str,
+    exit_col: str,
+    start: str,
+    end: str,
+    node: str,
+    reason: str | None,
+    source: str,
+    submit: str,
+) -> list[SlurmRecord]:
+    state = parse_state(state_col)
+    code, sig = parse_exit_code(exit_col) if state in TERMINAL_STATES else (None, None)
+    start_, end_, node_, submit_ = _value(start), _value(end), _value(node), _value(submit)
+    # Positional: 10,000 rows per reconcile at scale, and keyword calls cost measurably more.
+    return [
+        SlurmRecord(jid, array_id, task, name, state, code, sig, start_, end_, node_, reason, source, submit_)
+        for jid, array_id, task in expand_job_id(job_id_col)
+    ]
+
+
+def parse_sacct(text: str) -> list[SlurmRecord]:
+    """``sacct -X -P -n -o`` + SACCT_FIELDS output -> records (step rows skipped)."""
+    out: list[SlurmRecord] = []
+    for jid, state, exit_code, submit, start, end, node, name in _rows(text, len(SACCT_FIELDS)):
+        if "." in jid:  # a step row (123.batch); -X should already have removed them
+            continue
+        out.extend(_records(jid, name, state, exit_code, start, end, node, None, "sacct", submit))
+    return out
+
+
+def parse_squeue(text: str) -> list[SlurmRecord]:
+    """``squeue -h -r -O`` + SQUEUE_FIELDS (each with suffix "|") output -> records."""
+    out: list[SlurmRecord] = []
+    for jid, state, exit_code, reason, node, submit, start, end, name in _rows(text, len(SQUEUE_FIELDS)):
+        out.extend(_records(jid, name, state, exit_code, start, end, node, _value(reason), "squeue", submit))
+    return out
+
+
+# ---------------------------------------------------------------- running commands
+
+
+def _error_line(command: str, stderr: str, stdout: str = "") -> str:
+    lines = [ln.strip() for ln in (stderr + "\n" + stdout).splitlines() if ln.strip()]
+    for pattern in _UNAVAILABLE_PATTERNS:  # most telling first
+        for ln in lines:
+            if pattern in ln:
+                return ln
+    if not lines:
+        return f"{command} failed without a message"
+    # SLURM wraps one message over several "sbatch: error: ..." lines: make it one line again
+    rest = [re.sub(r"^[\w.-]+: error: ", "", ln) for ln in lines[1:]]
+    message = " ".join([lines[0], *rest])
+    return message if len(message) <= 500 else message[:497] + "..."
+
+
+def _is_unavailable(message: str) -> bool:
+    return any(p in message for p in _UNAVAILABLE_PATTERNS)
+
+
+def _run(argv: list[str], *, allow_invalid_id: bool = False) -> str:
+    """Run one scheduler command; count it; raise on any failure, quoting SLURM's own message."""
+    command = argv[0]
+    CALLS.record(command)
+    # A user's SLURM_TIME_FORMAT=relative would make start/end unparseable.
+    env = {**os.environ, "SLURM_TIME_FORMAT": "standard"}
+    try:
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, env=env, timeout=_COMMAND_TIMEOUT_S, check=False
+        )
+    except FileNotFoundError as exc:
+        raise OrcaHpcError(f"{command} not found on PATH: is this a SLURM login node?") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise SchedulerUnavailable(f"{command} did not answer within {_COMMAND_TIMEOUT_S:.0f} s") from exc
+    if proc.returncode == 0 and not _is_unavailable(proc.stderr):
+        return proc.stdout
+    message = _error_line(command, proc.stderr, proc.stdout)
+    if _is_unavailable(message):
+        raise SchedulerUnavailable(f"SLURM did not answer: {message}")
+    if allow_invalid_id and _INVALID_JOB_ID in message:
+        return ""
+    raise OrcaHpcError(f"{command} failed (exit {proc.returncode}): {message}")
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    if size < 1:
+        raise ValueError(f"chunk must be >= 1, not {size}")
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _check_ids(job_ids: Sequence[str]) -> None:
+    if isinstance(job_ids, str):
+        raise TypeError("job_ids must be a sequence of ids, not one string")
+    for jid in job_ids:
+        if not isinstance(jid, str) or not _JOB_ID_RE.fullmatch(jid):
+            raise ValueError(f"not a SLURM job id: {jid!r}")
+
+
+def _squeue(selector: list[str]) -> list[SlurmRecord]:
+    fmt = ",".join(f"{f}:|" for f in SQUEUE_FIELDS[:-1]) + f",{SQUEUE_FIELDS[-1]}:"
+    # -t all: finished jobs stay in slurmctld for MinJobAge with their exit code, fresher than sacct
+    text = _run(["squeue", "-h", "-r", "-t", "all", *selector, "-O", fmt], allow_invalid_id=True)
+    return parse_squeue(text)
+
+
+def _sacct(selector: list[str]) -> list[SlurmRecord]:
+    return parse_sacct(_run(["sacct", "-X", "-P", "-n", *selector, "-o", ",".join(SACCT_FIELDS)]))
+
+
+def _merge(acct: list[SlurmRecord], live: list[SlurmRecord]) -> dict[str, SlurmRecord]:
+    merged = {r.job_id: r for r in acct}
+    merged.update((r.job_id, r) for r in live)  # slurmctld's view is the current one
+    # Right after submission sacct can show an array as a plain job "123" (its task ids not recorded
+    # yet); once any task of 123 is known, that row is stale and would look like an extra job.
+    arrays = {r.array_job_id for r in merged.values() if r.array_job_id is not None}
+    return {jid: r for jid, r in merged.items() if not (r.array_job_id is None and jid in arrays)}
+
+
+# ---------------------------------------------------------------- public queries
+
+
+def query_jobs(job_ids: Sequence[str], *, chunk: int = 1000) -> dict[str, SlurmRecord]:
+    """What SLURM knows about these jobs, keyed by job id ("123_4" or "123").
+
+    An array task id is queried through its array job; asking for an array job id ("123") returns all
+    of its tasks. One squeue and one sacct call per ``chunk`` distinct job ids. Jobs SLURM does not
+    know (yet) are absent.
+    """
+    _check_ids(job_ids)
+    wanted = set(job_ids)
+    bases = list(dict.fromkeys(j.split("_", 1)[0] for j in job_ids))
+    found: dict[str, SlurmRecord] = {}
+    for part in _chunks(bases, chunk):
+        selector = ["-j", ",".join(part)]
+        live = _squeue(selector)
+        acct = _sacct(selector)
+        for rec in _merge(acct, live).values():
+            if rec.job_id in wanted or rec.array_job_id in wanted:
+                found[rec.job_id] = rec
+    return found
+
+
+def find_by_names(
+    names: Sequence[str], *, chunk: int = 500, since_days: int = 30
+) -> dict[str, list[SlurmRecord]]:
+    """Jobs by exact job name (submission tokens), from sacct (last ``since_days``) and squeue.
+
+    Every requested name is a key; an empty list means neither sacct nor squeue knows such a job.
+    """
+    if isinstance(names, str):
+        raise TypeError("names must be a sequence of names, not one string")
+    for name in names:
+        if not name or "," in name or name != name.strip():
+            raise ValueError(f"job name unusable for a lookup: {name!r}")
+    result: dict[str, list[SlurmRecord]] = {n: [] for n in names}
+    for part in _chunks(list(result), chunk):
+        selector = [f"--name={','.join(part)}"]
+        live = _squeue(selector)
+        # without -S, sacct covers only jobs since midnight
+        acct = _sacct([*selector, "-S", f"now-{since_days}days"])
+        for rec in _merge(acct, live).values():
+            if rec.name in result:
+                result[rec.name].append(rec)
+    return result
+
+
+def scancel(job_ids: Sequence[str], *, chunk: int = 1000) -> None:
+    """Cancel jobs or array tasks; jobs that already ended are not an error."""
+    _check_ids(job_ids)
+    for part in _chunks(list(dict.fromkeys(job_ids)), chunk):
+        try:
+            _run(["scancel", *part], allow_invalid_id=True)
+        except SchedulerUnavailable:
+            raise
+        except OrcaHpcError as exc:
+            if "already completing or completed" not in str(exc):
+                raise
+
+
+# ---------------------------------------------------------------- submission through submitit
+
+
+class OrcaSlurmExecutor(submitit.SlurmExecutor):
+    """submitit's SLURM executor, but the sbatch file is a script we rendered ourselves.
+
+    submitit still writes the submission file into its folder, runs sbatch and parses the job id.
+    """
+
+    def __init__(self, folder: str | Path, *, throttle_s: float, python: str | None = None) -> None:
+        try:
+            super().__init__(folder, python=python)
+        except RuntimeError as exc:  # submitit's "Could not detect srun"
+            raise OrcaHpcError(f"SLURM client tools not found on PATH: {exc}") from exc
+        if throttle_s < 0:
+            raise ValueError(f"throttle_s must be >= 0, not {throttle_s}")
+        self._throttling = throttle_s
+        self._script_text: str | None = None
+
+    def _make_submission_file_text(self, command: str, uid: str) -> str:
+        if self._script_text is None:
+            raise RuntimeError("OrcaSlurmExecutor submits only scripts given to submit_script()")
+        return self._script_text
+
+    def submit_script(self, script_text: str) -> str:
+        """sbatch ``script_text``; return the SLURM job id (the array job id for an array)."""
+        if self._throttling > 0:
+            self._throttle()
+        self._last_job_submitted = time.time()
+        if shutil.which("sbatch") is None:
+            raise OrcaHpcError("sbatch not found on PATH: is this a SLURM login node?")
+        # submitit writes the submission file there before it ever runs sbatch
+        JobPaths.get_first_id_independent_folder(self.folder).mkdir(parents=True, exist_ok=True)
+        self._script_text = script_text
+        CALLS.record("sbatch")
+        stderr = io.StringIO()
+        try:
+            # submitit prints sbatch's stderr itself; it is in our exception message instead
+            with contextlib.redirect_stderr(stderr):
+                job = self._submit_command("orca-hpc")
+        except FailedJobError as exc:
+            message = _error_line("sbatch", str(exc))
+            if _is_unavailable(message):
+                raise SchedulerUnavailable(f"SLURM did not answer: {message}") from exc
+            raise OrcaHpcError(f"sbatch refused the job: {message}") from exc
+        except FailedSubmissionError as exc:
+            raise OrcaHpcError(f"sbatch gave no job id: {str(exc).splitlines()[0]}") from exc
+        finally:
+            self._script_text = None
+        return str(job.job_id)
