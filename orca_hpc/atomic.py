@@ -75,10 +75,6 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600, *, durable: b
         fsync_dir(path.parent)
 
 
-def atomic_write_text(path: Path, text: str, mode: int = 0o600) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"), mode)
-
-
 def remove_stale_temps(path: Path) -> int:
     """Delete temp files left next to ``path`` by writers that were killed. Returns how many."""
     prefix = f".{path.name}{TEMP_MARK}"

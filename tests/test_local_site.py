@@ -19,7 +19,8 @@ def test_local_site_runs_jobs_without_slurm_within_its_parallelism(tmp_path: Pat
         | {"hard.inp": orca_input(directive="scf_fail_unless=SlowConv")},
     )
     out = cli(camp, "submit", *paths).output
-    assert "2 waiting for a slot" in out  # array_parallelism = 2 in site_configs/local.toml
+    # array_parallelism = 2 in site_configs/local.toml
+    assert "recorded 4 job(s): submitted 2 in 1 scheduler call(s), 2 waiting for a free slot" in out
     assert sum(j["slurm_job_id"] is not None for j in status(camp)["jobs"]) == 2
     deadline = time.monotonic() + 120
     while True:

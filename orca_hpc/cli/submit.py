@@ -86,6 +86,7 @@ def submit(
                     "submitted": [{"id": i, "name": n, "slurm_job_id": s} for i, n, s in report.submitted],
                     "skipped": [{"file": f, "existing": e} for f, e in report.skipped],
                     "sbatch_calls": report.sbatch_calls,
+                    "waiting": report.waiting,
                 },
                 indent=1,
             )
@@ -93,7 +94,13 @@ def submit(
         return
     for path, existing in report.skipped:
         say(obj, f"skipped {path}: already in this campaign as {existing} (use --force to submit it again)")
-    say(obj, f"submitted {len(report.submitted)} job(s) in {report.sbatch_calls} sbatch call(s)")
+    recorded = len(report.submitted) + report.waiting
+    waiting = f", {report.waiting} waiting for a free slot" if report.waiting else ""
+    say(
+        obj,
+        f"recorded {recorded} job(s): submitted {len(report.submitted)} in {report.sbatch_calls} "
+        f"scheduler call(s){waiting}, skipped {len(report.skipped)}",
+    )
 
 
 class _Null:

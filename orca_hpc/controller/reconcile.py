@@ -1,8 +1,8 @@
 """Reconcile: bring the ledger in line with SLURM and the result files, then decide what happens next.
 
 Safe to run at any moment and from several places (cron, watch, every command): everything happens
-under the ledger lock, SLURM is asked once per chunk of ids (never once per job), and nothing is
-marked failed because SLURM could not be asked (``SchedulerUnavailable`` -> exit 75, no change).
+under the ledger lock, the scheduler is asked about all watched jobs at once (never once per job), and
+nothing is marked failed because it could not be asked (``SchedulerUnavailable`` -> exit 75, no change).
 Killed at any point, the next run reaches the same final states: decisions are saved in one
 transaction, and submissions go through the exactly-once path of ``submit.Dispatcher``.
 """
@@ -21,14 +21,14 @@ from orca_hpc.attempt.folder import plan_of, read_result
 from orca_hpc.config.campaign import Campaign
 from orca_hpc.controller.ending import AttemptEnd, decide_end
 from orca_hpc.controller.recovery import Failure, Limits, plan_recovery
-from orca_hpc.controller.submit import TOKEN_PREFIX, Dispatcher, record_attempt
+from orca_hpc.controller.submit import Dispatcher, record_attempt
 from orca_hpc.errors import OrcaHpcError
 from orca_hpc.ledger.records import Job, now_iso
 from orca_hpc.ledger.states import JobState
 from orca_hpc.ledger.store import Transaction
 from orca_hpc.orca.read import read_tail
-from orca_hpc.scheduler import slurm
-from orca_hpc.scheduler.local import is_local, query_local
+from orca_hpc.scheduler import Scheduler, scheduler_for
+from orca_hpc.scheduler.base import JobRecord, job_name
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,6 @@ UNCONFIRMED_GRACE_S = 60.0
 # sacct lags up to ~5 s and squeue forgets finished jobs after MinJobAge: wait this long before
 # declaring a job that neither knows lost.
 LOST_GRACE_S = 300.0
-RUNNING_STATES = frozenset({"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING", "RESIZING"})
 LOG_TAIL_BYTES = 4096
 
 
@@ -60,11 +59,11 @@ def _epoch(iso: str | None) -> float | None:
         return None
 
 
-def _unchanged(state: JobState, peek: dict[str, str | None], rec: slurm.SlurmRecord | None) -> bool:
+def _unchanged(state: JobState, peek: dict[str, str | None], rec: JobRecord | None) -> bool:
     """True when SLURM says what the ledger already holds for a queued or running attempt."""
     if rec is None or rec.finished or rec.state != peek["sst"]:
         return False
-    if (rec.state in RUNNING_STATES) != (state == JobState.RUNNING):
+    if rec.running != (state == JobState.RUNNING):
         return False
     return not (rec.start and not peek["beg"])
 
@@ -73,23 +72,23 @@ class Reconciler:
     def __init__(
         self,
         campaign: Campaign,
+        scheduler: Scheduler | None = None,
         *,
         now: Callable[[], float] = time.time,
         echo: Callable[[str], None] | None = None,
-        chunk: int = 1000,
     ) -> None:
         self.campaign = campaign
+        self.scheduler = scheduler or scheduler_for(campaign)
         self.ledger = campaign.ledger()
         self.now = now
         self.echo = echo or (lambda _msg: None)
-        self.chunk = chunk
         self.report = ReconcileReport()
         self._permanent: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------ the run
 
     def run(self) -> ReconcileReport:
-        calls_before = slurm.CALLS.total
+        calls_before = self.scheduler.call_count
         with self.ledger.lock:
             # One transaction: each job is decoded once. Should SLURM not answer, the exception leaves
             # the ledger exactly as it was (a transaction that raises writes nothing).
@@ -113,12 +112,12 @@ class Reconciler:
                         ids[job_id] = job.attempt.slurm_id
                     elif job.attempt is not None:
                         unconfirmed.append(job)
-                by_name = self._lookup_tokens(unconfirmed)
-                slurm_ids = [i for i in ids.values() if not is_local(i)]
-                records = slurm.query_jobs(slurm_ids, chunk=self.chunk) if slurm_ids else {}
-                records.update(query_local([i for i in ids.values() if is_local(i)]))
+                by_token = self.scheduler.find_by_tokens(
+                    sorted({j.latest.token.split("/")[0] for j in unconfirmed if j.latest.token})
+                )
+                records = self.scheduler.query(list(ids.values()))
                 for job in unconfirmed:
-                    self._adopt(txn, job, by_name)
+                    self._adopt(txn, job, by_token)
                 for job_id, slurm_id in ids.items():
                     rec = records.get(slurm_id)
                     if job_id in peeked and _unchanged(watched[job_id], peeked[job_id], rec):
@@ -128,16 +127,10 @@ class Reconciler:
                     self._queue_digest(txn)
                 to_submit = [j.id for j in txn.jobs_by_state(JobState.CREATED, JobState.FAILED)]
             if to_submit:
-                dispatcher = Dispatcher(self.campaign, self.ledger, echo=self.echo)
+                dispatcher = Dispatcher(self.campaign, self.ledger, self.scheduler, echo=self.echo)
                 self.report.submitted = dispatcher.dispatch(to_submit)
-        self.report.scheduler_calls = slurm.CALLS.total - calls_before
+        self.report.scheduler_calls = self.scheduler.call_count - calls_before
         return self.report
-
-    def _lookup_tokens(self, unconfirmed: list[Job]) -> dict[str, list[slurm.SlurmRecord]]:
-        if self.campaign.site.scheduler == "local":
-            return {}  # no SLURM to ask: an unconfirmed local start is retried after the grace period
-        names = sorted({TOKEN_PREFIX + j.attempt.token.split("/")[0] for j in unconfirmed if j.attempt.token})
-        return slurm.find_by_names(names) if names else {}
 
     def _set(self, txn: Transaction, job: Job, state: JobState) -> None:
         if job.state != state:
@@ -146,15 +139,14 @@ class Reconciler:
 
     # ------------------------------------------------------------ unconfirmed submissions
 
-    def _adopt(self, txn: Transaction, job: Job, by_name: dict[str, list[slurm.SlurmRecord]]) -> None:
-        """A submission whose sbatch outcome was never recorded: find it by token, never submit twice."""
-        att = job.attempt
-        assert att is not None
+    def _adopt(self, txn: Transaction, job: Job, by_token: dict[str, list[JobRecord]]) -> None:
+        """A submission whose outcome was never recorded: find it by token, never submit twice."""
+        att = job.latest
         token, _, index = att.token.partition("/")
-        for rec in by_name.get(TOKEN_PREFIX + token, []):
+        for rec in by_token.get(token, []):
             task = rec.array_task_id if rec.array_task_id is not None else 0
             if str(task) == (index or "0"):
-                att.slurm_id = f"{rec.array_job_id or rec.job_id}_{task}"
+                att.slurm_id = self.scheduler.task_id(rec)
                 att.submitted = att.submitted or now_iso()
                 self.report.adopted.append(job.id)
                 self.echo(f"{job.id}: adopted SLURM job {att.slurm_id} (submitted by an interrupted run)")
@@ -163,17 +155,17 @@ class Reconciler:
                 return
         since = _epoch(job.updated) or 0.0
         if self.now() - since > UNCONFIRMED_GRACE_S:
-            self.echo(f"{job.id}: submission {att.token} never reached SLURM; submitting it again")
+            self.echo(f"{job.id}: submission {att.token} never reached the scheduler; submitting it again")
             att.token = ""
             self._set(txn, job, JobState.CREATED)
 
     # ------------------------------------------------------------ submitted attempts
 
-    def _update(self, txn: Transaction, job: Job, rec: slurm.SlurmRecord | None) -> None:
+    def _update(self, txn: Transaction, job: Job, rec: JobRecord | None) -> None:
         att = job.attempt
         assert att is not None
         attempt_dir = self.campaign.root / att.dir
-        expected = TOKEN_PREFIX + att.token.split("/")[0] if att.token else None
+        expected = job_name(att.token.split("/")[0]) if att.token else None
         if rec is not None and rec.name and expected and rec.name != expected:
             # slurmctld lost our job and gave its id to another (seen after a crash): the token is the
             # identity, so this record is not ours.
@@ -192,7 +184,7 @@ class Reconciler:
             att.started = rec.start
         if not rec.finished:
             att.slurm_state = rec.state
-            self._set(txn, job, JobState.RUNNING if rec.state in RUNNING_STATES else JobState.PENDING)
+            self._set(txn, job, JobState.RUNNING if rec.running else JobState.PENDING)
             return
         self._finish(txn, job, rec, read_result(attempt_dir))
 
@@ -202,7 +194,7 @@ class Reconciler:
         return read_tail(self.campaign.state_dir / "slurm-logs" / f"{slurm_id}.out", LOG_TAIL_BYTES)
 
     def _finish(
-        self, txn: Transaction, job: Job, rec: slurm.SlurmRecord | None, result: dict[str, Any] | None
+        self, txn: Transaction, job: Job, rec: JobRecord | None, result: dict[str, Any] | None
     ) -> None:
         att = job.attempt
         assert att is not None
@@ -319,6 +311,6 @@ def reconcile(
     *,
     echo: Callable[[str], None] | None = None,
     now: Callable[[], float] = time.time,
-    chunk: int = 1000,
+    scheduler: Scheduler | None = None,
 ) -> ReconcileReport:
-    return Reconciler(campaign, echo=echo, now=now, chunk=chunk).run()
+    return Reconciler(campaign, scheduler, echo=echo, now=now).run()

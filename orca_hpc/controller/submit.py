@@ -4,8 +4,8 @@ The order is what makes it safe. Under the ledger lock, held for the whole submi
   1. each attempt gets a token and its job goes SUBMITTING (saved before sbatch runs);
   2. sbatch runs with ``--job-name ohpc-<token>`` (sacct stores the name);
   3. the SLURM ids are saved and the jobs go PENDING.
-If the process dies between 1 and 3, reconcile looks the token up in SLURM and adopts what it
-finds instead of submitting again (``reconcile.adopt_unconfirmed``). If sbatch fails, the jobs go back
+If the process dies between 1 and 3, reconcile looks the token up in the scheduler and adopts what
+it finds instead of submitting again (``Reconciler._adopt``). If sbatch fails, the jobs go back
 to CREATED, so the ledger never shows as submitted what SLURM does not have.
 """
 
@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import secrets
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orca_hpc.atomic import atomic_write_bytes
 from orca_hpc.attempt.folder import AttemptPlan, plan_of, safe_base, write_attempt
 from orca_hpc.config.campaign import Campaign
 from orca_hpc.config.site import resources_for
@@ -31,9 +28,9 @@ from orca_hpc.ledger.store import Ledger, Transaction
 from orca_hpc.orca import inputs as orca_input
 from orca_hpc.orca.presets import render_preset
 from orca_hpc.orca.xyz import read_xyz
-from orca_hpc.scheduler.script import JobScriptContext, render_job_script
+from orca_hpc.scheduler import Scheduler, scheduler_for
+from orca_hpc.scheduler.base import ArrayRequest
 
-TOKEN_PREFIX = "ohpc-"
 log = logging.getLogger(__name__)
 
 
@@ -53,6 +50,7 @@ class SubmitReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, existing job id)
     scripts: list[str] = field(default_factory=list)  # dry run: what would be submitted
     sbatch_calls: int = 0
+    waiting: int = 0  # recorded, waiting for a free slot (local site)
 
 
 # ---------------------------------------------------------------- inputs
@@ -166,24 +164,14 @@ def prepare_inputs(
 # ---------------------------------------------------------------- dispatch
 
 
-def python_for_jobs() -> str:
-    """The interpreter the job scripts use: this one, which has orca_hpc installed."""
-    return str(Path(sys.executable).absolute())
-
-
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+def _chunks(items: list[str], size: int | None) -> Iterable[list[str]]:
+    size = size or max(1, len(items))
     for i in range(0, len(items), size):
         yield items[i : i + size]
 
 
-def _load_plan(campaign: Campaign, job: Job) -> AttemptPlan:
-    att = job.attempt
-    assert att is not None
-    return plan_of(campaign.root / att.dir)
-
-
 class Dispatcher:
-    """Submits the latest attempt of CREATED jobs, grouped into arrays by resources.
+    """Hands the latest attempt of CREATED jobs to the scheduler, as arrays grouped by resources.
 
     The caller holds the ledger lock for the whole dispatch (``ledger.lock``).
     """
@@ -192,163 +180,103 @@ class Dispatcher:
         self,
         campaign: Campaign,
         ledger: Ledger,
+        scheduler: Scheduler,
         *,
-        executor_factory: Callable[..., object] | None = None,
         echo: Callable[[str], None] | None = None,
     ) -> None:
         self.campaign = campaign
         self.ledger = ledger
+        self.scheduler = scheduler
         self.echo = echo or (lambda _msg: None)
-        self._executor_factory = executor_factory
-        self._executor: object | None = None
         self.sbatch_calls = 0
+        self.waiting = 0  # jobs left CREATED because the scheduler had no free slot
 
-    def _submit_script(self, text: str) -> str:
-        if self._executor is None:
-            if self._executor_factory is not None:
-                self._executor = self._executor_factory()
-            else:
-                from orca_hpc.scheduler.slurm import OrcaSlurmExecutor
-
-                self._executor = OrcaSlurmExecutor(
-                    self.campaign.submitit_dir,
-                    throttle_s=self.campaign.site.submit_throttle_s,
-                    python=python_for_jobs(),
+    def requests(
+        self,
+        jobs: Sequence[tuple[str, Path, AttemptPlan]],
+        token: Callable[[], str] = lambda: secrets.token_hex(8),
+    ) -> list[tuple[list[str], ArrayRequest]]:
+        """(job ids, request) per array: grouped by resources, split at the scheduler's array limit."""
+        groups: dict[tuple[int, int, int], list[tuple[str, Path, AttemptPlan]]] = {}
+        for job in jobs:
+            groups.setdefault(job[2].resources_key, []).append(job)
+        size = self.scheduler.max_array_size() or len(jobs) or 1
+        out = []
+        for members in groups.values():
+            for start in range(0, len(members), size):
+                chunk = members[start : start + size]
+                plan = chunk[0][2]
+                request = ArrayRequest(
+                    token=token(),
+                    attempt_dirs=tuple(d for _j, d, _p in chunk),
+                    nprocs=plan.nprocs,
+                    mem_mb=plan.mem_mb,
+                    time_min=plan.time_min,
                 )
-        self.sbatch_calls += 1
-        return self._executor.submit_script(text)  # type: ignore[attr-defined]
-
-    def render(self, token: str, attempt_dirs: list[Path], plan: AttemptPlan) -> tuple[str, Path]:
-        campaign = self.campaign
-        manifest = campaign.arrays_dir / f"{token}.txt"
-        ctx = JobScriptContext(
-            job_name=f"{TOKEN_PREFIX}{token}",
-            array_size=len(attempt_dirs),
-            ntasks=plan.nprocs,
-            mem_mb=plan.mem_mb,
-            time_min=plan.time_min,
-            output_pattern=str(campaign.state_dir / "slurm-logs" / "%A_%a.out"),
-            manifest=str(manifest),
-            python=python_for_jobs(),
-            campaign_dir=str(campaign.root),
-        )
-        return render_job_script(campaign.site, ctx), manifest
+                out.append(([j for j, _d, _p in chunk], request))
+        return out
 
     def dispatch(
         self, job_ids: Sequence[str], plans: dict[str, AttemptPlan] | None = None
     ) -> list[tuple[str, str, str]]:
-        """sbatch every given CREATED job's latest attempt; returns (job id, name, slurm id).
+        """Submit every given CREATED job's latest attempt; returns (job id, name, scheduler id).
 
         ``plans``: the attempts' plans where the caller has them (else read back from spec.json)."""
         if not job_ids:
             return []
-        if self.campaign.site.scheduler == "local":
-            return self._dispatch_local(list(job_ids))
-        groups: dict[tuple[int, int, int], list[tuple[str, AttemptPlan]]] = {}
-        snap = None
-        for job_id in job_ids:
-            plan = plans.get(job_id) if plans else None
-            if plan is None:
-                snap = snap or self.ledger.snapshot()  # the lock is held: this is the current state
-                plan = _load_plan(self.campaign, snap.get(job_id))
-            groups.setdefault(plan.resources_key, []).append((job_id, plan))
-        size = self.campaign.site.max_array_size
-        chunks = [
-            (secrets.token_hex(8), chunk, members[0][1])
-            for members in groups.values()
-            for chunk in _chunks([m[0] for m in members], size)
-        ]
-        (self.campaign.state_dir / "slurm-logs").mkdir(exist_ok=True)
-        # 1. The intent of every chunk, saved before any sbatch runs.
-        dirs: dict[str, Path] = {}
-        with self.ledger.transaction() as txn:
-            for token, chunk, _plan in chunks:
-                for i, job_id in enumerate(chunk):
-                    job = txn.get(job_id)
-                    att = job.attempt
-                    assert att is not None
-                    att.token = f"{token}/{i}"
-                    dirs[job_id] = self.campaign.root / att.dir
-                    txn.set_state(job, JobState.SUBMITTING)
-        # 2. sbatch, chunk by chunk, until one is refused.
-        accepted: list[tuple[str, list[str], str]] = []
-        refused: OrcaHpcError | None = None
-        for token, chunk, plan in chunks:
-            script, manifest = self.render(token, [dirs[j] for j in chunk], plan)
-            _write_lines(manifest, [str(dirs[j]) for j in chunk])
-            try:
-                accepted.append((token, chunk, self._submit_script(script)))
-            except OrcaHpcError as err:
-                refused = err
-                break
-        # 3. The ids of what SLURM accepted; what it did not get waits as CREATED for the next run.
-        submitted = now_iso()
-        out: list[tuple[str, str, str]] = []
-        with self.ledger.transaction() as txn:
-            for _token, chunk, slurm_job in accepted:
-                for i, job_id in enumerate(chunk):
-                    job = txn.get(job_id)
-                    att = job.attempt
-                    assert att is not None
-                    att.slurm_id = f"{slurm_job}_{i}"
-                    att.submitted = submitted
-                    txn.set_state(job, JobState.PENDING)
-                    out.append((job_id, job.name, att.slurm_id))
-            for _token, chunk, _plan in chunks[len(accepted) :]:
-                for job_id in chunk:
-                    job = txn.get(job_id)
-                    job.attempt.token = ""  # type: ignore[union-attr]
-                    txn.set_state(job, JobState.CREATED)
-        for job_id, _name, slurm_id in out:
-            log.info("%s: attempt submitted as SLURM %s", job_id, slurm_id)
-        for _token, chunk, slurm_job in accepted:
-            self.echo(f"submitted {len(chunk)} job(s) as SLURM array {slurm_job}")
-        if refused is not None:
-            raise refused
-        return out
-
-    def _dispatch_local(self, job_ids: list[str]) -> list[tuple[str, str, str]]:
-        """No SLURM: start at most array_parallelism attempts at once; the rest wait as CREATED."""
-        from orca_hpc.scheduler.local import submit_local
-
-        snap = self.ledger.snapshot()
-        running = len(snap.jobs_by_state(JobState.SUBMITTING, JobState.PENDING, JobState.RUNNING))
-        cap = self.campaign.site.array_parallelism or os.cpu_count() or 1
-        take = job_ids[: max(0, cap - running)]
-        if not take:
-            return []
-        token = secrets.token_hex(8)
-        with self.ledger.transaction() as txn:
-            for i, job_id in enumerate(take):
-                job = txn.get(job_id)
-                job.attempt.token = f"{token}/{i}"  # type: ignore[union-attr]
-                txn.set_state(job, JobState.SUBMITTING)
-        out = []
+        snap = self.ledger.snapshot()  # the lock is held: this is the current state
+        slots = self.scheduler.free_slots(
+            len(snap.jobs_by_state(JobState.SUBMITTING, JobState.PENDING, JobState.RUNNING))
+        )
+        take = list(job_ids) if slots is None else list(job_ids)[:slots]
+        self.waiting = len(job_ids) - len(take)
+        jobs = []
         for job_id in take:
             att = snap.get(job_id).attempt
             assert att is not None
-            plan = plan_of(self.campaign.root / att.dir)
-            command = [
-                python_for_jobs(),
-                "-m",
-                "orca_hpc.runner",
-                "--attempt-dir",
-                str(self.campaign.root / att.dir),
-            ]
-            local_id = submit_local(self.campaign.submitit_dir, command, plan.time_min)
-            with self.ledger.transaction() as txn:
-                job = txn.get(job_id)
-                job.attempt.slurm_id = local_id  # type: ignore[union-attr]
-                job.attempt.submitted = now_iso()  # type: ignore[union-attr]
-                txn.set_state(job, JobState.PENDING)
-                out.append((job_id, job.name, local_id))
-        self.echo(f"started {len(out)} job(s) on this machine ({len(job_ids) - len(out)} waiting for a slot)")
+            plan = (plans or {}).get(job_id) or plan_of(self.campaign.root / att.dir)
+            jobs.append((job_id, self.campaign.root / att.dir, plan))
+        arrays = self.requests(jobs)
+        # 1. The intent of every array, saved before the scheduler hears of any.
+        with self.ledger.transaction() as txn:
+            for chunk, request in arrays:
+                for i, job_id in enumerate(chunk):
+                    job = txn.get(job_id)
+                    job.latest.token = f"{request.token}/{i}"
+                    txn.set_state(job, JobState.SUBMITTING)
+        # 2. Submit, array by array, until one is refused.
+        accepted: list[tuple[list[str], list[str]]] = []
+        refused: OrcaHpcError | None = None
+        for chunk, request in arrays:
+            try:
+                self.sbatch_calls += 1
+                accepted.append((chunk, self.scheduler.submit(request)))
+            except OrcaHpcError as err:
+                refused = err
+                break
+        # 3. The ids of what the scheduler accepted; the rest waits as CREATED for the next run.
+        submitted = now_iso()
+        out: list[tuple[str, str, str]] = []
+        with self.ledger.transaction() as txn:
+            for chunk, ids in accepted:
+                for job_id, scheduler_id in zip(chunk, ids, strict=True):
+                    job = txn.get(job_id)
+                    job.latest.slurm_id = scheduler_id
+                    job.latest.submitted = submitted
+                    txn.set_state(job, JobState.PENDING)
+                    out.append((job_id, job.name, scheduler_id))
+            for chunk, _request in arrays[len(accepted) :]:
+                for job_id in chunk:
+                    job = txn.get(job_id)
+                    job.latest.token = ""
+                    txn.set_state(job, JobState.CREATED)
+        for job_id, _name, scheduler_id in out:
+            log.info("%s: attempt submitted as %s", job_id, scheduler_id)
+        for chunk, ids in accepted:
+            self.echo(f"submitted {len(chunk)} job(s) {self.scheduler.describe(ids)}")
+        if refused is not None:
+            raise refused
         return out
-
-
-def _write_lines(path: Path, lines: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, "".join(f"{line}\n" for line in lines).encode("utf-8"), 0o644, durable=False)
 
 
 def record_attempt(campaign: Campaign, txn: Transaction, job: Job, plan: AttemptPlan) -> None:
@@ -384,6 +312,7 @@ def submit(
     max_retries: int | None = None,
     echo: Callable[[str], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    scheduler: Scheduler | None = None,
 ) -> SubmitReport:
     echo = echo or (lambda _msg: None)
     new_jobs = prepare_inputs(campaign, paths, method=method, charge=charge, mult=mult)
@@ -400,16 +329,11 @@ def submit(
         seen.add(nj.sha)
         fresh.append(nj)
     if dry_run:
-        dispatcher = Dispatcher(campaign, ledger)
-        groups: dict[tuple[int, int, int], list[NewJob]] = {}
-        for nj in fresh:
-            groups.setdefault(nj.plan.resources_key, []).append(nj)
-        for members in groups.values():
-            for start in range(0, len(members), campaign.site.max_array_size):
-                chunk = members[start : start + campaign.site.max_array_size]
-                dirs = [campaign.jobs_dir / "<job>" / "attempt-1" for _ in chunk]
-                script, _ = dispatcher.render("dry-run", dirs, chunk[0].plan)
-                report.scripts.append(script)
+        dispatcher = Dispatcher(campaign, ledger, scheduler or scheduler_for(campaign))
+        placeholder = campaign.jobs_dir / "<job>" / "attempt-1"
+        jobs = [(str(i), placeholder, nj.plan) for i, nj in enumerate(fresh)]
+        for _chunk, request in dispatcher.requests(jobs, token=lambda: "dry-run"):
+            report.scripts.append(dispatcher.scheduler.render(request))
         return report
     max_retries = campaign.site.max_retries if max_retries is None else max_retries
     with ledger.lock:
@@ -425,7 +349,8 @@ def submit(
                 plans[job.id] = nj.plan
                 if progress and count % 100 == 0:
                     progress(100)
-        dispatcher = Dispatcher(campaign, ledger, echo=echo)
+        dispatcher = Dispatcher(campaign, ledger, scheduler or scheduler_for(campaign), echo=echo)
         report.submitted = dispatcher.dispatch(ids, plans)
+        report.waiting = dispatcher.waiting
         report.sbatch_calls = dispatcher.sbatch_calls
     return report

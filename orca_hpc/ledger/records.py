@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from orca_hpc.errors import LedgerCorrupt
 from orca_hpc.ledger.states import JobState
 
 
@@ -54,7 +55,7 @@ class Attempt:
     energy: float | None = None
     message: str | None = None
     corrections: list[dict[str, Any]] = field(default_factory=list)
-    dir: str | None = None
+    dir: str = ""  # the attempt's folder, relative to the campaign
     counts_against_limit: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,7 +76,7 @@ class Attempt:
                 d[key] = value
         if self.corrections:
             d["fix"] = self.corrections
-        if self.dir is not None:
+        if self.dir:
             d["dir"] = self.dir
         if not self.counts_against_limit:
             d["free"] = True
@@ -98,7 +99,7 @@ class Attempt:
             energy=g("en"),
             message=g("msg"),
             corrections=_copy_json(g("fix")) if "fix" in d else [],
-            dir=g("dir"),
+            dir=g("dir") or "",
             counts_against_limit=not g("free", False),
         )
 
@@ -130,6 +131,13 @@ class Job:
     def attempt(self) -> Attempt | None:
         """The latest attempt, or None before the first submission."""
         return self.attempts[-1] if self.attempts else None
+
+    @property
+    def latest(self) -> Attempt:
+        """The latest attempt of a job that has one (every job from its recording on)."""
+        if not self.attempts:
+            raise LedgerCorrupt(f"job {self.id} has no attempt")
+        return self.attempts[-1]
 
     def new_attempt(self, token: str) -> Attempt:
         """Append attempt ``n+1`` with submission ``token``; its folder is ``<job dir>/attempt-<n>``."""

@@ -65,7 +65,7 @@ from typing import Any
 
 from orca_hpc.atomic import fsync_dir, remove_stale_temps, temp_name, write_new_file
 from orca_hpc.errors import LedgerCorrupt, OrcaHpcError, UserError
-from orca_hpc.ledger.archive import Archive, ArchiveScan
+from orca_hpc.ledger.archive import Archive
 from orca_hpc.ledger.lock import DEFAULT_STALE_AFTER, LedgerLock
 from orca_hpc.ledger.records import Attempt, Job, format_job_id, job_id_number, now_iso
 from orca_hpc.ledger.states import FINISHED, JobState, check_transition
@@ -928,8 +928,3 @@ class CheckReport:
             f"ledger {self.ledger.path}: generation {self.generation}, {self.active} active jobs ({states}), "
             f"{self.archived} archived, {self.outbox} notifications in the outbox; backup {backup}"
         )
-
-
-def scan_archive(state_dir: Path) -> ArchiveScan:
-    """Read a campaign's whole archive (latest line per id)."""
-    return Archive(Path(state_dir), migrate_line, writable=False).scan()

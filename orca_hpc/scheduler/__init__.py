@@ -5,3 +5,40 @@ once, find jobs by submission token, cancel. ``slurm`` implements it with sbatch
 ``local`` on this machine, ``fake`` in memory for tests. ``script`` renders the job script from the
 Jinja2 templates. ``scheduler_for(site)`` makes the choice, once.
 """
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from orca_hpc.scheduler.base import ArrayRequest, JobRecord, Scheduler
+
+if TYPE_CHECKING:
+    from orca_hpc.config.campaign import Campaign
+
+__all__ = ["ArrayRequest", "JobRecord", "Scheduler", "python_for_jobs", "scheduler_for"]
+
+
+def python_for_jobs() -> str:
+    """The interpreter the jobs use: this one, which has orca_hpc installed."""
+    return str(Path(sys.executable).absolute())
+
+
+def scheduler_for(campaign: Campaign) -> Scheduler:
+    """The campaign site's scheduler: the one place that chooses between SLURM and this machine."""
+    site = campaign.site
+    if site.scheduler == "local":
+        from orca_hpc.scheduler.local import LocalScheduler
+
+        return LocalScheduler(site, campaign.submitit_dir, python_for_jobs())
+    from orca_hpc.scheduler.script import ScriptLayout
+    from orca_hpc.scheduler.slurm import SlurmScheduler
+
+    layout = ScriptLayout(
+        campaign_dir=campaign.root,
+        arrays_dir=campaign.arrays_dir,
+        log_dir=campaign.state_dir / "slurm-logs",
+        python=python_for_jobs(),
+    )
+    return SlurmScheduler(site, layout)

@@ -1,33 +1,31 @@
-"""The `local` site: no SLURM, each attempt runs under submitit's local executor on this machine.
+"""The ``local`` site: no SLURM; each attempt runs on this machine under submitit's local job controller.
 
-Job ids are ``local-<pid>`` (the pid of submitit's controller process, which outlives orca-hpc).
-Concurrency is capped by the site's array_parallelism: the Dispatcher leaves the rest CREATED
-and the next reconcile starts them as slots free up.
+Job ids are ``local-<pid>``, the pid of the controller process (it outlives orca-hpc, enforces the
+walltime and forwards SIGTERM to the runner). Concurrency is capped by the site's
+``array_parallelism``: the controller leaves the rest CREATED and a later reconcile starts them.
+Each start is noted under its submission token (``tokens/<token>``) the moment its process exists, so
+a crash before the ledger recorded the id is adopted by ``find_by_tokens``, as on SLURM.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import signal
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import submitit
-
-from orca_hpc.scheduler.slurm import SlurmRecord
+from orca_hpc.config.site import SiteConfig
+from orca_hpc.scheduler.base import ArrayRequest, JobRecord, Scheduler, job_name
 
 PREFIX = "local-"
+_CONTROLLER = "submitit.local._local"
 
 
 def is_local(job_id: str | None) -> bool:
-    return bool(job_id) and job_id.startswith(PREFIX)  # type: ignore[union-attr]
-
-
-def submit_local(folder: Path, command: Sequence[str], timeout_min: int) -> str:
-    executor = submitit.LocalExecutor(folder=folder)
-    executor.update_parameters(timeout_min=timeout_min)
-    job = executor._submit_command(shlex.join(command))
-    return f"{PREFIX}{job.job_id}"
+    return bool(job_id) and str(job_id).startswith(PREFIX)
 
 
 def _alive(pid: int) -> bool:
@@ -46,37 +44,108 @@ def _alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     # A reused pid runs something else: only submitit's controller counts.
-    return state not in ("Z", "X") and b"submitit.local._local" in cmdline
+    return state not in ("Z", "X") and _CONTROLLER.encode() in cmdline
 
 
-def query_local(job_ids: Sequence[str]) -> dict[str, SlurmRecord]:
-    """RUNNING while the controller lives, then COMPLETED (the result file says how it ended)."""
-    out = {}
-    for job_id in job_ids:
-        pid = int(job_id[len(PREFIX) :])
-        state = "RUNNING" if _alive(pid) else "COMPLETED"
-        out[job_id] = SlurmRecord(
-            job_id=job_id,
-            array_job_id=None,
-            array_task_id=None,
-            name="",
-            state=state,
-            exit_code=None,
-            signal=None,
-            start=None,
-            end=None,
-            node=os.uname().nodename,
-            reason=None,
-            source="local",
-            submit=None,
-        )
-    return out
+class LocalScheduler(Scheduler):
+    kind = "local"
 
+    def __init__(self, site: SiteConfig, folder: Path, python: str) -> None:
+        super().__init__()
+        self.site = site
+        self.folder = folder  # submitit's folder: the controllers' own logs
+        self.python = python
 
-def cancel_local(job_ids: Sequence[str]) -> None:
-    import signal
+    def free_slots(self, active: int) -> int | None:
+        cap = self.site.array_parallelism or os.cpu_count() or 1
+        return max(0, cap - active)
 
-    for job_id in job_ids:
-        pid = int(job_id[len(PREFIX) :])
-        if _alive(pid):
-            os.kill(pid, signal.SIGTERM)  # the controller forwards it to the runner, which saves its files
+    def describe(self, ids: Sequence[str]) -> str:
+        return "on this machine"
+
+    def task_id(self, record: JobRecord) -> str:
+        return record.job_id  # one process per attempt: the id is the attempt's own
+
+    def _command(self, attempt_dir: Path) -> list[str]:
+        return [self.python, "-m", "orca_hpc.runner", "--attempt-dir", str(attempt_dir)]
+
+    def render(self, request: ArrayRequest) -> str:
+        return "\n".join(shlex.join(self._command(d)) for d in request.attempt_dirs) + "\n"
+
+    def _start(self, command: list[str], time_min: int) -> int:
+        """submitit's local controller (as ``submitit.local.local.start_controller`` starts it), but in its
+        own session with no terminal: it must not hold the caller's stdout open (``submit | cat``) nor
+        write to it later."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            "SUBMITIT_LOCAL_NTASKS": "1",
+            "SUBMITIT_LOCAL_COMMAND": shlex.join(command),
+            "SUBMITIT_LOCAL_TIMEOUT_S": str(int(60 * time_min)),
+            "SUBMITIT_LOCAL_SIGNAL_DELAY_S": "30",
+            "SUBMITIT_LOCAL_NODEID": "0",
+            "SUBMITIT_LOCAL_JOB_NUM_NODES": "1",
+            "SUBMITIT_STDERR_TO_STDOUT": "",
+            "SUBMITIT_EXECUTOR": "local",
+            "SUBMITIT_LOCAL_WITH_SHELL": "",
+        }
+        with open(self.folder / "controllers.log", "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", _CONTROLLER, str(self.folder)],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        return proc.pid
+
+    def submit(self, request: ArrayRequest) -> list[str]:
+        tokens = self.folder / "tokens"
+        tokens.mkdir(parents=True, exist_ok=True)
+        ids = []
+        with open(tokens / request.token, "a", encoding="ascii") as note:
+            for i, attempt_dir in enumerate(request.attempt_dirs):
+                pid = self._start(self._command(attempt_dir), request.time_min)
+                note.write(f"{i} {pid}\n")
+                note.flush()
+                ids.append(f"{PREFIX}{pid}")
+        self.calls["start"] += len(ids)
+        return ids
+
+    def query(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
+        """RUNNING while the controller lives, then COMPLETED (the result file says how it ended)."""
+        node = os.uname().nodename
+        out = {}
+        for job_id in job_ids:
+            if not is_local(job_id):
+                continue
+            state = "RUNNING" if _alive(int(job_id[len(PREFIX) :])) else "COMPLETED"
+            out[job_id] = JobRecord(
+                job_id, None, None, "", state, None, None, None, None, node, None, "local"
+            )
+        return out
+
+    def find_by_tokens(self, tokens: Sequence[str]) -> dict[str, list[JobRecord]]:
+        found: dict[str, list[JobRecord]] = {t: [] for t in tokens}
+        for token in tokens:
+            try:
+                lines = (self.folder / "tokens" / token).read_text(encoding="ascii").splitlines()
+            except (OSError, ValueError):
+                continue
+            for line in lines:
+                index, _, pid = line.partition(" ")
+                if not (index.isdigit() and pid.isdigit()):
+                    continue  # a torn last line: its start was never noted
+                job_id = f"{PREFIX}{pid}"
+                rec = self.query([job_id])[job_id]
+                rec.array_task_id, rec.name = int(index), job_name(token)
+                found[token].append(rec)
+        return found
+
+    def cancel(self, job_ids: Sequence[str]) -> None:
+        for job_id in job_ids:
+            if is_local(job_id):
+                pid = int(job_id[len(PREFIX) :])
+                if _alive(pid):
+                    os.kill(pid, signal.SIGTERM)  # the controller forwards it to the runner, which saves

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import jinja2
 
+from orca_hpc.atomic import atomic_write_bytes
 from orca_hpc.config.site import SiteConfig, format_walltime
 from orca_hpc.errors import InputFileError, UserError
 from orca_hpc.shipped import shipped_dir
@@ -47,6 +48,25 @@ class JobScriptContext:
     python: str | os.PathLike[str]  # absolute interpreter that has orca_hpc installed
     campaign_dir: str | os.PathLike[str]
     env: Mapping[str, str] = field(default_factory=dict, hash=False)  # extra exported variables
+
+
+@dataclass(frozen=True)
+class ScriptLayout:
+    """Where a campaign's job scripts, array manifests and job logs go, and what runs the runner."""
+
+    campaign_dir: Path
+    arrays_dir: Path  # <token>.txt (line i: the attempt folder of task i) and <token>.sh
+    log_dir: Path  # each array task's stdout/stderr, %A_%a.out
+    python: str  # absolute interpreter that has orca_hpc installed
+
+    def manifest(self, token: str) -> Path:
+        return self.arrays_dir / f"{token}.txt"
+
+
+def write_lines(path: Path, lines: list[str]) -> None:
+    """An array manifest: atomic (a task never reads half of it), not fsynced (rewritten on resubmit)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, "".join(f"{line}\n" for line in lines).encode("utf-8"), 0o644, durable=False)
 
 
 def template_root() -> Path:
@@ -87,8 +107,10 @@ def sbatch_quote(value: object) -> str:
     if _SBATCH_BARE.match(text):
         return text
     if _LINE_BREAKING.search(text) or '"' in text or "\\" in text:
-        raise UserError(f"{text!r} cannot go into an #SBATCH line (no line breaks, control characters, "
-                        "double quotes or backslashes)")
+        raise UserError(
+            f"{text!r} cannot go into an #SBATCH line (no line breaks, control characters, "
+            "double quotes or backslashes)"
+        )
     return f'"{text}"'
 
 
@@ -119,14 +141,19 @@ def _check_context(site: SiteConfig, ctx: JobScriptContext) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise UserError(f"job script: {attr} must be a positive integer, got {value!r}")
     if ctx.array_size > site.max_array_size:
-        raise UserError(f"job script: array of {ctx.array_size} tasks is larger than site {site.name}'s "
-                        f"max_array_size {site.max_array_size}")
+        raise UserError(
+            f"job script: array of {ctx.array_size} tasks is larger than site {site.name}'s "
+            f"max_array_size {site.max_array_size}"
+        )
     if site.max_mem_mb is not None and ctx.mem_mb > site.max_mem_mb:
-        raise UserError(f"job script: --mem={ctx.mem_mb}M is more than site {site.name}'s "
-                        f"max_mem_mb {site.max_mem_mb}")
+        raise UserError(
+            f"job script: --mem={ctx.mem_mb}M is more than site {site.name}'s max_mem_mb {site.max_mem_mb}"
+        )
     if site.max_walltime_min is not None and ctx.time_min > site.max_walltime_min:
-        raise UserError(f"job script: time limit {format_walltime(ctx.time_min)} is longer than site "
-                        f"{site.name}'s max_walltime {format_walltime(site.max_walltime_min)}")
+        raise UserError(
+            f"job script: time limit {format_walltime(ctx.time_min)} is longer than site "
+            f"{site.name}'s max_walltime {format_walltime(site.max_walltime_min)}"
+        )
     for attr in ("output_pattern", "manifest", "python", "campaign_dir"):
         value = os.fspath(getattr(ctx, attr))
         if not os.path.isabs(value):
@@ -146,14 +173,19 @@ def render_job_script(site: SiteConfig, ctx: JobScriptContext) -> str:
     template_dir = str(site.template_dir) if site.template_dir else None
     try:
         template = _environment(template_dir).get_template(ENTRY_TEMPLATE)
-        return template.render(site=site, ctx=ctx, array_spec=array_spec, time=format_walltime(ctx.time_min),
-                               env_vars=env_vars)
+        return template.render(
+            site=site, ctx=ctx, array_spec=array_spec, time=format_walltime(ctx.time_min), env_vars=env_vars
+        )
     except jinja2.TemplateSyntaxError as exc:
-        raise InputFileError(exc.filename or exc.name or ENTRY_TEMPLATE, f"template error: {exc.message}",
-                             exc.lineno) from None
+        raise InputFileError(
+            exc.filename or exc.name or ENTRY_TEMPLATE, f"template error: {exc.message}", exc.lineno
+        ) from None
     except jinja2.TemplateNotFound as exc:
-        raise UserError(f"site {site.name}: template {exc.name!r} not found (looked in "
-                        f"{template_dir or ''} {template_root() / 'slurm'})") from None
+        raise UserError(
+            f"site {site.name}: template {exc.name!r} not found (looked in "
+            f"{template_dir or ''} {template_root() / 'slurm'})"
+        ) from None
     except jinja2.UndefinedError as exc:
-        raise UserError(f"site {site.name}: job script template uses an undefined value: "
-                        f"{exc.message}") from None
+        raise UserError(
+            f"site {site.name}: job script template uses an undefined value: {exc.message}"
+        ) from None

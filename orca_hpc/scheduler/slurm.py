@@ -1,4 +1,4 @@
-"""The scheduler boundary: the only module that runs sacct, squeue, sbatch and scancel.
+"""SLURM behind the ``Scheduler`` interface: the only module that runs sbatch, squeue, sacct and scancel.
 
 Queries are batched (one squeue + one sacct per chunk of job ids) because per-job sacct calls are
 ~350x slower and load slurmdbd. SLURM failures are never swallowed: an unreachable slurmctld or
@@ -8,22 +8,19 @@ A job missing from the answers means "not known yet" (sacct lags squeue by up to
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import re
-import shutil
 import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import submitit
-from submitit.core.utils import FailedJobError, FailedSubmissionError, JobPaths
-
+from orca_hpc.atomic import atomic_write_bytes
+from orca_hpc.config.site import SiteConfig
 from orca_hpc.errors import OrcaHpcError, SchedulerUnavailable
+from orca_hpc.scheduler.base import TERMINAL_STATES, ArrayRequest, JobRecord, Scheduler, job_name
+from orca_hpc.scheduler.script import JobScriptContext, ScriptLayout, render_job_script, write_lines
 
 # Name last: it is the only free-text field and may itself contain the separator.
 SACCT_FIELDS = ("JobID", "State", "ExitCode", "Submit", "Start", "End", "NodeList", "JobName")
@@ -37,22 +34,6 @@ SQUEUE_FIELDS = (
     "StartTime",
     "EndTime",
     "Name",
-)
-
-# States after which a job never runs again (unless a person requeues it).
-TERMINAL_STATES = frozenset(
-    {
-        "COMPLETED",
-        "FAILED",
-        "CANCELLED",
-        "TIMEOUT",
-        "NODE_FAIL",
-        "OUT_OF_MEMORY",
-        "PREEMPTED",
-        "BOOT_FAIL",
-        "DEADLINE",
-        "REVOKED",
-    }
 )
 
 # Substrings of SLURM's messages that mean "the scheduler or its database did not answer".
@@ -72,29 +53,6 @@ _JOB_ID_RE = re.compile(r"\d+(?:_\d+)?")
 _SLURM_ID_RE = re.compile(r"^(?P<base>\d+)(?:_(?:(?P<task>\d+)|\[(?P<ranges>[0-9,\-]+)(?:%\d+)?\]))?$")
 _EMPTY = frozenset({"", "Unknown", "None", "N/A", "(null)", "None assigned"})
 _COMMAND_TIMEOUT_S = 120.0
-
-
-@dataclass(slots=True)
-class SlurmRecord:
-    """What SLURM says about one job or array task."""
-
-    job_id: str  # "123_4" for an array task, "123" otherwise
-    array_job_id: str | None
-    array_task_id: int | None
-    name: str
-    state: str  # first word only: "CANCELLED by 0" -> "CANCELLED"
-    exit_code: int | None  # None until the job is in a terminal state
-    signal: int | None
-    start: str | None  # ISO-8601 local time as SLURM prints it
-    end: str | None
-    node: str | None
-    reason: str | None  # squeue's pending/end reason; None for sacct rows
-    source: str  # "sacct" or "squeue"
-    submit: str | None = None  # with the name, tells a reused job id from the job we submitted
-
-    @property
-    def finished(self) -> bool:
-        return self.state in TERMINAL_STATES
 
 
 class SlurmCalls:
@@ -194,20 +152,20 @@ def _records(
     reason: str | None,
     source: str,
     submit: str,
-) -> list[SlurmRecord]:
+) -> list[JobRecord]:
     state = parse_state(state_col)
     code, sig = parse_exit_code(exit_col) if state in TERMINAL_STATES else (None, None)
     start_, end_, node_, submit_ = _value(start), _value(end), _value(node), _value(submit)
     # Positional: 10,000 rows per reconcile at scale, and keyword calls cost measurably more.
     return [
-        SlurmRecord(jid, array_id, task, name, state, code, sig, start_, end_, node_, reason, source, submit_)
+        JobRecord(jid, array_id, task, name, state, code, sig, start_, end_, node_, reason, source, submit_)
         for jid, array_id, task in expand_job_id(job_id_col)
     ]
 
 
-def parse_sacct(text: str) -> list[SlurmRecord]:
+def parse_sacct(text: str) -> list[JobRecord]:
     """``sacct -X -P -n -o`` + SACCT_FIELDS output -> records (step rows skipped)."""
-    out: list[SlurmRecord] = []
+    out: list[JobRecord] = []
     for jid, state, exit_code, submit, start, end, node, name in _rows(text, len(SACCT_FIELDS)):
         if "." in jid:  # a step row (123.batch); -X should already have removed them
             continue
@@ -215,9 +173,9 @@ def parse_sacct(text: str) -> list[SlurmRecord]:
     return out
 
 
-def parse_squeue(text: str) -> list[SlurmRecord]:
+def parse_squeue(text: str) -> list[JobRecord]:
     """``squeue -h -r -O`` + SQUEUE_FIELDS (each with suffix "|") output -> records."""
-    out: list[SlurmRecord] = []
+    out: list[JobRecord] = []
     for jid, state, exit_code, reason, node, submit, start, end, name in _rows(text, len(SQUEUE_FIELDS)):
         out.extend(_records(jid, name, state, exit_code, start, end, node, _value(reason), "squeue", submit))
     return out
@@ -283,18 +241,18 @@ def _check_ids(job_ids: Sequence[str]) -> None:
             raise ValueError(f"not a SLURM job id: {jid!r}")
 
 
-def _squeue(selector: list[str]) -> list[SlurmRecord]:
+def _squeue(selector: list[str]) -> list[JobRecord]:
     fmt = ",".join(f"{f}:|" for f in SQUEUE_FIELDS[:-1]) + f",{SQUEUE_FIELDS[-1]}:"
     # -t all: finished jobs stay in slurmctld for MinJobAge with their exit code, fresher than sacct
     text = _run(["squeue", "-h", "-r", "-t", "all", *selector, "-O", fmt], allow_invalid_id=True)
     return parse_squeue(text)
 
 
-def _sacct(selector: list[str]) -> list[SlurmRecord]:
+def _sacct(selector: list[str]) -> list[JobRecord]:
     return parse_sacct(_run(["sacct", "-X", "-P", "-n", *selector, "-o", ",".join(SACCT_FIELDS)]))
 
 
-def _merge(acct: list[SlurmRecord], live: list[SlurmRecord]) -> dict[str, SlurmRecord]:
+def _merge(acct: list[JobRecord], live: list[JobRecord]) -> dict[str, JobRecord]:
     merged = {r.job_id: r for r in acct}
     merged.update((r.job_id, r) for r in live)  # slurmctld's view is the current one
     # Right after submission sacct can show an array as a plain job "123" (its task ids not recorded
@@ -306,7 +264,7 @@ def _merge(acct: list[SlurmRecord], live: list[SlurmRecord]) -> dict[str, SlurmR
 # ---------------------------------------------------------------- public queries
 
 
-def query_jobs(job_ids: Sequence[str], *, chunk: int = 1000) -> dict[str, SlurmRecord]:
+def query_jobs(job_ids: Sequence[str], *, chunk: int = 1000) -> dict[str, JobRecord]:
     """What SLURM knows about these jobs, keyed by job id ("123_4" or "123").
 
     An array task id is queried through its array job; asking for an array job id ("123") returns all
@@ -316,7 +274,7 @@ def query_jobs(job_ids: Sequence[str], *, chunk: int = 1000) -> dict[str, SlurmR
     _check_ids(job_ids)
     wanted = set(job_ids)
     bases = list(dict.fromkeys(j.split("_", 1)[0] for j in job_ids))
-    found: dict[str, SlurmRecord] = {}
+    found: dict[str, JobRecord] = {}
     for part in _chunks(bases, chunk):
         selector = ["-j", ",".join(part)]
         live = _squeue(selector)
@@ -329,7 +287,7 @@ def query_jobs(job_ids: Sequence[str], *, chunk: int = 1000) -> dict[str, SlurmR
 
 def find_by_names(
     names: Sequence[str], *, chunk: int = 500, since_days: int = 30
-) -> dict[str, list[SlurmRecord]]:
+) -> dict[str, list[JobRecord]]:
     """Jobs by exact job name (submission tokens), from sacct (last ``since_days``) and squeue.
 
     Every requested name is a key; an empty list means neither sacct nor squeue knows such a job.
@@ -339,7 +297,7 @@ def find_by_names(
     for name in names:
         if not name or "," in name or name != name.strip():
             raise ValueError(f"job name unusable for a lookup: {name!r}")
-    result: dict[str, list[SlurmRecord]] = {n: [] for n in names}
+    result: dict[str, list[JobRecord]] = {n: [] for n in names}
     for part in _chunks(list(result), chunk):
         selector = [f"--name={','.join(part)}"]
         live = _squeue(selector)
@@ -364,53 +322,85 @@ def scancel(job_ids: Sequence[str], *, chunk: int = 1000) -> None:
                 raise
 
 
-# ---------------------------------------------------------------- submission through submitit
+# ---------------------------------------------------------------- submission
 
 
-class OrcaSlurmExecutor(submitit.SlurmExecutor):
-    """submitit's SLURM executor, but the sbatch file is a script we rendered ourselves.
+def sbatch(script: Path) -> str:
+    """Submit a job script file; returns the SLURM job id (the array job id for an array).
 
-    submitit still writes the submission file into its folder, runs sbatch and parses the job id.
+    Plain ``sbatch --parsable``: the script is ours (rendered from the Jinja2 templates), and
+    submitit's public API submits pickled Python callables, not ready-made scripts.
     """
+    try:
+        out = _run(["sbatch", "--parsable", str(script)])
+    except SchedulerUnavailable:
+        raise
+    except OrcaHpcError as exc:
+        message = str(exc).split(": ", 1)[-1]  # SLURM's own words, without "sbatch failed (exit 1)"
+        raise OrcaHpcError(f"sbatch refused the job: {message}") from exc
+    job_id = out.strip().split(";", 1)[0]  # "123" or "123;cluster"
+    if not job_id.isdigit():
+        raise OrcaHpcError(f"sbatch gave no job id: {out.strip()[:200]!r}")
+    return job_id
 
-    def __init__(self, folder: str | Path, *, throttle_s: float, python: str | None = None) -> None:
+
+class SlurmScheduler(Scheduler):
+    """Arrays through sbatch; state from one squeue + one sacct per chunk of ids."""
+
+    kind = "slurm"
+
+    def __init__(self, site: SiteConfig, layout: ScriptLayout, *, chunk: int = 1000) -> None:
+        super().__init__()
+        self.calls = CALLS.counts  # one SLURM per process: every command counts, whoever ran it
+        self.site = site
+        self.layout = layout
+        self.chunk = chunk
+        self._last_submit = 0.0
+
+    def max_array_size(self) -> int | None:
+        return self.site.max_array_size
+
+    def _context(self, request: ArrayRequest) -> JobScriptContext:
+        return JobScriptContext(
+            job_name=job_name(request.token),
+            array_size=len(request.attempt_dirs),
+            ntasks=request.nprocs,
+            mem_mb=request.mem_mb,
+            time_min=request.time_min,
+            output_pattern=str(self.layout.log_dir / "%A_%a.out"),
+            manifest=str(self.layout.manifest(request.token)),
+            python=self.layout.python,
+            campaign_dir=str(self.layout.campaign_dir),
+        )
+
+    def render(self, request: ArrayRequest) -> str:
+        return render_job_script(self.site, self._context(request))
+
+    def submit(self, request: ArrayRequest) -> list[str]:
+        script = self.render(request)
+        manifest = self.layout.manifest(request.token)
+        write_lines(manifest, [str(d) for d in request.attempt_dirs])
+        script_path = manifest.with_suffix(".sh")
+        atomic_write_bytes(script_path, script.encode("utf-8"), 0o644, durable=False)
+        self.layout.log_dir.mkdir(exist_ok=True)
+        wait = self._last_submit + self.site.submit_throttle_s - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)  # a site's courtesy to slurmctld between sbatch calls
         try:
-            super().__init__(folder, python=python)
-        except RuntimeError as exc:  # submitit's "Could not detect srun"
-            raise OrcaHpcError(f"SLURM client tools not found on PATH: {exc}") from exc
-        if throttle_s < 0:
-            raise ValueError(f"throttle_s must be >= 0, not {throttle_s}")
-        self._throttling = throttle_s
-        self._script_text: str | None = None
-
-    def _make_submission_file_text(self, command: str, uid: str) -> str:
-        if self._script_text is None:
-            raise RuntimeError("OrcaSlurmExecutor submits only scripts given to submit_script()")
-        return self._script_text
-
-    def submit_script(self, script_text: str) -> str:
-        """sbatch ``script_text``; return the SLURM job id (the array job id for an array)."""
-        if self._throttling > 0:
-            self._throttle()
-        self._last_job_submitted = time.time()
-        if shutil.which("sbatch") is None:
-            raise OrcaHpcError("sbatch not found on PATH: is this a SLURM login node?")
-        # submitit writes the submission file there before it ever runs sbatch
-        JobPaths.get_first_id_independent_folder(self.folder).mkdir(parents=True, exist_ok=True)
-        self._script_text = script_text
-        CALLS.record("sbatch")
-        stderr = io.StringIO()
-        try:
-            # submitit prints sbatch's stderr itself; it is in our exception message instead
-            with contextlib.redirect_stderr(stderr):
-                job = self._submit_command("orca-hpc")
-        except FailedJobError as exc:
-            message = _error_line("sbatch", str(exc))
-            if _is_unavailable(message):
-                raise SchedulerUnavailable(f"SLURM did not answer: {message}") from exc
-            raise OrcaHpcError(f"sbatch refused the job: {message}") from exc
-        except FailedSubmissionError as exc:
-            raise OrcaHpcError(f"sbatch gave no job id: {str(exc).splitlines()[0]}") from exc
+            array_id = sbatch(script_path)
         finally:
-            self._script_text = None
-        return str(job.job_id)
+            self._last_submit = time.monotonic()
+        return [f"{array_id}_{i}" for i in range(len(request.attempt_dirs))]
+
+    def query(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
+        return query_jobs(job_ids, chunk=self.chunk) if job_ids else {}
+
+    def find_by_tokens(self, tokens: Sequence[str]) -> dict[str, list[JobRecord]]:
+        if not tokens:
+            return {}
+        found = find_by_names([job_name(t) for t in tokens])
+        return {t: found.get(job_name(t), []) for t in tokens}
+
+    def cancel(self, job_ids: Sequence[str]) -> None:
+        if job_ids:
+            scancel(job_ids)

@@ -1,0 +1,196 @@
+"""Reconcile's decisions, fast, on the in-memory FakeScheduler.
+
+The same behaviours run for real on the local SLURM cluster in test_e2e_slurm.py; here each decision
+is pinned down on its own: adopt by token, lost-job grace, a reused id, retry or give up, the
+scheduler being down.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from orca_hpc.config.campaign import Campaign, init_campaign, load_campaign
+from orca_hpc.controller import reconcile as reconcile_mod
+from orca_hpc.controller.reconcile import reconcile
+from orca_hpc.controller.submit import submit
+from orca_hpc.errors import SchedulerUnavailable
+from orca_hpc.ledger.states import JobState
+from orca_hpc.scheduler.fake import FakeScheduler, SubmitterKilled
+
+INPUT = "! HF def2-SVP\n* xyz 0 1\nH 0 0 0\nH 0 0 0.74\n*\n"
+
+
+@pytest.fixture
+def campaign(tmp_path: Path) -> Campaign:
+    init_campaign(tmp_path / "camp", "local-slurm")
+    return load_campaign(tmp_path / "camp")
+
+
+def _submit(campaign: Campaign, fake: FakeScheduler, n: int = 1) -> list[str]:
+    paths = []
+    for i in range(n):
+        path = campaign.root / f"m{i}.inp"
+        path.write_text(INPUT + f"# {i}\n")
+        paths.append(path)
+    report = submit(campaign, paths, scheduler=fake)
+    return [job_id for job_id, _name, _sid in report.submitted]
+
+
+def _job(campaign: Campaign, job_id: str):  # type: ignore[no-untyped-def]
+    return campaign.ledger().snapshot().get(job_id)
+
+
+def _result(campaign: Campaign, job_id: str, outcome: str, **extra: object) -> None:
+    """What the runner leaves in the attempt folder."""
+    att = _job(campaign, job_id).latest
+    body = {"result_version": 1, "job_id": job_id, "attempt": att.n, "outcome": outcome, **extra}
+    (campaign.root / att.dir / "result.json").write_text(json.dumps(body))
+
+
+def test_success_completes_with_energy(campaign: Campaign) -> None:
+    fake = FakeScheduler()
+    [job_id] = _submit(campaign, fake)
+    sid = _job(campaign, job_id).latest.slurm_id
+    fake.start(sid)
+    reconcile(campaign, scheduler=fake)
+    assert _job(campaign, job_id).state is JobState.RUNNING
+    fake.finish(sid)
+    _result(campaign, job_id, "success", energy=-1.1, retryable=False)
+    report = reconcile(campaign, scheduler=fake)
+    job = _job(campaign, job_id)
+    assert job.state is JobState.COMPLETED and job.latest.energy == -1.1
+    assert (job_id, "RUNNING", "COMPLETED") in report.changes
+    assert fake.calls["squeue"] == 2  # one query per reconcile, whatever the number of jobs
+
+
+def test_many_jobs_cost_one_query(campaign: Campaign) -> None:
+    fake = FakeScheduler()
+    ids = _submit(campaign, fake, 5)
+    assert len(fake.requests) == 1 and len(fake.requests[0].attempt_dirs) == 5  # one array
+    before = fake.call_count
+    reconcile(campaign, scheduler=fake)
+    assert fake.call_count - before == 1
+    assert {_job(campaign, j).state for j in ids} == {JobState.PENDING}
+
+
+def test_failure_is_retried_with_a_recorded_correction_then_gives_up(campaign: Campaign) -> None:
+    fake = FakeScheduler()
+    [job_id] = _submit(campaign, fake)
+    max_retries = _job(campaign, job_id).max_retries
+    for n in range(1, max_retries + 2):
+        att = _job(campaign, job_id).latest
+        assert att.n == n
+        fake.finish(att.slurm_id, "FAILED", 1)
+        _result(campaign, job_id, "scf_not_converged", retryable=True, message="SCF NOT CONVERGED")
+        reconcile(campaign, scheduler=fake)
+    job = _job(campaign, job_id)
+    assert job.state is JobState.PERMANENT_FAILED
+    assert len(job.attempts) == max_retries + 1
+    assert all(a.corrections for a in job.attempts[1:])  # every later attempt says why it differs
+    digest = campaign.ledger().snapshot().outbox
+    assert len(digest) == 1 and job_id in json.dumps(digest)
+
+
+def test_input_error_gives_up_at_once(campaign: Campaign) -> None:
+    fake = FakeScheduler()
+    [job_id] = _submit(campaign, fake)
+    fake.finish(_job(campaign, job_id).latest.slurm_id, "FAILED", 1)
+    _result(campaign, job_id, "input_error", retryable=False, message="INPUT ERROR")
+    report = reconcile(campaign, scheduler=fake)
+    assert _job(campaign, job_id).state is JobState.PERMANENT_FAILED
+    assert report.permanent_failed == [job_id] and len(fake.requests) == 1
+
+
+def test_node_failure_is_a_free_attempt(campaign: Campaign) -> None:
+    fake = FakeScheduler()
+    [job_id] = _submit(campaign, fake)
+    fake.finish(_job(campaign, job_id).latest.slurm_id, "NODE_FAIL", 0)
+    reconcile(campaign, scheduler=fake)
+    job = _job(campaign, job_id)
+    assert job.state is JobState.PENDING and len(job.attempts) == 2
+    assert (job.retry_count, job.nodefail_count) == (0, 1)
+
+
+def test_unconfirmed_submission_is_adopted_by_token_not_resubmitted(campaign: Campaign) -> None:
+    fake = FakeScheduler()
+    fake.kill_submitter = True  # sbatch accepted the array, the submitter died before saving the id
+    with pytest.raises(SubmitterKilled):
+        _submit(campaign, fake)
+    fake.kill_submitter = False
+    job = _job(campaign, "j000001")
+    assert job.state is JobState.SUBMITTING and job.latest.slurm_id is None and job.latest.token
+    report = reconcile(campaign, scheduler=fake)
+    assert report.adopted == ["j000001"] and _job(campaign, "j000001").latest.slurm_id == "1000_0"
+    assert len(fake.requests) == 1  # never submitted twice
+
+
+def test_unconfirmed_submission_unknown_after_grace_is_submitted_again(campaign: Campaign) -> None:
+    fake = FakeScheduler()
+    fake.refuse = "no"
+    with pytest.raises(Exception, match="sbatch refused"):
+        _submit(campaign, fake)
+    fake.refuse = None
+    job_id = "j000001"
+    assert _job(campaign, job_id).state is JobState.CREATED  # refused: back to CREATED, no id
+    with campaign.ledger().transaction() as txn:  # as if sbatch's answer had been lost
+        txn.set_state(txn.get(job_id), JobState.SUBMITTING)
+        txn.get(job_id).latest.token = "feedfeed/0"
+    reconcile(campaign, scheduler=fake)
+    assert _job(campaign, job_id).state is JobState.SUBMITTING  # within the grace period: wait
+    assert not fake.requests
+    later = reconcile_mod._epoch(_job(campaign, job_id).updated) + reconcile_mod.UNCONFIRMED_GRACE_S + 1
+    reconcile(campaign, scheduler=fake, now=lambda: later)
+    assert _job(campaign, job_id).state is JobState.PENDING and len(fake.requests) == 1
+
+
+def test_job_unknown_to_the_scheduler_is_lost_only_after_grace(campaign: Campaign) -> None:
+    fake = FakeScheduler()
+    [job_id] = _submit(campaign, fake)
+    fake.forget(_job(campaign, job_id).latest.slurm_id)
+    reconcile(campaign, scheduler=fake)
+    assert _job(campaign, job_id).state is JobState.PENDING  # sacct may lag: "not known" is not "lost"
+    submitted = reconcile_mod._epoch(_job(campaign, job_id).latest.submitted)
+    reconcile(campaign, scheduler=fake, now=lambda: submitted + reconcile_mod.LOST_GRACE_S + 1)
+    job = _job(campaign, job_id)
+    assert job.attempts[0].reason == "lost" and job.nodefail_count == 1 and len(job.attempts) == 2
+
+
+def test_reused_job_id_is_not_taken_for_ours(campaign: Campaign) -> None:
+    fake = FakeScheduler()
+    [job_id] = _submit(campaign, fake)
+    sid = _job(campaign, job_id).latest.slurm_id
+    fake.reuse(sid, "someone-elses-job")
+    reconcile(campaign, scheduler=fake)
+    assert _job(campaign, job_id).state is JobState.PENDING  # not RUNNING on someone else's behalf
+
+
+def test_scheduler_down_changes_nothing(campaign: Campaign) -> None:
+    fake = FakeScheduler()
+    [job_id] = _submit(campaign, fake)
+    fake.finish(_job(campaign, job_id).latest.slurm_id)
+    _result(campaign, job_id, "success", energy=-1.0)
+    before = (campaign.state_dir / "ledger.json").read_bytes()
+    fake.down = True
+    with pytest.raises(SchedulerUnavailable):
+        reconcile(campaign, scheduler=fake)
+    assert (campaign.state_dir / "ledger.json").read_bytes() == before
+
+
+def test_free_slots_cap_what_starts(campaign: Campaign) -> None:
+    fake = FakeScheduler(slots=2)
+    ids = _submit(campaign, fake, 3)
+    assert len(ids) == 2 and _job(campaign, "j000003").state is JobState.CREATED
+    fake.finish(_job(campaign, ids[0]).latest.slurm_id)
+    _result(campaign, ids[0], "success", energy=-1.0)
+    reconcile(campaign, scheduler=fake)
+    assert _job(campaign, "j000003").state is JobState.PENDING  # a slot freed up
+
+
+def test_arrays_split_at_the_scheduler_limit(campaign: Campaign) -> None:
+    fake = FakeScheduler(max_array=2)
+    _submit(campaign, fake, 5)
+    assert [len(r.attempt_dirs) for r in fake.requests] == [2, 2, 1]
+    assert len({r.token for r in fake.requests}) == 3
