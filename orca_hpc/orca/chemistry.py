@@ -28,7 +28,9 @@ _ZPE = re.compile(r"^Zero point energy\s+\.\.\.\s+(-?\d+\.\d+)\s+Eh", re.MULTILI
 _ENTHALPY = re.compile(r"^Total Enthalpy\s+\.\.\.\s+(-?\d+\.\d+)\s+Eh", re.MULTILINE)
 _GIBBS = re.compile(r"^Final Gibbs free energy\s+\.\.\.\s+(-?\d+\.\d+)\s+Eh", re.MULTILINE)
 _S2 = re.compile(r"Expectation value of <S\*\*2>\s*:\s*(-?\d+\.\d+)")
-_GEOMETRY = re.compile(r"CARTESIAN COORDINATES \(ANGSTROEM\)\n-+\n((?:\s*[A-Za-z]{1,3}\s+\S+\s+\S+\s+\S+\n)+)")
+_GEOMETRY = re.compile(
+    r"CARTESIAN COORDINATES \(ANGSTROEM\)\n-+\n((?:\s*[A-Za-z]{1,3}\s+\S+\s+\S+\s+\S+\n)+)"
+)
 
 
 @dataclass

@@ -580,7 +580,10 @@ def _frequency_verdict(result: Classification) -> tuple[Outcome, str] | None:
     values = ", ".join(f"{v:.2f}" for v in result.imaginary_freqs or [])
     below = f" (|v| >= {result.imag_threshold:g} cm**-1)"
     if result.intent == MINIMUM and n > 0:
-        return Outcome.IMAGINARY_MODES, f"a minimum was asked for but has {n} imaginary mode(s){below}: {values}"
+        return (
+            Outcome.IMAGINARY_MODES,
+            f"a minimum was asked for but has {n} imaginary mode(s){below}: {values}",
+        )
     if result.intent == SADDLE and n != 1:
         found = f"{n} imaginary modes{below}" + (f": {values}" if values else "")
         return Outcome.TS_MODE_COUNT, f"a transition state needs exactly 1 imaginary mode, found {found}"
