@@ -376,3 +376,24 @@ def test_a_person_retries_a_permanently_failed_job(tmp_path: Path) -> None:
     assert record["max"] == 2
     again = cli(camp, "retry", job["id"], expect=1).output
     assert "only PERMANENT_FAILED or CANCELLED" in again
+
+
+def test_minimum_with_an_imaginary_mode_is_displaced_and_reoptimised(tmp_path: Path) -> None:
+    # Issue 13: ORCA ends normally, but the "minimum" has an imaginary mode: never COMPLETED as it is.
+    camp = new_campaign(tmp_path)
+    text = orca_input("B3LYP def2-SVP Opt Freq", directive="imaginary_unless=TightOpt")
+    paths = write_inputs(tmp_path / "in", {"saddle.inp": text})
+    cli(camp, "submit", *paths)
+    final = reconcile_until_done(camp)
+    job = final["jobs"][0]
+    assert job["state"] == "COMPLETED"
+    record = show(camp, job["id"])
+    assert [a.get("out") for a in record["att"]] == ["imaginary_modes", "success"]
+    second = record["att"][1]
+    assert [c["change"] for c in second["fix"]] == ["* xyzfile displaced.xyz", "! TightOpt", "! DefGrid3"]
+    assert "imaginary mode 6 (-850.00 cm**-1)" in second["fix"][0]["why"]
+    assert (camp / second["dir"] / "displaced.xyz").is_file()
+    text_view = cli(camp, "show", "--no-reconcile", job["id"]).output
+    assert "imaginary mode" in text_view and "TightOpt" in text_view
+    result = json.loads((camp / second["dir"] / "result.json").read_text())
+    assert result["classification"]["n_imaginary"] == 0 and result["classification"]["intent"] == "minimum"

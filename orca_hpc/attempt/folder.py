@@ -55,6 +55,7 @@ def write_attempt(
     orca: str,
     scratch_root: str,
     keep: tuple[str, ...] | list[str],
+    imag_threshold_cm1: float | None = None,
 ) -> None:
     """Lay out the attempt folder. Running it again for the same attempt is harmless."""
     directory.parent.mkdir(exist_ok=True)
@@ -78,6 +79,8 @@ def write_attempt(
         "mem_mb": plan.mem_mb,
         "time_min": plan.time_min,
     }
+    if imag_threshold_cm1 is not None:
+        spec["imag_threshold_cm1"] = imag_threshold_cm1  # the runner's classifier needs the site's value
     # Atomic (the runner never reads half a spec) but not fsynced: 10,000 of these per submit.
     atomic_write_bytes(directory / SPEC_NAME, json.dumps(spec).encode("utf-8"), 0o644, durable=False)
 

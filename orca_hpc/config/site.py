@@ -25,6 +25,7 @@ else:  # pragma: no cover - exercised only on 3.10
     import tomli as tomllib
 
 from orca_hpc.errors import InputFileError, UserError
+from orca_hpc.orca.chemistry import DEFAULT_IMAG_THRESHOLD_CM1
 from orca_hpc.shipped import shipped_dir
 
 SITE_DIR_ENV = "ORCA_HPC_SITE_DIR"
@@ -58,7 +59,7 @@ _SCHEMA: dict[str | None, dict[str, tuple[str, str]]] = {
         "name": (_STR, "name"), "description": (_STR, "description"), "scheduler": (_STR, "scheduler"),
         "template_dir": (_STR, "template_dir"),
         "slurm": (_TABLE, ""), "orca": (_TABLE, ""), "environment": (_TABLE, ""), "scratch": (_TABLE, ""),
-        "retry": (_TABLE, ""), "ledger": (_TABLE, ""), "mail": (_TABLE, "mail"),
+        "retry": (_TABLE, ""), "ledger": (_TABLE, ""), "mail": (_TABLE, "mail"), "chemistry": (_TABLE, ""),
     },
     "slurm": {
         "partition": (_STR, "partition"), "account": (_STR, "account"), "qos": (_STR, "qos"),
@@ -78,6 +79,7 @@ _SCHEMA: dict[str | None, dict[str, tuple[str, str]]] = {
         "disabled_handlers": (_STRS, "disabled_handlers"),
     },
     "ledger": {"lock_kind": (_STR, "lock_kind")},
+    "chemistry": {"imag_threshold_cm1": (_NUM, "imag_threshold_cm1")},
 }
 _NOT_OVERRIDABLE = {"name"}
 
@@ -125,6 +127,8 @@ class SiteConfig:
     max_retries: int = 3
     max_nodefail_retries: int = 5
     disabled_handlers: tuple[str, ...] = ()
+    # [chemistry]: negative modes smaller than this (cm**-1) are noise, reported but not counted
+    imag_threshold_cm1: float = DEFAULT_IMAG_THRESHOLD_CM1
     # [ledger]
     lock_kind: str = "flock"
     # [mail]: passed through untouched, validated by orca_hpc.notify.config
@@ -544,6 +548,9 @@ def _build(data: dict[str, Any], where: _Where, default_name: str, source: Path 
     max_retries = integer("max_retries", 3, 0)
     max_nodefail = integer("max_nodefail_retries", 5, 0)
     disabled = strings("disabled_handlers")
+    imag_threshold = get("imag_threshold_cm1", DEFAULT_IMAG_THRESHOLD_CM1)
+    if imag_threshold < 0:
+        fail("imag_threshold_cm1", f"must not be negative, got {imag_threshold}")
 
     lock_kind = text("lock_kind", "flock")
     if lock_kind not in LOCK_KINDS:
@@ -565,6 +572,7 @@ def _build(data: dict[str, Any], where: _Where, default_name: str, source: Path 
         signal_before_end_s=signal, extra_sbatch=extra_sbatch, openmpi_prefix=openmpi, modules=modules,
         setup=setup, env=env, scratch_root=scratch_root, scratch_fallback=scratch_fallback, keep=keep,
         max_retries=max_retries, max_nodefail_retries=max_nodefail, disabled_handlers=disabled,
+        imag_threshold_cm1=float(imag_threshold),
         lock_kind=lock_kind, mail=copy.deepcopy(get("mail", {})), template_dir=template_dir,
         raw=copy.deepcopy(data),
     )

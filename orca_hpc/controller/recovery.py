@@ -17,11 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from orca_hpc.attempt.folder import AttemptPlan
+from orca_hpc.orca import chemistry
 from orca_hpc.orca import inputs as orca_input
 from orca_hpc.orca.outcomes import Outcome
 
 PREVIOUS_GBW = "previous.gbw"
 RESTART_XYZ = "restart.xyz"
+DISPLACED_XYZ = "displaced.xyz"
+# How far the atom that moves most is pushed along an unwanted imaginary mode (Angstrom): enough to
+# leave the saddle region, small enough to stay in the same basin.
+DISPLACEMENT_A = 0.1
+# Keywords a tighter re-optimisation replaces (TightOpt instead), and grids replaced by a finer one.
+_LOOSER_OPT = ("Opt", "LooseOpt", "NormalOpt", "CrudeOpt", "SloppyOpt", "L-Opt", "L-LooseOpt", "L-NormalOpt")
+_GRIDS = ("DefGrid1", "DefGrid2", "Grid1", "Grid2", "Grid3", "Grid4", "Grid5", "FinalGrid5", "NoFinalGrid")
 MEM_FRACTION = 0.8  # ORCA needs headroom beyond maxcore x nprocs
 
 
@@ -161,6 +169,130 @@ class OptHandler(Handler):
         text = orca_input.set_block_option(text, "geom", "MaxIter", str(new_max))
         changes.append(_change(self.name, f"%geom MaxIter {new_max}", f"stopped after {cycles} cycles"))
         return _next(plan, text, changes)
+
+
+class ImaginaryModeHandler(Handler):
+    """A minimum with imaginary modes, or a transition state with more than one: push the final
+    geometry along the unwanted mode and optimise again, tighter and on a finer grid."""
+
+    name = "imaginary_modes"
+    outcomes = frozenset({Outcome.IMAGINARY_MODES, Outcome.TS_MODE_COUNT})
+    max_times = 2
+
+    def correct(self, plan: AttemptPlan, failure: Failure, limits: Limits) -> AttemptPlan:
+        if failure.times_applied(self.name) >= self.max_times:
+            raise NoCorrection(f"still wrong after {self.max_times} displaced re-optimisations")
+        output = failure.file(".out")
+        if output is None:
+            raise NoCorrection("the output with the normal modes is gone")
+        threshold = failure.classification.get("imag_threshold") or chemistry.DEFAULT_IMAG_THRESHOLD_CM1
+        mode, value, vector, geometry = _unwanted_mode(output, failure, float(threshold))
+        displaced = displace(geometry, vector, DISPLACEMENT_A)
+        path = failure.attempt_dir / f".{DISPLACED_XYZ}"
+        path.write_text(_xyz_text(displaced, f"displaced along mode {mode} ({value:.2f} cm**-1)"), "utf-8")
+        plan.extra_files[DISPLACED_XYZ] = path
+        text = orca_input.set_xyzfile(plan.input_text, DISPLACED_XYZ)
+        changes = [
+            _change(
+                self.name,
+                f"* xyzfile {DISPLACED_XYZ}",
+                f"final geometry moved {DISPLACEMENT_A} A along imaginary mode {mode} ({value:.2f} cm**-1)",
+            )
+        ]
+        text, more = _tighter(text, failure)
+        changes += more
+        return _next(plan, text, changes)
+
+
+def _unwanted_mode(
+    output: Path, failure: Failure, threshold: float
+) -> tuple[int, float, list[float], list[tuple[str, float, float, float]]]:
+    """The mode to leave (index, cm**-1), its Cartesian vector, and the geometry to displace."""
+    from orca_hpc.orca.read import read_output
+
+    out = read_output(output)
+    freqs = chemistry.read_frequencies(out.path, out.tail, out.size, out.whole)
+    if freqs is None:
+        raise NoCorrection("no VIBRATIONAL FREQUENCIES block in the output")
+    imaginary = sorted(freqs.imaginary(threshold), key=lambda m: m[1])  # most negative first
+    if failure.outcome == Outcome.TS_MODE_COUNT:
+        # The strongest mode is taken as the reaction coordinate; leave along the next one.
+        if len(imaginary) < 2:
+            raise NoCorrection("no imaginary mode at all: a displacement cannot create the TS mode")
+        mode, value = imaginary[1]
+    elif imaginary:
+        mode, value = imaginary[0]
+    else:
+        raise NoCorrection("no imaginary mode beyond the threshold in the output")
+    vector = chemistry.read_normal_mode(out.path, freqs.offset, mode)
+    geometry = _final_geometry(failure, out.tail)
+    if not vector or len(vector) != 3 * len(geometry):
+        raise NoCorrection(f"normal mode {mode} not readable for the {len(geometry)} atoms of the geometry")
+    return mode, value, vector, geometry
+
+
+def _final_geometry(failure: Failure, tail: str) -> list[tuple[str, float, float, float]]:
+    xyz = failure.file(".xyz")
+    if xyz is not None:
+        lines = xyz.read_text(encoding="utf-8", errors="replace").splitlines()
+        try:
+            n = int(lines[0].split()[0])
+            atoms = [
+                (w[0], float(w[1]), float(w[2]), float(w[3])) for w in (ln.split() for ln in lines[2 : 2 + n])
+            ]
+        except (ValueError, IndexError):
+            atoms = []
+        if atoms:
+            return atoms
+    atoms = chemistry.last_geometry(tail)
+    if not atoms:
+        raise NoCorrection("no final geometry (<base>.xyz, or coordinates in the output)")
+    return atoms
+
+
+def displace(
+    geometry: list[tuple[str, float, float, float]], vector: list[float], largest: float
+) -> list[tuple[str, float, float, float]]:
+    """``geometry`` moved along ``vector`` (3 numbers an atom), scaled so the atom that moves most
+    moves ``largest`` Angstrom."""
+    norms = [math.dist((0, 0, 0), vector[3 * i : 3 * i + 3]) for i in range(len(geometry))]
+    if max(norms, default=0.0) == 0.0:
+        raise NoCorrection("the normal mode is all zeros")
+    scale = largest / max(norms)
+    return [
+        (sym, x + scale * vector[3 * i], y + scale * vector[3 * i + 1], z + scale * vector[3 * i + 2])
+        for i, (sym, x, y, z) in enumerate(geometry)
+    ]
+
+
+def _xyz_text(atoms: list[tuple[str, float, float, float]], comment: str) -> str:
+    rows = [f"{sym:<2s} {x:14.8f} {y:14.8f} {z:14.8f}" for sym, x, y, z in atoms]
+    return f"{len(atoms)}\n{comment}\n" + "\n".join(rows) + "\n"
+
+
+def _tighter(text: str, failure: Failure) -> tuple[str, list[dict[str, str]]]:
+    """TightOpt for minimum searches (an OptTS keeps its keyword and gets TightOpt convergence), and
+    the finest standard grid for the ORCA version that ran."""
+    name = ImaginaryModeHandler.name
+    changes = []
+    parsed = orca_input.parse_input(Path("<input>"), text, check_files=False)
+    tight = any(job.keywords_lower & {"tightopt", "verytightopt"} for job in parsed.jobs)
+    steps = [step.step for step in orca_input.job_intents(parsed) if step.optimises]
+    if steps and not tight:
+        if failure.outcome == Outcome.IMAGINARY_MODES:
+            text = orca_input.remove_keywords(text, *_LOOSER_OPT)
+        for step in steps:
+            text = orca_input.add_keywords(text, "TightOpt", job=step)
+        changes.append(_change(name, "! TightOpt", "converge the geometry tighter past the saddle region"))
+    version = str(failure.classification.get("orca_version") or "5")
+    grid = "DefGrid3" if version.split(".")[0].isdigit() and int(version.split(".")[0]) >= 5 else "Grid6"
+    words = {kw.lower() for job in parsed.jobs for kw in job.keywords}
+    if grid.lower() not in words:
+        text = orca_input.add_keywords(orca_input.remove_keywords(text, *_GRIDS), grid)
+        changes.append(
+            _change(name, f"! {grid}", "a finer integration grid: small imaginary modes are often grid noise")
+        )
+    return text, changes
 
 
 def _fit_memory(plan: AttemptPlan, maxcore: int, limits: Limits, handler: str, why: str) -> AttemptPlan:
@@ -350,6 +482,7 @@ HANDLERS: tuple[Handler, ...] = (
     WalltimeHandler(),
     ParallelErrorHandler(),
     WavefunctionHandler(),
+    ImaginaryModeHandler(),
     RestartHandler(),
 )
 

@@ -297,6 +297,7 @@ def record_attempt(campaign: Campaign, txn: Transaction, job: Job, plan: Attempt
         orca=site.orca_path,
         scratch_root=site.scratch_root,
         keep=site.keep,
+        imag_threshold_cm1=site.imag_threshold_cm1,
     )
 
 

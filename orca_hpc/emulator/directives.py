@@ -25,9 +25,10 @@ FAILURE_MODES = (
     "suspicious",
     "crash",
     "killed",
+    "imaginary",  # Freq after Opt: imaginary modes where none belong (OptTS: not exactly one)
 )
 # Options that take a value; several also switch their failure mode on (see IMPLIES).
-OPTIONS = ("sleep", "alloc_mb", "need_mb", "max_procs", "keyword", "opt_cycles", "scf_cycles")
+OPTIONS = ("n_imaginary", "sleep", "alloc_mb", "need_mb", "max_procs", "keyword", "opt_cycles", "scf_cycles")
 IMPLIES = {"need_mb": "oom", "max_procs": "too_many_processes"}
 UNLESS_PREFIX = {"need_mb": "MaxCore", "max_procs": "NProcs"}
 # Older spelling kept because tests and docs use it: same as opt_maxcycles_unless=Restart.

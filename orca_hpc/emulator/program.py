@@ -233,10 +233,19 @@ def _optimise(run: Run, job: EmuJob) -> float:
     return e
 
 
-def _frequencies(run: Run) -> None:
+def _frequencies(run: Run, job: EmuJob) -> None:
     freqs = model.frequencies(run.atoms)
+    # A transition-state search ends on a saddle: one imaginary mode, unless told otherwise.
+    ts = any(k.lower() in ("optts", "scants", "neb-ts") for k in job.keywords)
+    wrong = run.fails("imaginary", job)
+    n_imag = int(run.directives.number("n_imaginary", 2 if ts else 1)) if wrong else (1 if ts else 0)
+    zero = 5 if len(run.atoms) == 2 else 6
+    for i in range(min(n_imag, len(freqs) - zero)):
+        freqs[zero + i] = -round(850.0 / (i + 1), 2)
     run.write(text.frequencies(freqs))
-    zpe = sum(freqs) / 2 / 219474.63
+    run.write(text.normal_modes(len(run.atoms), zero))
+    real = [f for f in freqs if f > 0]
+    zpe = sum(real) / 2 / 219474.63
     run.write(text.thermochemistry(model.energy(run.atoms), zpe))
     run.path(".hess").write_text(
         "\n$orca_hessian_file\n\n$vibrational_frequencies\n"
@@ -303,7 +312,7 @@ def _run_job(run: Run, job: EmuJob, previous: EmuJob | None) -> None:
         if "killed" in run.directives.modes:
             _die_by(signal.SIGKILL)
     if job.is_freq:
-        _frequencies(run)
+        _frequencies(run, job)
     run.write(text.property_section(run.base, len(run.atoms), model.basis_functions(run.atoms), run.maxcore))
     run.path(".property.txt").write_text(
         model.property_txt(run.base, e, run.atoms, job.charge, job.mult, "NORMAL TERMINATION")

@@ -247,16 +247,48 @@ def frequencies(freqs: Sequence[float]) -> str:
         "\n" + titled("VIBRATIONAL FREQUENCIES"),
         "\nScaling factor for frequencies =  1.000000000  (already applied!)\n\n",
     ]
-    out += [f"   {i:3d}:   {f:10.2f} cm**-1\n" for i, f in enumerate(freqs)]
+    # As printed by ORCA 5/6: imaginary modes negative and marked.
+    out += [
+        f"  {i:3d}:   {f:10.2f} cm**-1" + (" ***imaginary mode***\n" if f < 0 else "\n")
+        for i, f in enumerate(freqs)
+    ]
+    return "".join(out) + "\n"
+
+
+def normal_modes(natoms: int, zero: int) -> str:
+    """The NORMAL MODES table (6 columns a group, as ORCA prints it). Translations/rotations are zero;
+    vibration k moves atom (k - zero) mod natoms along x, y or z, so each mode is easy to check."""
+    n = 3 * natoms
+    out = [
+        "\n" + titled("NORMAL MODES"),
+        "\nThese modes are the Cartesian displacements weighted by the diagonal matrix\n"
+        "M(i,i)=1/sqrt(m[i]) where m[i] is the mass of the displaced atom\n"
+        "Thus, these vectors are normalized but *not* orthogonal\n\n",
+    ]
+    for first in range(0, n, 6):
+        cols = range(first, min(first + 6, n))
+        out.append("        " + "".join(f"{c:11d}" for c in cols) + "    \n")
+        for row in range(n):
+            values = []
+            for c in cols:
+                k = c - zero
+                hit = k >= 0 and row == 3 * (k % natoms) + (k // natoms) % 3
+                values.append(1.0 if hit else 0.0)
+            out.append(f"      {row:3d}   " + "".join(f"{v:11.6f}" for v in values) + "\n")
     return "".join(out) + "\n"
 
 
 def thermochemistry(energy: float, zpe: float) -> str:
-    g = energy + zpe - 0.0345
+    # Line formats from real ORCA 5.0.4 output (ARC's orca_neg_freq_ts.out, GoodVibes' tests/orca5).
+    h = energy + zpe + 0.0047
+    g = h - 0.0345
     return (
         "\n" + titled("THERMOCHEMISTRY AT 298.15K") + "\n"
-        f"Zero point energy                ...    {zpe:.8f} Eh {zpe * 627.509:9.2f} kcal/mol\n"
-        f"Final Gibbs free energy         ...   {g:.8f} Eh\n\n"
+        "Temperature         ... 298.15 K\nPressure            ... 1.00 atm\n\n"
+        f"Electronic energy                ...   {energy:14.8f} Eh\n"
+        f"Zero point energy                ...   {zpe:14.8f} Eh {zpe * 627.509:10.2f} kcal/mol\n\n"
+        f"Total Enthalpy                    ...   {h:14.8f} Eh\n\n"
+        f"Final Gibbs free energy         ...   {g:14.8f} Eh\n\n"
     )
 
 

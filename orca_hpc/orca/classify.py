@@ -17,6 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orca_hpc.errors import OrcaHpcError
+from orca_hpc.orca.chemistry import DEFAULT_IMAG_THRESHOLD_CM1, Chemistry, read_chemistry
+from orca_hpc.orca.inputs import MINIMUM, SADDLE, StepIntent, input_intents
 from orca_hpc.orca.outcomes import NOT_RETRYABLE, Outcome
 from orca_hpc.orca.read import (
     HEAD_BYTES,
@@ -62,6 +65,20 @@ class Classification:
     nprocs_used: int | None = None
     run_time_s: float | None = None
     normal_termination: bool = False
+    # The chemistry (issue 13): what the input asked for and what the frequencies say.
+    intent: str | None = None  # minimum, saddle, report (of the last frequency step), or None
+    n_imaginary: int | None = None  # negative modes at or beyond imag_threshold (cm**-1)
+    imaginary_freqs: list[float] | None = None  # those modes' values, cm**-1
+    imag_noise: list[float] | None = None  # negative modes below the threshold: reported, not counted
+    imag_threshold: float | None = None
+    lowest_freq: float | None = None  # cm**-1
+    freq_offset: int | None = None  # byte offset of the last VIBRATIONAL FREQUENCIES (for the handler)
+    zpe: float | None = None  # Eh
+    enthalpy: float | None = None  # Eh
+    gibbs: float | None = None  # Eh
+    temperature: float | None = None  # K
+    s2: float | None = None  # <S**2>
+    final_xyz: str | None = None  # <base>.xyz next to the output, when ORCA wrote one
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -83,7 +100,12 @@ _RUN_TIME = re.compile(
 _FINAL_ENERGY = re.compile(r"^FINAL SINGLE POINT ENERGY\s+(\S+)(.*)$", re.MULTILINE)
 _SCF_CYCLES = re.compile(r"SCF (?:NOT )?CONVERGED AFTER\s+(\d+)\s+CYCLES")
 _OPT_CYCLE = re.compile(r"GEOMETRY OPTIMIZATION CYCLE\s+(\d+)")
-_OPT_VERDICTS = ("THE OPTIMIZATION HAS CONVERGED", "did not converge but reached the maximum number")
+_OPT_VERDICTS = (
+    "THE OPTIMIZATION HAS CONVERGED",
+    "THE TS OPTIMIZATION HAS CONVERGED",  # NEB-TS: the TS search after the band
+    "THE NEB OPTIMIZATION HAS CONVERGED",  # NEB, NEB-CI: not the optimiser's HURRAY box
+    "did not converge but reached the maximum number",
+)
 _OPT_DONE = re.compile("|".join(re.escape(v) for v in _OPT_VERDICTS))
 _NPROCS_RUNNING = re.compile(r"Program running with (\d+) parallel MPI-processes")
 _NPROCS_MPIRUN = re.compile(r"mpirun\b[^\n]*?\s-np\s+(\d+)")
@@ -325,9 +347,18 @@ def _to_float(text: str) -> float | None:
 
 
 def classify_output(
-    path: str | os.PathLike[str], *, head_bytes: int = HEAD_BYTES, tail_bytes: int = TAIL_BYTES
+    path: str | os.PathLike[str],
+    *,
+    head_bytes: int = HEAD_BYTES,
+    tail_bytes: int = TAIL_BYTES,
+    intents: list[StepIntent] | None = None,
+    imag_threshold: float = DEFAULT_IMAG_THRESHOLD_CM1,
 ) -> Classification:
     """Classify one ORCA output file.
+
+    ``intents``: what the input file asked for (``inputs.input_intents``); without it, the input
+    echo in the output is parsed. ``imag_threshold``: negative modes smaller than this (cm**-1) are
+    numerical noise, reported but not counted as imaginary.
 
     Raises ``UserError`` (one line, naming the path) if the path is missing, a directory or
     unreadable; any file content at all gives a ``Classification``.
@@ -343,13 +374,59 @@ def classify_output(
     head, tail = out.head, out.tail
     both = head if out.whole else head + "\n" + tail
     echo = _input_echo(head)
+    if intents is None:
+        intents = _echo_intents(out.path, echo)
     _fill_facts(result, out, echo, both)
+    _fill_intent(result, intents)
 
     result.normal_termination = _NORMAL in tail
     result.error_lines = _error_lines(tail)
     if not result.normal_termination:
         return _classify_failure(result, both if out.whole else tail, head)
+    chem = read_chemistry(out.path, head, tail, out.size, out.whole)
+    _fill_chemistry(result, chem, imag_threshold, out.path)
     return _classify_normal(result, out)
+
+
+def _echo_intents(path: Path, echo: list[str]) -> list[StepIntent] | None:
+    """The intents of the input as echoed in the output; None if the echo does not parse."""
+    if not echo:
+        return None
+    try:
+        return input_intents(path.with_suffix(".inp"), "\n".join(echo) + "\n")
+    except (OrcaHpcError, ValueError, IndexError):
+        return None  # a cut or odd echo: fall back to the keyword guess in _calc_kind
+
+
+def _fill_intent(result: Classification, intents: list[StepIntent] | None) -> None:
+    if not intents:
+        return
+    checks = [s.frequency_check for s in intents if s.freq]
+    result.intent = checks[-1] if checks else None
+    optimising = [s for s in intents if s.optimises]
+    if optimising:
+        # The block form (%method RunTyp Opt) and $new_job steps count too, not only "! Opt".
+        last = optimising[-1]
+        result.calc_kind = (
+            "transition_state" if last.target == SADDLE else "optimisation" if last.target else "neb"
+        )
+
+
+def _fill_chemistry(result: Classification, chem: Chemistry, threshold: float, output: Path) -> None:
+    result.zpe, result.enthalpy = chem.thermo.zpe, chem.thermo.enthalpy
+    result.gibbs, result.temperature = chem.thermo.gibbs, chem.thermo.temperature
+    result.s2 = chem.s2
+    xyz = output.with_suffix(".xyz")
+    result.final_xyz = xyz.name if xyz.is_file() else None
+    if chem.freqs is None:
+        return
+    imaginary = chem.freqs.imaginary(threshold)
+    result.imag_threshold = threshold
+    result.n_imaginary = len(imaginary)
+    result.imaginary_freqs = [v for _, v in imaginary]
+    result.imag_noise = chem.freqs.noise(threshold)
+    result.lowest_freq = chem.freqs.lowest
+    result.freq_offset = chem.freqs.offset
 
 
 def _fill_facts(result: Classification, out: OutputText, echo: list[str], both: str) -> None:
@@ -461,7 +538,7 @@ def _classify_normal(result: Classification, out: OutputText) -> Classification:
         if found:
             _set_energy(result, found[1], found[2])
     _prefer_property_energy(result, out.path)
-    if result.calc_kind in ("optimisation", "transition_state"):
+    if result.calc_kind in ("optimisation", "transition_state", "neb"):
         verdict = _opt_verdict(out)
         if verdict is None:
             return _finish(
@@ -479,11 +556,38 @@ def _classify_normal(result: Classification, out: OutputText) -> Classification:
         wavefunction = "Wavefunction not fully converged" in out.tail
         outcome = Outcome.WAVEFUNCTION_NOT_CONVERGED if wavefunction else Outcome.SCF_NOT_CONVERGED
         return _finish(result, outcome, "terminated normally but the final energy is marked not converged")
+    if result.energy is None and result.calc_kind != "molecular_dynamics":
+        return _finish(
+            result,
+            Outcome.NO_FINAL_ENERGY,
+            "terminated normally but printed no FINAL SINGLE POINT ENERGY (no result to use)",
+        )
+    wrong_modes = _frequency_verdict(result)
+    if wrong_modes is not None:
+        return _finish(result, *wrong_modes)
     if result.energy is not None:
         why = energy_is_suspicious(result.energy, result.first_scf_energy)
         if why:
             return _finish(result, Outcome.SUSPICIOUS_RESULT, why)
     return _finish(result, Outcome.SUCCESS, "")
+
+
+def _frequency_verdict(result: Classification) -> tuple[Outcome, str] | None:
+    """A failure when the frequencies contradict what the input asked for; None when they fit."""
+    n = result.n_imaginary
+    if n is None or result.intent not in (MINIMUM, SADDLE):
+        return None  # no frequencies, or a plain Freq: reported only
+    values = ", ".join(f"{v:.2f}" for v in result.imaginary_freqs or [])
+    below = f" (|v| >= {result.imag_threshold:g} cm**-1)"
+    if result.intent == MINIMUM and n > 0:
+        return (
+            Outcome.IMAGINARY_MODES,
+            f"a minimum was asked for but has {n} imaginary mode(s){below}: {values}",
+        )
+    if result.intent == SADDLE and n != 1:
+        found = f"{n} imaginary modes{below}" + (f": {values}" if values else "")
+        return Outcome.TS_MODE_COUNT, f"a transition state needs exactly 1 imaginary mode, found {found}"
+    return None
 
 
 def _opt_verdict(out: OutputText) -> str | None:

@@ -994,3 +994,72 @@ def keywords_of(parsed: OrcaInput) -> Iterable[str]:
     """All simple-input keywords of all jobs, in order (original case)."""
     for job in parsed.jobs:
         yield from job.keywords
+
+
+# --------------------------------------------------------------------------------------------------
+# intent: what each job (``$new_job`` step) asks for, so a finished run can be judged chemically
+
+MINIMUM = "minimum"  # an optimised geometry with no imaginary mode
+SADDLE = "saddle"  # a transition state: exactly one imaginary mode
+REPORT = "report"  # frequencies of a given geometry: counted and reported, never judged
+
+_MINIMUM_KEYWORDS = frozenset({
+    "opt", "copt", "zopt", "gdiis-opt", "gdiis-copt", "gdiis-zopt", "looseopt", "normalopt", "tightopt",
+    "verytightopt", "crudeopt", "sloppyopt", "l-opt", "l-normalopt", "l-tightopt", "l-looseopt",
+    "l-crudeopt", "opth",
+})
+_SADDLE_KEYWORDS = frozenset({"optts", "l-optts", "scants", "neb-ts", "zoom-neb-ts", "fast-neb-ts"})
+_NEB_CI_KEYWORDS = frozenset({"neb-ci", "zoom-neb-ci", "fast-neb-ci"})
+
+
+@dataclass(frozen=True)
+class StepIntent:
+    """What one job of an input asks for."""
+
+    step: int  # 0-based job index
+    optimises: bool  # geometry optimisation, TS search or NEB: needs a convergence banner
+    target: str | None  # MINIMUM, SADDLE, or None (no stationary point asked for)
+    freq: bool  # computes frequencies
+    neb: bool  # a NEB run (converges with "THE NEB OPTIMIZATION HAS CONVERGED")
+
+    @property
+    def frequency_check(self) -> str | None:
+        """What this step's frequencies must show: MINIMUM, SADDLE, REPORT, or None (no frequencies)."""
+        if not self.freq:
+            return None
+        return self.target or REPORT
+
+
+def step_intent(job: Job) -> StepIntent:
+    """The job's intent from its ``!`` keywords and ``%method RunTyp`` (the block form of ``! Opt``)."""
+    kws = job.keywords_lower
+    runtyp = (job.option("method", "runtyp") or "").strip('"').lower()
+    neb = any(kw.startswith(("neb", "zoom-neb", "fast-neb")) for kw in kws)
+    target: str | None = None
+    if kws & _SADDLE_KEYWORDS or runtyp == "optts":
+        target = SADDLE
+    elif kws & _MINIMUM_KEYWORDS or runtyp in ("opt", "geom"):
+        target = MINIMUM
+    # A plain NEB or NEB-CI converges a path, not a stationary point one can check with frequencies.
+    optimises = target is not None or neb or bool(kws & _NEB_CI_KEYWORDS)
+    freq = bool(kws & _FREQ_KEYWORDS)
+    return StepIntent(job.index, optimises, target, freq, neb)
+
+
+def job_intents(parsed: OrcaInput) -> list[StepIntent]:
+    """One intent per job. A frequency-only job that inherits its geometry from an optimising job
+    (``$new_job`` without new coordinates) checks that job's stationary point, not just reports."""
+    out: list[StepIntent] = []
+    for job in parsed.jobs:
+        intent = step_intent(job)
+        if intent.freq and intent.target is None and job.inherits_geometry and out:
+            previous = next((s for s in reversed(out) if s.target is not None), None)
+            if previous is not None and previous.step == out[-1].step:
+                intent = StepIntent(intent.step, False, previous.target, True, False)
+        out.append(intent)
+    return out
+
+
+def input_intents(path: Path, text: str | None = None) -> list[StepIntent]:
+    """``job_intents`` of an input file (or of ``text``); files it names need not exist."""
+    return job_intents(parse_input(path, text, check_files=False))

@@ -18,6 +18,10 @@ class Outcome(str, Enum):
     PARALLEL_ERROR = "parallel_error"
     TRUNCATED = "truncated"
     SUSPICIOUS_RESULT = "suspicious_result"
+    # Terminated normally, but chemically wrong or empty (issue 13):
+    IMAGINARY_MODES = "imaginary_modes"  # a minimum (Opt ... Freq) with imaginary modes
+    TS_MODE_COUNT = "ts_mode_count"  # a transition state without exactly one imaginary mode
+    NO_FINAL_ENERGY = "no_final_energy"  # "terminated normally" without FINAL SINGLE POINT ENERGY
     UNKNOWN_ERROR = "unknown_error"
 
     def __str__(self) -> str:

@@ -144,6 +144,35 @@ def find_last_literal(
     return None
 
 
+def find_last_offset(path: Path, literal: str, end: int, limit: int | None = None) -> int | None:
+    """Byte offset of the last ``literal`` before byte ``end``, scanning backwards chunk by chunk."""
+    raw = literal.encode("ascii")
+    stop = 0 if limit is None else max(0, end - limit)
+    try:
+        with path.open("rb") as fh:
+            pos = end
+            while pos > stop:
+                start = max(stop, pos - SCAN_CHUNK_BYTES)
+                fh.seek(start)
+                at = fh.read(min(pos + SCAN_OVERLAP_BYTES, end) - start).rfind(raw)
+                if at >= 0:
+                    return start + at
+                pos = start
+    except OSError:
+        return None
+    return None
+
+
+def read_window(path: Path, offset: int, nbytes: int) -> str:
+    """At most ``nbytes`` of text from byte ``offset`` ("" if it cannot be read)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            return _decode(fh.read(nbytes))
+    except OSError:
+        return ""
+
+
 @dataclass
 class PropertyEnergy:
     energy: float

@@ -209,12 +209,22 @@ def _terminated_normally(out_path: Path) -> bool:
     return TERMINATED_NORMALLY in read_tail(out_path, RUNNER_TAIL_BYTES)
 
 
-def classify(out_path: Path) -> tuple[dict[str, Any], str | None]:
-    """The classifier's verdict as a dict, and a note when the fallback had to be used."""
+def classify(
+    out_path: Path, input_path: Path | None = None, imag_threshold: float | None = None
+) -> tuple[dict[str, Any], str | None]:
+    """The classifier's verdict as a dict, and a note when the fallback had to be used.
+
+    ``input_path``: the input ORCA ran, which says what the job asked for (a minimum, a transition
+    state, ...); ``imag_threshold``: the site's noise threshold for imaginary modes (cm**-1)."""
     try:
         from orca_hpc.orca.classify import classify_output
+        from orca_hpc.orca.inputs import input_intents
 
-        verdict = classify_output(out_path)
+        intents = input_intents(input_path) if input_path is not None and input_path.is_file() else None
+        options: dict[str, Any] = {"intents": intents}
+        if imag_threshold is not None:
+            options["imag_threshold"] = float(imag_threshold)
+        verdict = classify_output(out_path, **options)
         outcome = Outcome(verdict.outcome)
         details = dict(verdict.to_dict())
         details.update(
@@ -406,7 +416,11 @@ class _Attempt:
         )
 
     def finish_classified(self) -> None:
-        details, note = classify(self.scratch / f"{self.base}.out")
+        details, note = classify(
+            self.scratch / f"{self.base}.out",
+            self.scratch / self.spec["input"],
+            self.spec.get("imag_threshold_cm1"),
+        )
         if note:
             self.notes.append(note)
         outcome = Outcome(details["outcome"])
