@@ -23,7 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "ledger": BASE,
     "attempt": BASE | {"orca"},
     "runner": BASE | {"orca", "attempt"},
-    "config": BASE | {"ledger"},
+    "config": BASE | {"ledger", "orca"},
     "scheduler": BASE | {"config"},
     "notify": BASE | {"config", "ledger"},
     "controller": BASE | {"orca", "attempt", "config", "ledger", "scheduler", "notify"},

@@ -35,10 +35,11 @@ def collect_garbage(campaign: Campaign, *, dry_run: bool) -> list[str]:
     for job in view.all_jobs():  # finished jobs live in the archive: read it (gc is rare)
         if job.state == JobState.PERMANENT_FAILED and job.attempt is not None and job.attempt.slurm_id:
             kept_logs.add(job.attempt.slurm_id)
-    for manifest in sorted(campaign.arrays_dir.glob("*.txt")):
-        if manifest.stem not in live_tokens:
-            paths.append(manifest)
-    for folder in sorted(p for p in campaign.submitit_dir.glob("*") if p.is_dir()):
+    # Array manifests and scripts (<token>.txt, <token>.sh), and the local site's start notes (tokens/).
+    for path in sorted([*campaign.arrays_dir.glob("*.*"), *(campaign.submitit_dir / "tokens").glob("*")]):
+        if path.is_file() and path.name.split(".")[0] not in live_tokens:
+            paths.append(path)
+    for folder in sorted(p for p in campaign.submitit_dir.glob("*") if p.is_dir() and p.name != "tokens"):
         if folder.name.split("_")[0] not in live_arrays:
             paths.append(folder)
     for log in sorted((campaign.state_dir / "slurm-logs").glob("*.out")):
