@@ -36,7 +36,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def load_mail_config(directory: Path, config_file: Path | None = None) -> MailConfig:
     """`[mail]` from `config_file`, else the campaign's `orca-hpc.toml`, else its site config."""
     if config_file is not None:
-        return _mail_from_file(config_file, required=True)
+        given = _mail_from_file(config_file, required=True)
+        if given is None:  # required=True raises instead; kept for the type checker
+            raise UserError(f"{config_file}: no [mail] table")
+        return given
     own = _mail_from_file(directory / CAMPAIGN_CONFIG, required=False)
     if own is not None:
         return own

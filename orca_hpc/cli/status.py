@@ -179,4 +179,4 @@ def results(obj: Any, fmt: str | None, no_reconcile: bool) -> None:
         return
     for r in rows:
         energy = f"{r['energy']:.10f}" if isinstance(r["energy"], float) else "-"
-        click.echo(f"{r['id']}  {r['name'][:32]:32}  {r['state']:16}  {energy:>18}  {r['results']}")
+        click.echo(f"{r['id']}  {str(r['name'])[:32]:32}  {r['state']:16}  {energy:>18}  {r['results']}")

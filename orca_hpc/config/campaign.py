@@ -65,7 +65,8 @@ class Campaign:
 
     def mail_config(self) -> dict[str, Any] | None:
         """The `[mail]` table: the campaign's own wins over the site's."""
-        return self.config.get("mail") or self.site.mail or None
+        table = self.config.get("mail") or self.site.mail
+        return dict(table) if table else None
 
 
 def _slug(text: str) -> str:

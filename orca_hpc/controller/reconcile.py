@@ -104,7 +104,7 @@ class Reconciler:
                 for job_id in watched:
                     peek = txn.latest_attempt_peek(job_id)
                     if peek is not None and peek["sid"]:
-                        ids[job_id] = peek["sid"]  # type: ignore[assignment]
+                        ids[job_id] = peek["sid"]
                         peeked[job_id] = peek
                         continue
                     job = txn.get(job_id)
@@ -280,7 +280,7 @@ class Reconciler:
         if end.counts_against_limit:
             job.retry_count += 1
         fixes = "; ".join(c["change"] for c in plan.corrections)
-        self.echo(f"{job.id} {job.name}: {end.outcome}, retrying as attempt {job.attempt.n} ({fixes})")
+        self.echo(f"{job.id} {job.name}: {end.outcome}, retrying as attempt {job.latest.n} ({fixes})")
 
     # ------------------------------------------------------------ notifications
 

@@ -409,11 +409,11 @@ class Transaction(LedgerView):
         self._orig_meta = _dumps(self._meta)
         self._orig_outbox = _dumps(self._outbox)
 
-    @LedgerView.meta.setter  # type: ignore[attr-defined,untyped-decorator]
+    @LedgerView.meta.setter  # type: ignore[attr-defined]
     def meta(self, value: dict[str, Any]) -> None:
         self._meta = value
 
-    @LedgerView.outbox.setter  # type: ignore[attr-defined,untyped-decorator]
+    @LedgerView.outbox.setter  # type: ignore[attr-defined]
     def outbox(self, value: list[dict[str, Any]]) -> None:
         self._outbox = value
 

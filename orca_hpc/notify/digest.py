@@ -118,7 +118,7 @@ def energies_csv(rows: Sequence[Mapping[str, Any]]) -> str:
     for row in rows:
         energy = row.get("energy")
         # repr() is the shortest text that reads back to the same float: no precision lost.
-        energy_text = repr(float(energy)) if _is_number(energy) else ""
+        energy_text = repr(float(energy)) if energy is not None and _is_number(energy) else ""
         writer.writerow(
             [
                 row.get("id", ""),

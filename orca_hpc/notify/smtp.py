@@ -185,7 +185,7 @@ def _transact(smtp: smtplib.SMTP, msg: EmailMessage, cfg: MailConfig) -> tuple[s
             refused[rcpt] = (code, resp)
     if len(refused) == len(cfg.to):
         _rset(smtp)
-        raise smtplib.SMTPRecipientsRefused(refused)  # type: ignore[arg-type]
+        raise smtplib.SMTPRecipientsRefused(refused)
     code, resp = smtp.data(data)
     if code != 250:
         _rset(smtp)
