@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, fast unit tests and the tests that run real jobs on the local SLURM cluster.
+# The whole test suite: lint, format, types, fast unit tests and the tests that run real jobs on the local SLURM cluster.
 # Extra arguments go to pytest (e.g. `scripts/test.sh -m "not slurm"`).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -9,5 +9,9 @@ export PATH="$VENV/bin:$PATH"
 cd "$ROOT"
 echo "[test] ruff check"
 ruff check .
+echo "[test] ruff format --check"
+ruff format --check .
+echo "[test] mypy"
+mypy
 echo "[test] pytest"
 exec python -m pytest "$@"
