@@ -313,7 +313,7 @@ def test_classifier_failure_falls_back(
 ) -> None:
     import types
 
-    def broken(path: Path) -> None:
+    def broken(path: Path, **_: object) -> None:
         raise RuntimeError("classifier bug")
 
     monkeypatch.setitem(sys.modules, "orca_hpc.orca.classify", types.SimpleNamespace(classify_output=broken))

@@ -76,6 +76,7 @@ _SCHEMA: dict[str | None, dict[str, tuple[str, str]]] = {
     "retry": {
         "max_retries": (_INT, "max_retries"), "max_nodefail_retries": (_INT, "max_nodefail_retries"),
         "disabled_handlers": (_STRS, "disabled_handlers"),
+        "pause_after_environment_failures": (_INT, "pause_after_environment_failures"),
     },
     "ledger": {"lock_kind": (_STR, "lock_kind")},
 }
@@ -125,6 +126,7 @@ class SiteConfig:
     max_retries: int = 3
     max_nodefail_retries: int = 5
     disabled_handlers: tuple[str, ...] = ()
+    pause_after_environment_failures: int = 3  # in a row, campaign-wide (controller/environment.py)
     # [ledger]
     lock_kind: str = "flock"
     # [mail]: passed through untouched, validated by orca_hpc.notify.config
@@ -544,6 +546,7 @@ def _build(data: dict[str, Any], where: _Where, default_name: str, source: Path 
     max_retries = integer("max_retries", 3, 0)
     max_nodefail = integer("max_nodefail_retries", 5, 0)
     disabled = strings("disabled_handlers")
+    pause_after_env = integer("pause_after_environment_failures", 3, 1)
 
     lock_kind = text("lock_kind", "flock")
     if lock_kind not in LOCK_KINDS:
@@ -565,6 +568,7 @@ def _build(data: dict[str, Any], where: _Where, default_name: str, source: Path 
         signal_before_end_s=signal, extra_sbatch=extra_sbatch, openmpi_prefix=openmpi, modules=modules,
         setup=setup, env=env, scratch_root=scratch_root, scratch_fallback=scratch_fallback, keep=keep,
         max_retries=max_retries, max_nodefail_retries=max_nodefail, disabled_handlers=disabled,
+        pause_after_environment_failures=pause_after_env,
         lock_kind=lock_kind, mail=copy.deepcopy(get("mail", {})), template_dir=template_dir,
         raw=copy.deepcopy(data),
     )

@@ -19,6 +19,7 @@ from typing import Any
 
 from orca_hpc.attempt.folder import plan_of, read_result
 from orca_hpc.config.campaign import Campaign
+from orca_hpc.controller import environment
 from orca_hpc.controller.ending import AttemptEnd, decide_end
 from orca_hpc.controller.recovery import Failure, Limits, plan_recovery
 from orca_hpc.controller.submit import TOKEN_PREFIX, Dispatcher, record_attempt
@@ -77,8 +78,10 @@ class Reconciler:
         now: Callable[[], float] = time.time,
         echo: Callable[[str], None] | None = None,
         chunk: int = 1000,
+        resume: bool = False,
     ) -> None:
         self.campaign = campaign
+        self.resume = resume  # end an environment pause now (reconcile --resume)
         self.ledger = campaign.ledger()
         self.now = now
         self.echo = echo or (lambda _msg: None)
@@ -127,6 +130,8 @@ class Reconciler:
                 if self._permanent:
                     self._queue_digest(txn)
                 to_submit = [j.id for j in txn.jobs_by_state(JobState.CREATED, JobState.FAILED)]
+                if not environment.may_dispatch(txn, self.campaign.site, self.resume, self._notice):
+                    to_submit = []  # paused after environment failures: the jobs wait, nothing is lost
             if to_submit:
                 dispatcher = Dispatcher(self.campaign, self.ledger, echo=self.echo)
                 self.report.submitted = dispatcher.dispatch(to_submit)
@@ -138,6 +143,10 @@ class Reconciler:
             return {}  # no SLURM to ask: an unconfirmed local start is retried after the grace period
         names = sorted({TOKEN_PREFIX + j.attempt.token.split("/")[0] for j in unconfirmed if j.attempt.token})
         return slurm.find_by_names(names) if names else {}
+
+    def _notice(self, message: str) -> None:
+        self.report.notices.append(message)
+        self.echo(message)
 
     def _set(self, txn: Transaction, job: Job, state: JobState) -> None:
         if job.state != state:
@@ -212,6 +221,7 @@ class Reconciler:
             rec.signal if rec else None,
             result,
             self._job_log(att.slurm_id),
+            environment.attempt_stderr(self.campaign.root / att.dir),
         )
         att.slurm_state = rec.state if rec else att.slurm_state
         if rec is not None:
@@ -224,6 +234,7 @@ class Reconciler:
         att.energy = end.energy
         att.message = (end.message or "")[:500] or None
         att.counts_against_limit = end.counts_against_limit
+        environment.note_end(txn, end, job, self.campaign, self._notice)
         if end.success:
             self._set(txn, job, JobState.COMPLETED)
             self.echo(
@@ -240,6 +251,9 @@ class Reconciler:
         site = self.campaign.site
         att = job.attempt
         assert att is not None
+        if end.environment and environment.retry_unchanged(self.campaign, txn, job, end):
+            self.echo(f"{job.id} {job.name}: {end.message}; attempt {job.attempt.n} will run unchanged")
+            return
         why: str | None = None
         if not end.retryable:
             why = f"{end.outcome}: retrying cannot help"
@@ -320,5 +334,6 @@ def reconcile(
     echo: Callable[[str], None] | None = None,
     now: Callable[[], float] = time.time,
     chunk: int = 1000,
+    resume: bool = False,
 ) -> ReconcileReport:
-    return Reconciler(campaign, echo=echo, now=now, chunk=chunk).run()
+    return Reconciler(campaign, echo=echo, now=now, chunk=chunk, resume=resume).run()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import fnmatch
 import json
 import os
@@ -39,6 +40,7 @@ from orca_hpc.atomic import atomic_write_bytes, temp_name
 from orca_hpc.attempt.folder import RESULT_NAME, SPEC_NAME
 from orca_hpc.attempt.scratch import attempt_scratch_dir, remove_earlier_attempts, usable_root
 from orca_hpc.errors import InputFileError, OrcaHpcError, UserError
+from orca_hpc.orca.environment import DISK_FULL, ORCA_MISSING
 from orca_hpc.orca.outcomes import NOT_RETRYABLE, Outcome
 from orca_hpc.orca.read import read_tail
 
@@ -209,12 +211,12 @@ def _terminated_normally(out_path: Path) -> bool:
     return TERMINATED_NORMALLY in read_tail(out_path, RUNNER_TAIL_BYTES)
 
 
-def classify(out_path: Path) -> tuple[dict[str, Any], str | None]:
+def classify(out_path: Path, stderr: str = "") -> tuple[dict[str, Any], str | None]:
     """The classifier's verdict as a dict, and a note when the fallback had to be used."""
     try:
         from orca_hpc.orca.classify import classify_output
 
-        verdict = classify_output(out_path)
+        verdict = classify_output(out_path, stderr=stderr)
         outcome = Outcome(verdict.outcome)
         details = dict(verdict.to_dict())
         details.update(
@@ -406,7 +408,9 @@ class _Attempt:
         )
 
     def finish_classified(self) -> None:
-        details, note = classify(self.scratch / f"{self.base}.out")
+        # mpirun and a full disk speak on stderr; ORCA's output then only names the module that died.
+        stderr = read_tail(self.scratch / f"{self.base}.err", RUNNER_TAIL_BYTES)
+        details, note = classify(self.scratch / f"{self.base}.out", stderr)
         if note:
             self.notes.append(note)
         outcome = Outcome(details["outcome"])
@@ -415,14 +419,28 @@ class _Attempt:
             retryable = False
         self.result.update(
             outcome=outcome.value,
+            reason=details.get("reason") if outcome is Outcome.ENVIRONMENT_ERROR else None,
             retryable=retryable,
             energy=details.get("energy"),
             message=details.get("message", ""),
             classification=details,
         )
 
-    def fail(self, outcome: Outcome, error: str, retryable: bool) -> None:
-        self.result.update(outcome=outcome.value, retryable=retryable, message=error, error=error)
+    def fail(self, outcome: Outcome, error: str, retryable: bool, reason: str | None = None) -> None:
+        self.result.update(
+            outcome=outcome.value, reason=reason, retryable=retryable, message=error, error=error
+        )
+
+    def fail_environment(self, reason: str, problem: str) -> None:
+        """The machine failed, not the input: retryable as it is, once the cause is fixed."""
+        message = f"environment ({reason}): {problem}"
+        self.fail(Outcome.ENVIRONMENT_ERROR, message, retryable=True, reason=reason)
+        self.result["classification"] = {
+            "outcome": Outcome.ENVIRONMENT_ERROR.value,
+            "reason": reason,
+            "message": message,
+            "classifier": "runner",
+        }
 
     # -- the whole attempt
 
@@ -450,15 +468,21 @@ class _Attempt:
 
     def _run(self) -> bool:
         """Returns whether everything needed is safely in the attempt dir (so scratch may go)."""
-        self.prepare_scratch()
-        problem = self.copy_in()
+        try:
+            self.prepare_scratch()
+            problem = self.copy_in()
+        except OSError as err:
+            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            self.fail_environment(DISK_FULL, f"scratch {self.scratch}: [Errno {err.errno}] {err.strerror}")
+            return True
         if problem:
             self.fail(Outcome.INPUT_ERROR, problem, retryable=False)
             return True
         orca = resolve_orca(self.spec["orca"])
         if orca is None:
             problem = f"ORCA executable {self.spec['orca']!r} not found or not executable"
-            self.fail(Outcome.UNKNOWN_ERROR, problem, retryable=False)
+            self.fail_environment(ORCA_MISSING, problem)
             return True
         if self.stopper.reason is None:
             self.result["exit_code"] = self.run_orca(orca)
