@@ -280,6 +280,8 @@ class Reconciler:
                 attempt_dir=attempt_dir,
                 base=Path(previous.input_name).stem,
                 history=[a.corrections for a in job.attempts],
+                # A counted failure uses one retry now: what is left decides how far the ladder climbs.
+                retries_left=job.max_retries - job.retry_count - (1 if end.counts_against_limit else 0),
             )
             limits = Limits(
                 max_mem_mb=site.max_mem_mb or max(previous.mem_mb * 4, 16000),

@@ -391,10 +391,12 @@ def _fill_facts(result: Classification, out: OutputText, echo: list[str], both: 
 
     requests = _MEMORY_NEEDED.findall(out.tail)
     if requests:
-        # The last request is the one that stopped the run; MDCI's "by at least (X MB)" is an increment.
-        wording, amount = requests[-1]
-        result.memory_required_mb = float(amount)
-        result.memory_request = "increment" if "by at least" in wording.lower() else "target"
+        # The last request's kind decides (MDCI's "by at least (X MB)" is an increment on top of
+        # MaxCore); every process asks for its own amount, and the largest must be met.
+        kind = "increment" if "by at least" in requests[-1][0].lower() else "target"
+        same = [float(a) for w, a in requests if ("by at least" in w.lower()) == (kind == "increment")]
+        result.memory_required_mb = max(same)
+        result.memory_request = kind
     else:
         estimates = _MEMORY_ESTIMATE.findall(out.tail)
         if estimates:
