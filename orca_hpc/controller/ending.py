@@ -53,7 +53,7 @@ def _from_result(result: dict[str, Any]) -> AttemptEnd:
         outcome = Outcome.UNKNOWN_ERROR
     classification = result.get("classification") or {}
     message = result.get("message") or classification.get("message") or ""
-    if result.get("error"):
+    if result.get("error") and result["error"] not in message:
         message = f"{message} (runner: {result['error']})" if message else f"runner: {result['error']}"
     return AttemptEnd(
         outcome=outcome,

@@ -50,12 +50,15 @@ def _state(txn: Transaction) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _pause_of(state: dict[str, Any]) -> dict[str, Any] | None:
+    value = state.get("paused")
+    return value if isinstance(value, dict) else None
+
+
 def paused(meta: dict[str, Any]) -> dict[str, Any] | None:
     """The pause record when the campaign is paused, else None (works on any ledger view's meta)."""
     value = meta.get(META_KEY)
-    if isinstance(value, dict) and isinstance(value.get("paused"), dict):
-        return value["paused"]
-    return None
+    return _pause_of(value) if isinstance(value, dict) else None
 
 
 def pause_summary(meta: dict[str, Any]) -> str | None:
@@ -108,7 +111,7 @@ def note_end(
     state = {**state, "in_a_row": int(state.get("in_a_row", 0)) + 1, "jobs": jobs}
     state["last"] = {"job": job.id, "reason": end.reason, "message": end.message[:300], "at": now_iso()}
     limit = campaign.site.pause_after_environment_failures
-    if state["in_a_row"] >= limit and paused(state) is None:
+    if state["in_a_row"] >= limit and _pause_of(state) is None:
         from orca_hpc.notify.digest import build_pause_alert
 
         pause = {
@@ -131,7 +134,7 @@ def note_end(
 def may_dispatch(txn: Transaction, site: SiteConfig, resume: bool, notice: Callable[[str], None]) -> bool:
     """Whether reconcile may submit attempts now; ends the pause when its cause is gone."""
     state = _state(txn)
-    pause = paused(state)
+    pause = _pause_of(state)
     if pause is None:
         return True
     how = None
