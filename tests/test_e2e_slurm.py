@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -376,3 +377,33 @@ def test_a_person_retries_a_permanently_failed_job(tmp_path: Path) -> None:
     assert record["max"] == 2
     again = cli(camp, "retry", job["id"], expect=1).output
     assert "only PERMANENT_FAILED or CANCELLED" in again
+
+
+def test_broken_orca_path_pauses_with_one_alert_then_resumes_and_completes(tmp_path: Path) -> None:
+    orca = tmp_path / "bin" / "orca"
+    camp = new_campaign(
+        tmp_path,
+        overrides=f'\n[overrides.orca]\npath = "{orca}"\n'
+        + "[overrides.retry]\npause_after_environment_failures = 2\n",
+    )
+    paths = write_inputs(tmp_path / "in", {f"m{i}.inp": orca_input(extra=f"# {i}\n") for i in range(2)})
+    cli(camp, "submit", *paths)
+    deadline = time.monotonic() + 180
+    while (state := status(camp, reconcile=True))["paused"] is None:
+        assert time.monotonic() < deadline, state
+        time.sleep(1.0)
+    assert state["paused"]["reason"] == "orca_missing"
+    assert "PERMANENT_FAILED" not in state["counts"]
+    waiting = {j["id"]: j["attempts"] for j in state["jobs"]}
+    cli(camp, "reconcile")
+    assert {j["id"]: j["attempts"] for j in status(camp)["jobs"]} == waiting  # nothing submitted
+    orca.parent.mkdir()
+    orca.symlink_to(shutil.which("orca-emulator") or "orca-emulator")
+    final = reconcile_until_done(camp)
+    assert final["counts"] == {"COMPLETED": 2} and final["paused"] is None
+    outbox = Ledger(camp / ".orca-hpc").snapshot().outbox
+    assert [m["kind"] for m in outbox].count("environment_pause") == 1
+    record = show(camp, final["jobs"][0]["id"])
+    assert record["att"][0]["out"] == "environment_error"
+    assert record.get("rc", 0) == 0  # environment failures never use up max_retries
+    assert [c["handler"] for c in record["att"][1]["fix"]] == ["environment"]  # same input, same size
