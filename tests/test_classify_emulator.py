@@ -28,6 +28,12 @@ EXPECTED: dict[str | None, tuple[Outcome, str]] = {
     # A crash or a kill leaves an output that just stops, like a walltime kill of real ORCA.
     "crash": (Outcome.TRUNCATED, ""),
     "killed": (Outcome.TRUNCATED, "Opt"),
+    # Seen on stderr (read together with the output): the machine, not the chemistry.
+    "mpi_error": (Outcome.ENVIRONMENT_ERROR, ""),
+    "disk_full": (Outcome.ENVIRONMENT_ERROR, ""),
+    "mdci_oom": (Outcome.OUT_OF_MEMORY, "DLPNO-CCSD(T) cc-pVDZ/C"),
+    # A minimum (Opt Freq) with an imaginary mode: normal termination, chemically wrong.
+    "imaginary": (Outcome.IMAGINARY_MODES, "Opt Freq"),
 }
 
 
@@ -40,12 +46,12 @@ def _run(tmp_path: Path, mode: str | None, keywords: str) -> Path:
     env = {k: v for k, v in os.environ.items() if k != "ORCA_EMULATE"}
     code = "import sys; from orca_hpc.emulator.program import main; sys.exit(main())"
     out = tmp_path / "job.out"
-    with out.open("wb") as fh:
+    with out.open("wb") as fh, (tmp_path / "job.err").open("wb") as err:
         subprocess.run(
             [sys.executable, "-c", code, "job.inp"],
             cwd=tmp_path,
             stdout=fh,
-            stderr=subprocess.PIPE,
+            stderr=err,
             timeout=60,
             check=False,
             env=env,
@@ -62,7 +68,8 @@ def test_every_emulated_failure_mode_is_covered() -> None:
 @pytest.mark.parametrize("mode", list(EXPECTED), ids=lambda m: m or "success")
 def test_emulated_outputs(mode: str | None, tmp_path: Path) -> None:
     outcome, keywords = EXPECTED[mode]
-    c = classify_output(_run(tmp_path, mode, keywords))
+    out = _run(tmp_path, mode, keywords)
+    c = classify_output(out, stderr=(tmp_path / "job.err").read_text())
     assert c.outcome is outcome, (c.outcome, c.message)
     assert c.orca_version is not None and c.orca_version.startswith("6.")
     if outcome is Outcome.SUCCESS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -397,3 +398,31 @@ def test_minimum_with_an_imaginary_mode_is_displaced_and_reoptimised(tmp_path: P
     assert "imaginary mode" in text_view and "TightOpt" in text_view
     result = json.loads((camp / second["dir"] / "result.json").read_text())
     assert result["classification"]["n_imaginary"] == 0 and result["classification"]["intent"] == "minimum"
+def test_broken_orca_path_pauses_with_one_alert_then_resumes_and_completes(tmp_path: Path) -> None:
+    orca = tmp_path / "bin" / "orca"
+    camp = new_campaign(
+        tmp_path,
+        overrides=f'\n[overrides.orca]\npath = "{orca}"\n'
+        + "[overrides.retry]\npause_after_environment_failures = 2\n",
+    )
+    paths = write_inputs(tmp_path / "in", {f"m{i}.inp": orca_input(extra=f"# {i}\n") for i in range(2)})
+    cli(camp, "submit", *paths)
+    deadline = time.monotonic() + 180
+    while (state := status(camp, reconcile=True))["paused"] is None:
+        assert time.monotonic() < deadline, state
+        time.sleep(1.0)
+    assert state["paused"]["reason"] == "orca_missing"
+    assert "PERMANENT_FAILED" not in state["counts"]
+    waiting = {j["id"]: j["attempts"] for j in state["jobs"]}
+    cli(camp, "reconcile")
+    assert {j["id"]: j["attempts"] for j in status(camp)["jobs"]} == waiting  # nothing submitted
+    orca.parent.mkdir()
+    orca.symlink_to(shutil.which("orca-emulator") or "orca-emulator")
+    final = reconcile_until_done(camp)
+    assert final["counts"] == {"COMPLETED": 2} and final["paused"] is None
+    outbox = Ledger(camp / ".orca-hpc").snapshot().outbox
+    assert [m["kind"] for m in outbox].count("environment_pause") == 1
+    record = show(camp, final["jobs"][0]["id"])
+    assert record["att"][0]["out"] == "environment_error"
+    assert record.get("rc", 0) == 0  # environment failures never use up max_retries
+    assert [c["handler"] for c in record["att"][1]["fix"]] == ["environment"]  # same input, same size

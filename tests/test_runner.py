@@ -232,6 +232,9 @@ def test_missing_input_and_missing_orca_are_reported(tmp_path: Path, orca: Path,
     attempt_dir = make_attempt(tmp_path / "d", "no-such-orca-binary", scratch_root)
     result = runner.run_attempt(attempt_dir)
     assert "no-such-orca-binary" in result["error"] and result["exit_code"] is None
+    # The machine, not the input: retried unchanged by the controller, never given up for it.
+    assert result["outcome"] == "environment_error" and result["reason"] == "orca_missing"
+    assert result["retryable"] is True
     assert not _scratch_of(scratch_root).exists()
 
 

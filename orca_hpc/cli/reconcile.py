@@ -49,11 +49,12 @@ def _deliver_mail(obj: Any, campaign: Any) -> None:
 
 @click.command("reconcile")
 @click.option("--json", "as_json", is_flag=True, help="Print what changed as JSON.")
+@click.option("--resume", is_flag=True, help="End a pause after environment failures (once fixed).")
 @click.pass_obj
-def reconcile(obj: Any, as_json: bool) -> None:
+def reconcile(obj: Any, as_json: bool, resume: bool) -> None:
     """Compare the ledger with SLURM and the result files; retry, recover, notify. Cron-safe."""
     campaign = campaign_of(obj)
-    report = run_reconcile(campaign, echo=None if as_json else (lambda m: say(obj, m)))
+    report = run_reconcile(campaign, echo=None if as_json else (lambda m: say(obj, m)), resume=resume)
     _deliver_mail(obj, campaign)
     _log_report(report)
     if as_json:

@@ -14,6 +14,7 @@ import click
 
 from orca_hpc.attempt.folder import read_result
 from orca_hpc.cli.common import auto_reconcile, campaign_of, no_reconcile_option
+from orca_hpc.controller.environment import pause_summary, paused
 from orca_hpc.ledger.records import Job
 from orca_hpc.ledger.states import JobState
 from orca_hpc.orca.read import read_tail
@@ -61,11 +62,12 @@ def status(obj: Any, states: tuple[str, ...], name: str | None, as_json: bool, n
     campaign = campaign_of(obj)
     if not no_reconcile:
         auto_reconcile(obj, campaign)
-    every = campaign.ledger().snapshot().all_jobs()
-    jobs = _select(every, states, name)
+    view = campaign.ledger().snapshot()
+    jobs = _select(view.all_jobs(), states, name)
     counts = dict(sorted(Counter(j.state.value for j in jobs).items()))
     if as_json:
-        click.echo(json.dumps({"jobs": [_job_row(j) for j in jobs], "counts": counts}, indent=1))
+        document = {"jobs": [_job_row(j) for j in jobs], "counts": counts, "paused": paused(view.meta)}
+        click.echo(json.dumps(document, indent=1))
         return
     rows = [_job_row(j) for j in jobs]
     header = ("ID", "NAME", "STATE", "ATT", "SLURM", "OUTCOME", "ENERGY/Eh")
@@ -85,6 +87,9 @@ def status(obj: Any, states: tuple[str, ...], name: str | None, as_json: bool, n
     for row in table:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     click.echo(", ".join(f"{k} {v}" for k, v in counts.items()) or "no jobs")
+    summary = pause_summary(view.meta)
+    if summary:
+        click.echo(summary)
 
 
 @click.command("show")

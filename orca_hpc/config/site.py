@@ -77,6 +77,7 @@ _SCHEMA: dict[str | None, dict[str, tuple[str, str]]] = {
     "retry": {
         "max_retries": (_INT, "max_retries"), "max_nodefail_retries": (_INT, "max_nodefail_retries"),
         "disabled_handlers": (_STRS, "disabled_handlers"),
+        "pause_after_environment_failures": (_INT, "pause_after_environment_failures"),
     },
     "ledger": {"lock_kind": (_STR, "lock_kind")},
     "chemistry": {"imag_threshold_cm1": (_NUM, "imag_threshold_cm1")},
@@ -129,6 +130,7 @@ class SiteConfig:
     disabled_handlers: tuple[str, ...] = ()
     # [chemistry]: negative modes smaller than this (cm**-1) are noise, reported but not counted
     imag_threshold_cm1: float = DEFAULT_IMAG_THRESHOLD_CM1
+    pause_after_environment_failures: int = 3  # in a row, campaign-wide (controller/environment.py)
     # [ledger]
     lock_kind: str = "flock"
     # [mail]: passed through untouched, validated by orca_hpc.notify.config
@@ -551,6 +553,7 @@ def _build(data: dict[str, Any], where: _Where, default_name: str, source: Path 
     imag_threshold = get("imag_threshold_cm1", DEFAULT_IMAG_THRESHOLD_CM1)
     if imag_threshold < 0:
         fail("imag_threshold_cm1", f"must not be negative, got {imag_threshold}")
+    pause_after_env = integer("pause_after_environment_failures", 3, 1)
 
     lock_kind = text("lock_kind", "flock")
     if lock_kind not in LOCK_KINDS:
@@ -573,6 +576,7 @@ def _build(data: dict[str, Any], where: _Where, default_name: str, source: Path 
         setup=setup, env=env, scratch_root=scratch_root, scratch_fallback=scratch_fallback, keep=keep,
         max_retries=max_retries, max_nodefail_retries=max_nodefail, disabled_handlers=disabled,
         imag_threshold_cm1=float(imag_threshold),
+        pause_after_environment_failures=pause_after_env,
         lock_kind=lock_kind, mail=copy.deepcopy(get("mail", {})), template_dir=template_dir,
         raw=copy.deepcopy(data),
     )

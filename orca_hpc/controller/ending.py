@@ -1,7 +1,9 @@
 """How an attempt ended: SLURM's verdict + the runner's result file + the job log, in one decision.
 
 SLURM alone is not enough (a COMPLETED job can hold an unconverged SCF) and neither is the result
-file (the runner cannot write one when the node dies or the memory limit kills it).
+file (the runner cannot write one when the node dies or the memory limit kills it). ORCA's stderr
+(``<base>.err`` in the attempt folder) and the job log are read too: MPI start-up failures and a full
+disk are only visible there, and they are environment failures, not chemistry ones.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from orca_hpc.orca.environment import environment_cause
 from orca_hpc.orca.outcomes import Outcome
 
 # Ended from outside, through no fault of the input: retried without counting against max_retries.
@@ -34,8 +37,13 @@ class AttemptEnd:
         return self.reason == "cancelled"
 
     @property
+    def environment(self) -> bool:
+        return self.outcome == Outcome.ENVIRONMENT_ERROR
+
+    @property
     def counts_against_limit(self) -> bool:
-        return self.reason not in NOT_COUNTED_REASONS
+        # The machine's failures are not the input's: they never use up the job's max_retries.
+        return self.reason not in NOT_COUNTED_REASONS and not self.environment
 
 
 def _from_result(result: dict[str, Any]) -> AttemptEnd:
@@ -45,7 +53,7 @@ def _from_result(result: dict[str, Any]) -> AttemptEnd:
         outcome = Outcome.UNKNOWN_ERROR
     classification = result.get("classification") or {}
     message = result.get("message") or classification.get("message") or ""
-    if result.get("error"):
+    if result.get("error") and result["error"] not in message:
         message = f"{message} (runner: {result['error']})" if message else f"runner: {result['error']}"
     return AttemptEnd(
         outcome=outcome,
@@ -57,15 +65,45 @@ def _from_result(result: dict[str, Any]) -> AttemptEnd:
     )
 
 
+# Ends SLURM explains by itself: stderr does not change why they ended.
+_FROM_OUTSIDE = frozenset({"walltime", "cancelled", "preempted", "node_fail", "memory_limit"})
+
+
+def _as_environment(end: AttemptEnd, stderr_tail: str, job_log_tail: str) -> AttemptEnd:
+    """A failure whose stderr or job log shows a machine problem is an environment failure; what
+    the ORCA output alone said is kept in the classification (``orca_outcome``)."""
+    if end.success or end.environment or end.reason in _FROM_OUTSIDE:
+        return end
+    cause = environment_cause(stderr_tail, job_log_tail)
+    if cause is None:
+        return end
+    classification = {**end.classification, "orca_outcome": str(end.outcome), "reason": cause.reason}
+    message = cause.message + (f" (ORCA output: {end.message})" if end.message else "")
+    return AttemptEnd(Outcome.ENVIRONMENT_ERROR, cause.reason, True, message, None, classification)
+
+
 def decide_end(
     slurm_state: str | None,
     exit_code: int | None,
     signal: int | None,
     result: dict[str, Any] | None,
     job_log_tail: str = "",
+    stderr_tail: str = "",
 ) -> AttemptEnd:
     """The attempt's final outcome. ``slurm_state`` is the first word of sacct's State (or None if
-    SLURM no longer knows the job)."""
+    SLURM no longer knows the job); ``stderr_tail`` is the end of ORCA's stderr file."""
+    return _as_environment(
+        _decide(slurm_state, exit_code, signal, result, job_log_tail), stderr_tail, job_log_tail
+    )
+
+
+def _decide(
+    slurm_state: str | None,
+    exit_code: int | None,
+    signal: int | None,
+    result: dict[str, Any] | None,
+    job_log_tail: str,
+) -> AttemptEnd:
     log = job_log_tail.lower()
     if any(marker in log for marker in MEMORY_KILL_MARKERS) or slurm_state == "OUT_OF_MEMORY":
         # The memory limit kills the runner too, so whatever result exists predates the kill.

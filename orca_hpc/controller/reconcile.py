@@ -19,6 +19,7 @@ from typing import Any
 
 from orca_hpc.attempt.folder import plan_of, read_result
 from orca_hpc.config.campaign import Campaign
+from orca_hpc.controller import environment
 from orca_hpc.controller.ending import AttemptEnd, decide_end
 from orca_hpc.controller.recovery import Failure, Limits, plan_recovery
 from orca_hpc.controller.submit import Dispatcher, record_attempt
@@ -76,8 +77,10 @@ class Reconciler:
         *,
         now: Callable[[], float] = time.time,
         echo: Callable[[str], None] | None = None,
+        resume: bool = False,
     ) -> None:
         self.campaign = campaign
+        self.resume = resume  # end an environment pause now (reconcile --resume)
         self.scheduler = scheduler or scheduler_for(campaign)
         self.ledger = campaign.ledger()
         self.now = now
@@ -126,11 +129,17 @@ class Reconciler:
                 if self._permanent:
                     self._queue_digest(txn)
                 to_submit = [j.id for j in txn.jobs_by_state(JobState.CREATED, JobState.FAILED)]
+                if not environment.may_dispatch(txn, self.campaign.site, self.resume, self._notice):
+                    to_submit = []  # paused after environment failures: the jobs wait, nothing is lost
             if to_submit:
                 dispatcher = Dispatcher(self.campaign, self.ledger, self.scheduler, echo=self.echo)
                 self.report.submitted = dispatcher.dispatch(to_submit)
         self.report.scheduler_calls = self.scheduler.call_count - calls_before
         return self.report
+
+    def _notice(self, message: str) -> None:
+        self.report.notices.append(message)
+        self.echo(message)
 
     def _set(self, txn: Transaction, job: Job, state: JobState) -> None:
         if job.state != state:
@@ -204,6 +213,7 @@ class Reconciler:
             rec.signal if rec else None,
             result,
             self._job_log(att.slurm_id),
+            environment.attempt_stderr(self.campaign.root / att.dir),
         )
         att.slurm_state = rec.state if rec else att.slurm_state
         if rec is not None:
@@ -216,6 +226,7 @@ class Reconciler:
         att.energy = end.energy
         att.message = (end.message or "")[:500] or None
         att.counts_against_limit = end.counts_against_limit
+        environment.note_end(txn, end, job, self.campaign, self._notice)
         if end.success:
             self._set(txn, job, JobState.COMPLETED)
             self.echo(
@@ -232,6 +243,9 @@ class Reconciler:
         site = self.campaign.site
         att = job.attempt
         assert att is not None
+        if end.environment and environment.retry_unchanged(self.campaign, txn, job, end):
+            self.echo(f"{job.id} {job.name}: {end.message}; attempt {job.latest.n} will run unchanged")
+            return
         why: str | None = None
         if not end.retryable:
             why = f"{end.outcome}: retrying cannot help"
@@ -258,6 +272,8 @@ class Reconciler:
                 attempt_dir=attempt_dir,
                 base=Path(previous.input_name).stem,
                 history=[a.corrections for a in job.attempts],
+                # A counted failure uses one retry now: what is left decides how far the ladder climbs.
+                retries_left=job.max_retries - job.retry_count - (1 if end.counts_against_limit else 0),
             )
             limits = Limits(
                 max_mem_mb=site.max_mem_mb or max(previous.mem_mb * 4, 16000),
@@ -312,5 +328,6 @@ def reconcile(
     echo: Callable[[str], None] | None = None,
     now: Callable[[], float] = time.time,
     scheduler: Scheduler | None = None,
+    resume: bool = False,
 ) -> ReconcileReport:
-    return Reconciler(campaign, scheduler, echo=echo, now=now).run()
+    return Reconciler(campaign, scheduler, echo=echo, now=now, resume=resume).run()

@@ -3,7 +3,11 @@
 A handler looks at how an attempt failed (``check``) and derives the next attempt's plan from the
 failed one (``correct``), saying what it changed and why. Every change is recorded on the next
 attempt, so ``orca-hpc show`` explains why attempt 3 differs from attempt 1. Escalation (the SCF
-ladder) is driven by the corrections already recorded on the job's earlier attempts.
+ladder) is driven by the corrections already recorded on the job's earlier attempts; when the job's
+retry budget is nearly spent, the last allowed attempt gets every compatible step the ladder has left,
+so the strongest remedies are reached with the default ``max_retries = 3``. A correction never lowers
+a value the user set higher (SCF/geometry MaxIter, maxcore, time). The ladders are in
+docs/recovery.md.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from orca_hpc.attempt.folder import AttemptPlan
+from orca_hpc.errors import OrcaHpcError
 from orca_hpc.orca import chemistry
 from orca_hpc.orca import inputs as orca_input
 from orca_hpc.orca.outcomes import Outcome
@@ -51,6 +56,21 @@ class Failure:
     attempt_dir: Path
     base: str  # ORCA base name (input name without .inp)
     history: list[list[dict[str, str]]] = field(default_factory=list)  # corrections of every earlier attempt
+    # Counted retries the job may still make after this one (None: unknown, climb one step at a time).
+    retries_left: int | None = None
+
+    @property
+    def last_chance(self) -> bool:
+        """This correction makes the last attempt the budget allows: give it everything left."""
+        return self.retries_left is not None and self.retries_left <= 0
+
+    def steps_done(self, handler: str) -> set[str]:
+        return {
+            c["step"]
+            for changes in self.history
+            for c in changes
+            if c.get("handler") == handler and "step" in c
+        }
 
     def file(self, suffix: str) -> Path | None:
         path = self.attempt_dir / f"{self.base}{suffix}"
@@ -65,8 +85,29 @@ class NoCorrection(Exception):
     """The handler has nothing left to try."""
 
 
-def _change(handler: str, change: str, why: str) -> dict[str, str]:
-    return {"handler": handler, "change": change, "why": why}
+def _change(handler: str, change: str, why: str, step: str | None = None) -> dict[str, str]:
+    found = {"handler": handler, "change": change, "why": why}
+    if step:
+        found["step"] = step  # which rung of the handler's ladder this was (see ScfHandler)
+    return found
+
+
+def _current_int(text: str, block: str, key: str) -> int | None:
+    """The value the input sets for ``%block key`` (first job), or None."""
+    try:
+        value = orca_input.parse_input(Path("input.inp"), text, check_files=False).first.option(block, key)
+        return int(value) if value is not None else None
+    except (ValueError, OrcaHpcError):
+        return None
+
+
+def _raise_option(text: str, block: str, key: str, wanted: int) -> tuple[str, int, int | None]:
+    """Set ``%block key`` to at least ``wanted``, never below what the input already has."""
+    current = _current_int(text, block, key)
+    value = max(wanted, current or 0)
+    if value != current:
+        text = orca_input.set_block_option(text, block, key, str(value))
+    return text, value, current
 
 
 def _with_moread(
@@ -119,34 +160,69 @@ class Handler:
         raise NotImplementedError
 
 
+# The SCF ladder (docs/orca-facts.md, "Recovery that works"): one rung per attempt, weakest first.
+SCF_STEPS = ("maxiter", "slowconv", "veryslowconv", "kdiis", "shift")
+SCF_MAXITER = 500
+
+
 class ScfHandler(Handler):
-    """SCF not converged: climb the ladder one rung per attempt."""
+    """SCF not converged: climb the ladder one rung per attempt; the last allowed attempt gets every
+    rung left. Inside an optimisation the next attempt starts from the last geometry reached."""
 
     name = "scf"
     outcomes = frozenset({Outcome.SCF_NOT_CONVERGED})
 
+    def _remaining(self, failure: Failure) -> list[str]:
+        done = failure.steps_done(self.name)
+        if not done and failure.times_applied(self.name):
+            done = set(SCF_STEPS[: failure.times_applied(self.name)])  # attempts recorded before steps
+        return [step for step in SCF_STEPS if step not in done]
+
     def correct(self, plan: AttemptPlan, failure: Failure, limits: Limits) -> AttemptPlan:
-        rung = failure.times_applied(self.name)
-        text, changes = _with_moread(plan, failure, self.name, plan.input_text)
-        why = "SCF did not converge"
-        if rung == 0:
-            text = orca_input.set_block_option(text, "scf", "MaxIter", "500")
-            changes.append(_change(self.name, "%scf MaxIter 500", f"{why}: more iterations"))
-        elif rung == 1:
-            text = orca_input.add_keywords(text, "SlowConv")
-            changes.append(_change(self.name, "! SlowConv", f"{why} with more iterations: damp it"))
-        elif rung == 2:
-            text = orca_input.add_keywords(orca_input.remove_keywords(text, "SlowConv"), "VerySlowConv")
-            changes.append(_change(self.name, "! VerySlowConv", f"{why} with SlowConv: damp harder"))
-        elif rung == 3:
-            text = orca_input.add_keywords(text, "KDIIS", "SOSCF")
-            changes.append(_change(self.name, "! KDIIS SOSCF", f"{why} with VerySlowConv: change the solver"))
-        elif rung == 4:
-            text = orca_input.set_block_option(text, "scf", "Shift", "Shift 0.1 ErrOff 0.1 end")
-            changes.append(_change(self.name, "%scf Shift 0.1 ErrOff 0.1", f"{why} with KDIIS: level shift"))
-        else:
+        remaining = self._remaining(failure)
+        if not remaining:
             raise NoCorrection("the SCF ladder is exhausted")
+        steps = remaining if failure.last_chance else remaining[:1]
+        if "slowconv" in steps and "veryslowconv" in steps:
+            steps.remove("slowconv")  # VerySlowConv is the stronger damping; ORCA takes one of them
+        text, changes = plan.input_text, []
+        if failure.classification.get("calc_kind") in ("optimisation", "transition_state"):
+            text, changes = _restart_geometry(plan, failure, self.name, text)
+        text, more = _with_moread(plan, failure, self.name, text)
+        changes += more
+        why = "SCF did not converge"
+        if len(steps) > 1:
+            why += f" (last attempt of the retry budget: every remaining rung at once: {', '.join(steps)})"
+        for step in steps:
+            text, change = self._apply(step, text, why)
+            changes.append(_change(self.name, change, why, step))
         return _next(plan, text, changes)
+
+    def _apply(self, step: str, text: str, why: str) -> tuple[str, str]:
+        if step == "maxiter":
+            text, value, current = _raise_option(text, "scf", "MaxIter", SCF_MAXITER)
+            kept = f" (the input's {current} kept)" if current is not None and current >= SCF_MAXITER else ""
+            return text, f"%scf MaxIter {value}{kept}"
+        if step == "slowconv":
+            return orca_input.add_keywords(text, "SlowConv"), "! SlowConv"
+        if step == "veryslowconv":
+            text = orca_input.remove_keywords(text, "SlowConv")
+            return orca_input.add_keywords(text, "VerySlowConv"), "! VerySlowConv"
+        if step == "kdiis":
+            return orca_input.add_keywords(text, "KDIIS", "SOSCF"), "! KDIIS SOSCF"
+        text = orca_input.set_block_option(text, "scf", "Shift", "Shift 0.1 ErrOff 0.1 end")
+        return text, "%scf Shift 0.1 ErrOff 0.1"
+
+
+def _restart_geometry(
+    plan: AttemptPlan, failure: Failure, handler: str, text: str
+) -> tuple[str, list[dict[str, str]]]:
+    geometry = _last_geometry(failure)
+    if geometry is None:
+        return text, []
+    plan.extra_files[RESTART_XYZ] = geometry
+    text = orca_input.set_xyzfile(text, RESTART_XYZ)
+    return text, [_change(handler, f"* xyzfile {RESTART_XYZ}", "restart from the last geometry")]
 
 
 class OptHandler(Handler):
@@ -156,16 +232,13 @@ class OptHandler(Handler):
     outcomes = frozenset({Outcome.OPT_NOT_CONVERGED})
 
     def correct(self, plan: AttemptPlan, failure: Failure, limits: Limits) -> AttemptPlan:
-        text, changes = plan.input_text, []
-        geometry = _last_geometry(failure)
-        if geometry is not None:
-            plan.extra_files[RESTART_XYZ] = geometry
-            text = orca_input.set_xyzfile(text, RESTART_XYZ)
-            changes.append(_change(self.name, f"* xyzfile {RESTART_XYZ}", "restart from the last geometry"))
+        text, changes = _restart_geometry(plan, failure, self.name, plan.input_text)
         text, more = _with_moread(plan, failure, self.name, text)
         changes += more
         cycles = failure.classification.get("opt_cycles") or 50
-        new_max = max(100, 2 * int(cycles))
+        current = _current_int(text, "geom", "MaxIter")
+        # Twice what was reached or allowed: never below a MaxIter the user set higher.
+        new_max = max(100, 2 * max(int(cycles), current or 0))
         text = orca_input.set_block_option(text, "geom", "MaxIter", str(new_max))
         changes.append(_change(self.name, f"%geom MaxIter {new_max}", f"stopped after {cycles} cycles"))
         return _next(plan, text, changes)
@@ -338,8 +411,16 @@ class MemoryHandler(Handler):
             )
             new.mem_mb = mem
             return new
-        target = math.ceil(max(float(asked) * 1.3 if asked else 0, plan.maxcore_mb * 1.5))
-        why = f"ORCA asked for more than {asked:g} MB per process" if asked else "ORCA ran out of memory"
+        needed = float(asked) if asked else 0.0
+        if asked and failure.classification.get("memory_request") == "increment":
+            # MDCI: "increase MaxCore - by at least (X MB)" is on top of the current MaxCore.
+            needed = plan.maxcore_mb + float(asked)
+            why = f"ORCA asked for at least {asked:g} MB more per process than {plan.maxcore_mb} MB"
+        elif asked:
+            why = f"ORCA asked for more than {asked:g} MB per process"
+        else:
+            why = "ORCA ran out of memory"
+        target = math.ceil(max(needed * 1.3, plan.maxcore_mb * 1.5))
         return _fit_memory(plan, target, limits, self.name, why)
 
 
@@ -408,27 +489,27 @@ class ParallelErrorHandler(Handler):
     outcomes = frozenset({Outcome.PARALLEL_ERROR})
 
     def correct(self, plan: AttemptPlan, failure: Failure, limits: Limits) -> AttemptPlan:
-        if failure.times_applied(self.name) == 0:
-            return _fit_memory(
+        first = failure.times_applied(self.name) == 0
+        if first:
+            plan = _fit_memory(
                 plan,
                 math.ceil(plan.maxcore_mb * 1.5),
                 limits,
                 self.name,
                 "a parallel module died without a cause: usually memory",
             )
+            if not failure.last_chance or plan.nprocs <= 1:
+                return plan
         if plan.nprocs <= 1:
             raise NoCorrection("already one process")
         nprocs = max(1, plan.nprocs // 2)
+        why = "still failing with more memory: fewer processes"
+        if first:
+            why = "last attempt of the retry budget: more memory and fewer processes at once"
         new = _next(
             plan,
             plan.input_text,
-            [
-                _change(
-                    self.name,
-                    f"nprocs {plan.nprocs} -> {nprocs}",
-                    "still failing with more memory: fewer processes",
-                )
-            ],
+            [*plan.corrections, _change(self.name, f"nprocs {plan.nprocs} -> {nprocs}", why)],
         )
         new.nprocs = nprocs
         new.mem_mb = math.ceil(plan.maxcore_mb * nprocs / MEM_FRACTION)
@@ -445,8 +526,10 @@ class WavefunctionHandler(Handler):
         if failure.times_applied(self.name) >= 2:
             raise NoCorrection("more iterations did not help")
         text, changes = _with_moread(plan, failure, self.name, plan.input_text)
-        text = orca_input.set_block_option(text, "mdci", "MaxIter", "200")
-        changes.append(_change(self.name, "%mdci MaxIter 200", "the CC iterations did not converge"))
+        current = _current_int(text, "mdci", "MaxIter")
+        value = max(200, 2 * current) if current else 200  # never below what the user set
+        text = orca_input.set_block_option(text, "mdci", "MaxIter", str(value))
+        changes.append(_change(self.name, f"%mdci MaxIter {value}", "the CC iterations did not converge"))
         return _next(plan, text, changes)
 
 

@@ -26,9 +26,17 @@ FAILURE_MODES = (
     "crash",
     "killed",
     "imaginary",  # Freq after Opt: imaginary modes where none belong (OptTS: not exactly one)
+    "mpi_error",
+    "disk_full",
+    "mdci_oom",
 )
 # Options that take a value; several also switch their failure mode on (see IMPLIES).
-OPTIONS = ("n_imaginary", "sleep", "alloc_mb", "need_mb", "max_procs", "keyword", "opt_cycles", "scf_cycles")
+OPTIONS = (
+    "n_imaginary", "sleep", "alloc_mb", "need_mb", "max_procs", "keyword", "opt_cycles", "scf_cycles", "mpi",
+    "wording", "more_mb",
+)  # fmt: skip
+MPI_KINDS = ("slots", "launch", "orted", "libs")
+WORDINGS = ("orca42", "orca41")
 IMPLIES = {"need_mb": "oom", "max_procs": "too_many_processes"}
 UNLESS_PREFIX = {"need_mb": "MaxCore", "max_procs": "NProcs"}
 # Older spelling kept because tests and docs use it: same as opt_maxcycles_unless=Restart.
@@ -81,6 +89,10 @@ def parse_directives(text: str) -> Directives:
             found.modes.add(mode)
             found.unless.setdefault(mode, []).extend(c for c in value.split("|") if c)
         elif key in OPTIONS:
+            if key == "mpi" and value not in MPI_KINDS:
+                raise DirectiveError(f"emulate option mpi={value!r}; known: {', '.join(MPI_KINDS)}")
+            if key == "wording" and value not in WORDINGS:
+                raise DirectiveError(f"emulate option wording={value!r}; known: {', '.join(WORDINGS)}")
             found.options[key] = value
             if key in IMPLIES:
                 mode = IMPLIES[key]

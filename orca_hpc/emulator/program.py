@@ -13,6 +13,7 @@ import faulthandler
 import math
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -154,7 +155,7 @@ def _single_point(run: Run, job: EmuJob, note: str = "") -> float:
     """SCF (+ coupled cluster when asked) at the current geometry; returns the final energy."""
     e = model.energy(run.atoms, job.charge)
     _scf(run, job, e)
-    if job.is_ccsd or run.directives.modes & {"ccsd_not_converged", "too_many_processes"}:
+    if job.is_ccsd or run.directives.modes & {"ccsd_not_converged", "too_many_processes", "mdci_oom"}:
         e = _mdci(run, job, e)
     if "suspicious" in run.directives.modes:
         e = e * 52_000.0  # a silent blow-up: far outside anything chemistry allows
@@ -165,8 +166,20 @@ def _single_point(run: Run, job: EmuJob, note: str = "") -> float:
 def _mdci(run: Run, job: EmuJob, e_scf: float) -> float:
     if run.fails("too_many_processes", job):
         limit = int(run.directives.number("max_procs", max(run.nprocs - 1, 1)))
-        run.write(text.too_many_processes(run.nprocs, limit))
-        run.write(text.error_termination("MDCI", run.orca_command("mdci", f"{run.base}.mdci.tmp {run.base}")))
+        counts = run.directives.options.get("wording", "orca42") != "orca41"
+        run.write(text.too_many_processes(run.nprocs, limit, counts))
+        run.write(
+            text.error_termination("MDCI", run.orca_command("mdci", f"{run.base}.mdciinp.tmp {run.base}"))
+        )
+        raise Terminated
+    if run.fails("mdci_oom", job):
+        more = run.directives.number("more_mb", 1000.0)
+        # Each process asks for its own increment; the largest is `more_mb`.
+        increments = [more * (0.5 + 0.5 * rank / max(run.nprocs - 1, 1)) for rank in range(run.nprocs)]
+        run.write(text.mdci_oom(increments))
+        run.write(
+            text.error_termination("MDCI", run.orca_command("mdci", f"{run.base}.mdciinp.tmp {run.base}"))
+        )
         raise Terminated
     if not (job.is_ccsd or "ccsd_not_converged" in run.directives.modes):
         return e_scf
@@ -281,6 +294,21 @@ def _start_job(run: Run, job: EmuJob, previous: EmuJob | None) -> None:
 
 
 def _check_startup_failures(run: Run, job: EmuJob) -> None:
+    if run.fails("mpi_error", job):
+        # mpirun speaks on stderr; ORCA's output only names the module and the command it ran.
+        command = run.orca_command("gtoint", f"{run.base}.int.tmp {run.base}")
+        executable = command.split()[3]
+        kind = run.directives.options.get("mpi", "slots")
+        sys.stderr.write(text.mpi_stderr(kind, executable, run.nprocs, socket.gethostname()))
+        sys.stderr.flush()
+        run.write(text.error_termination("GTOInt", command))
+        raise Terminated
+    if run.fails("disk_full", job):
+        command = run.orca_command("scf", f"{run.base}.gbw b {run.base}")
+        sys.stderr.write(f"{command.split()[3]}: cannot write {run.base}.gbw: No space left on device\n")
+        sys.stderr.flush()
+        run.write(text.error_termination("SCF", command))
+        raise Terminated
     if run.fails("parallel_error", job):
         command = run.orca_command("gtoint", f"{run.base}.int.tmp {run.base}")
         run.write(text.error_termination("GTOInt", command))

@@ -338,12 +338,62 @@ def oom(available: int, needed: int) -> str:
     )
 
 
-def too_many_processes(nprocs: int, pairs: int) -> str:
+def too_many_processes(nprocs: int, pairs: int, counts: bool = True) -> str:
+    """As ORCA 4.2 prints it (ARC's orca_too_many_cores.log); ORCA 4.1 leaves out the counts."""
+    what = (
+        f"Number of processes ({nprocs}) in parallel calculation exceeds number of pairs ({pairs})"
+        if counts
+        else "Number of processes in parallel calculation exceeds number of pairs"
+    )
     return (
-        f"\nTotal number of pairs                      ... {pairs}\n\n"
-        f"Number of processes ({nprocs}) in parallel calculation exceeds number of pairs ({pairs})\n"
-        "Please reduce the number of processes.\n\n"
-        "[file orca_mdci/mdci_main.cpp, line 1120, Process 0]: Error (ORCA_MDCI): ... aborting the run\n"
+        "Reference energy                           ...    -76.058363907\n"
+        f"Error (ORCA_MDCI): {what}\n"
+        "[file orca_mdci/mdci_state.cpp, line 1082, Process 0]: . . . aborting the run\n\n"
+    )
+
+
+def mdci_oom(increments: Sequence[float]) -> str:
+    """MDCI out of memory, one block per process, as ORCA 4.2 prints it (ARC's orca_mdci_memory_error.log):
+    the amount is an increment on top of the current MaxCore."""
+    blocks = []
+    for rank, more in enumerate(increments):
+        blocks.append(
+            f"Process {rank:2d}: Error (ORCA_MDCI): not enough memory to treat a single 4ext-batch\n\n"
+            f"Process {rank:2d}:{' ' * 20}Please increase MaxCore - by at least ({more:7.1f} MB)\n\n"
+            f"[file orca_mdci/mdci_pno_openshell.cpp, line 1861, Process {rank}]:"
+            "                    aborting calculation . . .\n\n"
+        )
+    return "".join(blocks)
+
+
+# Open MPI's own words (first lines of its help texts, as users post them), written to stderr.
+_RULE = "-" * 74 + "\n"
+
+
+def mpi_stderr(kind: str, executable: str, nprocs: int, node: str) -> str:
+    if kind == "slots":
+        return (
+            f"{_RULE}There are not enough slots available in the system to satisfy the {nprocs}\n"
+            f"slots that were requested by the application:\n\n  {executable}\n\n"
+            "Either request fewer slots for your application, or make more slots\n"
+            f"available for use.\n{_RULE}"
+        )
+    if kind == "launch":
+        return (
+            f"{_RULE}mpirun was unable to launch the specified application as it could not access\n"
+            f"or execute an executable:\n\nExecutable: {executable}\nNode: {node}\n\n"
+            f"while attempting to start process rank 0.\n{_RULE}"
+        )
+    if kind == "orted":
+        return (
+            f"bash: orted: command not found\n{_RULE}"
+            "ORTE was unable to reliably start one or more daemons.\n"
+            f"This usually is caused by:\n{_RULE}"
+        )
+    # "libs": ORCA built against another Open MPI than the one found at run time.
+    return (
+        f"{executable}: error while loading shared libraries: libmpi.so.40: cannot open shared "
+        "object file: No such file or directory\n"
     )
 
 

@@ -159,3 +159,38 @@ def build_campaign_summary(
     )
     item["campaign"] = campaign
     return item
+
+
+def build_pause_alert(campaign: str, pause: Mapping[str, Any]) -> dict[str, Any]:
+    """ONE notification when reconcile stops submitting after environment failures in a row.
+
+    `pause`: the record kept in the ledger meta (controller/environment.py): reason, failures,
+    message, jobs, problems (what the login-node check found), since.
+    """
+    reason = str(pause.get("reason") or "unknown")
+    failures = pause.get("failures", "?")
+    subject = f"[orca-hpc] {campaign}: paused after {failures} environment failures ({reason})"
+    body = [
+        f"Campaign {campaign}: {failures} attempts in a row failed",
+        "because of the machine, not the chemistry",
+        f"({reason}). No new attempts are submitted",
+        "until this is fixed; no job was given up.",
+        "",
+        *_wrap("Last error: ", str(pause.get("message") or "")),
+    ]
+    jobs = [str(j) for j in pause.get("jobs") or []]
+    if jobs:
+        body += _wrap("Jobs: ", ", ".join(jobs))
+    problems = [str(p) for p in pause.get("problems") or []]
+    body.append("")
+    if problems:
+        body.append("The login-node check finds:")
+        body += [f"  - {_clean(p)}" for p in problems]
+        body += ["", "Reconcile resumes by itself once", "this check passes."]
+    else:
+        body += ["The cause is not visible from the", "login node (e.g. MPI on the compute", "nodes)."]
+    body += ["", "After fixing it, resume at once with:", "  orca-hpc reconcile --resume"]
+    item = make_notification("environment_pause", subject, "\n".join(body) + "\n")
+    item["campaign"] = campaign
+    item["job_ids"] = jobs
+    return item

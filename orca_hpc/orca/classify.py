@@ -4,8 +4,10 @@ The rules follow docs/orca-facts.md (shared): "terminated normally" is not succe
 optimisation without the converged banner; an output that just stops is `truncated` (walltime,
 node failure, scancel); input/basis/multiplicity/geometry mistakes are `input_error` and never
 retried; an "error termination" without a recognised cause is `parallel_error`; a normal end with
-an absurd energy is `suspicious_result`. Only the head and tail of the file are read (see
-`classify_read`), so a multi-GB output costs about half a MB of memory.
+an absurd energy is `suspicious_result`; MPI start-up failures, a missing ORCA and a full disk are
+`environment_error` (read from ORCA's stderr too, see `orca.environment`). When several causes are
+printed, the one printed last decides: it is the error that ended the run. Only the head and tail
+of the file are read (see `classify_read`), so a multi-GB output costs about half a MB of memory.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from orca_hpc.errors import OrcaHpcError
 from orca_hpc.orca.chemistry import DEFAULT_IMAG_THRESHOLD_CM1, Chemistry, read_chemistry
+from orca_hpc.orca.environment import environment_cause
 from orca_hpc.orca.inputs import MINIMUM, SADDLE, StepIntent, input_intents
 from orca_hpc.orca.outcomes import NOT_RETRYABLE, Outcome
 from orca_hpc.orca.read import (
@@ -62,6 +65,10 @@ class Classification:
     scf_cycles: int | None = None
     opt_cycles: int | None = None
     memory_required_mb: float | None = None
+    # "target": ORCA named the MaxCore it needs (SCF); "increment": MaxCore must grow by that much (MDCI).
+    memory_request: str | None = None
+    error_module: str | None = None  # the module named in "ORCA finished by error termination in X"
+    reason: str | None = None  # environment_error only: mpi, orca_missing, disk_full
     nprocs_used: int | None = None
     run_time_s: float | None = None
     normal_termination: bool = False
@@ -112,7 +119,7 @@ _NPROCS_MPIRUN = re.compile(r"mpirun\b[^\n]*?\s-np\s+(\d+)")
 _TOTAL_ENERGY = re.compile(r"Total Energy\s+:\s+(-?\d+\.\d+)\s+Eh")
 _ITER_HEADER = re.compile(r"^\s*(?:ITER|Iteration|Iter\.)\s+[Ee]nergy", re.MULTILINE)
 _ITER_ROW = re.compile(r"^\s*\d+\s+(-?\d+\.\d+)", re.MULTILINE)
-_MEMORY_NEEDED = re.compile(r"increase MaxCore[^\n]*?(\d+(?:\.\d+)?)\s*\)?\s*MB", re.IGNORECASE)
+_MEMORY_NEEDED = re.compile(r"increase MaxCore([^\n]*?)(\d+(?:\.\d+)?)\s*\)?\s*MB", re.IGNORECASE)
 _MEMORY_ESTIMATE = re.compile(r"Memory needed \(estimated\)\s*:\s*(\d+(?:\.\d+)?)\s*MB")
 _ERROR_TERMINATION = re.compile(r"ORCA finished by error termination in (\S+)")
 _ORCA_MARKERS = (
@@ -154,8 +161,8 @@ _CAUSES: list[tuple[Outcome, tuple[str, ...]]] = [
     (
         Outcome.TOO_MANY_PROCESSES,
         (
-            r"Number of processes \(\d+\) in parallel calculation exceeds",
-            r"not enough slots available",
+            # ORCA 4.1 prints no counts, 4.2 and later print "(16)" and "(10)".
+            r"Number of processes(?: \(\d+\))? in parallel calculation exceeds",
         ),
     ),
     (
@@ -353,8 +360,9 @@ def classify_output(
     tail_bytes: int = TAIL_BYTES,
     intents: list[StepIntent] | None = None,
     imag_threshold: float = DEFAULT_IMAG_THRESHOLD_CM1,
+    stderr: str = "",
 ) -> Classification:
-    """Classify one ORCA output file.
+    """Classify one ORCA output file; ``stderr`` is (the tail of) what ORCA and mpirun wrote there.
 
     ``intents``: what the input file asked for (``inputs.input_intents``); without it, the input
     echo in the output is parsed. ``imag_threshold``: negative modes smaller than this (cm**-1) are
@@ -366,6 +374,10 @@ def classify_output(
     out = read_output(path, head_bytes, tail_bytes)
     result = Classification(file=str(out.path), outcome=Outcome.UNKNOWN_ERROR, retryable=True)
     if out.size == 0 or not (out.head.strip() or out.tail.strip()):
+        env = environment_cause(stderr)
+        if env is not None:  # mpirun or the disk failed before ORCA printed anything
+            result.reason = env.reason
+            return _finish(result, Outcome.ENVIRONMENT_ERROR, env.message)
         return _finish(result, Outcome.TRUNCATED, "output file is empty (ORCA never wrote to it)")
     if not _looks_like_orca(out):
         kind = "binary data" if out.nul_fraction > 0.01 else "no ORCA banner or markers"
@@ -382,7 +394,7 @@ def classify_output(
     result.normal_termination = _NORMAL in tail
     result.error_lines = _error_lines(tail)
     if not result.normal_termination:
-        return _classify_failure(result, both if out.whole else tail, head)
+        return _classify_failure(result, both if out.whole else tail, head, stderr)
     chem = read_chemistry(out.path, head, tail, out.size, out.whole)
     _fill_chemistry(result, chem, imag_threshold, out.path)
     return _classify_normal(result, out)
@@ -451,9 +463,21 @@ def _fill_facts(result: Classification, out: OutputText, echo: list[str], both: 
         d, h, m, s, ms = (int(x) for x in run_time.groups())
         result.run_time_s = d * 86400 + h * 3600 + m * 60 + s + ms / 1000
 
-    asked = _MEMORY_NEEDED.findall(out.tail) or _MEMORY_ESTIMATE.findall(out.tail)
-    if asked:
-        result.memory_required_mb = max(float(x) for x in asked)
+    requests = _MEMORY_NEEDED.findall(out.tail)
+    if requests:
+        # The last request's kind decides (MDCI's "by at least (X MB)" is an increment on top of
+        # MaxCore); every process asks for its own amount, and the largest must be met.
+        kind = "increment" if "by at least" in requests[-1][0].lower() else "target"
+        same = [float(a) for w, a in requests if ("by at least" in w.lower()) == (kind == "increment")]
+        result.memory_required_mb = max(same)
+        result.memory_request = kind
+    else:
+        estimates = _MEMORY_ESTIMATE.findall(out.tail)
+        if estimates:
+            result.memory_required_mb = max(float(x) for x in estimates)
+            result.memory_request = "target"
+    where = _ERROR_TERMINATION.findall(out.tail)
+    result.error_module = where[-1] if where else None
 
 
 # A success needs no retry; a suspicious result needs a person, not the same run again.
@@ -491,29 +515,66 @@ def _decisive_line(text: str, pattern: re.Pattern[str]) -> str:
     return " ".join(line.split()).strip("=>*-! ")[:200]
 
 
-def _classify_failure(result: Classification, text: str, head: str) -> Classification:
-    for outcome, pattern in _CAUSE_RES:
-        search_in = text
-        if outcome is Outcome.INPUT_ERROR and pattern.search(head):
-            search_in = head  # input errors are printed before the input echo
-        if not pattern.search(search_in):
-            continue
-        if outcome in _FATAL_ONLY_IF_ABORTED and not _ABORTED.search(search_in):
+def _last_match_at(pattern: re.Pattern[str], text: str) -> int:
+    last = -1
+    for m in pattern.finditer(text):
+        last = m.start()
+    return last
+
+
+# Causes that name what went wrong; the one printed last ended the run. PARALLEL_ERROR (an error
+# termination without a named cause) and UNKNOWN_ERROR are only what is left when none is printed.
+_NAMED_CAUSES = (
+    Outcome.OUT_OF_MEMORY,
+    Outcome.TOO_MANY_PROCESSES,
+    Outcome.SCF_NOT_CONVERGED,
+    Outcome.WAVEFUNCTION_NOT_CONVERGED,
+)
+_MODULE_ERROR = re.compile(r"Error\s*\(ORCA_(\w+)\)\s*:?\s*(\S[^\n]*)")
+
+
+def _classify_failure(result: Classification, text: str, head: str, stderr: str = "") -> Classification:
+    res = dict(_CAUSE_RES)
+    pattern = res[Outcome.INPUT_ERROR]
+    search_in = head if pattern.search(head) else text  # input errors are printed before the echo
+    if pattern.search(search_in):
+        return _finish(
+            result, Outcome.INPUT_ERROR, _input_error_message(search_in, _decisive_line(search_in, pattern))
+        )
+    env = environment_cause(stderr, text)
+    if env is not None:
+        result.reason = env.reason
+        return _finish(result, Outcome.ENVIRONMENT_ERROR, env.message)
+    latest: tuple[int, Outcome] | None = None
+    for outcome in _NAMED_CAUSES:
+        at = _last_match_at(res[outcome], text)
+        if at < 0 or (outcome in _FATAL_ONLY_IF_ABORTED and not _ABORTED.search(text)):
             # ORCA 5/6 go on after a nearly converged SCF; without an abort the run was killed later.
             continue
-        line = _decisive_line(search_in, pattern)
-        if outcome is Outcome.INPUT_ERROR:
-            return _finish(result, outcome, _input_error_message(search_in, line))
+        if latest is None or at > latest[0]:
+            latest = (at, outcome)
+    if latest is not None:
+        outcome = latest[1]
+        line = _decisive_line(text, res[outcome])
         if outcome is Outcome.OUT_OF_MEMORY and result.memory_required_mb is not None and "MB" not in line:
             line = f"{line} (ORCA asked for {result.memory_required_mb:g} MB)"
-        if outcome is Outcome.PARALLEL_ERROR:
-            if "full pathname" in line:
-                # Retrying the same job script cannot help: the site config must call ORCA by path.
-                return _finish(result, outcome, f"{line} (fix the site's ORCA path)", retryable=False)
-            where = _ERROR_TERMINATION.findall(text)
-            if where:
-                line = f"ORCA finished by error termination in {where[-1]} (no cause printed)"
         return _finish(result, outcome, line)
+    pattern = res[Outcome.PARALLEL_ERROR]
+    if pattern.search(text):
+        line = _decisive_line(text, pattern)
+        if "full pathname" in line:
+            # Retrying the same job script cannot help: the site config must call ORCA by path.
+            line = f"{line} (fix the site's ORCA path)"
+            return _finish(result, Outcome.PARALLEL_ERROR, line, retryable=False)
+        if result.error_module:
+            line = f"ORCA finished by error termination in {result.error_module}"
+            said = _MODULE_ERROR.findall(text)
+            # A module that printed its own error line named a cause we do not know: quote it.
+            line += f": {said[-1][1].strip()[:160]}" if said else " (no cause printed)"
+        return _finish(result, Outcome.PARALLEL_ERROR, line)
+    pattern = res[Outcome.UNKNOWN_ERROR]
+    if pattern.search(text):
+        return _finish(result, Outcome.UNKNOWN_ERROR, _decisive_line(text, pattern))
     return _finish(
         result,
         Outcome.TRUNCATED,

@@ -16,6 +16,8 @@ class Outcome(str, Enum):
     WAVEFUNCTION_NOT_CONVERGED = "wavefunction_not_converged"
     INPUT_ERROR = "input_error"
     PARALLEL_ERROR = "parallel_error"
+    # The machine, not the chemistry (MPI start-up, ORCA missing, disk full): see orca/environment.py.
+    ENVIRONMENT_ERROR = "environment_error"
     TRUNCATED = "truncated"
     SUSPICIOUS_RESULT = "suspicious_result"
     # Terminated normally, but chemically wrong or empty (issue 13):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import fnmatch
 import json
 import os
@@ -39,6 +40,7 @@ from orca_hpc.atomic import atomic_write_bytes, temp_name
 from orca_hpc.attempt.folder import RESULT_NAME, SPEC_NAME
 from orca_hpc.attempt.scratch import attempt_scratch_dir, remove_earlier_attempts, usable_root
 from orca_hpc.errors import InputFileError, OrcaHpcError, UserError
+from orca_hpc.orca.environment import DISK_FULL, ORCA_MISSING
 from orca_hpc.orca.outcomes import NOT_RETRYABLE, Outcome
 from orca_hpc.orca.read import read_tail
 
@@ -210,18 +212,19 @@ def _terminated_normally(out_path: Path) -> bool:
 
 
 def classify(
-    out_path: Path, input_path: Path | None = None, imag_threshold: float | None = None
+    out_path: Path, input_path: Path | None = None, imag_threshold: float | None = None, stderr: str = ""
 ) -> tuple[dict[str, Any], str | None]:
     """The classifier's verdict as a dict, and a note when the fallback had to be used.
 
     ``input_path``: the input ORCA ran, which says what the job asked for (a minimum, a transition
-    state, ...); ``imag_threshold``: the site's noise threshold for imaginary modes (cm**-1)."""
+    state, ...); ``imag_threshold``: the site's noise threshold for imaginary modes (cm**-1);
+    ``stderr``: ORCA's (and mpirun's) stderr, where launcher failures and a full disk are told."""
     try:
         from orca_hpc.orca.classify import classify_output
         from orca_hpc.orca.inputs import input_intents
 
         intents = input_intents(input_path) if input_path is not None and input_path.is_file() else None
-        options: dict[str, Any] = {"intents": intents}
+        options: dict[str, Any] = {"intents": intents, "stderr": stderr}
         if imag_threshold is not None:
             options["imag_threshold"] = float(imag_threshold)
         verdict = classify_output(out_path, **options)
@@ -416,10 +419,13 @@ class _Attempt:
         )
 
     def finish_classified(self) -> None:
+        # mpirun and a full disk speak on stderr; ORCA's output then only names the module that died.
+        stderr = read_tail(self.scratch / f"{self.base}.err", RUNNER_TAIL_BYTES)
         details, note = classify(
             self.scratch / f"{self.base}.out",
             self.scratch / self.spec["input"],
             self.spec.get("imag_threshold_cm1"),
+            stderr,
         )
         if note:
             self.notes.append(note)
@@ -429,14 +435,28 @@ class _Attempt:
             retryable = False
         self.result.update(
             outcome=outcome.value,
+            reason=details.get("reason") if outcome is Outcome.ENVIRONMENT_ERROR else None,
             retryable=retryable,
             energy=details.get("energy"),
             message=details.get("message", ""),
             classification=details,
         )
 
-    def fail(self, outcome: Outcome, error: str, retryable: bool) -> None:
-        self.result.update(outcome=outcome.value, retryable=retryable, message=error, error=error)
+    def fail(self, outcome: Outcome, error: str, retryable: bool, reason: str | None = None) -> None:
+        self.result.update(
+            outcome=outcome.value, reason=reason, retryable=retryable, message=error, error=error
+        )
+
+    def fail_environment(self, reason: str, problem: str) -> None:
+        """The machine failed, not the input: retryable as it is, once the cause is fixed."""
+        message = f"environment ({reason}): {problem}"
+        self.fail(Outcome.ENVIRONMENT_ERROR, message, retryable=True, reason=reason)
+        self.result["classification"] = {
+            "outcome": Outcome.ENVIRONMENT_ERROR.value,
+            "reason": reason,
+            "message": message,
+            "classifier": "runner",
+        }
 
     # -- the whole attempt
 
@@ -464,15 +484,21 @@ class _Attempt:
 
     def _run(self) -> bool:
         """Returns whether everything needed is safely in the attempt dir (so scratch may go)."""
-        self.prepare_scratch()
-        problem = self.copy_in()
+        try:
+            self.prepare_scratch()
+            problem = self.copy_in()
+        except OSError as err:
+            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            self.fail_environment(DISK_FULL, f"scratch {self.scratch}: [Errno {err.errno}] {err.strerror}")
+            return True
         if problem:
             self.fail(Outcome.INPUT_ERROR, problem, retryable=False)
             return True
         orca = resolve_orca(self.spec["orca"])
         if orca is None:
             problem = f"ORCA executable {self.spec['orca']!r} not found or not executable"
-            self.fail(Outcome.UNKNOWN_ERROR, problem, retryable=False)
+            self.fail_environment(ORCA_MISSING, problem)
             return True
         if self.stopper.reason is None:
             self.result["exit_code"] = self.run_orca(orca)
