@@ -13,8 +13,10 @@ Used by the ledger and meant for anything else that must never leave a half-writ
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
+import stat
 from pathlib import Path
 
 TEMP_MARK = ".tmp-"
@@ -121,3 +123,32 @@ def append_durable(path: Path, data: bytes, mode: int = 0o600) -> int:
     finally:
         os.close(fd)
     return start
+
+
+def copy_new_file(src: Path, dst: Path, mode: int = 0o600, *, fsync: bool = True) -> None:
+    """Copy the regular file ``src`` to the new file ``dst``; neither end may be a symbolic link.
+
+    ``dst`` must not exist (``O_EXCL``), so a link planted there is never written through.
+    """
+    fd_in = os.open(src, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd_in).st_mode):
+            raise IsADirectoryError(errno.EISDIR, "not a regular file", str(src))
+        flags = (
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        )
+        fd_out = os.open(dst, flags, mode)
+        try:
+            while True:
+                chunk = os.read(fd_in, 1 << 20)
+                if not chunk:
+                    break
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd_out, view) :]
+            if fsync:
+                os.fsync(fd_out)
+        finally:
+            os.close(fd_out)
+    finally:
+        os.close(fd_in)

@@ -35,9 +35,18 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from orca_hpc.atomic import atomic_write_bytes, temp_name
+from orca_hpc.atomic import atomic_write_bytes, copy_new_file, temp_name
 from orca_hpc.attempt.folder import RESULT_NAME, SPEC_NAME
-from orca_hpc.attempt.scratch import attempt_scratch_dir, remove_earlier_attempts, usable_root
+from orca_hpc.attempt.scratch import (
+    attempt_scratch_dir,
+    make_private_dir,
+    private_top,
+    remove_attempt_scratch,
+    remove_earlier_attempts,
+    remove_tree,
+    top_name,
+    usable_root,
+)
 from orca_hpc.errors import InputFileError, OrcaHpcError, UserError
 from orca_hpc.orca.outcomes import NOT_RETRYABLE, Outcome
 from orca_hpc.orca.read import read_tail
@@ -61,6 +70,8 @@ RESTART_PATTERNS = ("*.out", "*.err", "*.gbw", "*.xyz")
 # Seconds ORCA gets to exit after SIGTERM before SIGKILL: after scancel SLURM allows only KillWait.
 GRACE = {"walltime": 3.0, "cancelled": 1.0, "preempted": 1.0}
 POLL = 0.2
+# Results are readable by the group but writable by nobody else (another user must not swap them).
+FILE_MODE = 0o640
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 
 
@@ -80,17 +91,18 @@ def slurm_job_id() -> str | None:
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """temp + fsync + rename (+ fsync of the folder): readers see the old file or the new one."""
-    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"), 0o644)
+    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"), FILE_MODE)
 
 
 def copy_atomic(src: Path, dst: Path, *, durable: bool = True) -> None:
-    """Copy to a hidden temp beside ``dst``, fsync, rename: a reader never sees half a file."""
+    """Copy to a hidden temp beside ``dst``, fsync, rename: a reader never sees half a file.
+
+    Neither ``src`` nor the temp is opened through a symbolic link; the rename replaces a link at
+    ``dst`` rather than writing through it.
+    """
     tmp = temp_name(dst)
     try:
-        shutil.copyfile(src, tmp)
-        if durable:
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
+        copy_new_file(src, tmp, FILE_MODE, fsync=durable)
         os.replace(tmp, dst)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -281,10 +293,13 @@ class _Attempt:
         self.stopper = _Stopper()
         self.notes: list[str] = []
         self.copied_in: dict[str, tuple[int, int]] = {}
-        root, note = usable_root(spec["scratch_root"])
+        self.root, note = usable_root(spec["scratch_root"])
         if note:
             self.notes.append(note)
-        self.scratch = attempt_scratch_dir(root, spec["campaign"], spec["job_id"], spec["attempt"])
+        # Where scratch will be unless the private top is refused (prepare_scratch then says where).
+        self.scratch = attempt_scratch_dir(
+            self.root / top_name(), spec["campaign"], spec["job_id"], spec["attempt"]
+        )
         self.result: dict[str, Any] = {
             "result_version": RESULT_VERSION,
             "job_id": spec["job_id"],
@@ -310,11 +325,18 @@ class _Attempt:
     # -- steps
 
     def prepare_scratch(self) -> None:
+        top, note = private_top(self.root)
+        if note:
+            self.notes.append(note)
+        self.scratch = attempt_scratch_dir(
+            top, self.spec["campaign"], self.spec["job_id"], self.spec["attempt"]
+        )
+        self.result["scratch"] = str(self.scratch)
+        make_private_dir(self.scratch.parent)
         for old in remove_earlier_attempts(self.scratch.parent, self.spec["attempt"]):
             self.notes.append(f"removed stale scratch {old}")
-        if self.scratch.exists():  # a requeued run of this same attempt: start clean
-            shutil.rmtree(self.scratch, ignore_errors=True)
-        self.scratch.mkdir(parents=True)
+        remove_tree(self.scratch)  # a requeued run of this same attempt: start clean
+        make_private_dir(self.scratch)
 
     def copy_in(self) -> str | None:
         """Copies the input and extra inputs; returns a problem or None."""
@@ -323,7 +345,10 @@ class _Attempt:
             if not src.is_file():
                 return f"input file {src} is missing"
             dst = self.scratch / src.name
-            shutil.copyfile(src, dst)
+            try:
+                copy_new_file(src, dst, 0o600, fsync=False)
+            except OSError as err:
+                return f"input file {src} cannot be copied: {err.strerror or err}"
             st = dst.stat()
             self.copied_in[dst.name] = (st.st_size, st.st_mtime_ns)
         return None
@@ -442,8 +467,9 @@ class _Attempt:
                 self.result["ended"] = _now()
                 written = self._write_result()
                 if copied_back and written:
-                    shutil.rmtree(self.scratch, ignore_errors=True)
-                    self.result["scratch_removed"] = not self.scratch.exists()
+                    with contextlib.suppress(OSError):
+                        remove_attempt_scratch(self.scratch)
+                    self.result["scratch_removed"] = not os.path.lexists(self.scratch)
                     if self.result["scratch_removed"]:
                         self._write_result()
         return self.result
