@@ -77,6 +77,19 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600, *, durable: b
         fsync_dir(path.parent)
 
 
+def atomic_copy(src: Path, dst: Path, mode: int = 0o600, *, durable: bool = False) -> None:
+    """Replace ``dst`` with a copy of ``src`` (which may be a link) atomically, with ``mode``."""
+    dst = Path(dst)
+    tmp = temp_name(dst)
+    try:
+        copy_new_file(src, tmp, mode, fsync=durable, follow_src=True)
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def atomic_write_text(path: Path, text: str, mode: int = 0o600) -> None:
     atomic_write_bytes(path, text.encode("utf-8"), mode)
 
@@ -125,12 +138,16 @@ def append_durable(path: Path, data: bytes, mode: int = 0o600) -> int:
     return start
 
 
-def copy_new_file(src: Path, dst: Path, mode: int = 0o600, *, fsync: bool = True) -> None:
-    """Copy the regular file ``src`` to the new file ``dst``; neither end may be a symbolic link.
+def copy_new_file(
+    src: Path, dst: Path, mode: int = 0o600, *, fsync: bool = True, follow_src: bool = False
+) -> None:
+    """Copy the regular file ``src`` to the new file ``dst``; neither end may be a symbolic link
+    (``follow_src``: ``src`` may, for a user's own files on the login node).
 
     ``dst`` must not exist (``O_EXCL``), so a link planted there is never written through.
     """
-    fd_in = os.open(src, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    nofollow = 0 if follow_src else getattr(os, "O_NOFOLLOW", 0)
+    fd_in = os.open(src, os.O_RDONLY | nofollow | getattr(os, "O_CLOEXEC", 0))
     try:
         if not stat.S_ISREG(os.fstat(fd_in).st_mode):
             raise IsADirectoryError(errno.EISDIR, "not a regular file", str(src))

@@ -121,7 +121,10 @@ def shared_tmp() -> Iterator[Path]:
     """A folder every user can enter (pytest's own tmp_path is private to root); removed afterwards."""
     folder = Path(tempfile.mkdtemp(prefix="ohpc-shared-"))
     folder.chmod(0o755)
+    # In-process CLI calls tighten this process's umask; what the test lays out must stay enterable.
+    umask = os.umask(0o022)
     try:
         yield folder
     finally:
+        os.umask(umask)
         shutil.rmtree(folder, ignore_errors=True)

@@ -31,6 +31,7 @@ from orca_hpc.ledger.store import Ledger, LedgerView, Transaction
 from orca_hpc.orca import inputs as orca_input
 from orca_hpc.orca.presets import render_preset
 from orca_hpc.orca.xyz import read_xyz
+from orca_hpc.perms import FILE_MODE, make_dir
 from orca_hpc.scheduler.script import JobScriptContext, render_job_script
 
 TOKEN_PREFIX = "ohpc-"
@@ -258,7 +259,7 @@ class Dispatcher:
             for members in groups.values()
             for chunk in _chunks([m[0] for m in members], size)
         ]
-        (self.campaign.state_dir / "slurm-logs").mkdir(exist_ok=True)
+        make_dir(self.campaign.state_dir / "slurm-logs")
         # 1. The intent of every chunk, saved before any sbatch runs.
         dirs: dict[str, Path] = {}
         with self.ledger.transaction() as txn:
@@ -347,8 +348,8 @@ class Dispatcher:
 
 
 def _write_lines(path: Path, lines: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, "".join(f"{line}\n" for line in lines).encode("utf-8"), 0o644, durable=False)
+    make_dir(path.parent, parents=True)
+    atomic_write_bytes(path, "".join(f"{line}\n" for line in lines).encode("utf-8"), FILE_MODE, durable=False)
 
 
 def record_attempt(campaign: Campaign, txn: Transaction, job: Job, plan: AttemptPlan) -> None:

@@ -8,7 +8,7 @@ writes a ``truncated`` result before SLURM's SIGKILL.
 Exit codes (the controller reads result.json; these are for sacct and for people):
   0    ORCA ran and the attempt succeeded
   1    ORCA ran and the attempt failed (result.json says how)
-  2    unusable spec.json or manifest (no result.json is written)
+  2    unusable spec.json or manifest, or an attempt another user could change (no result.json)
   74   the runner itself failed (copy-back or result.json write; scratch kept, stderr says where)
   124  stopped by the walltime warning (USR1), restart files saved
   143  cancelled (SIGTERM/SIGINT), restart files saved
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import fnmatch
 import json
 import os
@@ -50,6 +51,7 @@ from orca_hpc.attempt.scratch import (
 from orca_hpc.errors import InputFileError, OrcaHpcError, UserError
 from orca_hpc.orca.outcomes import NOT_RETRYABLE, Outcome
 from orca_hpc.orca.read import read_tail
+from orca_hpc.perms import tighten_umask, unsafe_to_run
 
 RUNNER_TAIL_BYTES = 65536  # the fallback check looks at the end of the output only
 
@@ -134,12 +136,47 @@ def files_to_copy(scratch: Path, patterns: Iterable[str], base: str) -> list[Pat
 # ----------------------------------------------------------------------------- spec
 
 
-def load_spec(attempt_dir: Path) -> dict[str, Any]:
-    path = attempt_dir / SPEC_NAME
+def _open_trusted(path: Path, *, directory: bool = False) -> int:
+    """An fd for ``path`` if it is ours and nobody else may write it (never through a link).
+
+    Whoever can write the attempt folder, its spec or its input decides what the runner starts as
+    this user: such files are refused (InputFileError, exit 2) rather than run.
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_DIRECTORY if directory else 0)
     try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
+        fd = os.open(path, flags)
     except FileNotFoundError:
         raise InputFileError(path, "missing") from None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise InputFileError(path, "is a symbolic link; refusing to run from it") from None
+        raise InputFileError(path, f"unreadable: {err.strerror or err}") from None
+    problem = unsafe_to_run(os.fstat(fd))
+    if problem:
+        os.close(fd)
+        raise InputFileError(
+            path, f"{problem}; refusing to run from it (another user could change what runs)"
+        )
+    return fd
+
+
+def check_inputs_trusted(attempt_dir: Path, spec: dict[str, Any]) -> None:
+    """The input and extra inputs must be ours and not writable by others (a missing one is
+    reported later as the attempt's input error)."""
+    for name in [spec["input"], *spec["extra_inputs"]]:
+        path = Path(name) if os.path.isabs(name) else attempt_dir / name
+        with contextlib.suppress(FileNotFoundError):
+            os.lstat(path)
+            os.close(_open_trusted(path))
+
+
+def load_spec(attempt_dir: Path) -> dict[str, Any]:
+    path = attempt_dir / SPEC_NAME
+    os.close(_open_trusted(attempt_dir, directory=True))
+    fd = _open_trusted(path)
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            spec = json.loads(fh.read().decode("utf-8"))
     except (OSError, ValueError) as err:
         raise InputFileError(path, f"unreadable: {err}") from None
     if not isinstance(spec, dict):
@@ -170,6 +207,7 @@ def load_spec(attempt_dir: Path) -> dict[str, Any]:
             raise InputFileError(path, f"{key!r} {spec[key]!r} is not a safe name ([A-Za-z0-9._-])")
     if not spec["orca"]:
         raise InputFileError(path, "'orca' is empty")
+    check_inputs_trusted(attempt_dir, spec)
     return spec
 
 
@@ -539,6 +577,8 @@ def exit_code_for(result: dict[str, Any]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A job inherits sbatch's umask: what the runner and ORCA create is not group/world-writable.
+    tighten_umask()
     parser = argparse.ArgumentParser(prog="python -m orca_hpc.runner", description=__doc__.splitlines()[0])
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--manifest", type=Path, help="array manifest: one attempt dir per line")
