@@ -13,8 +13,10 @@ Used by the ledger and meant for anything else that must never leave a half-writ
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
+import stat
 from pathlib import Path
 
 TEMP_MARK = ".tmp-"
@@ -75,6 +77,19 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600, *, durable: b
         fsync_dir(path.parent)
 
 
+def atomic_copy(src: Path, dst: Path, mode: int = 0o600, *, durable: bool = False) -> None:
+    """Replace ``dst`` with a copy of ``src`` (which may be a link) atomically, with ``mode``."""
+    dst = Path(dst)
+    tmp = temp_name(dst)
+    try:
+        copy_new_file(src, tmp, mode, fsync=durable, follow_src=True)
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def remove_stale_temps(path: Path) -> int:
     """Delete temp files left next to ``path`` by writers that were killed. Returns how many."""
     prefix = f".{path.name}{TEMP_MARK}"
@@ -117,3 +132,36 @@ def append_durable(path: Path, data: bytes, mode: int = 0o600) -> int:
     finally:
         os.close(fd)
     return start
+
+
+def copy_new_file(
+    src: Path, dst: Path, mode: int = 0o600, *, fsync: bool = True, follow_src: bool = False
+) -> None:
+    """Copy the regular file ``src`` to the new file ``dst``; neither end may be a symbolic link
+    (``follow_src``: ``src`` may, for a user's own files on the login node).
+
+    ``dst`` must not exist (``O_EXCL``), so a link planted there is never written through.
+    """
+    nofollow = 0 if follow_src else getattr(os, "O_NOFOLLOW", 0)
+    fd_in = os.open(src, os.O_RDONLY | nofollow | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd_in).st_mode):
+            raise IsADirectoryError(errno.EISDIR, "not a regular file", str(src))
+        flags = (
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        )
+        fd_out = os.open(dst, flags, mode)
+        try:
+            while True:
+                chunk = os.read(fd_in, 1 << 20)
+                if not chunk:
+                    break
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd_out, view) :]
+            if fsync:
+                os.fsync(fd_out)
+        finally:
+            os.close(fd_out)
+    finally:
+        os.close(fd_in)

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import pwd
+import shutil
 import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "local-slurm.sh"
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "local-slurm.sh"
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +42,89 @@ def slurm_cluster() -> str:
 def _slurm_for_marked_tests(request: pytest.FixtureRequest) -> None:
     if request.node.get_closest_marker("slurm") is not None:
         request.getfixturevalue("slurm_cluster")
+
+
+@dataclass(frozen=True)
+class LocalUser:
+    """A real account on this machine, for tests where a second user is part of the story."""
+
+    name: str
+    uid: int
+    gid: int
+
+    def run(self, argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` as this user (no supplementary groups), output captured as text."""
+        cmd = ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", "--", *argv]
+        # The package comes from this checkout: a venv under /root may be out of the user's reach.
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/", "PYTHONPATH": str(REPO)}
+        kwargs.setdefault("env", env)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False, **kwargs)
+
+
+def python_for_others() -> str:
+    """A Python >= 3.10 that other users can execute (this venv's may live under a private /root)."""
+    for candidate in (sys.executable, "/usr/local/bin/python3", "/usr/bin/python3"):
+        real = Path(os.path.realpath(candidate))
+        if not real.is_file():
+            continue
+        reachable = all(p.stat().st_mode & 0o001 for p in real.parents) and real.stat().st_mode & 0o001
+        version = subprocess.run(
+            [str(real), "-c", "import sys; print(sys.version_info >= (3, 10))"],
+            capture_output=True,
+            text=True,
+        )
+        if reachable and version.stdout.strip() == "True":
+            return str(real)
+    pytest.fail("no Python >= 3.10 that other users may execute", pytrace=False)
+
+
+# Test accounts: created when absent, removed at the end of the session only if this session made them.
+TEST_USERS = ("orcahpc-owner", "orcahpc-intruder")
+
+
+@pytest.fixture(scope="session")
+def local_users() -> Iterator[dict[str, LocalUser]]:
+    """``{"owner": ..., "intruder": ...}``: the campaign's owner and another user of the machine."""
+    if os.geteuid() != 0:
+        pytest.fail("tests with a second user need root (useradd, setpriv)", pytrace=False)
+    created: list[str] = []
+    users: dict[str, LocalUser] = {}
+    try:
+        for name in TEST_USERS:
+            try:
+                entry = pwd.getpwnam(name)
+            except KeyError:
+                subprocess.run(
+                    [
+                        "useradd",
+                        "--system",
+                        "--user-group",
+                        "--no-create-home",
+                        "--shell",
+                        "/usr/sbin/nologin",
+                        name,
+                    ],
+                    check=True,
+                    capture_output=True,
+                )
+                created.append(name)
+                entry = pwd.getpwnam(name)
+            users[name.split("-", 1)[1]] = LocalUser(name, entry.pw_uid, entry.pw_gid)
+        yield users
+    finally:
+        for name in created:
+            subprocess.run(["userdel", name], check=False, capture_output=True)
+
+
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    """A folder every user can enter (pytest's own tmp_path is private to root); removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="ohpc-shared-"))
+    folder.chmod(0o755)
+    # In-process CLI calls tighten this process's umask; what the test lays out must stay enterable.
+    umask = os.umask(0o022)
+    try:
+        yield folder
+    finally:
+        os.umask(umask)
+        shutil.rmtree(folder, ignore_errors=True)

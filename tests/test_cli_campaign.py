@@ -6,6 +6,7 @@ from pathlib import Path
 
 from e2e import cli
 
+from orca_hpc.attempt.scratch import make_private_dir, top_name
 from orca_hpc.config.campaign import load_campaign
 from orca_hpc.controller.submit import prepare_inputs
 from orca_hpc.ledger.states import JobState
@@ -20,10 +21,11 @@ def test_gc_removes_stale_scratch_and_orphaned_state_files(tmp_path: Path) -> No
     config.write_text(config.read_text() + f'\n[overrides.scratch]\nroot = "{scratch}"\n')
     campaign = load_campaign(camp)
     # What killed runners and finished arrays leave behind: no job of this campaign is active.
-    stale = scratch / "orca-hpc" / f"{campaign.slug}-j000007" / "attempt-2"
+    make_private_dir(scratch / top_name())
+    stale = scratch / top_name() / f"{campaign.slug}-j000007" / "attempt-2"
     stale.mkdir(parents=True)
     (stale / "x.tmp").write_text("junk")
-    other = scratch / "orca-hpc" / "another-campaign-j000007" / "attempt-1"
+    other = scratch / top_name() / "another-campaign-j000007" / "attempt-1"
     other.mkdir(parents=True)
     manifest = campaign.arrays_dir / "deadbeef.txt"
     manifest.write_text("/nowhere\n")

@@ -398,6 +398,8 @@ def test_minimum_with_an_imaginary_mode_is_displaced_and_reoptimised(tmp_path: P
     assert "imaginary mode" in text_view and "TightOpt" in text_view
     result = json.loads((camp / second["dir"] / "result.json").read_text())
     assert result["classification"]["n_imaginary"] == 0 and result["classification"]["intent"] == "minimum"
+
+
 def test_broken_orca_path_pauses_with_one_alert_then_resumes_and_completes(tmp_path: Path) -> None:
     orca = tmp_path / "bin" / "orca"
     camp = new_campaign(

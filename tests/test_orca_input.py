@@ -59,19 +59,23 @@ def test_every_shared_input_parses() -> None:
     for path in files:
         parsed = parse_input(path)
         assert parsed.first.natoms > 0, path
-        assert parsed.first.block("output") is None or parsed.first.block("output").get("printlevel") \
-            in (None, "normal"), path
+        assert parsed.first.block("output") is None or parsed.first.block("output").get("printlevel") in (
+            None,
+            "normal",
+        ), path
 
 
 def test_output_block_options_from_real_layout() -> None:
-    text = ("! rks b3lyp\n\n%output\n printlevel normal\n print[ p_mos ] 1\n end \n\n* xyz 0 1\n"
-            + WATER + "*\n")
+    text = (
+        "! rks b3lyp\n\n%output\n printlevel normal\n print[ p_mos ] 1\n end \n\n* xyz 0 1\n" + WATER + "*\n"
+    )
     block = parse(text).first.block("output")
     assert block is not None
     assert block.values == {"printlevel": "normal", "print[p_mos]": "1"}
 
 
 # ---- hand-made fixtures --------------------------------------------------------------------------------
+
 
 def test_messy_multi_job_fixture() -> None:
     parsed = parse_input(INPUTS / "messy_multi.inp")
@@ -106,11 +110,14 @@ def test_coords_block_fixture() -> None:
     assert job.elements == ["O", "H"]
 
 
-@pytest.mark.parametrize(("name", "kind", "mult", "atoms", "nprocs"), [
-    ("internal.inp", "int", 2, 2, 1),
-    ("gzmt.inp", "gzmt", 1, 3, 2),
-    ("ghosts_and_charges.inp", "xyz", 1, 5, 1),
-])
+@pytest.mark.parametrize(
+    ("name", "kind", "mult", "atoms", "nprocs"),
+    [
+        ("internal.inp", "int", 2, 2, 1),
+        ("gzmt.inp", "gzmt", 1, 3, 2),
+        ("ghosts_and_charges.inp", "xyz", 1, 5, 1),
+    ],
+)
 def test_other_coordinate_fixtures(name: str, kind: str, mult: int, atoms: int, nprocs: int) -> None:
     parsed = parse_input(INPUTS / name)
     assert (parsed.first.coord_kind, parsed.first.multiplicity, parsed.first.natoms) == (kind, mult, atoms)
@@ -121,15 +128,23 @@ def test_other_coordinate_fixtures(name: str, kind: str, mult: int, atoms: int, 
 
 VALID = {
     "lowercase keywords": ("! b3lyp def2-svp opt\n* xyz 0 1\n" + WATER + "*\n", {"nprocs": 1, "kw": "opt"}),
-    "shouting": ("! B3LYP DEF2-SVP OPT\n%PAL NPROCS 2 END\n%MAXCORE 100\n* XYZ 0 1\n" + WATER + "*\n",
-                 {"nprocs": 2, "maxcore": 100, "kw": "opt"}),
+    "shouting": (
+        "! B3LYP DEF2-SVP OPT\n%PAL NPROCS 2 END\n%MAXCORE 100\n* XYZ 0 1\n" + WATER + "*\n",
+        {"nprocs": 2, "maxcore": 100, "kw": "opt"},
+    ),
     "no space after star": ("!HF\n*xyz 0 1\n" + WATER + "*\n", {"kind": "xyz"}),
-    "blocks after coordinates": ("! HF\n* xyz 0 1\n" + WATER + "*\n%pal nprocs 3 end\n%maxcore 900\n",
-                                 {"nprocs": 3, "maxcore": 900}),
-    "tabs": ("!\tHF\tdef2-SVP\n%pal\tnprocs\t5\tend\n*\txyz\t0\t1\nO\t0\t0\t0\nH\t0\t0\t1\nH\t0\t1\t0\n*\n",
-             {"nprocs": 5}),
-    "crlf": ("! HF PAL4\r\n%maxcore 512\r\n* xyz 0 1\r\n" + WATER.replace("\n", "\r\n") + "*\r\n",
-             {"nprocs": 4, "maxcore": 512}),
+    "blocks after coordinates": (
+        "! HF\n* xyz 0 1\n" + WATER + "*\n%pal nprocs 3 end\n%maxcore 900\n",
+        {"nprocs": 3, "maxcore": 900},
+    ),
+    "tabs": (
+        "!\tHF\tdef2-SVP\n%pal\tnprocs\t5\tend\n*\txyz\t0\t1\nO\t0\t0\t0\nH\t0\t0\t1\nH\t0\t1\t0\n*\n",
+        {"nprocs": 5},
+    ),
+    "crlf": (
+        "! HF PAL4\r\n%maxcore 512\r\n* xyz 0 1\r\n" + WATER.replace("\n", "\r\n") + "*\r\n",
+        {"nprocs": 4, "maxcore": 512},
+    ),
     "PAL8 and %pal together": ("! HF PAL8\n%pal nprocs 12 end\n* xyz 0 1\n" + WATER + "*\n", {"nprocs": 12}),
     "%pal before PAL keyword": ("%pal nprocs 12 end\n! HF PAL8\n* xyz 0 1\n" + WATER + "*\n", {"nprocs": 12}),
     "PAL64": ("! HF PAL64\n* xyz 0 1\n" + WATER + "*\n", {"nprocs": 64}),
@@ -139,17 +154,30 @@ VALID = {
     "pal with equals": ("! HF\n%pal nprocs=3 end\n* xyz 0 1\n" + WATER + "*\n", {"nprocs": 3}),
     "comment lines and trailing comments": (
         "# header\n! HF # method\n%scf # block\n maxiter 200 # more\nend # done\n* xyz 0 1 # coords\n"
-        + WATER + "* # end\n", {"scf_maxiter": "200"}),
-    "one-line scf with shift": ("! HF\n%scf Shift Shift 0.1 ErrOff 0.1 end end\n* xyz 0 1\n" + WATER + "*\n",
-                                {"scf_shift": "Shift 0.1 ErrOff 0.1 end"}),
-    "geom constraints": ("! HF Opt\n%geom Constraints\n {B 0 1 C}\n end\n MaxIter 80\nend\n* xyz 0 1\n"
-                         + WATER + "*\n", {"geom_maxiter": "80", "kw": "opt"}),
-    "geom scan": ("! HF Opt\n%geom Scan\n B 0 1 = 1.0, 1.5, 6\n end\nend\n* xyz 0 1\n" + WATER + "*\n",
-                  {"flag": "scan"}),
+        + WATER
+        + "* # end\n",
+        {"scf_maxiter": "200"},
+    ),
+    "one-line scf with shift": (
+        "! HF\n%scf Shift Shift 0.1 ErrOff 0.1 end end\n* xyz 0 1\n" + WATER + "*\n",
+        {"scf_shift": "Shift 0.1 ErrOff 0.1 end"},
+    ),
+    "geom constraints": (
+        "! HF Opt\n%geom Constraints\n {B 0 1 C}\n end\n MaxIter 80\nend\n* xyz 0 1\n" + WATER + "*\n",
+        {"geom_maxiter": "80", "kw": "opt"},
+    ),
+    "geom scan": (
+        "! HF Opt\n%geom Scan\n B 0 1 = 1.0, 1.5, 6\n end\nend\n* xyz 0 1\n" + WATER + "*\n",
+        {"flag": "scan"},
+    ),
     "unknown sub-block closed by a second end": (
-        "! HF\n%mystery\n  Foo\n    x 1\n  end\n  y 2\nend\n* xyz 0 1\n" + WATER + "*\n", {"nprocs": 1}),
-    "basis newgto": ('! HF\n%basis NewGTO H "def2-SVP" end\n end\n* xyz 0 1\n' + WATER + "*\n",
-                     {"nprocs": 1}),
+        "! HF\n%mystery\n  Foo\n    x 1\n  end\n  y 2\nend\n* xyz 0 1\n" + WATER + "*\n",
+        {"nprocs": 1},
+    ),
+    "basis newgto": (
+        '! HF\n%basis NewGTO H "def2-SVP" end\n end\n* xyz 0 1\n' + WATER + "*\n",
+        {"nprocs": 1},
+    ),
     "xyzfile": ("! HF\n* xyzfile 0 1 water.xyz\n", {"kind": "xyzfile"}),
     "quoted xyzfile": ('! HF\n*xyzfile 0 1 "water.xyz"\n', {"kind": "xyzfile"}),
     "gzmtfile": ("! HF\n* gzmtfile 0 1 water.xyz\n", {"kind": "gzmtfile"}),
@@ -159,23 +187,36 @@ VALID = {
     "charge with plus sign": ("! HF\n* xyz +1 2\n" + WATER + "*\n", {"charge": 1}),
     "cation doublet": ("! UHF\n* xyz 1 2\n" + WATER + "*\n", {"charge": 1}),
     "star on last atom line": ("! HF\n* xyz 0 1\nO 0 0 0\nH 0 0 1\nH 0 1 0 *\n", {"atoms": 3}),
-    "newgto after atom": ('! HF\n* xyz 0 1\nO 0 0 0 newgto "def2-TZVP" end\nH 0 0 1\nH 0 1 0\n*\n',
-                          {"atoms": 3}),
+    "newgto after atom": (
+        '! HF\n* xyz 0 1\nO 0 0 0 newgto "def2-TZVP" end\nH 0 0 1\nH 0 1 0\n*\n',
+        {"atoms": 3},
+    ),
     "bom": ("\ufeff! HF\n* xyz 0 1\n" + WATER + "*\n", {"atoms": 3}),
     "maxcore on its own line pair": ("! HF\n%maxcore\n 3000\n* xyz 0 1\n" + WATER + "*\n", {"maxcore": 3000}),
     "new_job uppercase": ("! HF\n* xyz 0 1\n" + WATER + "*\n$NEW_JOB\n! MP2\n", {"jobs": 2}),
     "compound step holds a whole input": (
         "%compound\n New_Step\n  ! HF\n  *xyz 0 1\n  H 0 0 0\n  H 0 0 1\n  *\n Step_End\nend\n"
-        "* xyz 0 1\n" + WATER + "*\n", {"atoms": 3}),
+        "* xyz 0 1\n" + WATER + "*\n",
+        {"atoms": 3},
+    ),
     "maxcore with equals": ("! HF\n%MaxCore=3000\n* xyz 0 1\n" + WATER + "*\n", {"maxcore": 3000}),
-    "multi-line shift sub-block": ("! HF\n%scf\n  Shift\n    Shift 0.1\n    ErrOff 0.1\n  end\n"
-                                   "  MaxIter 99\nend\n* xyz 0 1\n" + WATER + "*\n", {"scf_maxiter": "99"}),
-    "paras references in coordinates": ("! HF\n%paras R = 0.74 end\n* xyz 0 1\nH 0 0 0\nH 0 0 {R}\n*\n",
-                                        {"atoms": 2}),
-    "mrci newblock with refs": ("! HF\n%mrci NewBlock 1 * nroots 3 refs cas(2,2) end end end\n* xyz 0 1\n"
-                                + WATER + "*\n", {"atoms": 3}),
-    "comment inside coordinates": ("! HF\n* xyz 0 1\n# the oxygen\nO 0 0 0 # here\nH 0 0 1\n\nH 0 1 0\n*\n",
-                                   {"atoms": 3}),
+    "multi-line shift sub-block": (
+        "! HF\n%scf\n  Shift\n    Shift 0.1\n    ErrOff 0.1\n  end\n"
+        "  MaxIter 99\nend\n* xyz 0 1\n" + WATER + "*\n",
+        {"scf_maxiter": "99"},
+    ),
+    "paras references in coordinates": (
+        "! HF\n%paras R = 0.74 end\n* xyz 0 1\nH 0 0 0\nH 0 0 {R}\n*\n",
+        {"atoms": 2},
+    ),
+    "mrci newblock with refs": (
+        "! HF\n%mrci NewBlock 1 * nroots 3 refs cas(2,2) end end end\n* xyz 0 1\n" + WATER + "*\n",
+        {"atoms": 3},
+    ),
+    "comment inside coordinates": (
+        "! HF\n* xyz 0 1\n# the oxygen\nO 0 0 0 # here\nH 0 0 1\n\nH 0 1 0\n*\n",
+        {"atoms": 3},
+    ),
     "pointcharges": ('! HF\n%pointcharges "pc.txt"\n* xyz 0 1\n' + WATER + "*\n", {"atoms": 3}),
 }
 
@@ -223,8 +264,13 @@ def test_keywords_keep_case_and_lowercase_set() -> None:
 
 
 def test_later_job_with_own_coordinates_and_nprocs() -> None:
-    text = ("! HF PAL2\n* xyz 0 1\n" + WATER + "*\n$new_job\n! MP2\n%pal nprocs 8 end\n* xyz -1 2\n"
-            + WATER + "*\n")
+    text = (
+        "! HF PAL2\n* xyz 0 1\n"
+        + WATER
+        + "*\n$new_job\n! MP2\n%pal nprocs 8 end\n* xyz -1 2\n"
+        + WATER
+        + "*\n"
+    )
     parsed = parse(text)
     assert [job.nprocs for job in parsed.jobs] == [2, 8]
     assert parsed.nprocs == 8
@@ -245,27 +291,45 @@ INVALID = {
     "only comments": ("# nothing\n\n   # here\n", None, "not an ORCA input"),
     "prose": ("Dear ORCA,\nplease optimise water.\n", 1, "unexpected text 'Dear'"),
     "no coordinates": ("! HF def2-SVP\n%pal nprocs 2 end\n", 1, "no coordinates"),
-    "no coordinates, coords only in job 2": ("! HF\n$new_job\n! MP2\n* xyz 0 1\n" + WATER + "*\n", 1,
-                                             "no coordinates"),
+    "no coordinates, coords only in job 2": (
+        "! HF\n$new_job\n! MP2\n* xyz 0 1\n" + WATER + "*\n",
+        1,
+        "no coordinates",
+    ),
     "unterminated xyz": ("! HF\n* xyz 0 1\n" + WATER, 2, "not closed by '*'"),
-    "unterminated xyz before block": ("! HF\n\n* xyz 0 1\n" + WATER + "%pal nprocs 2 end\n", 3,
-                                      "not closed by '*' before line 7"),
+    "unterminated xyz before block": (
+        "! HF\n\n* xyz 0 1\n" + WATER + "%pal nprocs 2 end\n",
+        3,
+        "not closed by '*' before line 7",
+    ),
     "block without end": ("! HF\n%scf\n maxiter 100\n* xyz 0 1\n" + WATER + "*\n", 2, "no matching 'end'"),
     "block without end at eof": ("! HF\n* xyz 0 1\n" + WATER + "*\n%pal nprocs 4\n", 7, "no matching 'end'"),
-    "sub-block missing its end": ("! HF\n%scf Shift Shift 0.1 end\n* xyz 0 1\n" + WATER + "*\n", 2,
-                                  "no matching 'end'"),
+    "sub-block missing its end": (
+        "! HF\n%scf Shift Shift 0.1 end\n* xyz 0 1\n" + WATER + "*\n",
+        2,
+        "no matching 'end'",
+    ),
     "bad charge": ("! HF\n* xyz zero 1\n" + WATER + "*\n", 2, "bad charge 'zero'"),
     "fractional charge": ("! HF\n* xyz 0.5 1\n" + WATER + "*\n", 2, "bad charge '0.5'"),
     "bad multiplicity": ("! HF\n* xyz 0 one\n" + WATER + "*\n", 2, "bad multiplicity 'one'"),
     "zero multiplicity": ("! HF\n* xyz 0 0\n" + WATER + "*\n", 2, "bad multiplicity '0'"),
     "missing multiplicity": ("! HF\n* xyz 0\n" + WATER + "*\n", 2, "needs a charge and a multiplicity"),
     "unknown coordinate type": ("! HF\n* xyx 0 1\n" + WATER + "*\n", 2, "unknown coordinate type 'xyx'"),
-    "parity": ("! HF\n* xyz 0 2\n" + WATER + "*\n", 2,
-               "multiplicity (2) is even and number of electrons (10) is even -> impossible"),
-    "parity odd": ("! HF\n* xyz 1 1\n" + WATER + "*\n", 2,
-                   "multiplicity (1) is odd and number of electrons (9) is odd -> impossible"),
-    "too many unpaired": ("! HF\n* xyz 0 1\nH 0 0 0\nH 0 0 0.74\n*\n$new_job\n! HF\n* xyz 0 5\nH 0 0 0\n"
-                          "H 0 0 0.74\n*\n", 8, "more unpaired electrons"),
+    "parity": (
+        "! HF\n* xyz 0 2\n" + WATER + "*\n",
+        2,
+        "multiplicity (2) is even and number of electrons (10) is even -> impossible",
+    ),
+    "parity odd": (
+        "! HF\n* xyz 1 1\n" + WATER + "*\n",
+        2,
+        "multiplicity (1) is odd and number of electrons (9) is odd -> impossible",
+    ),
+    "too many unpaired": (
+        "! HF\n* xyz 0 1\nH 0 0 0\nH 0 0 0.74\n*\n$new_job\n! HF\n* xyz 0 5\nH 0 0 0\nH 0 0 0.74\n*\n",
+        8,
+        "more unpaired electrons",
+    ),
     "unknown element": ("! HF\n* xyz 0 1\nO 0 0 0\nHh 0 0 1\nH 0 1 0\n*\n", 4, "unknown element 'Hh'"),
     "bad coordinate": ("! HF\n* xyz 0 1\nO 0 0 0\nH 0 0 1.0.0\nH 0 1 0\n*\n", 4, "bad coordinate '1.0.0'"),
     "too few coordinates": ("! HF\n* xyz 0 1\nO 0 0\nH 0 0 1\nH 0 1 0\n*\n", 3, "3 coordinates"),
@@ -276,11 +340,17 @@ INVALID = {
     "bad nprocs": ("! HF\n%pal nprocs four end\n* xyz 0 1\n" + WATER + "*\n", 2, "%pal nprocs 'four'"),
     "bad maxcore": ("! HF\n%maxcore lots\n* xyz 0 1\n" + WATER + "*\n", 2, "%maxcore 'lots'"),
     "maxcore without value": ("! HF\n* xyz 0 1\n" + WATER + "*\n%maxcore\n", 7, "%maxcore needs a value"),
-    "two coordinate sections": ("! HF\n* xyz 0 1\n" + WATER + "*\n* xyz 0 1\n" + WATER + "*\n", 7,
-                                "second coordinate section"),
+    "two coordinate sections": (
+        "! HF\n* xyz 0 1\n" + WATER + "*\n* xyz 0 1\n" + WATER + "*\n",
+        7,
+        "second coordinate section",
+    ),
     "stray text after coordinates": ("! HF\n* xyz 0 1\n" + WATER + "*\nMaxIter 100\n", 7, "unexpected text"),
-    "coords block parity": ("! HF\n%coords\n Charge 0\n Mult 2\n coords\n  O 0 0 0\n end\nend\n", 2,
-                            "multiplicity (2) is even"),
+    "coords block parity": (
+        "! HF\n%coords\n Charge 0\n Mult 2\n coords\n  O 0 0 0\n end\nend\n",
+        2,
+        "multiplicity (2) is even",
+    ),
 }
 
 
@@ -317,12 +387,18 @@ def test_missing_input_file(tmp_path: Path) -> None:
 
 
 def test_hessian_and_other_file_references(tmp_path: Path) -> None:
-    text = ('! HF OptTS MORead\n%moinp "guess.gbw"\n%geom InHess Read InHessName "ts.hess" end\n'
-            '%pointcharges "pc.txt"\n* xyzfile 0 1 water.xyz\n')
+    text = (
+        '! HF OptTS MORead\n%moinp "guess.gbw"\n%geom InHess Read InHessName "ts.hess" end\n'
+        '%pointcharges "pc.txt"\n* xyzfile 0 1 water.xyz\n'
+    )
     (tmp_path / "water.xyz").write_text((INPUTS / "water.xyz").read_text())
     parsed = parse(text, tmp_path)
     refs = sorted((ref.kind, ref.name, ref.line) for ref in parsed.files)
-    assert refs == [("inhessname", "ts.hess", 3), ("moinp", "guess.gbw", 2), ("pointcharges", "pc.txt", 4),
-                    ("xyzfile", "water.xyz", 5)]
+    assert refs == [
+        ("inhessname", "ts.hess", 3),
+        ("moinp", "guess.gbw", 2),
+        ("pointcharges", "pc.txt", 4),
+        ("xyzfile", "water.xyz", 5),
+    ]
     assert sorted(p.name for p in referenced_files(parsed)) == ["guess.gbw", "pc.txt", "ts.hess", "water.xyz"]
     assert {"opt", "ts", "moread"} <= parsed.flags

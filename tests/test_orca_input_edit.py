@@ -19,10 +19,15 @@ from orca_hpc.orca.inputs import (
 
 INPUTS = Path(__file__).parent / "fixtures" / "inputs"
 WATER = "O 0.0 0.0 0.0\nH 0.0 0.0 0.97\nH 0.0 0.94 -0.24\n"
-SIMPLE = ("! B3LYP def2-SVP Opt # my method\n%scf\n  MaxIter 100  # default is 125\nend\n* xyz 0 1\n"
-          + WATER + "*\n")
-MULTI = ("! HF PAL8 Opt\n%pal nprocs 4 end\n%maxcore 1000\n* xyz 0 1\n" + WATER + "*\n"
-         "$new_job\n! MP2 pal2\n%scf Shift Shift 0.1 end end\n")
+SIMPLE = (
+    "! B3LYP def2-SVP Opt # my method\n%scf\n  MaxIter 100  # default is 125\nend\n* xyz 0 1\n"
+    + WATER
+    + "*\n"
+)
+MULTI = (
+    "! HF PAL8 Opt\n%pal nprocs 4 end\n%maxcore 1000\n* xyz 0 1\n" + WATER + "*\n"
+    "$new_job\n! MP2 pal2\n%scf Shift Shift 0.1 end end\n"
+)
 
 
 def reparse(text: str):
@@ -114,8 +119,10 @@ def test_remove_keywords() -> None:
     assert gone.startswith("! HF\n")
 
 
-@pytest.mark.parametrize(("block", "key", "value"), [("scf", "MaxIter", "500"), ("geom", "MaxIter", "200"),
-                                                      ("scf", "Convergence", "Tight")])
+@pytest.mark.parametrize(
+    ("block", "key", "value"),
+    [("scf", "MaxIter", "500"), ("geom", "MaxIter", "200"), ("scf", "Convergence", "Tight")],
+)
 def test_set_block_option_round_trips(block: str, key: str, value: str) -> None:
     out = set_block_option(SIMPLE, block, key, value)
     job = reparse(out).first

@@ -13,17 +13,63 @@ from orca_hpc.orca.inputs import add_keywords, parse_input, set_block_option, se
 from orca_hpc.orca.xyz import read_xyz
 
 # ORCA_INPUT_FUZZ_EXAMPLES=5000 for a longer hunt; the default keeps the suite fast.
-FAST = settings(max_examples=int(os.environ.get("ORCA_INPUT_FUZZ_EXAMPLES", "150")), deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+FAST = settings(
+    max_examples=int(os.environ.get("ORCA_INPUT_FUZZ_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 # Pieces of real inputs, so random combinations reach deep into the parser.
 PIECES = [
-    "! HF def2-SVP", "!opt PAL4", "! PAL0", "%pal nprocs 4 end", "%pal nprocs", "end", "END", "%maxcore 100",
-    "%maxcore", "%scf Shift Shift 0.1 end end", "%scf", "maxiter 100", "%geom Constraints {B 0 1 C} end end",
-    "* xyz 0 1", "*xyz 1 2", "* int 0 1", "* gzmt 0 1", "* xyzfile 0 1 a.xyz", "*", "O 0 0 0", "H 0 0 1",
-    "H: 1 1 1", "Q 1 0 0 0", "O 0 0", "Xx 0 0 0", "$new_job", "$foo", "# comment", "#a# b", '%moinp "x.gbw"',
-    "%coords", "coords", "Charge 1", "Mult 2", "%base", '"', "=", "[", "%", "!", "%compound", "New_Step",
-    "Step_End", "print[ p_mos ] 1", "%basis NewGTO H", "\t", "", " ", "\r",
+    "! HF def2-SVP",
+    "!opt PAL4",
+    "! PAL0",
+    "%pal nprocs 4 end",
+    "%pal nprocs",
+    "end",
+    "END",
+    "%maxcore 100",
+    "%maxcore",
+    "%scf Shift Shift 0.1 end end",
+    "%scf",
+    "maxiter 100",
+    "%geom Constraints {B 0 1 C} end end",
+    "* xyz 0 1",
+    "*xyz 1 2",
+    "* int 0 1",
+    "* gzmt 0 1",
+    "* xyzfile 0 1 a.xyz",
+    "*",
+    "O 0 0 0",
+    "H 0 0 1",
+    "H: 1 1 1",
+    "Q 1 0 0 0",
+    "O 0 0",
+    "Xx 0 0 0",
+    "$new_job",
+    "$foo",
+    "# comment",
+    "#a# b",
+    '%moinp "x.gbw"',
+    "%coords",
+    "coords",
+    "Charge 1",
+    "Mult 2",
+    "%base",
+    '"',
+    "=",
+    "[",
+    "%",
+    "!",
+    "%compound",
+    "New_Step",
+    "Step_End",
+    "print[ p_mos ] 1",
+    "%basis NewGTO H",
+    "\t",
+    "",
+    " ",
+    "\r",
 ]
 
 
@@ -39,8 +85,11 @@ def test_parse_pieces_never_crashes(parts: list[str]) -> None:
     assert parsed.jobs and parsed.first.coord_kind is not None
     assert parsed.nprocs >= 1
     # Whatever parsed must stay parseable after the edits the controller makes.
-    for edited in (set_resources(text, 3, 700), add_keywords(text, "SlowConv"),
-                   set_block_option(text, "scf", "MaxIter", "500")):
+    for edited in (
+        set_resources(text, 3, 700),
+        add_keywords(text, "SlowConv"),
+        set_block_option(text, "scf", "MaxIter", "500"),
+    ):
         again = parse_input(Path("/nonexistent/job.inp"), edited, check_files=False)
         assert len(again.jobs) == len(parsed.jobs)
     resized = parse_input(Path("/nonexistent/job.inp"), set_resources(text, 3, 700), check_files=False)

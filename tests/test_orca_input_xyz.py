@@ -45,17 +45,20 @@ def test_format_round_trip(tmp_path: Path) -> None:
     assert read_xyz(path) == mol
 
 
-@pytest.mark.parametrize(("text", "line", "message"), [
-    ("", 1, "empty xyz file"),
-    ("three\nc\nH 0 0 0\n", 1, "atom count"),
-    ("3\nc\nH 0 0 0\nH 0 0 1\n", 5, "only 2 atom lines"),
-    ("2\nc\nH 0 0 0\nH 0 0 1\nH 0 0 2\n", 5, "more atom lines than the atom count (2)"),
-    ("2\nc\nH 0 0 0\nH 0 zero 1\n", 4, "bad coordinate"),
-    ("2\nc\nH 0 0 0\nXy 0 0 1\n", 4, "unknown element 'Xy'"),
-    ("2\nc\nH 0 0 0\nH 0 0\n", 4, "3 coordinates"),
-    ("0\nempty\n", 1, "0 atoms"),
-    ("1\n", 1, "only 0 atom lines"),
-])
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ("", 1, "empty xyz file"),
+        ("three\nc\nH 0 0 0\n", 1, "atom count"),
+        ("3\nc\nH 0 0 0\nH 0 0 1\n", 5, "only 2 atom lines"),
+        ("2\nc\nH 0 0 0\nH 0 0 1\nH 0 0 2\n", 5, "more atom lines than the atom count (2)"),
+        ("2\nc\nH 0 0 0\nH 0 zero 1\n", 4, "bad coordinate"),
+        ("2\nc\nH 0 0 0\nXy 0 0 1\n", 4, "unknown element 'Xy'"),
+        ("2\nc\nH 0 0 0\nH 0 0\n", 4, "3 coordinates"),
+        ("0\nempty\n", 1, "0 atoms"),
+        ("1\n", 1, "only 0 atom lines"),
+    ],
+)
 def test_malformed_xyz(tmp_path: Path, text: str, line: int, message: str) -> None:
     path = tmp_path / "bad.xyz"
     path.write_text(text)
@@ -81,10 +84,19 @@ def test_elements() -> None:
     assert element_symbol("Qq") is None
 
 
-@pytest.mark.parametrize(("electrons", "charge", "mult", "ok"), [
-    (10, 0, 1, True), (10, 0, 2, False), (10, 1, 2, True), (10, 0, 3, True), (10, 1, 1, False),
-    (1, 2, 1, False), (2, 0, 5, False), (152, 0, 2, False),
-])
+@pytest.mark.parametrize(
+    ("electrons", "charge", "mult", "ok"),
+    [
+        (10, 0, 1, True),
+        (10, 0, 2, False),
+        (10, 1, 2, True),
+        (10, 0, 3, True),
+        (10, 1, 1, False),
+        (1, 2, 1, False),
+        (2, 0, 5, False),
+        (152, 0, 2, False),
+    ],
+)
 def test_spin_problem(electrons: int, charge: int, mult: int, ok: bool) -> None:
     assert (spin_problem(electrons, charge, mult) is None) is ok
 
@@ -107,22 +119,28 @@ def test_render_preset_default_template_parses_back() -> None:
 
 def test_render_preset_custom_template() -> None:
     mol = read_xyz(INPUTS / "water.xyz")
-    template = ("! {{ method }} PAL{{ nprocs }}\n%maxcore {{ maxcore }}\n*xyz {{ charge }} {{ mult }}\n"
-                "{% for a in molecule.atoms %}{{ a.symbol }} {{ a.x }} {{ a.y }} {{ a.z }}\n{% endfor %}*\n")
+    template = (
+        "! {{ method }} PAL{{ nprocs }}\n%maxcore {{ maxcore }}\n*xyz {{ charge }} {{ mult }}\n"
+        "{% for a in molecule.atoms %}{{ a.symbol }} {{ a.x }} {{ a.y }} {{ a.z }}\n{% endfor %}*\n"
+    )
     text = render_preset("!HF def2-SVP", mol, 1, 2, 4, 1000, template)
     parsed = parse_input(Path("/x/w.inp"), text)
     assert (parsed.nprocs, parsed.first.charge, parsed.first.multiplicity) == (4, 1, 2)
 
 
-@pytest.mark.parametrize(("method", "charge", "mult", "template", "message"), [
-    ("HF\n%pal nprocs 99 end", 0, 1, None, "one line"),
-    ("", 0, 1, None, "one line"),
-    ("HF", 0, 2, None, "is even and number of electrons (10) is even"),
-    ("HF", 0, 1, "{{ nonsense }}", "preset template"),
-    ("HF", 0, 1, "! {{ method }}\n", "ORCA would refuse"),
-])
-def test_render_preset_refuses(method: str, charge: int, mult: int, template: str | None,
-                               message: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "charge", "mult", "template", "message"),
+    [
+        ("HF\n%pal nprocs 99 end", 0, 1, None, "one line"),
+        ("", 0, 1, None, "one line"),
+        ("HF", 0, 2, None, "is even and number of electrons (10) is even"),
+        ("HF", 0, 1, "{{ nonsense }}", "preset template"),
+        ("HF", 0, 1, "! {{ method }}\n", "ORCA would refuse"),
+    ],
+)
+def test_render_preset_refuses(
+    method: str, charge: int, mult: int, template: str | None, message: str
+) -> None:
     mol = read_xyz(INPUTS / "water.xyz")
     with pytest.raises(UserError) as info:
         render_preset(method, mol, charge, mult, 2, 100, template)

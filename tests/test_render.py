@@ -25,8 +25,9 @@ from orca_hpc.scheduler.script import (
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
-SLURM_SITES = sorted(p.stem for p in (REPO / "site_configs").glob("*.toml")
-                     if load_site(p).scheduler == "slurm")
+SLURM_SITES = sorted(
+    p.stem for p in (REPO / "site_configs").glob("*.toml") if load_site(p).scheduler == "slurm"
+)
 BASH = shutil.which("bash")
 needs_bash = pytest.mark.skipif(BASH is None, reason="bash not installed")
 
@@ -109,7 +110,7 @@ def test_script_shape_for_the_runner() -> None:
         "trap 'kill -TERM \"$runner_pid\" 2>/dev/null' TERM",
     ]
     start = lines.index(expected[0])
-    assert lines[start:start + 4] == expected
+    assert lines[start : start + 4] == expected
     assert script.rstrip("\n").endswith('exit "$rc"')
     order = [script.index(f"# --- {block} ---") for block in ("environment", "scratch", "run", "copy back")]
     assert order == sorted(order)
@@ -133,16 +134,19 @@ def test_local_site_renders_without_slurm_names() -> None:
 # ---------------------------------------------------------------- context checks
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"array_size": 1001}, "max_array_size 1000"),
-    ({"array_size": 0}, "array_size must be a positive integer"),
-    ({"mem_mb": 16001}, "max_mem_mb 16000"),
-    ({"time_min": 241}, "longer than site local-slurm's max_walltime"),
-    ({"manifest": "relative/manifest.txt"}, "manifest must be an absolute path"),
-    ({"env": {"BAD NAME": "x"}}, "not a valid environment variable name"),
-    ({"job_name": "ohpc-x\n#SBATCH --time=1"}, "cannot go into an #SBATCH line"),
-    ({"output_pattern": '/tmp/a"b/%A_%a.out'}, "cannot go into an #SBATCH line"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"array_size": 1001}, "max_array_size 1000"),
+        ({"array_size": 0}, "array_size must be a positive integer"),
+        ({"mem_mb": 16001}, "max_mem_mb 16000"),
+        ({"time_min": 241}, "longer than site local-slurm's max_walltime"),
+        ({"manifest": "relative/manifest.txt"}, "manifest must be an absolute path"),
+        ({"env": {"BAD NAME": "x"}}, "not a valid environment variable name"),
+        ({"job_name": "ohpc-x\n#SBATCH --time=1"}, "cannot go into an #SBATCH line"),
+        ({"output_pattern": '/tmp/a"b/%A_%a.out'}, "cannot go into an #SBATCH line"),
+    ],
+)
 def test_bad_context_is_rejected(change: dict[str, object], message: str) -> None:
     site = load_site("local-slurm")
     ctx = JobScriptContext(**{**golden_context(site).__dict__, **change})  # type: ignore[arg-type]
@@ -166,11 +170,16 @@ def site_with_templates(tmp_path: Path, files: dict[str, str]) -> SiteConfig:
 
 
 def test_site_template_replaces_a_block(tmp_path: Path) -> None:
-    site = site_with_templates(tmp_path, {"job.sh.j2": (
-        '{% extends "base.sh.j2" %}\n'
-        "{% block environment %}\n# site environment\n"
-        "export SITE_MARKER={{ site.name | shq }}\n{% endblock %}\n"
-    )})
+    site = site_with_templates(
+        tmp_path,
+        {
+            "job.sh.j2": (
+                '{% extends "base.sh.j2" %}\n'
+                "{% block environment %}\n# site environment\n"
+                "export SITE_MARKER={{ site.name | shq }}\n{% endblock %}\n"
+            )
+        },
+    )
     script = render_job_script(site, golden_context(site))
     assert "export SITE_MARKER=mysite\n" in script
     assert "# --- environment ---" not in script and "export ORCA_HPC_LOG_LEVEL" not in script
@@ -180,19 +189,29 @@ def test_site_template_replaces_a_block(tmp_path: Path) -> None:
 
 
 def test_site_template_can_extend_a_block_with_super(tmp_path: Path) -> None:
-    site = site_with_templates(tmp_path, {"job.sh.j2": (
-        '{% extends "base.sh.j2" %}\n'
-        "{% block scratch %}{{ super() }}mkdir -p /local/scratch/$USER\n{% endblock %}\n"
-    )})
+    site = site_with_templates(
+        tmp_path,
+        {
+            "job.sh.j2": (
+                '{% extends "base.sh.j2" %}\n'
+                "{% block scratch %}{{ super() }}mkdir -p /local/scratch/$USER\n{% endblock %}\n"
+            )
+        },
+    )
     script = render_job_script(site, golden_context(site))
     assert "# --- scratch ---" in script and "mkdir -p /local/scratch/$USER\n" in script
 
 
 def test_site_base_can_extend_the_packaged_base(tmp_path: Path) -> None:
-    site = site_with_templates(tmp_path, {"base.sh.j2": (
-        '{% extends "orca-hpc/base.sh.j2" %}\n'
-        "{% block copy_back %}# site copy-back hook\n{% endblock %}\n"
-    )})
+    site = site_with_templates(
+        tmp_path,
+        {
+            "base.sh.j2": (
+                '{% extends "orca-hpc/base.sh.j2" %}\n'
+                "{% block copy_back %}# site copy-back hook\n{% endblock %}\n"
+            )
+        },
+    )
     script = render_job_script(site, golden_context(site))
     assert "# site copy-back hook" in script and "# --- copy back ---" not in script
 
@@ -206,9 +225,14 @@ def test_template_errors_are_one_line(tmp_path: Path) -> None:
 
 
 def test_undefined_values_are_errors(tmp_path: Path) -> None:
-    site = site_with_templates(tmp_path, {"job.sh.j2": (
-        '{% extends "base.sh.j2" %}\n{% block scratch %}{{ site.no_such_value }}{% endblock %}\n'
-    )})
+    site = site_with_templates(
+        tmp_path,
+        {
+            "job.sh.j2": (
+                '{% extends "base.sh.j2" %}\n{% block scratch %}{{ site.no_such_value }}{% endblock %}\n'
+            )
+        },
+    )
     with pytest.raises(UserError, match="undefined value"):
         render_job_script(site, golden_context(site))
 
@@ -235,8 +259,13 @@ def test_shell_quote_is_one_line_and_exact(tmp_path: Path) -> None:
         pytest.skip("bash not installed")
     script = tmp_path / "echo.sh"
     script.write_text("".join(f"printf '%s\\0' {q}\n" for q in quoted), encoding="utf-8")
-    out = subprocess.run([BASH, str(script)], capture_output=True, check=True, cwd=tmp_path,
-                         env={"PATH": os.environ["PATH"], "LC_ALL": "C"}).stdout
+    out = subprocess.run(
+        [BASH, str(script)],
+        capture_output=True,
+        check=True,
+        cwd=tmp_path,
+        env={"PATH": os.environ["PATH"], "LC_ALL": "C"},
+    ).stdout
     assert out.decode("utf-8").split("\0")[:-1] == values
     assert not (tmp_path / "PWNED").exists()
 
@@ -274,10 +303,15 @@ def hostile_run(tmp_path: Path, fake_python: str) -> tuple[Path, JobScriptContex
     record = tmp_path / "record"
     site = load_site("local-slurm")
     ctx = JobScriptContext(
-        job_name="ohpc-hostile", array_size=5, ntasks=2, mem_mb=4000, time_min=30,
+        job_name="ohpc-hostile",
+        array_size=5,
+        ntasks=2,
+        mem_mb=4000,
+        time_min=30,
         output_pattern=str(root / "%A_%a.out"),
         manifest=str(root / ("manifest $(touch PWNED)\n`touch PWNED`\u2028.txt")),
-        python=str(python), campaign_dir=str(campaign),
+        python=str(python),
+        campaign_dir=str(campaign),
         env={"RECORD": str(record), "HOSTILE": HOSTILE},
     )
     script = tmp_path / "job.sh"
@@ -291,12 +325,21 @@ def test_hostile_paths_reach_the_runner_verbatim(tmp_path: Path) -> None:
     script, ctx, record = hostile_run(tmp_path, fake)
     bash_syntax_ok(script.read_text(encoding="utf-8"), tmp_path)
     env = {"PATH": os.environ["PATH"], "SLURM_ARRAY_TASK_ID": "3", "HOME": str(tmp_path)}
-    proc = subprocess.run([BASH, str(script)], cwd=tmp_path, env=env, capture_output=True, timeout=30,
-                          check=False)
+    proc = subprocess.run(
+        [BASH, str(script)], cwd=tmp_path, env=env, capture_output=True, timeout=30, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     recorded = record.read_bytes().decode("utf-8").split("\0")[:-1]
-    assert recorded == [ctx.campaign_dir, HOSTILE, "-m", "orca_hpc.runner", "--manifest", str(ctx.manifest),
-                        "--index", "3"]
+    assert recorded == [
+        ctx.campaign_dir,
+        HOSTILE,
+        "-m",
+        "orca_hpc.runner",
+        "--manifest",
+        str(ctx.manifest),
+        "--index",
+        "3",
+    ]
     assert not list(tmp_path.rglob("PWNED"))
     assert not Path("PWNED").exists()
 
@@ -306,8 +349,8 @@ def test_hostile_paths_reach_the_runner_verbatim(tmp_path: Path) -> None:
 def test_signals_are_forwarded_and_the_runner_exit_code_is_kept(tmp_path: Path, sig: int, code: int) -> None:
     fake = (
         "#!/bin/bash\n"
-        'trap \'echo USR1 > "$RECORD"; exit 42\' USR1\n'
-        'trap \'echo TERM > "$RECORD"; exit 43\' TERM\n'
+        "trap 'echo USR1 > \"$RECORD\"; exit 42' USR1\n"
+        "trap 'echo TERM > \"$RECORD\"; exit 43' TERM\n"
         'echo ready > "$RECORD.ready"\n'
         "while true; do sleep 0.05; done\n"
     )
@@ -345,9 +388,16 @@ def test_rendered_script_runs_under_sbatch(tmp_path: Path) -> None:
         python.chmod(0o755)
         site = load_site("local-slurm")
         ctx = JobScriptContext(
-            job_name="ohpc-render-test", array_size=2, ntasks=1, mem_mb=500, time_min=2,
-            output_pattern=str(shared / "out %A_%a.log"), manifest=str(shared / "manifest $(x).txt"),
-            python=str(python), campaign_dir=str(shared), env={"RECORD": str(shared / "record")},
+            job_name="ohpc-render-test",
+            array_size=2,
+            ntasks=1,
+            mem_mb=500,
+            time_min=2,
+            output_pattern=str(shared / "out %A_%a.log"),
+            manifest=str(shared / "manifest $(x).txt"),
+            python=str(python),
+            campaign_dir=str(shared),
+            env={"RECORD": str(shared / "record")},
         )
         script = shared / "job.sh"
         script.write_text(render_job_script(site, ctx))
@@ -358,7 +408,13 @@ def test_rendered_script_runs_under_sbatch(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, f"array {job_id} did not run"
             time.sleep(0.2)
         assert (shared / "record.1").read_text().split("\n")[:6] == [
-            "-m", "orca_hpc.runner", "--manifest", str(ctx.manifest), "--index", "1"]
+            "-m",
+            "orca_hpc.runner",
+            "--manifest",
+            str(ctx.manifest),
+            "--index",
+            "1",
+        ]
         assert list(shared.glob(f"out {job_id}_*.log"))
     finally:
         shutil.rmtree(shared, ignore_errors=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from test_runner_support import make_attempt, write_fake_orca
 
+from orca_hpc.attempt.scratch import make_private_dir, top_name
 from orca_hpc.errors import InputFileError
 from orca_hpc.runner import run as runner
 
@@ -57,7 +58,7 @@ def _result(attempt_dir: Path) -> dict:
 
 
 def _scratch_of(scratch_root: Path, attempt: int = 1) -> Path:
-    return scratch_root / "orca-hpc" / "camp-j000001" / f"attempt-{attempt}"
+    return scratch_root / top_name() / "camp-j000001" / f"attempt-{attempt}"
 
 
 def _start_runner(attempt_dir: Path) -> subprocess.Popen[str]:
@@ -188,7 +189,8 @@ def test_signal_after_orca_finished_keeps_its_verdict(
 
 def test_stale_scratch_of_earlier_attempt_is_removed(tmp_path: Path, orca: Path, scratch_root: Path) -> None:
     stale = _scratch_of(scratch_root, attempt=1)
-    stale.mkdir(parents=True)
+    for folder in (stale.parent.parent, stale.parent, stale):
+        make_private_dir(folder)
     (stale / "h2_sp.tmp").write_bytes(b"x" * 100)
     attempt_dir = make_attempt(tmp_path / "c", orca, scratch_root, attempt=2)
     result = runner.run_attempt(attempt_dir)
@@ -196,6 +198,7 @@ def test_stale_scratch_of_earlier_attempt_is_removed(tmp_path: Path, orca: Path,
     assert result["outcome"] == "success"
     assert not stale.exists() and not _scratch_of(scratch_root, attempt=2).exists()
     assert any(str(stale) in note for note in result["notes"])
+    assert not stale.parent.exists()  # no empty per-job folder is left behind
 
 
 def test_unusable_scratch_root_falls_back_to_tmp(
@@ -207,9 +210,9 @@ def test_unusable_scratch_root_falls_back_to_tmp(
     try:
         result = runner.run_attempt(attempt_dir)
     finally:
-        shutil.rmtree(Path("/tmp/orca-hpc") / f"{campaign}-j000001", ignore_errors=True)
+        shutil.rmtree(Path("/tmp") / top_name() / f"{campaign}-j000001", ignore_errors=True)
     assert result["outcome"] == "success"
-    assert result["scratch"].startswith("/tmp/orca-hpc/") and result["scratch_removed"] is True
+    assert result["scratch"].startswith(f"/tmp/{top_name()}") and result["scratch_removed"] is True
     assert any("ORCA_HPC_TEST_UNSET" in note for note in result["notes"])
 
 
@@ -273,14 +276,14 @@ def test_spec_values_are_checked(
     (attempt_dir / "spec.json").write_text(json.dumps(spec))
     with pytest.raises(InputFileError) as info:
         runner.run_attempt(attempt_dir)
-    assert problem in str(info.value) and not (scratch_root / "orca-hpc").exists()
+    assert problem in str(info.value) and not (scratch_root / top_name()).exists()
 
 
 def test_campaign_slug_with_any_letters(tmp_path: Path, orca: Path, scratch_root: Path) -> None:
     attempt_dir = make_attempt(tmp_path / "c", orca, scratch_root, campaign="Études_Cu-1a2b3c")
     result = runner.run_attempt(attempt_dir)
     assert result["outcome"] == "success"
-    assert result["scratch"] == str(scratch_root / "orca-hpc" / "Études_Cu-1a2b3c-j000001" / "attempt-1")
+    assert result["scratch"] == str(scratch_root / top_name() / "Études_Cu-1a2b3c-j000001" / "attempt-1")
 
 
 def test_manifest_selects_the_line_for_the_array_index(

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 from test_runner_support import make_attempt, write_fake_orca
 
+from orca_hpc.attempt.scratch import top_name
+
 pytestmark = pytest.mark.slurm
 # Runs well past the 1-minute limit; a short SCF so the emulator writes the .gbw early.
 DIRECTIVES = "sleep=100, scf_cycles=4"
@@ -93,7 +95,7 @@ def _check_saved(attempt_dir: Path, scratch_root: Path, reason: str, job: str, g
     if gbw:
         assert "h2_sp.gbw" in result["files"] and (attempt_dir / "h2_sp.gbw").stat().st_size > 0
     assert not [p for p in attempt_dir.iterdir() if ".tmp" in p.name or "densities" in p.name]
-    assert not list((scratch_root / "orca-hpc").glob("*/attempt-*"))
+    assert not list((scratch_root / top_name()).glob("*/attempt-*"))
     return result
 
 
@@ -117,7 +119,7 @@ def test_scancel_saves_files(tmp_path: Path) -> None:
     scratch_root.mkdir()
     attempt_dir = make_attempt(tmp_path / "c", _orca(tmp_path), scratch_root, directives=DIRECTIVES)
     job = _submit(tmp_path, attempt_dir)
-    scratch = scratch_root / "orca-hpc" / "camp-j000001" / "attempt-1"
+    scratch = scratch_root / top_name() / "camp-j000001" / "attempt-1"
     _wait_for(scratch / "h2_sp.gbw", 60, job)
     time.sleep(0.5)
     subprocess.run(["scancel", job], check=True, timeout=30)

@@ -58,9 +58,9 @@ else:
 KEEP = ["*.out", "*.gbw", "*.xyz", "*_trj.xyz", "*.hess", "*.engrad", "*.property.txt", "*.property.json"]
 
 
-def write_fake_orca(folder: Path) -> Path:
+def write_fake_orca(folder: Path, python: str = sys.executable) -> Path:
     path = folder / "fake-orca"
-    path.write_text(FAKE_ORCA.format(python=sys.executable, success=str(SUCCESS_OUTPUT)))
+    path.write_text(FAKE_ORCA.format(python=python, success=str(SUCCESS_OUTPUT)))
     path.chmod(0o755)
     return path
 

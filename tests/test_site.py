@@ -111,8 +111,10 @@ def test_name_defaults_to_the_file_name(tmp_path: Path) -> None:
 
 
 def test_env_values_become_strings_and_mail_passes_through(tmp_path: Path) -> None:
-    text = MINIMAL + '[environment]\nenv = { OMP_NUM_THREADS = 1, LABEL = "a b" }\n' \
+    text = (
+        MINIMAL + '[environment]\nenv = { OMP_NUM_THREADS = 1, LABEL = "a b" }\n'
         '[mail]\nto = ["x@example.org"]\nsmtp = { host = "localhost", port = 2525 }\n'
+    )
     site = load_site(write_site(tmp_path, text))
     assert site.env == {"OMP_NUM_THREADS": "1", "LABEL": "a b"}
     assert site.mail == {"to": ["x@example.org"], "smtp": {"host": "localhost", "port": 2525}}
@@ -121,17 +123,41 @@ def test_env_values_become_strings_and_mail_passes_through(tmp_path: Path) -> No
 # ---------------------------------------------------------------- walltime
 
 
-@pytest.mark.parametrize(("value", "minutes"), [
-    (30, 30), ("30", 30), ("10:30", 11), ("01:30:00", 90), ("48:00:00", 2880), ("1-00:00:00", 1440),
-    ("2-12", 3600), ("1-02:03", 1563), ("0-00:00:01", 1), ("3-00:00:00", 4320),
-])
+@pytest.mark.parametrize(
+    ("value", "minutes"),
+    [
+        (30, 30),
+        ("30", 30),
+        ("10:30", 11),
+        ("01:30:00", 90),
+        ("48:00:00", 2880),
+        ("1-00:00:00", 1440),
+        ("2-12", 3600),
+        ("1-02:03", 1563),
+        ("0-00:00:01", 1),
+        ("3-00:00:00", 4320),
+    ],
+)
 def test_parse_walltime(value: int | str, minutes: int) -> None:
     assert parse_walltime(value) == minutes
 
 
-@pytest.mark.parametrize("value", [
-    "abc", "1:2:3:4", "0", "00:61:00", "1-25:00:00", "1h", "", -5, 0, True, 1.5,
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "abc",
+        "1:2:3:4",
+        "0",
+        "00:61:00",
+        "1-25:00:00",
+        "1h",
+        "",
+        -5,
+        0,
+        True,
+        1.5,
+    ],
+)
 def test_parse_walltime_rejects(value: object) -> None:
     with pytest.raises(ValueError):
         parse_walltime(value)  # type: ignore[arg-type]
@@ -158,7 +184,7 @@ def test_unknown_key_suggests_the_closest(tmp_path: Path) -> None:
 
 
 def test_unknown_section_suggests_the_closest(tmp_path: Path) -> None:
-    message = load_error(tmp_path, MINIMAL + "[scrach]\nroot = \"/tmp\"\n")
+    message = load_error(tmp_path, MINIMAL + '[scrach]\nroot = "/tmp"\n')
     assert ":11: scrach: unknown key" in message and "'scratch'" in message
 
 
@@ -173,7 +199,7 @@ def test_boolean_is_not_an_integer(tmp_path: Path) -> None:
 
 
 def test_wrong_type_in_a_list(tmp_path: Path) -> None:
-    message = load_error(tmp_path, MINIMAL + "[environment]\nmodules = [\"openmpi\", 4]\n")
+    message = load_error(tmp_path, MINIMAL + '[environment]\nmodules = ["openmpi", 4]\n')
     assert "[environment] modules: expected a list of strings, but an item is an integer (4)" in message
 
 
@@ -218,29 +244,35 @@ def test_invalid_toml_names_the_line(tmp_path: Path) -> None:
     assert f"{tmp_path / 'tiny.toml'}:11: invalid TOML" in message
 
 
-@pytest.mark.parametrize(("addition", "expected"), [
-    ('[slurm]\nextra_sbatch = ["constraint=x"]', 'must start with "--"'),
-    ('[slurm]\nextra_sbatch = ["--time=10"]', "use [slurm] walltime"),
-    ('[slurm]\nextra_sbatch = ["--array=0-3"]', "--array cannot be set here"),
-    ('[slurm]\nextra_sbatch = ["--constraint=x\\n#SBATCH --time=1"]', "one line"),
-    ('[slurm]\npartition = "a b"', "characters SLURM names do not use"),
-    ("[slurm]\nnodes = 2", "single-node"),
-    ("[slurm]\nnprocs = 0", "at least 1"),
-    ("[slurm]\nsignal_before_end_s = 1800", "not shorter than the walltime"),
-    ('[orca]\npath = "bin/orca"', "absolute path or a bare command name"),
-    ('[orca]\nopenmpi_prefix = "openmpi"', "absolute path"),
-    ('[environment]\nmodules = ["openmpi gcc"]', "one word"),
-    ('[environment]\nenv = { "BAD-NAME" = "1" }', "not a valid environment variable name"),
-    ('[scratch]\nroot = "scratch"', "absolute path or start with an environment variable"),
-    ('[ledger]\nlock_kind = "flok"', "did you mean 'flock'?"),
-    ('template_dir = "nowhere"', "is not a folder"),
-])
+@pytest.mark.parametrize(
+    ("addition", "expected"),
+    [
+        ('[slurm]\nextra_sbatch = ["constraint=x"]', 'must start with "--"'),
+        ('[slurm]\nextra_sbatch = ["--time=10"]', "use [slurm] walltime"),
+        ('[slurm]\nextra_sbatch = ["--array=0-3"]', "--array cannot be set here"),
+        ('[slurm]\nextra_sbatch = ["--constraint=x\\n#SBATCH --time=1"]', "one line"),
+        ('[slurm]\npartition = "a b"', "characters SLURM names do not use"),
+        ("[slurm]\nnodes = 2", "single-node"),
+        ("[slurm]\nnprocs = 0", "at least 1"),
+        ("[slurm]\nsignal_before_end_s = 1800", "not shorter than the walltime"),
+        ('[orca]\npath = "bin/orca"', "absolute path or a bare command name"),
+        ('[orca]\nopenmpi_prefix = "openmpi"', "absolute path"),
+        ('[environment]\nmodules = ["openmpi gcc"]', "one word"),
+        ('[environment]\nenv = { "BAD-NAME" = "1" }', "not a valid environment variable name"),
+        ('[scratch]\nroot = "scratch"', "absolute path or start with an environment variable"),
+        ('[ledger]\nlock_kind = "flok"', "did you mean 'flock'?"),
+        ('template_dir = "nowhere"', "is not a folder"),
+    ],
+)
 def test_semantic_errors(tmp_path: Path, addition: str, expected: str) -> None:
     section, _, rest = addition.partition("\n")
     if section.startswith("["):
         # merge into the existing table (TOML forbids defining it twice)
-        text = MINIMAL.replace(f"{section}\n", f"{section}\n{rest}\n") if section in MINIMAL else \
-            f"{MINIMAL}{addition}\n"
+        text = (
+            MINIMAL.replace(f"{section}\n", f"{section}\n{rest}\n")
+            if section in MINIMAL
+            else f"{MINIMAL}{addition}\n"
+        )
         text = _drop_duplicate_keys(text)
     else:
         text = addition + "\n" + MINIMAL
@@ -275,8 +307,10 @@ def campaign_toml(tmp_path: Path, overrides: str) -> Path:
 def test_overrides_change_only_what_they_name(tmp_path: Path) -> None:
     base = load_site("local-slurm")
     source = campaign_toml(tmp_path, "")
-    site = base.with_overrides({"slurm": {"walltime": "02:00:00", "nprocs": 4},
-                                "environment": {"env": {"A": "1"}}}, source=str(source))
+    site = base.with_overrides(
+        {"slurm": {"walltime": "02:00:00", "nprocs": 4}, "environment": {"env": {"A": "1"}}},
+        source=str(source),
+    )
     assert (site.walltime_min, site.nprocs, site.env) == (120, 4, {"A": "1"})
     assert (site.partition, site.mem_per_cpu_mb, site.orca_path) == (base.partition, 2000, "orca-emulator")
     assert base.walltime_min == 30 and base.nprocs == 1  # the original is untouched
@@ -385,8 +419,9 @@ def test_resources_without_maxcore() -> None:
         resources_for(site, 0, None)
 
 
-@given(nprocs=st.integers(1, 128), maxcore=st.integers(1, 20000) | st.none(),
-       mem_per_cpu=st.integers(2, 20000))
+@given(
+    nprocs=st.integers(1, 128), maxcore=st.integers(1, 20000) | st.none(), mem_per_cpu=st.integers(2, 20000)
+)
 def test_resources_keep_maxcore_within_80_percent(nprocs: int, maxcore: int | None, mem_per_cpu: int) -> None:
     site = SiteConfig(name="h", scheduler="slurm", orca_path="orca", mem_per_cpu_mb=mem_per_cpu)
     mem, core = resources_for(site, nprocs, maxcore)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orca_hpc.atomic import atomic_write_bytes
+from orca_hpc.atomic import atomic_copy, atomic_write_bytes
+from orca_hpc.perms import FILE_MODE, make_dir
 
 SPEC_NAME = "spec.json"
 RESULT_NAME = "result.json"
@@ -58,11 +58,11 @@ def write_attempt(
     imag_threshold_cm1: float | None = None,
 ) -> None:
     """Lay out the attempt folder. Running it again for the same attempt is harmless."""
-    directory.parent.mkdir(exist_ok=True)
-    directory.mkdir(exist_ok=True)
-    (directory / plan.input_name).write_text(plan.input_text, encoding="utf-8")
+    make_dir(directory.parent)
+    make_dir(directory)
+    atomic_write_bytes(directory / plan.input_name, plan.input_text.encode("utf-8"), FILE_MODE, durable=False)
     for name, source in plan.extra_files.items():
-        shutil.copyfile(source, directory / name)
+        atomic_copy(Path(source), directory / name, FILE_MODE)
     spec: dict[str, Any] = {
         "spec_version": 1,
         "campaign": campaign,
@@ -82,7 +82,7 @@ def write_attempt(
     if imag_threshold_cm1 is not None:
         spec["imag_threshold_cm1"] = imag_threshold_cm1  # the runner's classifier needs the site's value
     # Atomic (the runner never reads half a spec) but not fsynced: 10,000 of these per submit.
-    atomic_write_bytes(directory / SPEC_NAME, json.dumps(spec).encode("utf-8"), 0o644, durable=False)
+    atomic_write_bytes(directory / SPEC_NAME, json.dumps(spec).encode("utf-8"), FILE_MODE, durable=False)
 
 
 def read_result(directory: Path) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ import click
 from orca_hpc import __version__
 from orca_hpc.errors import EXIT_ERROR, OrcaHpcError, TemporaryFailure
 from orca_hpc.logs import log_echoed, setup_logging, teardown_logging
+from orca_hpc.perms import tighten_umask
 
 # (module under orca_hpc.cli, attribute): each module owns one command or group.
 COMMANDS: list[tuple[str, str]] = [
@@ -87,6 +88,8 @@ def main(ctx: click.Context, directory: Path, verbose: int, quiet: bool) -> None
     Exit codes: 0 success, 1 error, 2 usage error,
     75 temporary failure (ledger locked, scheduler unreachable: try again later).
     """
+    # Nothing a command creates (ours, submitit's, filelock's) may be group- or world-writable.
+    tighten_umask()
     ctx.obj = Context(directory.absolute(), verbose, quiet)
     # The campaign's log gets every command's details; the terminal gets -v/-q's share.
     setup_logging(ctx.obj.directory, verbose=verbose, quiet=quiet, command=ctx.invoked_subcommand or "-")

@@ -12,6 +12,7 @@ from typing import Any
 from orca_hpc.config.site import SiteConfig, load_site
 from orca_hpc.errors import UserError
 from orca_hpc.ledger.store import Ledger
+from orca_hpc.perms import DIR_MODE, make_dir
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -83,12 +84,12 @@ def init_campaign(root: Path, site_name: str, name: str | None = None) -> Campai
     site = load_site(site_name, search_dirs=[root / "site_configs"])
     name = name or root.name
     campaign_id = secrets.token_hex(3)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "jobs").mkdir(exist_ok=True)
+    make_dir(root, parents=True)
+    make_dir(root / "jobs")
     state = root / STATE_DIR
-    state.mkdir(mode=0o750)
+    state.mkdir(mode=DIR_MODE)
     for sub in ("arrays", "submitit", "logs"):
-        (state / sub).mkdir(mode=0o750)
+        make_dir(state / sub)
     text = (
         "# orca-hpc campaign. [overrides] replace site values (same keys as site_configs/*.toml).\n"
         f"name = {_toml_str(name)}\n"

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, overload
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -32,7 +32,14 @@ SITE_DIR_ENV = "ORCA_HPC_SITE_DIR"
 SCHEDULERS = ("slurm", "local")
 LOCK_KINDS = ("flock", "soft")
 DEFAULT_KEEP = (
-    "*.out", "*.gbw", "*.xyz", "*_trj.xyz", "*.hess", "*.engrad", "*.property.txt", "*.property.json",
+    "*.out",
+    "*.gbw",
+    "*.xyz",
+    "*_trj.xyz",
+    "*.hess",
+    "*.engrad",
+    "*.property.txt",
+    "*.property.json",
 )
 # ORCA needs headroom beyond maxcore x nprocs: the job asks SLURM for maxcore x nprocs / 0.8.
 MEM_FRACTION_NUM, MEM_FRACTION_DEN = 4, 5
@@ -41,41 +48,71 @@ MEM_FRACTION_NUM, MEM_FRACTION_DEN = 4, 5
 _MANAGED_SBATCH = {
     "job-name": "orca-hpc sets it (the submission token)",
     "array": "orca-hpc sets it (max_array_size, array_parallelism)",
-    "output": "orca-hpc sets it", "error": "orca-hpc sets it",
+    "output": "orca-hpc sets it",
+    "error": "orca-hpc sets it",
     "ntasks": "it comes from the input's %pal (default [slurm] nprocs)",
-    "nodes": "orca-hpc runs single-node jobs", "cpus-per-task": "orca-hpc sets it to 1",
+    "nodes": "orca-hpc runs single-node jobs",
+    "cpus-per-task": "orca-hpc sets it to 1",
     "mem": "it follows %maxcore (see [slurm] mem_per_cpu_mb, max_mem_mb)",
-    "mem-per-cpu": "use [slurm] mem_per_cpu_mb", "time": "use [slurm] walltime",
-    "signal": "use [slurm] signal_before_end_s", "partition": "use [slurm] partition",
-    "account": "use [slurm] account", "qos": "use [slurm] qos",
+    "mem-per-cpu": "use [slurm] mem_per_cpu_mb",
+    "time": "use [slurm] walltime",
+    "signal": "use [slurm] signal_before_end_s",
+    "partition": "use [slurm] partition",
+    "account": "use [slurm] account",
+    "qos": "use [slurm] qos",
     "requeue": "orca-hpc retries node failures itself (--no-requeue)",
 }
 # (section, key) -> (type, SiteConfig field). Section None is the top level.
 _STR, _INT, _NUM, _WALL, _STRS, _TABLE, _ENV = (
-    "a string", "an integer", "a number", "a walltime", "a list of strings", "a table", "a table of strings",
+    "a string",
+    "an integer",
+    "a number",
+    "a walltime",
+    "a list of strings",
+    "a table",
+    "a table of strings",
 )
 _SCHEMA: dict[str | None, dict[str, tuple[str, str]]] = {
     None: {
-        "name": (_STR, "name"), "description": (_STR, "description"), "scheduler": (_STR, "scheduler"),
+        "name": (_STR, "name"),
+        "description": (_STR, "description"),
+        "scheduler": (_STR, "scheduler"),
         "template_dir": (_STR, "template_dir"),
-        "slurm": (_TABLE, ""), "orca": (_TABLE, ""), "environment": (_TABLE, ""), "scratch": (_TABLE, ""),
-        "retry": (_TABLE, ""), "ledger": (_TABLE, ""), "mail": (_TABLE, "mail"), "chemistry": (_TABLE, ""),
+        "slurm": (_TABLE, ""),
+        "orca": (_TABLE, ""),
+        "environment": (_TABLE, ""),
+        "scratch": (_TABLE, ""),
+        "retry": (_TABLE, ""),
+        "ledger": (_TABLE, ""),
+        "mail": (_TABLE, "mail"),
+        "chemistry": (_TABLE, ""),
     },
     "slurm": {
-        "partition": (_STR, "partition"), "account": (_STR, "account"), "qos": (_STR, "qos"),
-        "walltime": (_WALL, "walltime_min"), "max_walltime": (_WALL, "max_walltime_min"),
-        "nodes": (_INT, "nodes"), "nprocs": (_INT, "nprocs"), "mem_per_cpu_mb": (_INT, "mem_per_cpu_mb"),
-        "max_mem_mb": (_INT, "max_mem_mb"), "max_array_size": (_INT, "max_array_size"),
-        "array_parallelism": (_INT, "array_parallelism"), "submit_throttle_s": (_NUM, "submit_throttle_s"),
-        "signal_before_end_s": (_INT, "signal_before_end_s"), "extra_sbatch": (_STRS, "extra_sbatch"),
+        "partition": (_STR, "partition"),
+        "account": (_STR, "account"),
+        "qos": (_STR, "qos"),
+        "walltime": (_WALL, "walltime_min"),
+        "max_walltime": (_WALL, "max_walltime_min"),
+        "nodes": (_INT, "nodes"),
+        "nprocs": (_INT, "nprocs"),
+        "mem_per_cpu_mb": (_INT, "mem_per_cpu_mb"),
+        "max_mem_mb": (_INT, "max_mem_mb"),
+        "max_array_size": (_INT, "max_array_size"),
+        "array_parallelism": (_INT, "array_parallelism"),
+        "submit_throttle_s": (_NUM, "submit_throttle_s"),
+        "signal_before_end_s": (_INT, "signal_before_end_s"),
+        "extra_sbatch": (_STRS, "extra_sbatch"),
     },
     "orca": {"path": (_STR, "orca_path"), "openmpi_prefix": (_STR, "openmpi_prefix")},
     "environment": {"modules": (_STRS, "modules"), "setup": (_STRS, "setup"), "env": (_ENV, "env")},
     "scratch": {
-        "root": (_STR, "scratch_root"), "fallback": (_STR, "scratch_fallback"), "keep": (_STRS, "keep"),
+        "root": (_STR, "scratch_root"),
+        "fallback": (_STR, "scratch_fallback"),
+        "keep": (_STRS, "keep"),
     },
     "retry": {
-        "max_retries": (_INT, "max_retries"), "max_nodefail_retries": (_INT, "max_nodefail_retries"),
+        "max_retries": (_INT, "max_retries"),
+        "max_nodefail_retries": (_INT, "max_nodefail_retries"),
         "disabled_handlers": (_STRS, "disabled_handlers"),
         "pause_after_environment_failures": (_INT, "pause_after_environment_failures"),
     },
@@ -176,7 +213,7 @@ def parse_walltime(value: int | str) -> int:
     """A SLURM time limit (minutes as an integer, or "MM", "MM:SS", "HH:MM:SS", "D-HH",
     "D-HH:MM", "D-HH:MM:SS") -> whole minutes, seconds rounded up. ValueError if malformed."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ValueError(f"expected minutes or \"HH:MM:SS\"/\"D-HH:MM:SS\", got {value!r}")
+        raise ValueError(f'expected minutes or "HH:MM:SS"/"D-HH:MM:SS", got {value!r}')
     if isinstance(value, int):
         minutes = value
     else:
@@ -187,9 +224,12 @@ def parse_walltime(value: int | str) -> int:
                 parts = dict(zip(units, map(int, match.groups()), strict=True))
                 break
         else:
-            raise ValueError(f"bad walltime format {value!r} (use minutes, \"HH:MM:SS\" or \"D-HH:MM:SS\")")
-        if len(units) > 1 and (parts.get("s", 0) > 59 or (parts.get("m", 0) > 59 and units[0] != "m")
-                               or ("d" in parts and parts.get("h", 0) > 23)):
+            raise ValueError(f'bad walltime format {value!r} (use minutes, "HH:MM:SS" or "D-HH:MM:SS")')
+        if len(units) > 1 and (
+            parts.get("s", 0) > 59
+            or (parts.get("m", 0) > 59 and units[0] != "m")
+            or ("d" in parts and parts.get("h", 0) > 23)
+        ):
             raise ValueError(f"bad walltime {value!r}: a field is out of range")
         hours = parts.get("d", 0) * 24 + parts.get("h", 0)
         seconds = (hours * 60 + parts.get("m", 0)) * 60 + parts.get("s", 0)
@@ -234,8 +274,9 @@ def resources_for(site: SiteConfig, nprocs: int, maxcore_mb: int | None) -> tupl
         mem = site.max_mem_mb
     maxcore = mem * MEM_FRACTION_NUM // (MEM_FRACTION_DEN * nprocs)
     if maxcore < 1:
-        raise UserError(f"site {site.name}: {mem} MB for {nprocs} processes leaves less than 1 MB "
-                        "of %maxcore per process")
+        raise UserError(
+            f"site {site.name}: {mem} MB for {nprocs} processes leaves less than 1 MB of %maxcore per process"
+        )
     return mem, maxcore
 
 
@@ -266,15 +307,17 @@ def available_sites(search_dirs: Iterable[str | os.PathLike[str]] | None = None)
     return found
 
 
-def load_site(name_or_path: str | os.PathLike[str],
-              search_dirs: Iterable[str | os.PathLike[str]] | None = None) -> SiteConfig:
+def load_site(
+    name_or_path: str | os.PathLike[str], search_dirs: Iterable[str | os.PathLike[str]] | None = None
+) -> SiteConfig:
     """Load a site by bare name (see `site_search_path`) or by path to its toml file."""
     text = os.fspath(name_or_path)
     if isinstance(name_or_path, Path) or "/" in text or os.sep in text or text.endswith(".toml"):
         return load_site_file(Path(text))
     if not _SITE_NAME.match(text):
-        raise UserError(f"bad site name {text!r}: use letters, digits, '.', '_', '-' "
-                        "(or give a path to a .toml file)")
+        raise UserError(
+            f"bad site name {text!r}: use letters, digits, '.', '_', '-' (or give a path to a .toml file)"
+        )
     dirs = site_search_path(search_dirs)
     for folder in dirs:
         candidate = folder / f"{text}.toml"
@@ -363,8 +406,14 @@ def _suggest(word: str, choices: Iterable[str]) -> str:
 
 
 def _toml_type(value: object) -> str:
-    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array",
-             dict: "a table"}
+    names = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a float",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }
     return names.get(type(value), type(value).__name__)
 
 
@@ -383,7 +432,8 @@ def _type_ok(kind: str, value: object) -> bool:
         return isinstance(value, dict)
     if kind == _ENV:
         return isinstance(value, dict) and all(
-            isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value.values())
+            isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value.values()
+        )
     raise AssertionError(kind)
 
 
@@ -402,8 +452,9 @@ def _check_shape(data: Mapping[str, Any], where: _Where) -> None:
                     bad = next(v for v in value if not isinstance(v, str))
                     where.fail(section, key, f"expected {kind}, but an item is {_toml_type(bad)} ({bad!r})")
                 if kind == _WALL:
-                    where.fail(section, key,
-                               f"expected minutes or \"HH:MM:SS\", got {_toml_type(value)} ({value!r})")
+                    where.fail(
+                        section, key, f'expected minutes or "HH:MM:SS", got {_toml_type(value)} ({value!r})'
+                    )
                 shown = "" if isinstance(value, (dict, list)) else f" ({value!r})"
                 where.fail(section, key, f"expected {kind}, got {_toml_type(value)}{shown}")
 
@@ -423,8 +474,9 @@ def _resolve_dir(base: Path, value: str) -> Path:
     return (base / Path(value).expanduser()).resolve()
 
 
-def _build(data: dict[str, Any], where: _Where, default_name: str, source: Path | None,
-           base_dir: Path) -> SiteConfig:
+def _build(
+    data: dict[str, Any], where: _Where, default_name: str, source: Path | None, base_dir: Path
+) -> SiteConfig:
     fields: dict[str, Any] = {}
     for section, keys in _SCHEMA.items():
         table = data if section is None else data.get(section, {})
@@ -450,6 +502,10 @@ def _build(data: dict[str, Any], where: _Where, default_name: str, source: Path 
             where.fail(section, key, f"missing value ({required})")
         return value
 
+    @overload
+    def integer(attr: str, default: int, minimum: int) -> int: ...
+    @overload
+    def integer(attr: str, default: None, minimum: int) -> int | None: ...
     def integer(attr: str, default: int | None, minimum: int) -> int | None:
         value = get(attr, default)
         if value is not None and value < minimum:
@@ -463,23 +519,25 @@ def _build(data: dict[str, Any], where: _Where, default_name: str, source: Path 
                 fail(attr, "an item is an empty string")
         return value
 
-    name = text("name", default_name)
-    scheduler = text("scheduler", required="set scheduler = \"slurm\" or \"local\"")
+    name = text("name", default_name) or ""
+    scheduler = text("scheduler", required='set scheduler = "slurm" or "local"') or ""
     if scheduler not in SCHEDULERS:
         hint = _suggest(scheduler, SCHEDULERS)
-        fail("scheduler", f"must be \"slurm\" or \"local\", got {scheduler!r}{hint}")
+        fail("scheduler", f'must be "slurm" or "local", got {scheduler!r}{hint}')
     slurm = scheduler == "slurm"
     if slurm and not isinstance(data.get("slurm"), Mapping):
-        raise InputFileError(where.label, f"[{where.table('slurm')}]: missing table (needed when "
-                                          "scheduler = \"slurm\")")
+        raise InputFileError(
+            where.label, f'[{where.table("slurm")}]: missing table (needed when scheduler = "slurm")'
+        )
 
     for attr in ("partition", "account", "qos"):
         value = text(attr)
         if value is not None and not _SBATCH_TOKEN.match(value):
-            fail(attr, f"{value!r} has characters SLURM names do not use "
-                       "(allowed: letters, digits, _.,:@+=/-)")
+            fail(
+                attr, f"{value!r} has characters SLURM names do not use (allowed: letters, digits, _.,:@+=/-)"
+            )
 
-    wall_required = "needed when scheduler = \"slurm\"" if slurm else ""
+    wall_required = 'needed when scheduler = "slurm"' if slurm else ""
     for attr in ("walltime_min", "max_walltime_min"):
         value = get(attr)
         if value is None:
@@ -497,8 +555,10 @@ def _build(data: dict[str, Any], where: _Where, default_name: str, source: Path 
     walltime = get("walltime_min", 60)
     max_walltime = get("max_walltime_min")
     if max_walltime is not None and walltime > max_walltime:
-        fail("walltime_min", f"{format_walltime(walltime)} is longer than max_walltime "
-                             f"{format_walltime(max_walltime)}")
+        fail(
+            "walltime_min",
+            f"{format_walltime(walltime)} is longer than max_walltime {format_walltime(max_walltime)}",
+        )
 
     if integer("nodes", 1, 1) != 1:
         fail("nodes", "only single-node jobs are supported (ORCA runs on one node here): use 1")
@@ -520,7 +580,7 @@ def _build(data: dict[str, Any], where: _Where, default_name: str, source: Path 
     for line in extra_sbatch:
         _check_sbatch_line(line, lambda problem: fail("extra_sbatch", problem))
 
-    orca_path = text("orca_path", required="the ORCA binary: an absolute path or a command name")
+    orca_path = text("orca_path", required="the ORCA binary: an absolute path or a command name") or ""
     if "/" in orca_path and not orca_path.startswith("/"):
         fail("orca_path", f"{orca_path!r} must be an absolute path or a bare command name (found on PATH)")
     openmpi = text("openmpi_prefix")
@@ -538,14 +598,14 @@ def _build(data: dict[str, Any], where: _Where, default_name: str, source: Path 
             fail("env", f"{var!r} is not a valid environment variable name")
         env[var] = str(value)
 
-    scratch_root = text("scratch_root", "$TMPDIR")
-    scratch_fallback = text("scratch_fallback", "/tmp")
+    scratch_root = text("scratch_root", "$TMPDIR") or ""
+    scratch_fallback = text("scratch_fallback", "/tmp") or ""
     for attr, value in (("scratch_root", scratch_root), ("scratch_fallback", scratch_fallback)):
         if not value.startswith(("/", "$")):
             fail(attr, f"{value!r} must be an absolute path or start with an environment variable ($TMPDIR)")
     keep = strings("keep", DEFAULT_KEEP)
     if not keep:
-        fail("keep", "must name at least one pattern (the ORCA output itself: \"*.out\")")
+        fail("keep", 'must name at least one pattern (the ORCA output itself: "*.out")')
 
     max_retries = integer("max_retries", 3, 0)
     max_nodefail = integer("max_nodefail_retries", 5, 0)
@@ -555,10 +615,10 @@ def _build(data: dict[str, Any], where: _Where, default_name: str, source: Path 
         fail("imag_threshold_cm1", f"must not be negative, got {imag_threshold}")
     pause_after_env = integer("pause_after_environment_failures", 3, 1)
 
-    lock_kind = text("lock_kind", "flock")
+    lock_kind = text("lock_kind", "flock") or ""
     if lock_kind not in LOCK_KINDS:
         hint = _suggest(lock_kind, LOCK_KINDS)
-        fail("lock_kind", f"must be \"flock\" or \"soft\", got {lock_kind!r}{hint}")
+        fail("lock_kind", f'must be "flock" or "soft", got {lock_kind!r}{hint}')
 
     template_dir = get("template_dir")
     if template_dir is not None:
@@ -567,17 +627,40 @@ def _build(data: dict[str, Any], where: _Where, default_name: str, source: Path 
             fail("template_dir", f"{template_dir} is not a folder")
 
     return SiteConfig(
-        name=name, scheduler=scheduler, orca_path=orca_path, source=source,
+        name=name,
+        scheduler=scheduler,
+        orca_path=orca_path,
+        source=source,
         description=get("description", ""),
-        partition=get("partition"), account=get("account"), qos=get("qos"), walltime_min=walltime,
-        max_walltime_min=max_walltime, nodes=1, nprocs=nprocs, mem_per_cpu_mb=mem_per_cpu, max_mem_mb=max_mem,
-        max_array_size=max_array, array_parallelism=parallelism, submit_throttle_s=float(throttle),
-        signal_before_end_s=signal, extra_sbatch=extra_sbatch, openmpi_prefix=openmpi, modules=modules,
-        setup=setup, env=env, scratch_root=scratch_root, scratch_fallback=scratch_fallback, keep=keep,
-        max_retries=max_retries, max_nodefail_retries=max_nodefail, disabled_handlers=disabled,
+        partition=get("partition"),
+        account=get("account"),
+        qos=get("qos"),
+        walltime_min=walltime,
+        max_walltime_min=max_walltime,
+        nodes=1,
+        nprocs=nprocs,
+        mem_per_cpu_mb=mem_per_cpu,
+        max_mem_mb=max_mem,
+        max_array_size=max_array,
+        array_parallelism=parallelism,
+        submit_throttle_s=float(throttle),
+        signal_before_end_s=signal,
+        extra_sbatch=extra_sbatch,
+        openmpi_prefix=openmpi,
+        modules=modules,
+        setup=setup,
+        env=env,
+        scratch_root=scratch_root,
+        scratch_fallback=scratch_fallback,
+        keep=keep,
+        max_retries=max_retries,
+        max_nodefail_retries=max_nodefail,
+        disabled_handlers=disabled,
         imag_threshold_cm1=float(imag_threshold),
         pause_after_environment_failures=pause_after_env,
-        lock_kind=lock_kind, mail=copy.deepcopy(get("mail", {})), template_dir=template_dir,
+        lock_kind=lock_kind,
+        mail=copy.deepcopy(get("mail", {})),
+        template_dir=template_dir,
         raw=copy.deepcopy(data),
     )
 
@@ -591,7 +674,7 @@ def _check_sbatch_line(line: str, fail: Any) -> None:
     if _CONTROL.search(line):
         fail(f"{line!r} must be one line without control characters")
     if not line.startswith("--"):
-        fail(f"{line!r} must start with \"--\" (the long option, e.g. \"--constraint=skylake\")")
+        fail(f'{line!r} must start with "--" (the long option, e.g. "--constraint=skylake")')
     option = re.split(r"[=\s]", line[2:], maxsplit=1)[0]
     if option in _MANAGED_SBATCH:
         fail(f"{line!r}: --{option} cannot be set here: {_MANAGED_SBATCH[option]}")

@@ -185,7 +185,7 @@ class ScfHandler(Handler):
         steps = remaining if failure.last_chance else remaining[:1]
         if "slowconv" in steps and "veryslowconv" in steps:
             steps.remove("slowconv")  # VerySlowConv is the stronger damping; ORCA takes one of them
-        text, changes = plan.input_text, []
+        text, changes = plan.input_text, list[dict[str, str]]()
         if failure.classification.get("calc_kind") in ("optimisation", "transition_state"):
             text, changes = _restart_geometry(plan, failure, self.name, text)
         text, more = _with_moread(plan, failure, self.name, text)
@@ -465,7 +465,7 @@ class WalltimeHandler(Handler):
         time_min = min(limits.max_time_min, plan.time_min * 2)
         if time_min <= plan.time_min:
             raise NoCorrection(f"already at the partition's time limit ({limits.max_time_min} min)")
-        text, changes = plan.input_text, []
+        text, changes = plan.input_text, list[dict[str, str]]()
         if failure.classification.get("calc_kind") == "optimisation" or failure.file("_trj.xyz"):
             geometry = _last_geometry(failure)
             if geometry is not None:

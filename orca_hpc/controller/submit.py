@@ -24,7 +24,7 @@ from orca_hpc.config.site import resources_for
 from orca_hpc.errors import InputFileError, OrcaHpcError, UserError
 from orca_hpc.ledger.records import Job, now_iso
 from orca_hpc.ledger.states import JobState
-from orca_hpc.ledger.store import Ledger, Transaction
+from orca_hpc.ledger.store import Ledger, LedgerView, Transaction
 from orca_hpc.orca import inputs as orca_input
 from orca_hpc.orca.presets import render_preset
 from orca_hpc.orca.xyz import read_xyz
@@ -301,6 +301,23 @@ def record_attempt(campaign: Campaign, txn: Transaction, job: Job, plan: Attempt
     )
 
 
+def _not_yet_recorded(
+    view: LedgerView, new_jobs: Sequence[NewJob], force: bool, report: SubmitReport
+) -> list[NewJob]:
+    """The inputs that the ledger ``view`` does not hold yet (all with ``force``); the rest go to
+    ``report.skipped`` with the job that already has them."""
+    fresh: list[NewJob] = []
+    seen: set[str] = set()
+    for nj in new_jobs:
+        existing = view.find_by_hash(nj.sha)
+        if (existing or nj.sha in seen) and not force:
+            report.skipped.append((str(nj.source), existing[0].id if existing else "(same input twice)"))
+            continue
+        seen.add(nj.sha)
+        fresh.append(nj)
+    return fresh
+
+
 def submit(
     campaign: Campaign,
     paths: Sequence[Path],
@@ -319,17 +336,8 @@ def submit(
     new_jobs = prepare_inputs(campaign, paths, method=method, charge=charge, mult=mult)
     report = SubmitReport()
     ledger = campaign.ledger()
-    view = ledger.snapshot()
-    fresh: list[NewJob] = []
-    seen: set[str] = set()
-    for nj in new_jobs:
-        existing = view.find_by_hash(nj.sha)
-        if (existing or nj.sha in seen) and not force:
-            report.skipped.append((str(nj.source), existing[0].id if existing else "(same input twice)"))
-            continue
-        seen.add(nj.sha)
-        fresh.append(nj)
     if dry_run:
+        fresh = _not_yet_recorded(ledger.snapshot(), new_jobs, force, report)
         dispatcher = Dispatcher(campaign, ledger, scheduler or scheduler_for(campaign))
         placeholder = campaign.jobs_dir / "<job>" / "attempt-1"
         jobs = [(str(i), placeholder, nj.plan) for i, nj in enumerate(fresh)]
@@ -339,6 +347,9 @@ def submit(
     max_retries = campaign.site.max_retries if max_retries is None else max_retries
     with ledger.lock:
         with ledger.transaction() as txn:
+            # Checked under the same lock as the insert: another submit of the same input may be
+            # running right now, and whichever locks second must see the first one's jobs.
+            fresh = _not_yet_recorded(txn, new_jobs, force, report)
             ids = []
             plans = {}
             for count, nj in enumerate(fresh, 1):

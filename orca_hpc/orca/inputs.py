@@ -34,10 +34,21 @@ _ONE_LINERS = frozenset({"maxcore", "moinp", "base", "pointcharges"})
 # a block is taken as that block's continuation (see _Parser._continue_block).
 _SUBBLOCKS: dict[str, dict[str, str]] = {
     "scf": {"shift": "end"},
-    "geom": {key: "end" for key in (
-        "constraints", "scan", "modify_internal", "hybrid_hess", "ts_mode", "fragments",
-        "connectfragments", "hess_internal", "ts_active_atoms", "invertconstraints",
-    )},
+    "geom": {
+        key: "end"
+        for key in (
+            "constraints",
+            "scan",
+            "modify_internal",
+            "hybrid_hess",
+            "ts_mode",
+            "fragments",
+            "connectfragments",
+            "hess_internal",
+            "ts_active_atoms",
+            "invertconstraints",
+        )
+    },
     "freq": {"hybrid_hess": "end"},
     "coords": {"coords": "end", "pardef": "end"},
     "basis": {},  # filled by _BASIS_SUB_RE
@@ -57,16 +68,41 @@ _NOT_ATOMS = frozenset({"Q", "DA"})
 _INLINE_KINDS = {"xyz": "xyz", "int": "int", "internal": "int", "gzmt": "gzmt"}
 _FILE_KINDS = frozenset({"xyzfile", "gzmtfile", "pdbfile"})
 
-_OPT_KEYWORDS = frozenset({
-    "opt", "copt", "zopt", "gdiis-opt", "gdiis-copt", "gdiis-zopt", "looseopt", "normalopt", "tightopt",
-    "verytightopt", "optts", "l-opt", "l-optts", "opth", "scants",
-})
+_OPT_KEYWORDS = frozenset(
+    {
+        "opt",
+        "copt",
+        "zopt",
+        "gdiis-opt",
+        "gdiis-copt",
+        "gdiis-zopt",
+        "looseopt",
+        "normalopt",
+        "tightopt",
+        "verytightopt",
+        "optts",
+        "l-opt",
+        "l-optts",
+        "opth",
+        "scants",
+    }
+)
 _FREQ_KEYWORDS = frozenset({"freq", "numfreq", "anfreq"})
 _PAL_RE = re.compile(r"^pal(\d+)$", re.IGNORECASE)
 _TOKEN_RE = re.compile(r'"[^"]*"?|=|[^\s"=]+')
 # Block options whose quoted value names a file ORCA reads.
-_FILE_KEYS = frozenset({"inhessname", "moinp", "orcafffilename", "neb_end_xyzfile", "neb_ts_xyzfile",
-                        "guessfile", "xyzfile", "hessname"})
+_FILE_KEYS = frozenset(
+    {
+        "inhessname",
+        "moinp",
+        "orcafffilename",
+        "neb_end_xyzfile",
+        "neb_ts_xyzfile",
+        "guessfile",
+        "xyzfile",
+        "hessname",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -328,8 +364,9 @@ class _Parser:
                 self.last_block = None
             elif low.startswith("$"):
                 if low != "$new_job":
-                    raise self.error(f"unknown directive {tok.text!r}: ORCA knows only '$new_job' here",
-                                     tok.line + 1)
+                    raise self.error(
+                        f"unknown directive {tok.text!r}: ORCA knows only '$new_job' here", tok.line + 1
+                    )
                 self.pos += 1
                 self.jobs[-1].end_line = tok.line - 1
                 self.jobs.append(Job(index=len(self.jobs), line=tok.line + 1))
@@ -339,7 +376,9 @@ class _Parser:
             else:
                 raise self.error(
                     f"unexpected text {tok.text!r} outside any block: ORCA expects a line starting with "
-                    "'!', '%', '*' or '$new_job'", tok.line + 1)
+                    "'!', '%', '*' or '$new_job'",
+                    tok.line + 1,
+                )
         self.jobs[-1].end_line = len(self.lines) - 1
         return self._finish()
 
@@ -398,13 +437,15 @@ class _Parser:
             if tok is None:
                 raise self.error(
                     f"%{block.name} block opened here has no matching 'end' before the end of the file",
-                    opener.line + 1)
+                    opener.line + 1,
+                )
             low = tok.text.lower()
             ctx, closer = stack[-1]
             if ctx not in _OPAQUE and tok.first and low[:1] in ("!", "*", "$", "%") and low != "%":
                 raise self.error(
                     f"%{block.name} block opened here has no matching 'end' before line {tok.line + 1}",
-                    opener.line + 1)
+                    opener.line + 1,
+                )
             self.pos += 1
             if low == closer:
                 stack.pop()
@@ -451,18 +492,21 @@ class _Parser:
             scan += 1
         raise self.error(
             f"unexpected text {tok.text!r} outside any block: ORCA expects a line starting with "
-            "'!', '%', '*' or '$new_job'", tok.line + 1)
+            "'!', '%', '*' or '$new_job'",
+            tok.line + 1,
+        )
 
     def _slice(self, span: Span) -> str:
         if span.start_line == span.end_line:
-            return self.lines[span.start_line][span.start_col:span.end_col]
-        parts = [self.lines[span.start_line][span.start_col:]]
-        parts += self.lines[span.start_line + 1:span.end_line]
-        parts.append(self.lines[span.end_line][:span.end_col])
+            return self.lines[span.start_line][span.start_col : span.end_col]
+        parts = [self.lines[span.start_line][span.start_col :]]
+        parts += self.lines[span.start_line + 1 : span.end_line]
+        parts.append(self.lines[span.end_line][: span.end_col])
         return "\n".join(p.rstrip("\r") for p in parts)
 
-    def _add_option(self, block: Block, key_toks: list[_Tok], value_span: Span | None,
-                    value: str | None = None) -> None:
+    def _add_option(
+        self, block: Block, key_toks: list[_Tok], value_span: Span | None, value: str | None = None
+    ) -> None:
         key = "".join(t.text for t in key_toks)
         first = key_toks[0]
         if value is None:
@@ -497,18 +541,25 @@ class _Parser:
                 # A key alone on its line takes the next word as its value, as ORCA reads tokens.
                 value_group = lines[index + 1].pop(0)
                 v0, v1 = value_group[0], value_group[-1]
-                self._add_option(block, merged[0], Span(v0.line, v0.col, v1.line, v1.end),
-                                 " ".join(t.text for t in value_group).rstrip(";"))
+                self._add_option(
+                    block,
+                    merged[0],
+                    Span(v0.line, v0.col, v1.line, v1.end),
+                    " ".join(t.text for t in value_group).rstrip(";"),
+                )
                 continue
             simple = [g[0] for g in merged if len(g) == 1]
-            pairs = (len(merged) > 2 and len(merged) % 2 == 0 and len(simple) == len(merged)
-                     and all(re.match(r"[A-Za-z_]", merged[i][0].text) for i in range(0, len(merged), 2))
-                     and all("," not in merged[i][0].text for i in range(1, len(merged), 2)))
+            pairs = (
+                len(merged) > 2
+                and len(merged) % 2 == 0
+                and len(simple) == len(merged)
+                and all(re.match(r"[A-Za-z_]", merged[i][0].text) for i in range(0, len(merged), 2))
+                and all("," not in merged[i][0].text for i in range(1, len(merged), 2))
+            )
             if pairs:
                 for i in range(0, len(merged), 2):
                     v = merged[i + 1][0]
-                    self._add_option(block, merged[i], Span(v.line, v.col, v.line, v.end),
-                                     v.text.rstrip(";"))
+                    self._add_option(block, merged[i], Span(v.line, v.col, v.line, v.end), v.text.rstrip(";"))
             else:
                 rest = [t for g in merged[1:] for t in g]
                 vspan = Span(rest[0].line, rest[0].col, rest[-1].line, rest[-1].end) if rest else None
@@ -527,15 +578,18 @@ class _Parser:
         job = self.jobs[-1]
         self.items += 1
         if job.coord_kind is not None:
-            raise self.error(f"second coordinate section in this job (the first is at line {job.coord_line})",
-                             lineno)
+            raise self.error(
+                f"second coordinate section in this job (the first is at line {job.coord_line})", lineno
+            )
         if not words:
             raise self.error("'*' without a coordinate type: expected e.g. '* xyz 0 1'", lineno)
         kind = words[0].lower()
         if kind not in _INLINE_KINDS and kind not in _FILE_KINDS:
             raise self.error(
                 f"unknown coordinate type {words[0]!r}: ORCA knows xyz, int, gzmt, xyzfile, gzmtfile, "
-                "pdbfile", lineno)
+                "pdbfile",
+                lineno,
+            )
         if len(words) < 3:
             raise self.error(f"'* {kind}' needs a charge and a multiplicity, e.g. '* {kind} 0 1'", lineno)
         charge, mult = _int_token(words[1]), _int_token(words[2])
@@ -561,11 +615,16 @@ class _Parser:
         electrons: int | None = 0
         while True:
             tok = self._peek()
-            if tok is None or (tok.first and tok.text[:1] in ("!", "%", "$")) or (
-                    tok.first and tok.text.startswith("*") and tok.text != "*"):
+            if (
+                tok is None
+                or (tok.first and tok.text[:1] in ("!", "%", "$"))
+                or (tok.first and tok.text.startswith("*") and tok.text != "*")
+            ):
                 where = "the end of the file" if tok is None else f"line {tok.line + 1}"
-                raise self.error(f"coordinate section '* {kind}' opened here is not closed by '*' "
-                                 f"before {where}", start.line + 1)
+                raise self.error(
+                    f"coordinate section '* {kind}' opened here is not closed by '*' before {where}",
+                    start.line + 1,
+                )
             if tok.text == "*":
                 self.pos += 1
                 job.coord_span = Span(start.line, start.col, tok.line, tok.end)
@@ -603,7 +662,7 @@ class _Parser:
         if job.coord_kind == "xyz":
             # Embedding atoms ("Zr>") and point charges ("Q") carry a charge before the coordinates.
             ncoord_at = 2 if (">" in label or symbol == "Q") else 1
-            coords = words[ncoord_at:ncoord_at + 3]
+            coords = words[ncoord_at : ncoord_at + 3]
             if len(coords) < 3:
                 raise self.error(f"atom line needs an element and 3 coordinates: {' '.join(words)!r}", lineno)
             for c in coords:
@@ -627,7 +686,9 @@ class _Parser:
                 if previous is None:
                     raise self.error(
                         "no coordinates: add '* xyz charge mult ... *', '* xyzfile charge mult file.xyz' "
-                        "or a %coords block", (job.keyword_lines[0].line if job.keyword_lines else 1))
+                        "or a %coords block",
+                        (job.keyword_lines[0].line if job.keyword_lines else 1),
+                    )
                 job.inherits_geometry = True
                 job.charge, job.multiplicity = previous.charge, previous.multiplicity
                 job.natoms, job.elements = previous.natoms, list(previous.elements)
@@ -654,14 +715,16 @@ class _Parser:
                     if opt.key.lower() == "nprocs":
                         value = _int_token(opt.value)
                         if value is None or value < 1:
-                            raise self.error(f"%pal nprocs {opt.value!r}: must be a positive integer",
-                                             opt.line)
+                            raise self.error(
+                                f"%pal nprocs {opt.value!r}: must be a positive integer", opt.line
+                            )
                         pal_nprocs = value
             elif block.name == "maxcore":
                 value_f = parse_float(block.options[0].value)
                 if value_f is None or value_f <= 0:
-                    raise self.error(f"%maxcore {block.options[0].value!r}: must be a positive number of MB",
-                                     block.line)
+                    raise self.error(
+                        f"%maxcore {block.options[0].value!r}: must be a positive number of MB", block.line
+                    )
                 job.maxcore = int(value_f)
             elif block.name == "moinp":
                 job.files.append(FileRef("moinp", block.options[0].value, block.line, job.index))
@@ -680,16 +743,18 @@ class _Parser:
 
     def _coords_block(self, job: Job, block: Block) -> None:
         if job.coord_kind is not None:
-            raise self.error(f"%coords and a coordinate section at line {job.coord_line} in the same job",
-                             block.line)
+            raise self.error(
+                f"%coords and a coordinate section at line {job.coord_line} in the same job", block.line
+            )
         job.coord_kind, job.coord_line, job.coord_span = "coords", block.line, block.span
         charge_s, mult_s = block.get("charge") or "0", block.get("mult") or "1"
         charge, mult = _int_token(charge_s), _int_token(mult_s)
         if charge is None:
             raise self.error(f"bad charge {charge_s!r} in %coords: must be an integer", block.line)
         if mult is None or mult < 1:
-            raise self.error(f"bad multiplicity {mult_s!r} in %coords: must be a positive integer",
-                             block.line)
+            raise self.error(
+                f"bad multiplicity {mult_s!r} in %coords: must be a positive integer", block.line
+            )
         job.charge, job.multiplicity = charge, mult
         coords = next((o for o in block.options if o.key.lower() == "coords"), None)
         if coords is None:
@@ -796,13 +861,13 @@ class _Editor:
             span, new, drop_blank = self.edits[i]
             if span.start_line >= len(lines):
                 lines.append("")
-            head = lines[span.start_line][:span.start_col]
-            tail = lines[span.end_line][span.end_col:] if span.end_line < len(lines) else ""
+            head = lines[span.start_line][: span.start_col]
+            tail = lines[span.end_line][span.end_col :] if span.end_line < len(lines) else ""
             joined = head + new + tail
             if drop_blank and not joined.strip() and not new:
-                lines[span.start_line:span.end_line + 1] = []
+                lines[span.start_line : span.end_line + 1] = []
             else:
-                lines[span.start_line:span.end_line + 1] = joined.split("\n")
+                lines[span.start_line : span.end_line + 1] = joined.split("\n")
         return "\n".join(lines)
 
 
@@ -868,7 +933,7 @@ def _remove_tokens(editor: _Editor, kl: KeywordLine, predicate: Callable[[str], 
         # Take the whitespace before the keyword with it.
         raw = editor.lines[span.start_line]
         col = span.start_col
-        while col > 0 and raw[col - 1] in " \t" and raw[col - 2:col - 1] != "!":
+        while col > 0 and raw[col - 1] in " \t" and raw[col - 2 : col - 1] != "!":
             col -= 1
         editor.replace(Span(span.start_line, col, span.end_line, span.end_col), "")
 
@@ -935,7 +1000,8 @@ def set_block_option(text: str, block: str, key: str, value: str, *, job: int | 
                 vs = target.value_span
                 # A sub-block's value starts right after its opener word: keep them apart.
                 glued = vs.start_line == target.span.start_line and vs.start_col == (
-                    target.span.start_col + len(target.key))
+                    target.span.start_col + len(target.key)
+                )
                 editor.replace(vs, (" " if glued else "") + value, drop_blank=False)
             else:
                 editor.replace(target.span, f"{key} {value}", drop_blank=False)
@@ -948,8 +1014,9 @@ def set_block_option(text: str, block: str, key: str, value: str, *, job: int | 
             if b.span.start_line != end_line and not raw[:end_start].strip():
                 editor.insert_line(end_line, f"  {key} {value}")
             else:
-                editor.replace(Span(end_line, end_start, end_line, end_start), f"{key} {value} ",
-                               drop_blank=False)
+                editor.replace(
+                    Span(end_line, end_start, end_line, end_start), f"{key} {value} ", drop_blank=False
+                )
             continue
         editor.insert_line(_settings_line(j), f"%{name}\n  {key} {value}\nend")
     return editor.result()
@@ -1003,11 +1070,28 @@ MINIMUM = "minimum"  # an optimised geometry with no imaginary mode
 SADDLE = "saddle"  # a transition state: exactly one imaginary mode
 REPORT = "report"  # frequencies of a given geometry: counted and reported, never judged
 
-_MINIMUM_KEYWORDS = frozenset({
-    "opt", "copt", "zopt", "gdiis-opt", "gdiis-copt", "gdiis-zopt", "looseopt", "normalopt", "tightopt",
-    "verytightopt", "crudeopt", "sloppyopt", "l-opt", "l-normalopt", "l-tightopt", "l-looseopt",
-    "l-crudeopt", "opth",
-})
+_MINIMUM_KEYWORDS = frozenset(
+    {
+        "opt",
+        "copt",
+        "zopt",
+        "gdiis-opt",
+        "gdiis-copt",
+        "gdiis-zopt",
+        "looseopt",
+        "normalopt",
+        "tightopt",
+        "verytightopt",
+        "crudeopt",
+        "sloppyopt",
+        "l-opt",
+        "l-normalopt",
+        "l-tightopt",
+        "l-looseopt",
+        "l-crudeopt",
+        "opth",
+    }
+)
 _SADDLE_KEYWORDS = frozenset({"optts", "l-optts", "scants", "neb-ts", "zoom-neb-ts", "fast-neb-ts"})
 _NEB_CI_KEYWORDS = frozenset({"neb-ci", "zoom-neb-ci", "fast-neb-ci"})
 

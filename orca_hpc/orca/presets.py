@@ -27,8 +27,15 @@ DEFAULT_TEMPLATE = """\
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
 
 
-def render_preset(method: str, molecule: Molecule, charge: int, mult: int, nprocs: int, maxcore: int,
-                  template: str | None = None) -> str:
+def render_preset(
+    method: str,
+    molecule: Molecule,
+    charge: int,
+    mult: int,
+    nprocs: int,
+    maxcore: int,
+    template: str | None = None,
+) -> str:
     """An ORCA input for ``molecule``, e.g. ``render_preset("r2SCAN-3c Opt", mol, 0, 1, 8, 3000)``.
 
     The result is parsed before it is returned, so a template or method that ORCA would refuse fails
@@ -47,8 +54,14 @@ def render_preset(method: str, molecule: Molecule, charge: int, mult: int, nproc
     comment = " ".join(molecule.comment.replace("#", " ").split()) or molecule.formula
     try:
         text = _ENV.from_string(template or DEFAULT_TEMPLATE).render(
-            method=method, molecule=molecule, charge=int(charge), mult=int(mult), nprocs=int(nprocs),
-            maxcore=int(maxcore), comment=comment)
+            method=method,
+            molecule=molecule,
+            charge=int(charge),
+            mult=int(mult),
+            nprocs=int(nprocs),
+            maxcore=int(maxcore),
+            comment=comment,
+        )
     except jinja2.TemplateError as exc:
         raise UserError(f"preset template: {exc}") from None
     try:

@@ -106,8 +106,9 @@ def _parse_frame(path: Path, lines: list[str], start: int) -> tuple[Molecule, in
     count_tokens = lines[start].split()
     lineno = start + 1
     if len(count_tokens) != 1 or not count_tokens[0].isdigit():
-        raise InputFileError(path, f"first line of an xyz frame must be the atom count, got {lines[start]!r}",
-                             lineno)
+        raise InputFileError(
+            path, f"first line of an xyz frame must be the atom count, got {lines[start]!r}", lineno
+        )
     count = int(count_tokens[0])
     if count == 0:
         raise InputFileError(path, "xyz frame has 0 atoms", lineno)
@@ -118,12 +119,16 @@ def _parse_frame(path: Path, lines: list[str], start: int) -> tuple[Molecule, in
     index = start + 2
     while len(atoms) < count:
         if index >= len(lines) or not lines[index].strip():
-            raise InputFileError(path, f"atom count says {count} but only {len(atoms)} atom lines follow",
-                                 index + 1 if index < len(lines) else lineno)
+            raise InputFileError(
+                path,
+                f"atom count says {count} but only {len(atoms)} atom lines follow",
+                index + 1 if index < len(lines) else lineno,
+            )
         tokens = lines[index].split()
         if len(tokens) < 4:
             raise InputFileError(
-                path, f"atom line needs an element and 3 coordinates: {lines[index].strip()!r}", index + 1)
+                path, f"atom line needs an element and 3 coordinates: {lines[index].strip()!r}", index + 1
+            )
         symbol = element_symbol(tokens[0])
         if symbol is None:
             raise InputFileError(path, f"unknown element {tokens[0]!r}", index + 1)

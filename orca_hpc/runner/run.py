@@ -8,7 +8,7 @@ writes a ``truncated`` result before SLURM's SIGKILL.
 Exit codes (the controller reads result.json; these are for sacct and for people):
   0    ORCA ran and the attempt succeeded
   1    ORCA ran and the attempt failed (result.json says how)
-  2    unusable spec.json or manifest (no result.json is written)
+  2    unusable spec.json or manifest, or an attempt another user could change (no result.json)
   74   the runner itself failed (copy-back or result.json write; scratch kept, stderr says where)
   124  stopped by the walltime warning (USR1), restart files saved
   143  cancelled (SIGTERM/SIGINT), restart files saved
@@ -36,13 +36,23 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from orca_hpc.atomic import atomic_write_bytes, temp_name
+from orca_hpc.atomic import atomic_write_bytes, copy_new_file, temp_name
 from orca_hpc.attempt.folder import RESULT_NAME, SPEC_NAME
-from orca_hpc.attempt.scratch import attempt_scratch_dir, remove_earlier_attempts, usable_root
+from orca_hpc.attempt.scratch import (
+    attempt_scratch_dir,
+    make_private_dir,
+    private_top,
+    remove_attempt_scratch,
+    remove_earlier_attempts,
+    remove_tree,
+    top_name,
+    usable_root,
+)
 from orca_hpc.errors import InputFileError, OrcaHpcError, UserError
 from orca_hpc.orca.environment import DISK_FULL, ORCA_MISSING
 from orca_hpc.orca.outcomes import NOT_RETRYABLE, Outcome
 from orca_hpc.orca.read import read_tail
+from orca_hpc.perms import tighten_umask, unsafe_to_run
 
 RUNNER_TAIL_BYTES = 65536  # the fallback check looks at the end of the output only
 
@@ -63,6 +73,8 @@ RESTART_PATTERNS = ("*.out", "*.err", "*.gbw", "*.xyz")
 # Seconds ORCA gets to exit after SIGTERM before SIGKILL: after scancel SLURM allows only KillWait.
 GRACE = {"walltime": 3.0, "cancelled": 1.0, "preempted": 1.0}
 POLL = 0.2
+# Results are readable by the group but writable by nobody else (another user must not swap them).
+FILE_MODE = 0o640
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 
 
@@ -82,17 +94,18 @@ def slurm_job_id() -> str | None:
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """temp + fsync + rename (+ fsync of the folder): readers see the old file or the new one."""
-    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"), 0o644)
+    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"), FILE_MODE)
 
 
 def copy_atomic(src: Path, dst: Path, *, durable: bool = True) -> None:
-    """Copy to a hidden temp beside ``dst``, fsync, rename: a reader never sees half a file."""
+    """Copy to a hidden temp beside ``dst``, fsync, rename: a reader never sees half a file.
+
+    Neither ``src`` nor the temp is opened through a symbolic link; the rename replaces a link at
+    ``dst`` rather than writing through it.
+    """
     tmp = temp_name(dst)
     try:
-        shutil.copyfile(src, tmp)
-        if durable:
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
+        copy_new_file(src, tmp, FILE_MODE, fsync=durable)
         os.replace(tmp, dst)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -124,12 +137,47 @@ def files_to_copy(scratch: Path, patterns: Iterable[str], base: str) -> list[Pat
 # ----------------------------------------------------------------------------- spec
 
 
-def load_spec(attempt_dir: Path) -> dict[str, Any]:
-    path = attempt_dir / SPEC_NAME
+def _open_trusted(path: Path, *, directory: bool = False) -> int:
+    """An fd for ``path`` if it is ours and nobody else may write it (never through a link).
+
+    Whoever can write the attempt folder, its spec or its input decides what the runner starts as
+    this user: such files are refused (InputFileError, exit 2) rather than run.
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_DIRECTORY if directory else 0)
     try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
+        fd = os.open(path, flags)
     except FileNotFoundError:
         raise InputFileError(path, "missing") from None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise InputFileError(path, "is a symbolic link; refusing to run from it") from None
+        raise InputFileError(path, f"unreadable: {err.strerror or err}") from None
+    problem = unsafe_to_run(os.fstat(fd))
+    if problem:
+        os.close(fd)
+        raise InputFileError(
+            path, f"{problem}; refusing to run from it (another user could change what runs)"
+        )
+    return fd
+
+
+def check_inputs_trusted(attempt_dir: Path, spec: dict[str, Any]) -> None:
+    """The input and extra inputs must be ours and not writable by others (a missing one is
+    reported later as the attempt's input error)."""
+    for name in [spec["input"], *spec["extra_inputs"]]:
+        path = Path(name) if os.path.isabs(name) else attempt_dir / name
+        with contextlib.suppress(FileNotFoundError):
+            os.lstat(path)
+            os.close(_open_trusted(path))
+
+
+def load_spec(attempt_dir: Path) -> dict[str, Any]:
+    path = attempt_dir / SPEC_NAME
+    os.close(_open_trusted(attempt_dir, directory=True))
+    fd = _open_trusted(path)
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            spec = json.loads(fh.read().decode("utf-8"))
     except (OSError, ValueError) as err:
         raise InputFileError(path, f"unreadable: {err}") from None
     if not isinstance(spec, dict):
@@ -160,6 +208,7 @@ def load_spec(attempt_dir: Path) -> dict[str, Any]:
             raise InputFileError(path, f"{key!r} {spec[key]!r} is not a safe name ([A-Za-z0-9._-])")
     if not spec["orca"]:
         raise InputFileError(path, "'orca' is empty")
+    check_inputs_trusted(attempt_dir, spec)
     return spec
 
 
@@ -294,10 +343,13 @@ class _Attempt:
         self.stopper = _Stopper()
         self.notes: list[str] = []
         self.copied_in: dict[str, tuple[int, int]] = {}
-        root, note = usable_root(spec["scratch_root"])
+        self.root, note = usable_root(spec["scratch_root"])
         if note:
             self.notes.append(note)
-        self.scratch = attempt_scratch_dir(root, spec["campaign"], spec["job_id"], spec["attempt"])
+        # Where scratch will be unless the private top is refused (prepare_scratch then says where).
+        self.scratch = attempt_scratch_dir(
+            self.root / top_name(), spec["campaign"], spec["job_id"], spec["attempt"]
+        )
         self.result: dict[str, Any] = {
             "result_version": RESULT_VERSION,
             "job_id": spec["job_id"],
@@ -323,11 +375,18 @@ class _Attempt:
     # -- steps
 
     def prepare_scratch(self) -> None:
+        top, note = private_top(self.root)
+        if note:
+            self.notes.append(note)
+        self.scratch = attempt_scratch_dir(
+            top, self.spec["campaign"], self.spec["job_id"], self.spec["attempt"]
+        )
+        self.result["scratch"] = str(self.scratch)
+        make_private_dir(self.scratch.parent)
         for old in remove_earlier_attempts(self.scratch.parent, self.spec["attempt"]):
             self.notes.append(f"removed stale scratch {old}")
-        if self.scratch.exists():  # a requeued run of this same attempt: start clean
-            shutil.rmtree(self.scratch, ignore_errors=True)
-        self.scratch.mkdir(parents=True)
+        remove_tree(self.scratch)  # a requeued run of this same attempt: start clean
+        make_private_dir(self.scratch)
 
     def copy_in(self) -> str | None:
         """Copies the input and extra inputs; returns a problem or None."""
@@ -336,7 +395,10 @@ class _Attempt:
             if not src.is_file():
                 return f"input file {src} is missing"
             dst = self.scratch / src.name
-            shutil.copyfile(src, dst)
+            try:
+                copy_new_file(src, dst, 0o600, fsync=False)
+            except OSError as err:
+                return f"input file {src} cannot be copied: {err.strerror or err}"
             st = dst.stat()
             self.copied_in[dst.name] = (st.st_size, st.st_mtime_ns)
         return None
@@ -476,8 +538,9 @@ class _Attempt:
                 self.result["ended"] = _now()
                 written = self._write_result()
                 if copied_back and written:
-                    shutil.rmtree(self.scratch, ignore_errors=True)
-                    self.result["scratch_removed"] = not self.scratch.exists()
+                    with contextlib.suppress(OSError):
+                        remove_attempt_scratch(self.scratch)
+                    self.result["scratch_removed"] = not os.path.lexists(self.scratch)
                     if self.result["scratch_removed"]:
                         self._write_result()
         return self.result
@@ -553,6 +616,8 @@ def exit_code_for(result: dict[str, Any]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A job inherits sbatch's umask: what the runner and ORCA create is not group/world-writable.
+    tighten_umask()
     parser = argparse.ArgumentParser(prog="python -m orca_hpc.runner", description=__doc__.splitlines()[0])
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--manifest", type=Path, help="array manifest: one attempt dir per line")

@@ -21,6 +21,7 @@ import jinja2
 from orca_hpc.atomic import atomic_write_bytes
 from orca_hpc.config.site import SiteConfig, format_walltime
 from orca_hpc.errors import InputFileError, UserError
+from orca_hpc.perms import FILE_MODE, make_dir
 from orca_hpc.shipped import shipped_dir
 
 ENTRY_TEMPLATE = "job.sh.j2"
@@ -65,8 +66,8 @@ class ScriptLayout:
 
 def write_lines(path: Path, lines: list[str]) -> None:
     """An array manifest: atomic (a task never reads half of it), not fsynced (rewritten on resubmit)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, "".join(f"{line}\n" for line in lines).encode("utf-8"), 0o644, durable=False)
+    make_dir(path.parent, parents=True)
+    atomic_write_bytes(path, "".join(f"{line}\n" for line in lines).encode("utf-8"), FILE_MODE, durable=False)
 
 
 def template_root() -> Path:

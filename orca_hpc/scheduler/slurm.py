@@ -19,6 +19,7 @@ from pathlib import Path
 from orca_hpc.atomic import atomic_write_bytes
 from orca_hpc.config.site import SiteConfig
 from orca_hpc.errors import OrcaHpcError, SchedulerUnavailable
+from orca_hpc.perms import FILE_MODE, make_dir
 from orca_hpc.scheduler.base import TERMINAL_STATES, ArrayRequest, JobRecord, Scheduler, job_name
 from orca_hpc.scheduler.script import JobScriptContext, ScriptLayout, render_job_script, write_lines
 
@@ -381,8 +382,8 @@ class SlurmScheduler(Scheduler):
         manifest = self.layout.manifest(request.token)
         write_lines(manifest, [str(d) for d in request.attempt_dirs])
         script_path = manifest.with_suffix(".sh")
-        atomic_write_bytes(script_path, script.encode("utf-8"), 0o644, durable=False)
-        self.layout.log_dir.mkdir(exist_ok=True)
+        atomic_write_bytes(script_path, script.encode("utf-8"), FILE_MODE, durable=False)
+        make_dir(self.layout.log_dir)
         wait = self._last_submit + self.site.submit_throttle_s - time.monotonic()
         if wait > 0:
             time.sleep(wait)  # a site's courtesy to slurmctld between sbatch calls

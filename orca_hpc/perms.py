@@ -1,0 +1,49 @@
+"""File modes of a campaign: never group- or world-writable, whatever the umask.
+
+Another user who can write an attempt's ``spec.json`` or input can make the runner start their
+program as the campaign's owner. So folders are made ``rwxr-x---`` and files ``rw-r-----``
+explicitly (the umask may only take more away), every orca-hpc process runs with at least
+``UMASK_FLOOR`` (for what submitit, filelock or SLURM create on our behalf), and the runner refuses
+files it did not get from its own user (``unsafe_to_run``).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+DIR_MODE = 0o750
+FILE_MODE = 0o640
+UMASK_FLOOR = 0o027  # no group write, nothing for others
+
+
+def tighten_umask() -> int:
+    """Add ``UMASK_FLOOR`` to the process umask (a stricter umask stays); returns the new one."""
+    umask = os.umask(0) | UMASK_FLOOR
+    os.umask(umask)
+    return umask
+
+
+def make_dir(path: Path, *, parents: bool = False) -> None:
+    """``mkdir -p``-like, with ``DIR_MODE`` on each folder it creates; an existing folder of ours loses
+    group/other write (a umask of 000 or 002 made it so before this fix)."""
+    path = Path(path)
+    if parents and not path.parent.exists():
+        make_dir(path.parent, parents=True)
+    try:
+        os.mkdir(path, DIR_MODE)  # the umask can only take bits away from DIR_MODE
+    except FileExistsError:
+        st = os.stat(path)
+        if st.st_uid == os.geteuid() and st.st_mode & 0o022:
+            os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o022)
+
+
+def unsafe_to_run(st: os.stat_result) -> str | None:
+    """Why a file or folder with ``st`` must not drive a run as this user, or None if it may."""
+    if st.st_uid != os.geteuid():
+        return f"belongs to uid {st.st_uid}, not to this user (uid {os.geteuid()})"
+    if st.st_mode & 0o022:
+        who = "others" if st.st_mode & 0o002 else "the group"
+        return f"is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
