@@ -6,7 +6,7 @@ Usage: python bench/bench_submit.py [--sizes 1000,10000] [--max-array-size 1000]
 For each size N: a fresh campaign on the local-slurm site (overrides: max_array_size, and
 ``extra_sbatch = ["--hold"]`` so the submitted tasks never start: no ORCA runs, nothing to wait for),
 N distinct water geometries (so content hashes differ), then ``submit.submit()`` in-process.
-sbatch is timed by wrapping ``OrcaSlurmExecutor.submit_script``; "own" is wall minus that.
+sbatch is timed by wrapping ``scheduler.slurm.sbatch``; "own" is wall minus that.
 The raw baseline, measured in the same run, sbatches scripts with the same #SBATCH header (same
 --array size, same --hold) and a trivial body, straight through subprocess. Every array submitted
 here (and only those) is cancelled at the end. Exit status 0 unless something failed outright.
@@ -91,23 +91,23 @@ class Sbatch:
 @contextmanager
 def timed_sbatch() -> Iterator[Sbatch]:
     seen = Sbatch()
-    original = slurm.OrcaSlurmExecutor.submit_script
+    original = slurm.sbatch
 
-    def wrapper(self: slurm.OrcaSlurmExecutor, script_text: str) -> str:
+    def wrapper(script: Path) -> str:
         t0 = time.perf_counter()
         try:
-            job_id = original(self, script_text)
+            job_id = original(script)
         finally:
             seen.seconds += time.perf_counter() - t0
-        seen.scripts.append(script_text)
+        seen.scripts.append(script.read_text())
         seen.ids.append(job_id)
         return job_id
 
-    slurm.OrcaSlurmExecutor.submit_script = wrapper  # type: ignore[method-assign]
+    slurm.sbatch = wrapper  # SlurmScheduler.submit calls the module's sbatch
     try:
         yield seen
     finally:
-        slurm.OrcaSlurmExecutor.submit_script = original  # type: ignore[method-assign]
+        slurm.sbatch = original
 
 
 def write_inputs(folder: Path, n: int) -> list[Path]:

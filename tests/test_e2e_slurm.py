@@ -364,7 +364,8 @@ def test_a_damaged_attempt_folder_fails_that_job_only(tmp_path: Path) -> None:
 
 def test_a_person_retries_a_permanently_failed_job(tmp_path: Path) -> None:
     camp = new_campaign(tmp_path)
-    paths = write_inputs(tmp_path / "in", {"fix.inp": orca_input(directive="scf_fail_unless=SlowConv")})
+    # Needs the SCF ladder's strongest damping, which the last allowed attempt gets (docs/recovery.md).
+    paths = write_inputs(tmp_path / "in", {"fix.inp": orca_input(directive="scf_fail_unless=VerySlowConv")})
     cli(camp, "submit", "--max-retries", "0", *paths)
     job = reconcile_until_done(camp)["jobs"][0]
     assert (job["state"], job["attempts"]) == ("PERMANENT_FAILED", 1)
