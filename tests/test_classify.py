@@ -15,17 +15,8 @@ from orca_hpc.orca.outcomes import Outcome
 
 FIXTURES = Path(__file__).parent / "fixtures" / "orca"
 # The project's shared folder sits beside the repository (CI lays a copy there too).
-SHARED = next(
-    (
-        p
-        for p in (
-            Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "orca",
-            Path("/work/shared/fixtures/orca"),
-        )
-        if p.is_dir()
-    ),
-    Path("/work/shared/fixtures/orca"),
-)
+# ../shared beside the repository (CI lays a copy there too)
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "orca"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="shared ORCA fixtures not present")
 
 # file -> (outcome, ORCA version, calc kind, final energy or None)

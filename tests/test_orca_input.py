@@ -11,7 +11,7 @@ from orca_hpc.orca.inputs import parse_input, referenced_files
 
 HERE = Path(__file__).parent
 INPUTS = HERE / "fixtures" / "inputs"
-SHARED = Path("/work/shared/fixtures/orca")
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "orca"  # ../shared beside the repo
 
 WATER = "O 0.0 0.0 0.0\nH 0.0 0.0 0.97\nH 0.0 0.94 -0.24\n"
 

@@ -1,6 +1,6 @@
 """Text blocks of the emulated ORCA output, laid out like real ORCA 6.0 outputs.
 
-Spacing follows the real outputs in /work/shared/fixtures/orca/ closely enough that text-based
+Spacing follows the real outputs in ../shared/fixtures/orca/ closely enough that text-based
 classifiers written against real ORCA also work on the emulator's output.
 """
 
