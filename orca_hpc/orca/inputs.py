@@ -19,7 +19,7 @@ line endings) and return new text, which the caller may re-parse.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,7 +68,7 @@ _NOT_ATOMS = frozenset({"Q", "DA"})
 _INLINE_KINDS = {"xyz": "xyz", "int": "int", "internal": "int", "gzmt": "gzmt"}
 _FILE_KINDS = frozenset({"xyzfile", "gzmtfile", "pdbfile"})
 
-_OPT_KEYWORDS = frozenset(
+_MINIMUM_KEYWORDS = frozenset(
     {
         "opt",
         "copt",
@@ -80,13 +80,21 @@ _OPT_KEYWORDS = frozenset(
         "normalopt",
         "tightopt",
         "verytightopt",
-        "optts",
+        "crudeopt",
+        "sloppyopt",
         "l-opt",
-        "l-optts",
+        "l-normalopt",
+        "l-tightopt",
+        "l-looseopt",
+        "l-crudeopt",
         "opth",
-        "scants",
     }
 )
+_SADDLE_KEYWORDS = frozenset({"optts", "l-optts", "scants", "neb-ts", "zoom-neb-ts", "fast-neb-ts"})
+_NEB_CI_KEYWORDS = frozenset({"neb-ci", "zoom-neb-ci", "fast-neb-ci"})
+# Every optimisation keyword, minimum or transition state (NEB runs are flagged apart).
+_TS_OPT_KEYWORDS = frozenset({"optts", "l-optts", "scants"})
+_OPT_KEYWORDS = _MINIMUM_KEYWORDS | _TS_OPT_KEYWORDS
 _FREQ_KEYWORDS = frozenset({"freq", "numfreq", "anfreq"})
 _PAL_RE = re.compile(r"^pal(\d+)$", re.IGNORECASE)
 _TOKEN_RE = re.compile(r'"[^"]*"?|=|[^\s"=]+')
@@ -221,7 +229,7 @@ class Job:
         runtyp = (self.option("method", "runtyp") or "").lower()
         if kws & _OPT_KEYWORDS or runtyp == "opt":
             flags.add("opt")
-        if kws & {"optts", "l-optts", "scants"}:
+        if kws & _TS_OPT_KEYWORDS:
             flags.add("ts")
         if kws & _FREQ_KEYWORDS:
             flags.add("freq")
@@ -1057,43 +1065,12 @@ def set_xyzfile(text: str, xyz_name: str) -> str:
     return editor.result()
 
 
-def keywords_of(parsed: OrcaInput) -> Iterable[str]:
-    """All simple-input keywords of all jobs, in order (original case)."""
-    for job in parsed.jobs:
-        yield from job.keywords
-
-
 # --------------------------------------------------------------------------------------------------
 # intent: what each job (``$new_job`` step) asks for, so a finished run can be judged chemically
 
 MINIMUM = "minimum"  # an optimised geometry with no imaginary mode
 SADDLE = "saddle"  # a transition state: exactly one imaginary mode
 REPORT = "report"  # frequencies of a given geometry: counted and reported, never judged
-
-_MINIMUM_KEYWORDS = frozenset(
-    {
-        "opt",
-        "copt",
-        "zopt",
-        "gdiis-opt",
-        "gdiis-copt",
-        "gdiis-zopt",
-        "looseopt",
-        "normalopt",
-        "tightopt",
-        "verytightopt",
-        "crudeopt",
-        "sloppyopt",
-        "l-opt",
-        "l-normalopt",
-        "l-tightopt",
-        "l-looseopt",
-        "l-crudeopt",
-        "opth",
-    }
-)
-_SADDLE_KEYWORDS = frozenset({"optts", "l-optts", "scants", "neb-ts", "zoom-neb-ts", "fast-neb-ts"})
-_NEB_CI_KEYWORDS = frozenset({"neb-ci", "zoom-neb-ci", "fast-neb-ci"})
 
 
 @dataclass(frozen=True)
