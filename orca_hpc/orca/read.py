@@ -99,8 +99,9 @@ def _nul_fraction(data: bytes) -> float:
     return data.count(0) / len(data) if data else 0.0
 
 
-def _chunks_backwards(path: Path, end: int, limit: int | None) -> Iterator[bytes]:
-    """Overlapping chunks of ``path`` from byte ``end`` backwards, at most ``limit`` bytes back."""
+def _chunks_backwards(path: Path, end: int, limit: int | None) -> Iterator[tuple[int, bytes]]:
+    """(offset, chunk): overlapping chunks of ``path`` from byte ``end`` backwards, at most
+    ``limit`` bytes back."""
     stop = 0 if limit is None else max(0, end - limit)
     try:
         with path.open("rb") as fh:
@@ -108,7 +109,7 @@ def _chunks_backwards(path: Path, end: int, limit: int | None) -> Iterator[bytes
             while pos > stop:
                 start = max(stop, pos - SCAN_CHUNK_BYTES)
                 fh.seek(start)
-                yield fh.read(min(pos + SCAN_OVERLAP_BYTES, end) - start)
+                yield start, fh.read(min(pos + SCAN_OVERLAP_BYTES, end) - start)
                 pos = start
     except OSError:
         return
@@ -123,7 +124,7 @@ def scan_backwards(
     bytes) to look; None means to the start of the file. Runs on raw bytes: ORCA writes ASCII.
     """
     raw = re.compile(pattern.pattern.encode("ascii"), pattern.flags & ~re.UNICODE)
-    for chunk in _chunks_backwards(path, end, limit):
+    for _start, chunk in _chunks_backwards(path, end, limit):
         last = None
         for last in raw.finditer(chunk):  # noqa: B007 - we want the last one
             pass
@@ -137,7 +138,7 @@ def find_last_literal(
 ) -> str | None:
     """Which of ``literals`` occurs last before byte ``end``; plain ``rfind`` runs at memory speed."""
     encoded = [(lit.encode("ascii"), lit) for lit in literals]
-    for chunk in _chunks_backwards(path, end, limit):
+    for _start, chunk in _chunks_backwards(path, end, limit):
         best = max(((chunk.rfind(raw), lit) for raw, lit in encoded), default=(-1, None))
         if best[0] >= 0:
             return best[1]
@@ -147,19 +148,10 @@ def find_last_literal(
 def find_last_offset(path: Path, literal: str, end: int, limit: int | None = None) -> int | None:
     """Byte offset of the last ``literal`` before byte ``end``, scanning backwards chunk by chunk."""
     raw = literal.encode("ascii")
-    stop = 0 if limit is None else max(0, end - limit)
-    try:
-        with path.open("rb") as fh:
-            pos = end
-            while pos > stop:
-                start = max(stop, pos - SCAN_CHUNK_BYTES)
-                fh.seek(start)
-                at = fh.read(min(pos + SCAN_OVERLAP_BYTES, end) - start).rfind(raw)
-                if at >= 0:
-                    return start + at
-                pos = start
-    except OSError:
-        return None
+    for start, chunk in _chunks_backwards(path, end, limit):
+        at = chunk.rfind(raw)
+        if at >= 0:
+            return start + at
     return None
 
 
