@@ -77,12 +77,18 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600, *, durable: b
         fsync_dir(path.parent)
 
 
-def atomic_copy(src: Path, dst: Path, mode: int = 0o600, *, durable: bool = False) -> None:
-    """Replace ``dst`` with a copy of ``src`` (which may be a link) atomically, with ``mode``."""
+def atomic_copy(
+    src: Path, dst: Path, mode: int = 0o600, *, durable: bool = False, follow_src: bool = False
+) -> None:
+    """Replace ``dst`` with a copy of ``src`` atomically, with ``mode``: a reader never sees half a file.
+
+    Neither ``src`` (unless ``follow_src``) nor the temp is opened through a symbolic link; the
+    rename replaces a link at ``dst`` rather than writing through it.
+    """
     dst = Path(dst)
     tmp = temp_name(dst)
     try:
-        copy_new_file(src, tmp, mode, fsync=durable, follow_src=True)
+        copy_new_file(src, tmp, mode, fsync=durable, follow_src=follow_src)
         os.replace(tmp, dst)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -62,7 +62,7 @@ def write_attempt(
     make_dir(directory)
     atomic_write_bytes(directory / plan.input_name, plan.input_text.encode("utf-8"), FILE_MODE, durable=False)
     for name, source in plan.extra_files.items():
-        atomic_copy(Path(source), directory / name, FILE_MODE)
+        atomic_copy(Path(source), directory / name, FILE_MODE, follow_src=True)  # a user's own files
     spec: dict[str, Any] = {
         "spec_version": 1,
         "campaign": campaign,

@@ -36,7 +36,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from orca_hpc.atomic import atomic_write_bytes, copy_new_file, temp_name
+from orca_hpc.atomic import atomic_copy, atomic_write_bytes, copy_new_file
 from orca_hpc.attempt.folder import RESULT_NAME, SPEC_NAME
 from orca_hpc.attempt.scratch import (
     attempt_scratch_dir,
@@ -95,22 +95,6 @@ def slurm_job_id() -> str | None:
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """temp + fsync + rename (+ fsync of the folder): readers see the old file or the new one."""
     atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8"), FILE_MODE)
-
-
-def copy_atomic(src: Path, dst: Path, *, durable: bool = True) -> None:
-    """Copy to a hidden temp beside ``dst``, fsync, rename: a reader never sees half a file.
-
-    Neither ``src`` nor the temp is opened through a symbolic link; the rename replaces a link at
-    ``dst`` rather than writing through it.
-    """
-    tmp = temp_name(dst)
-    try:
-        copy_new_file(src, tmp, FILE_MODE, fsync=durable)
-        os.replace(tmp, dst)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 def _matches(name: str, patterns: Iterable[str]) -> bool:
@@ -449,7 +433,7 @@ class _Attempt:
             key = (st.st_size, st.st_mtime_ns)
             if key != last:
                 # Only for people following the run: the final copy-back is the durable one.
-                copy_atomic(out, self.dir / out.name, durable=False)
+                atomic_copy(out, self.dir / out.name, FILE_MODE)
             return key
         except OSError as err:
             note = f"could not mirror {out.name} to {self.dir}: {err}"
@@ -465,7 +449,7 @@ class _Attempt:
                 st = src.stat()
                 if self.copied_in.get(src.name) == (st.st_size, st.st_mtime_ns):
                     continue  # an input ORCA did not touch: the attempt dir already has it
-                copy_atomic(src, self.dir / src.name)
+                atomic_copy(src, self.dir / src.name, FILE_MODE, durable=True)
                 self.result["files"].append(src.name)
             except OSError as err:
                 failures.append(f"{src.name}: {err.strerror or err}")
