@@ -249,6 +249,11 @@ def format_walltime(minutes: int) -> str:
 # ---------------------------------------------------------------- memory
 
 
+def job_memory_mb(maxcore_mb: int, nprocs: int) -> int:
+    """The memory rule, the one place it is written: ceil(maxcore x nprocs / 0.8) MB, in integers."""
+    return -(-maxcore_mb * nprocs * MEM_FRACTION_DEN // MEM_FRACTION_NUM)
+
+
 def resources_for(site: SiteConfig, nprocs: int, maxcore_mb: int | None) -> tuple[int, int]:
     """(job memory for --mem, ORCA %maxcore), both MB, keeping maxcore x nprocs <= 80 % of the job's memory.
 
@@ -261,7 +266,7 @@ def resources_for(site: SiteConfig, nprocs: int, maxcore_mb: int | None) -> tupl
     if maxcore_mb is not None:
         if isinstance(maxcore_mb, bool) or not isinstance(maxcore_mb, int) or maxcore_mb < 1:
             raise UserError(f"site {site.name}: %maxcore must be a positive integer (MB), got {maxcore_mb!r}")
-        mem = -(-maxcore_mb * nprocs * MEM_FRACTION_DEN // MEM_FRACTION_NUM)  # integer ceil
+        mem = job_memory_mb(maxcore_mb, nprocs)
         if site.max_mem_mb is not None and mem > site.max_mem_mb:
             raise UserError(
                 f"site {site.name}: %maxcore {maxcore_mb} MB x {nprocs} processes needs {mem} MB "

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from orca_hpc.attempt.folder import AttemptPlan
+from orca_hpc.config.site import job_memory_mb
 from orca_hpc.errors import OrcaHpcError
 from orca_hpc.orca import chemistry
 from orca_hpc.orca import inputs as orca_input
@@ -35,7 +36,6 @@ DISPLACEMENT_A = 0.1
 # Keywords a tighter re-optimisation replaces (TightOpt instead), and grids replaced by a finer one.
 _LOOSER_OPT = ("Opt", "LooseOpt", "NormalOpt", "CrudeOpt", "SloppyOpt", "L-Opt", "L-LooseOpt", "L-NormalOpt")
 _GRIDS = ("DefGrid1", "DefGrid2", "Grid1", "Grid2", "Grid3", "Grid4", "Grid5", "FinalGrid5", "NoFinalGrid")
-MEM_FRACTION = 0.8  # ORCA needs headroom beyond maxcore x nprocs
 
 
 @dataclass
@@ -369,12 +369,12 @@ def _tighter(text: str, failure: Failure) -> tuple[str, list[dict[str, str]]]:
 
 
 def _fit_memory(plan: AttemptPlan, maxcore: int, limits: Limits, handler: str, why: str) -> AttemptPlan:
-    """maxcore x nprocs must fit in MEM_FRACTION of the job's memory; else fewer processes."""
+    """maxcore x nprocs must fit in 80 % of the job's memory (``job_memory_mb``); else fewer processes."""
     nprocs = plan.nprocs
     changes = []
-    while nprocs > 1 and math.ceil(maxcore * nprocs / MEM_FRACTION) > limits.max_mem_mb:
+    while nprocs > 1 and job_memory_mb(maxcore, nprocs) > limits.max_mem_mb:
         nprocs -= 1
-    mem = math.ceil(maxcore * nprocs / MEM_FRACTION)
+    mem = job_memory_mb(maxcore, nprocs)
     if mem > limits.max_mem_mb:
         raise NoCorrection(f"{maxcore} MB per process does not fit the partition's {limits.max_mem_mb} MB")
     changes.append(_change(handler, f"%maxcore {plan.maxcore_mb} -> {maxcore}, --mem {mem}M", why))
@@ -449,7 +449,7 @@ class ProcessesHandler(Handler):
             ],
         )
         new.nprocs = nprocs
-        new.mem_mb = math.ceil(plan.maxcore_mb * nprocs / MEM_FRACTION)
+        new.mem_mb = job_memory_mb(plan.maxcore_mb, nprocs)
         return new
 
 
@@ -512,7 +512,7 @@ class ParallelErrorHandler(Handler):
             [*plan.corrections, _change(self.name, f"nprocs {plan.nprocs} -> {nprocs}", why)],
         )
         new.nprocs = nprocs
-        new.mem_mb = math.ceil(plan.maxcore_mb * nprocs / MEM_FRACTION)
+        new.mem_mb = job_memory_mb(plan.maxcore_mb, nprocs)
         return new
 
 
