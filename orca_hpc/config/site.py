@@ -196,6 +196,10 @@ class SiteConfig:
         return _build(merged, where, default_name=self.name, source=self.source, base_dir=Path(source).parent)
 
 
+# Every site default is written once, on SiteConfig; the builder reads it from there.
+_D = SiteConfig
+
+
 # ---------------------------------------------------------------- walltime
 
 
@@ -557,7 +561,7 @@ def _build(
             fields[attr] = (*fields[attr][:2], parse_walltime(value), _WALL)
         except ValueError as exc:
             fail(attr, str(exc))
-    walltime = get("walltime_min", 60)
+    walltime = get("walltime_min", _D.walltime_min)
     max_walltime = get("max_walltime_min")
     if max_walltime is not None and walltime > max_walltime:
         fail(
@@ -565,19 +569,19 @@ def _build(
             f"{format_walltime(walltime)} is longer than max_walltime {format_walltime(max_walltime)}",
         )
 
-    if integer("nodes", 1, 1) != 1:
+    if integer("nodes", _D.nodes, 1) != 1:
         fail("nodes", "only single-node jobs are supported (ORCA runs on one node here): use 1")
-    nprocs = integer("nprocs", 1, 1)
+    nprocs = integer("nprocs", _D.nprocs, 1)
     if get("mem_per_cpu_mb") is None and slurm:
         where.fail("slurm", "mem_per_cpu_mb", f"missing value ({wall_required})")
-    mem_per_cpu = integer("mem_per_cpu_mb", 2000, 1)
+    mem_per_cpu = integer("mem_per_cpu_mb", _D.mem_per_cpu_mb, 1)
     max_mem = integer("max_mem_mb", None, 1)
-    max_array = integer("max_array_size", 1000, 1)
+    max_array = integer("max_array_size", _D.max_array_size, 1)
     parallelism = integer("array_parallelism", None, 1)
-    throttle = get("submit_throttle_s", 0.0)
+    throttle = get("submit_throttle_s", _D.submit_throttle_s)
     if throttle < 0:
         fail("submit_throttle_s", f"must not be negative, got {throttle}")
-    signal = integer("signal_before_end_s", 300, 0)
+    signal = integer("signal_before_end_s", _D.signal_before_end_s, 0)
     if signal >= walltime * 60:
         fail("signal_before_end_s", f"{signal} s is not shorter than the walltime ({walltime} min)")
 
@@ -603,24 +607,24 @@ def _build(
             fail("env", f"{var!r} is not a valid environment variable name")
         env[var] = str(value)
 
-    scratch_root = text("scratch_root", "$TMPDIR") or ""
-    scratch_fallback = text("scratch_fallback", "/tmp") or ""
+    scratch_root = text("scratch_root", _D.scratch_root) or ""
+    scratch_fallback = text("scratch_fallback", _D.scratch_fallback) or ""
     for attr, value in (("scratch_root", scratch_root), ("scratch_fallback", scratch_fallback)):
         if not value.startswith(("/", "$")):
             fail(attr, f"{value!r} must be an absolute path or start with an environment variable ($TMPDIR)")
-    keep = strings("keep", DEFAULT_KEEP)
+    keep = strings("keep", _D.keep)
     if not keep:
         fail("keep", 'must name at least one pattern (the ORCA output itself: "*.out")')
 
-    max_retries = integer("max_retries", 3, 0)
-    max_nodefail = integer("max_nodefail_retries", 5, 0)
+    max_retries = integer("max_retries", _D.max_retries, 0)
+    max_nodefail = integer("max_nodefail_retries", _D.max_nodefail_retries, 0)
     disabled = strings("disabled_handlers")
-    imag_threshold = get("imag_threshold_cm1", DEFAULT_IMAG_THRESHOLD_CM1)
+    imag_threshold = get("imag_threshold_cm1", _D.imag_threshold_cm1)
     if imag_threshold < 0:
         fail("imag_threshold_cm1", f"must not be negative, got {imag_threshold}")
-    pause_after_env = integer("pause_after_environment_failures", 3, 1)
+    pause_after_env = integer("pause_after_environment_failures", _D.pause_after_environment_failures, 1)
 
-    lock_kind = text("lock_kind", "flock") or ""
+    lock_kind = text("lock_kind", _D.lock_kind) or ""
     if lock_kind not in LOCK_KINDS:
         hint = _suggest(lock_kind, LOCK_KINDS)
         fail("lock_kind", f'must be "flock" or "soft", got {lock_kind!r}{hint}')
@@ -636,7 +640,7 @@ def _build(
         scheduler=scheduler,
         orca_path=orca_path,
         source=source,
-        description=get("description", ""),
+        description=get("description", _D.description),
         partition=get("partition"),
         account=get("account"),
         qos=get("qos"),
