@@ -141,3 +141,32 @@ def test_ca_file(tmp_path: Path) -> None:
         load(table(ca_file="nope.pem"), base_dir=tmp_path)
     with pytest.raises(UserError, match=r"\[mail\] ca_file: only used with"):
         load(table(ca_file=str(ca), security="none"))
+
+
+def test_campaign_mail_is_resolved_once_relative_to_the_file_holding_the_table(tmp_path: Path) -> None:
+    from orca_hpc.config.campaign import init_campaign, load_campaign
+    from orca_hpc.notify.config import campaign_mail
+
+    sites = tmp_path / "sites"
+    sites.mkdir()
+    shipped = (Path(__file__).resolve().parents[1] / "site_configs" / "local.toml").read_text()
+    mail = '\n[mail]\nhost = "smtp.example.org"\nfrom = "a@example.org"\nto = "b@example.org"\n'
+    (sites / "mysite.toml").write_text(
+        shipped.replace('name = "local"', 'name = "mysite"')
+        + mail
+        + ('username = "u"\npassword_file = "mailpw"\n')
+    )
+    (sites / "mailpw").write_text(SECRET + "\n")
+    (sites / "mailpw").chmod(0o600)
+    init_campaign(tmp_path / "camp", str(sites / "mysite.toml"))
+    camp = load_campaign(tmp_path / "camp")
+    cfg = campaign_mail(camp)
+    assert (
+        cfg is not None and cfg.password is not None and cfg.password.reveal() == SECRET
+    )  # read beside the site
+    own = (tmp_path / "camp" / "orca-hpc.toml").read_text() + mail.replace(
+        "smtp.example.org", "own.example.org"
+    )
+    (tmp_path / "camp" / "orca-hpc.toml").write_text(own)
+    cfg = campaign_mail(load_campaign(tmp_path / "camp"))
+    assert cfg is not None and cfg.host == "own.example.org"  # the campaign's own table wins

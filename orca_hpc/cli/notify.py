@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from orca_hpc.errors import TemporaryFailure, UserError
-from orca_hpc.notify.config import MailConfig
+from orca_hpc.notify.config import MailConfig, campaign_mail
 from orca_hpc.notify.smtp import send_test
 
 if sys.version_info >= (3, 11):
@@ -34,27 +34,23 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def load_mail_config(directory: Path, config_file: Path | None = None) -> MailConfig:
-    """`[mail]` from `config_file`, else the campaign's `orca-hpc.toml`, else its site config."""
+    """`[mail]` from `config_file`, else the campaign's (``notify.config.campaign_mail``)."""
     if config_file is not None:
         given = _mail_from_file(config_file, required=True)
         if given is None:  # required=True raises instead; kept for the type checker
             raise UserError(f"{config_file}: no [mail] table")
         return given
-    own = _mail_from_file(directory / CAMPAIGN_CONFIG, required=False)
-    if own is not None:
-        return own
-    # Only now load the whole campaign: the site config is needed for its [mail] table.
     from orca_hpc.config.campaign import load_campaign
 
     campaign = load_campaign(directory)
-    table = campaign.site.mail
-    source = campaign.site.source or campaign.site.name
-    if not table:
+    cfg = campaign_mail(campaign)
+    if cfg is None:
+        source = campaign.site.source or campaign.site.name
         raise UserError(
-            f"no [mail] table in {directory / CAMPAIGN_CONFIG} or in the site config {source}; "
+            f"no [mail] table in {campaign.config_path} or in the site config {source}; "
             "add one (host, port, security, from, to, ...)"
         )
-    return MailConfig.from_dict(dict(table), str(source), base_dir=Path(str(source)).parent)
+    return cfg
 
 
 def _mail_from_file(path: Path, *, required: bool) -> MailConfig | None:

@@ -64,11 +64,6 @@ class Campaign:
     def ledger(self) -> Ledger:
         return Ledger(self.state_dir, lock_kind=self.site.lock_kind)
 
-    def mail_config(self) -> dict[str, Any] | None:
-        """The `[mail]` table: the campaign's own wins over the site's."""
-        table = self.config.get("mail") or self.site.mail
-        return dict(table) if table else None
-
 
 def _slug(text: str) -> str:
     out = "".join(c if c.isalnum() or c in "._-" else "_" for c in text)

@@ -13,9 +13,12 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orca_hpc.errors import InputFileError
+
+if TYPE_CHECKING:
+    from orca_hpc.config.campaign import Campaign
 
 SECURITY_MODES = ("ssl", "starttls", "none")
 DEFAULT_PORTS = {"ssl": 465, "starttls": 587, "none": 25}
@@ -281,3 +284,21 @@ def _password(
             raise fail("password_file", f"{path} is empty")
         return Secret(value)
     return None
+
+
+def campaign_mail(campaign: Campaign) -> MailConfig | None:
+    """The campaign's mail settings, or None when neither it nor its site has a ``[mail]`` table.
+
+    The one resolver: the campaign's own table wins over its site's, and relative paths in a table
+    are relative to the file the table is in.
+    """
+    own = campaign.config.get("mail")
+    if own:
+        return MailConfig.from_dict(dict(own), str(campaign.config_path), base_dir=campaign.root)
+    site = campaign.site
+    if not site.mail:
+        return None
+    source = site.source
+    return MailConfig.from_dict(
+        dict(site.mail), str(source or site.name), base_dir=source.parent if source else campaign.root
+    )

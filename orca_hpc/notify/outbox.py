@@ -6,7 +6,7 @@ import copy
 import logging
 
 from orca_hpc.config.campaign import Campaign
-from orca_hpc.notify.config import MailConfig
+from orca_hpc.notify.config import MailConfig, campaign_mail
 from orca_hpc.notify.smtp import DeliveryReport, deliver_outbox, merge_delivery, pending_items, requeue_failed
 
 log = logging.getLogger(__name__)
@@ -19,11 +19,9 @@ def deliver_campaign_outbox(
 
     Two short transactions around the delivery: SMTP with backoff must not hold the ledger lock.
     """
+    cfg = cfg or campaign_mail(campaign)
     if cfg is None:
-        table = campaign.mail_config()
-        if not table:
-            return None
-        cfg = MailConfig.from_dict(dict(table), str(campaign.config_path), base_dir=campaign.root)
+        return None
     ledger = campaign.ledger()
     with ledger.transaction() as txn:
         if requeue:
