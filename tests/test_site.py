@@ -261,6 +261,7 @@ def test_invalid_toml_names_the_line(tmp_path: Path) -> None:
         ('[environment]\nenv = { "BAD-NAME" = "1" }', "not a valid environment variable name"),
         ('[scratch]\nroot = "scratch"', "absolute path or start with an environment variable"),
         ('[ledger]\nlock_kind = "flok"', "did you mean 'flock'?"),
+        ('[retry]\ndisabled_handlers = ["scf", "imaginary_mode"]', "did you mean 'imaginary_modes'?"),
         ('template_dir = "nowhere"', "is not a folder"),
     ],
 )
@@ -428,3 +429,10 @@ def test_resources_keep_maxcore_within_80_percent(nprocs: int, maxcore: int | No
     assert core * nprocs * 5 <= mem * 4
     if maxcore is not None:
         assert core == maxcore and (mem - 1) * 4 < core * nprocs * 5  # the least memory that fits
+
+
+def test_recovery_handler_names_are_the_controllers() -> None:
+    from orca_hpc.config.site import RECOVERY_HANDLERS
+    from orca_hpc.controller.recovery import HANDLERS
+
+    assert sorted(RECOVERY_HANDLERS) == sorted(h.name for h in HANDLERS)

@@ -120,6 +120,11 @@ _SCHEMA: dict[str | None, dict[str, tuple[str, str]]] = {
     "chemistry": {"imag_threshold_cm1": (_NUM, "imag_threshold_cm1")},
 }
 _NOT_OVERRIDABLE = {"name"}
+# The names [retry] disabled_handlers may hold: controller.recovery's handlers (a test keeps the two equal;
+# config cannot import the controller).
+RECOVERY_HANDLERS = (
+    "scf", "opt", "memory", "processes", "walltime", "parallel", "wavefunction", "imaginary_modes", "restart",
+)  # fmt: skip
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _SBATCH_TOKEN = re.compile(r"^[A-Za-z0-9_.,:@+=/-]+$")
@@ -619,6 +624,13 @@ def _build(
     max_retries = integer("max_retries", _D.max_retries, 0)
     max_nodefail = integer("max_nodefail_retries", _D.max_nodefail_retries, 0)
     disabled = strings("disabled_handlers")
+    for handler in disabled:
+        if handler not in RECOVERY_HANDLERS:
+            known = ", ".join(RECOVERY_HANDLERS)
+            fail(
+                "disabled_handlers",
+                f"no recovery handler {handler!r}{_suggest(handler, RECOVERY_HANDLERS)}; known: {known}",
+            )
     imag_threshold = get("imag_threshold_cm1", _D.imag_threshold_cm1)
     if imag_threshold < 0:
         fail("imag_threshold_cm1", f"must not be negative, got {imag_threshold}")
