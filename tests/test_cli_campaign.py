@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from e2e import cli
@@ -65,3 +66,20 @@ def test_xyz_with_a_named_preset_of_the_campaign(tmp_path: Path) -> None:
     config.write_text(config.read_text().replace('opt = "r2SCAN-3c Opt TightOpt"', "opt = 3"))
     broken = cli(camp, "render", "--method", "opt", str(tmp_path / "h2.xyz"), expect=1).output
     assert "[presets]" in broken
+
+
+def test_init_takes_the_sites_lock_kind(tmp_path: Path) -> None:
+    # A site without flock (some parallel file systems) must not see one from `init` either.
+    shipped = (Path(__file__).resolve().parents[1] / "site_configs" / "local.toml").read_text()
+    site = tmp_path / "softsite.toml"
+    site.write_text(
+        re.sub(
+            r"(?m)^lock_kind = .*$",
+            'lock_kind = "soft"',
+            shipped.replace('name = "local"', 'name = "softsite"'),
+        )
+    )
+    assert 'lock_kind = "soft"' in site.read_text()
+    cli(tmp_path, "init", str(tmp_path / "camp"), "--site", str(site))
+    assert not (tmp_path / "camp" / ".orca-hpc" / "ledger.lock").exists()
+    assert (tmp_path / "camp" / ".orca-hpc" / "ledger.json").is_file()

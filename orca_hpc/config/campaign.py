@@ -93,7 +93,11 @@ def init_campaign(root: Path, site_name: str, name: str | None = None) -> Campai
         "[overrides]\n"
     )
     _write_new(config_path, text)
-    Ledger.create(state, meta={"campaign": name, "campaign_id": campaign_id, "site": site_name})
+    Ledger.create(
+        state,
+        meta={"campaign": name, "campaign_id": campaign_id, "site": site_name},
+        lock_kind=site.lock_kind,
+    )
     return Campaign(root, name, campaign_id, site, tomllib.loads(text))
 
 
