@@ -30,10 +30,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from orca_hpc.clock import now_iso
 from orca_hpc.config.campaign import Campaign, init_campaign
 from orca_hpc.controller.reconcile import Reconciler
 from orca_hpc.controller.submit import TOKEN_PREFIX
-from orca_hpc.ledger.records import now_iso
 from orca_hpc.ledger.states import JobState
 from orca_hpc.scheduler import slurm
 

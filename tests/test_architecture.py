@@ -11,13 +11,14 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "orca_hpc"
 
-BASE = {"errors", "atomic", "logs", "shipped", "perms"}
+BASE = {"errors", "atomic", "logs", "shipped", "perms", "clock"}
 # package -> the orca_hpc packages (or base modules) it may import, besides itself
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "atomic": set(),
     "shipped": set(),
     "perms": set(),
+    "clock": set(),
     "logs": {"errors", "atomic"},
     "orca": BASE,
     "emulator": BASE,  # never orca/: the emulator must not share the classifier's assumptions

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from orca_hpc.clock import epoch
 from orca_hpc.config.campaign import Campaign, init_campaign, load_campaign
 from orca_hpc.controller import reconcile as reconcile_mod
 from orca_hpc.controller.reconcile import reconcile
@@ -141,7 +142,7 @@ def test_unconfirmed_submission_unknown_after_grace_is_submitted_again(campaign:
     reconcile(campaign, scheduler=fake)
     assert _job(campaign, job_id).state is JobState.SUBMITTING  # within the grace period: wait
     assert not fake.requests
-    later = reconcile_mod._epoch(_job(campaign, job_id).updated) + reconcile_mod.UNCONFIRMED_GRACE_S + 1
+    later = epoch(_job(campaign, job_id).updated) + reconcile_mod.UNCONFIRMED_GRACE_S + 1
     reconcile(campaign, scheduler=fake, now=lambda: later)
     assert _job(campaign, job_id).state is JobState.PENDING and len(fake.requests) == 1
 
@@ -152,7 +153,7 @@ def test_job_unknown_to_the_scheduler_is_lost_only_after_grace(campaign: Campaig
     fake.forget(_job(campaign, job_id).latest.slurm_id)
     reconcile(campaign, scheduler=fake)
     assert _job(campaign, job_id).state is JobState.PENDING  # sacct may lag: "not known" is not "lost"
-    submitted = reconcile_mod._epoch(_job(campaign, job_id).latest.submitted)
+    submitted = epoch(_job(campaign, job_id).latest.submitted)
     reconcile(campaign, scheduler=fake, now=lambda: submitted + reconcile_mod.LOST_GRACE_S + 1)
     job = _job(campaign, job_id)
     assert job.attempts[0].reason == "lost" and job.nodefail_count == 1 and len(job.attempts) == 2

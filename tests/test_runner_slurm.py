@@ -13,13 +13,13 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 from test_runner_support import make_attempt, write_fake_orca
 
 from orca_hpc.attempt.scratch import top_name
+from orca_hpc.clock import as_datetime
 
 pytestmark = pytest.mark.slurm
 # Runs well past the 1-minute limit; a short SCF so the emulator writes the .gbw early.
@@ -108,7 +108,7 @@ def test_walltime_warning_saves_restart_files(tmp_path: Path) -> None:
     _wait_gone(job, 30)
     # SLURM may send the warning early (its timer granularity); the emulator writes the .gbw ~5 s in.
     result = json.loads((attempt_dir / "result.json").read_text())
-    ran = datetime.fromisoformat(result["ended"]) - datetime.fromisoformat(result["started"])
+    ran = as_datetime(result["ended"]) - as_datetime(result["started"])
     _check_saved(attempt_dir, scratch_root, "walltime", job, gbw=ran.total_seconds() >= 10)
     log = next(tmp_path.glob("slurm-*_0.out")).read_text()
     assert "truncated (walltime)" in log

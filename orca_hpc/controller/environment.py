@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from orca_hpc.attempt.folder import plan_of
+from orca_hpc.clock import now_iso
 from orca_hpc.config.campaign import Campaign
 from orca_hpc.config.site import SiteConfig
 from orca_hpc.controller.ending import AttemptEnd
 from orca_hpc.controller.submit import record_attempt
-from orca_hpc.ledger.records import Job, now_iso
+from orca_hpc.ledger.records import Job
 from orca_hpc.ledger.store import Transaction
 from orca_hpc.orca.read import read_tail
 

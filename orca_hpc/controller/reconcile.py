@@ -9,7 +9,6 @@ transaction, and submissions go through the exactly-once path of ``submit.Dispat
 
 from __future__ import annotations
 
-import calendar
 import logging
 import time
 from collections.abc import Callable
@@ -18,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from orca_hpc.attempt.folder import plan_of, read_result
+from orca_hpc.clock import epoch, now_iso, utc_iso
 from orca_hpc.config.campaign import Campaign
 from orca_hpc.controller import environment
 from orca_hpc.controller.ending import AttemptEnd, decide_end
 from orca_hpc.controller.recovery import Failure, Limits, plan_recovery
 from orca_hpc.controller.submit import Dispatcher, record_attempt
 from orca_hpc.errors import OrcaHpcError
-from orca_hpc.ledger.records import Job, now_iso
+from orca_hpc.ledger.records import Job
 from orca_hpc.ledger.states import JobState
 from orca_hpc.ledger.store import Transaction
 from orca_hpc.orca.read import read_tail
@@ -49,15 +49,6 @@ class ReconcileReport:
     adopted: list[str] = field(default_factory=list)
     scheduler_calls: int = 0
     notices: list[str] = field(default_factory=list)
-
-
-def _epoch(iso: str | None) -> float | None:
-    if not iso:
-        return None
-    try:
-        return float(calendar.timegm(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")))
-    except ValueError:
-        return None
 
 
 def _unchanged(state: JobState, peek: dict[str, str | None], rec: JobRecord | None) -> bool:
@@ -162,7 +153,7 @@ class Reconciler:
                 self._set(txn, job, JobState.PENDING)
                 self._update(txn, job, rec)
                 return
-        since = _epoch(job.updated) or 0.0
+        since = epoch(job.updated) or 0.0
         if self.now() - since > UNCONFIRMED_GRACE_S:
             self.echo(f"{job.id}: submission {att.token} never reached the scheduler; submitting it again")
             att.token = ""
@@ -184,13 +175,13 @@ class Reconciler:
             rec = None
         if rec is None:
             result = read_result(attempt_dir)
-            submitted = _epoch(att.submitted) or _epoch(job.updated) or 0.0
+            submitted = epoch(att.submitted) or epoch(job.updated) or 0.0
             if result is None and self.now() - submitted < LOST_GRACE_S:
                 return  # sacct has not caught up yet: "not known" is not "lost"
             self._finish(txn, job, None, result)
             return
         if rec.start and not att.started:
-            att.started = rec.start
+            att.started = utc_iso(rec.start)
         if not rec.finished:
             att.slurm_state = rec.state
             self._set(txn, job, JobState.RUNNING if rec.running else JobState.PENDING)
@@ -218,9 +209,9 @@ class Reconciler:
         att.slurm_state = rec.state if rec else att.slurm_state
         if rec is not None:
             att.exit_code = f"{rec.exit_code or 0}:{rec.signal or 0}"
-            att.ended = rec.end or now_iso()
+            att.ended = utc_iso(rec.end) or now_iso()
         elif result is not None:
-            att.ended = result.get("ended") or now_iso()
+            att.ended = utc_iso(result.get("ended")) or now_iso()
         att.outcome = end.outcome.value
         att.reason = end.reason
         att.energy = end.energy

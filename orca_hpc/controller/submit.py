@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orca_hpc.attempt.folder import AttemptPlan, plan_of, safe_base, write_attempt
+from orca_hpc.clock import now_iso
 from orca_hpc.config.campaign import Campaign
 from orca_hpc.config.site import resources_for
 from orca_hpc.errors import InputFileError, OrcaHpcError, UserError
-from orca_hpc.ledger.records import Job, now_iso
+from orca_hpc.ledger.records import Job
 from orca_hpc.ledger.states import JobState
 from orca_hpc.ledger.store import Ledger, LedgerView, Transaction
 from orca_hpc.orca import inputs as orca_input

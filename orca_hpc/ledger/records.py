@@ -25,17 +25,11 @@ Times are ISO-8601 UTC strings (``2026-11-28T21:10:03Z``).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from orca_hpc.errors import LedgerCorrupt
 from orca_hpc.ledger.states import JobState
-
-
-def now_iso() -> str:
-    """The current UTC time, to the second, as the ledger writes it."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 @dataclass(slots=True, eq=True)

@@ -64,10 +64,11 @@ from pathlib import Path
 from typing import Any
 
 from orca_hpc.atomic import fsync_dir, remove_stale_temps, temp_name, write_new_file
+from orca_hpc.clock import now_iso
 from orca_hpc.errors import LedgerCorrupt, OrcaHpcError, UserError
 from orca_hpc.ledger.archive import Archive
 from orca_hpc.ledger.lock import DEFAULT_STALE_AFTER, LedgerLock
-from orca_hpc.ledger.records import Attempt, Job, format_job_id, job_id_number, now_iso
+from orca_hpc.ledger.records import Attempt, Job, format_job_id, job_id_number
 from orca_hpc.ledger.states import FINISHED, JobState, check_transition
 
 __all__ = [

@@ -22,11 +22,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
 
+from orca_hpc.clock import as_datetime, now_iso
 from orca_hpc.errors import TemporaryFailure, UserError
 from orca_hpc.notify.config import MailConfig
 
@@ -47,10 +47,6 @@ _log = logging.getLogger("orca_hpc.notify.smtp")
 
 PENDING, SENT, FAILED_PERMANENT = "pending", "sent", "failed_permanent"
 _MAX_ERROR_CHARS = 400
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _one_line(text: str) -> str:
@@ -85,7 +81,7 @@ def make_notification(
         "status": PENDING,
         "attempts": 0,
         "last_error": None,
-        "created": _now(),
+        "created": now_iso(),
         "sent_at": None,
     }
 
@@ -111,7 +107,7 @@ def build_message(item: dict[str, Any], cfg: MailConfig) -> EmailMessage:
     msg["Subject"] = item["subject"]
     msg["Message-ID"] = item["message_id"]
     # The creation time, not the send time: a resend is byte-for-byte the same message.
-    msg["Date"] = format_datetime(datetime.fromisoformat(item["created"]))
+    msg["Date"] = format_datetime(as_datetime(item["created"]))
     msg["X-Orca-Hpc-Kind"] = _one_line(str(item.get("kind", "")))
     msg.set_content(item["body"])
     for att in item.get("attachments", ()):
@@ -351,7 +347,7 @@ def deliver_outbox(
             continue
         for n in range(1, cfg.max_attempts + 1):
             item["attempts"] = int(item.get("attempts", 0)) + 1
-            item["last_attempt"] = _now()
+            item["last_attempt"] = now_iso()
             report.attempts += 1
             try:
                 reply, refused = _send_one(msg, cfg)
@@ -374,7 +370,7 @@ def deliver_outbox(
                 note(logging.WARNING, f"{label}: still pending after {n} attempts: {text}")
             else:
                 item["status"] = SENT
-                item["sent_at"] = _now()
+                item["sent_at"] = now_iso()
                 item["last_error"] = None
                 item["server_reply"] = _scrub(reply, secrets)
                 report.sent += 1

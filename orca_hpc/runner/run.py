@@ -31,7 +31,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -48,6 +47,7 @@ from orca_hpc.attempt.scratch import (
     top_name,
     usable_root,
 )
+from orca_hpc.clock import now_iso
 from orca_hpc.errors import InputFileError, OrcaHpcError, UserError
 from orca_hpc.orca.environment import DISK_FULL, ORCA_MISSING
 from orca_hpc.orca.outcomes import NOT_RETRYABLE, Outcome
@@ -76,10 +76,6 @@ POLL = 0.2
 # Results are readable by the group but writable by nobody else (another user must not swap them).
 FILE_MODE = 0o640
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def slurm_job_id() -> str | None:
@@ -345,7 +341,7 @@ class _Attempt:
             "energy": None,
             "message": "",
             "classification": {},
-            "started": _now(),
+            "started": now_iso(),
             "ended": None,
             "node": socket.gethostname(),
             "slurm_job_id": slurm_job_id(),
@@ -519,7 +515,7 @@ class _Attempt:
                 )
             finally:
                 self.stopper.signal_orca(signal.SIGKILL)
-                self.result["ended"] = _now()
+                self.result["ended"] = now_iso()
                 written = self._write_result()
                 if copied_back and written:
                     with contextlib.suppress(OSError):
