@@ -128,3 +128,17 @@ def shared_tmp() -> Iterator[Path]:
     finally:
         os.umask(umask)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+# ../shared beside the repository (CI lays a copy there): real ORCA outputs the classifier is tested on.
+SHARED_ORCA = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "orca"
+
+
+@pytest.fixture
+def shared_orca() -> Path:
+    """The shared real ORCA outputs; a test that needs them fails, never skips, when they are missing."""
+    if not SHARED_ORCA.is_dir():
+        pytest.fail(
+            f"{SHARED_ORCA} is missing: the shared ORCA fixtures lie beside the repository", pytrace=False
+        )
+    return SHARED_ORCA

@@ -17,7 +17,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "orca"
 # The project's shared folder sits beside the repository (CI lays a copy there too).
 # ../shared beside the repository (CI lays a copy there too)
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "orca"
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="shared ORCA fixtures not present")
+needs_shared = pytest.mark.usefixtures("shared_orca")  # fails, never skips, when ../shared is missing
 
 # file -> (outcome, ORCA version, calc kind, final energy or None)
 SUCCESSES: dict[str, tuple[str, str, float]] = {

@@ -12,8 +12,6 @@ import pytest
 from orca_hpc.orca.classify import classify_output
 from orca_hpc.orca.outcomes import Outcome
 
-emulator = pytest.importorskip("orca_hpc.emulator", reason="orca_hpc.emulator not written yet")
-
 # mode -> (outcome, extra simple-input keywords the mode needs to make sense)
 EXPECTED: dict[str | None, tuple[Outcome, str]] = {
     None: (Outcome.SUCCESS, "Opt"),

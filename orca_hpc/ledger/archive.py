@@ -1,6 +1,6 @@
 """The archive of finished jobs: ``archive.jsonl`` plus a rebuildable index.
 
-``archive.jsonl`` is append-only, one job per line (the ``ledger_records`` format with an
+``archive.jsonl`` is append-only, one job per line (the ``ledger.records`` format with an
 ``id`` key). The latest line for an id wins, and a job that is in ``ledger.json`` (active)
 overrides any archive line for it. A line may carry ``"v": N`` (its schema version); without
 it the line is version 1. A torn last line (writer killed mid-append) is skipped with a

@@ -7,7 +7,7 @@ retried; an "error termination" without a recognised cause is `parallel_error`; 
 an absurd energy is `suspicious_result`; MPI start-up failures, a missing ORCA and a full disk are
 `environment_error` (read from ORCA's stderr too, see `orca.environment`). When several causes are
 printed, the one printed last decides: it is the error that ended the run. Only the head and tail
-of the file are read (see `classify_read`), so a multi-GB output costs about half a MB of memory.
+of the file are read (see `orca.read`), so a multi-GB output costs about half a MB of memory.
 """
 
 from __future__ import annotations
