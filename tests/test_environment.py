@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from e2e import cli, orca_input, status, write_inputs
 
-from orca_hpc.attempt.folder import AttemptPlan
+from orca_hpc.attempt.folder import AttemptPlan, AttemptResult
 from orca_hpc.config.campaign import load_campaign
 from orca_hpc.controller import environment
 from orca_hpc.controller.ending import AttemptEnd, decide_end
@@ -136,7 +136,7 @@ def test_unknown_module_error_is_quoted_not_called_causeless(tmp_path: Path) -> 
 def test_stderr_turns_a_failure_into_an_environment_failure_that_does_not_count() -> None:
     result = {"outcome": "parallel_error", "message": "ORCA finished by error termination in GTOInt"}
     stderr = "There are not enough slots available in the system to satisfy the 4\n"
-    end = decide_end("FAILED", 1, 0, result, "", stderr)
+    end = decide_end("FAILED", 1, 0, AttemptResult.from_dict(result), "", stderr)
     assert (end.outcome, end.reason, end.counts_against_limit) == (Outcome.ENVIRONMENT_ERROR, "mpi", False)
     assert end.classification["orca_outcome"] == "parallel_error"  # what ORCA's output said is kept
     no_result = decide_end("FAILED", 1, 0, None, "cp: error writing 'x': No space left on device\n")

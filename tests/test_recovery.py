@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from orca_hpc.attempt.folder import AttemptPlan
+from orca_hpc.attempt.folder import AttemptPlan, AttemptResult
 from orca_hpc.controller.ending import decide_end
 from orca_hpc.controller.recovery import Failure, Limits, plan_recovery
 from orca_hpc.orca import inputs as orca_input
@@ -195,7 +195,7 @@ def test_input_files_travel_to_the_next_attempt(tmp_path: Path) -> None:
     ],
 )
 def test_attempt_end(state, exit_code, signal, result, log, expected) -> None:  # type: ignore[no-untyped-def]
-    end = decide_end(state, exit_code, signal, result, log)
+    end = decide_end(state, exit_code, signal, AttemptResult.from_dict(result) if result else None, log)
     assert (end.outcome, end.reason, end.counts_against_limit) == expected
     if result and result.get("outcome") == "input_error":
         assert not end.retryable

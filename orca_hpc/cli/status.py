@@ -128,8 +128,8 @@ def show(obj: Any, job_id: str, as_json: bool, no_reconcile: bool) -> None:
         if folder is not None and folder.is_dir():
             click.echo(f"  folder: {folder}")
             result = read_result(folder)
-            if result and result.get("files"):
-                click.echo(f"  files: {', '.join(result['files'])}")
+            if result and result.files:
+                click.echo(f"  files: {', '.join(result.files)}")
             if att.outcome and att.outcome != "success":
                 for out in sorted(folder.glob("*.out"))[:1]:
                     lines = read_tail(out, 4096).splitlines()[-8:]  # outputs can be GB

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from orca_hpc.attempt.folder import AttemptResult
 from orca_hpc.orca.environment import environment_cause
 from orca_hpc.orca.outcomes import Outcome
 
@@ -46,21 +47,22 @@ class AttemptEnd:
         return self.reason not in NOT_COUNTED_REASONS and not self.environment
 
 
-def _from_result(result: dict[str, Any]) -> AttemptEnd:
+def _from_result(result: AttemptResult) -> AttemptEnd:
     try:
-        outcome = Outcome(result.get("outcome"))
+        outcome = Outcome(result.outcome)
     except ValueError:
         outcome = Outcome.UNKNOWN_ERROR
-    classification = result.get("classification") or {}
-    message = result.get("message") or classification.get("message") or ""
-    if result.get("error") and result["error"] not in message:
-        message = f"{message} (runner: {result['error']})" if message else f"runner: {result['error']}"
+    classification = result.classification
+    message = result.message or classification.get("message") or ""
+    if result.error and result.error not in message:
+        message = f"{message} (runner: {result.error})" if message else f"runner: {result.error}"
+    retryable = outcome != Outcome.INPUT_ERROR if result.retryable is None else bool(result.retryable)
     return AttemptEnd(
         outcome=outcome,
-        reason=result.get("reason"),
-        retryable=bool(result.get("retryable", outcome != Outcome.INPUT_ERROR)),
+        reason=result.reason,
+        retryable=retryable,
         message=message,
-        energy=result.get("energy"),
+        energy=result.energy,
         classification=classification,
     )
 
@@ -86,7 +88,7 @@ def decide_end(
     slurm_state: str | None,
     exit_code: int | None,
     signal: int | None,
-    result: dict[str, Any] | None,
+    result: AttemptResult | None,
     job_log_tail: str = "",
     stderr_tail: str = "",
 ) -> AttemptEnd:
@@ -101,7 +103,7 @@ def _decide(
     slurm_state: str | None,
     exit_code: int | None,
     signal: int | None,
-    result: dict[str, Any] | None,
+    result: AttemptResult | None,
     job_log_tail: str,
 ) -> AttemptEnd:
     log = job_log_tail.lower()

@@ -29,6 +29,7 @@ from orca_hpc.config.campaign import Campaign
 from orca_hpc.config.site import SiteConfig
 from orca_hpc.controller.ending import AttemptEnd
 from orca_hpc.controller.submit import record_attempt
+from orca_hpc.errors import InputFileError
 from orca_hpc.ledger.records import Job
 from orca_hpc.ledger.store import Transaction
 from orca_hpc.orca.read import read_tail
@@ -162,7 +163,7 @@ def retry_unchanged(campaign: Campaign, txn: Transaction, job: Job, end: Attempt
     assert att is not None
     try:
         previous = plan_of(campaign.root / att.dir)
-    except (OSError, ValueError, KeyError):
+    except (OSError, InputFileError):
         return False
     change = {
         "handler": HANDLER,

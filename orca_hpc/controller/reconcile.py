@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orca_hpc.attempt.folder import plan_of, read_result
+from orca_hpc.attempt.folder import AttemptResult, plan_of, read_result
 from orca_hpc.clock import epoch, now_iso, utc_iso
 from orca_hpc.config.campaign import Campaign
 from orca_hpc.controller import environment
 from orca_hpc.controller.ending import AttemptEnd, decide_end
 from orca_hpc.controller.recovery import Failure, Limits, plan_recovery
 from orca_hpc.controller.submit import Dispatcher, record_attempt
-from orca_hpc.errors import OrcaHpcError
+from orca_hpc.errors import InputFileError, OrcaHpcError
 from orca_hpc.ledger.records import Job
 from orca_hpc.ledger.states import JobState
 from orca_hpc.ledger.store import Transaction
@@ -194,7 +194,7 @@ class Reconciler:
         return read_tail(self.campaign.state_dir / "slurm-logs" / f"{slurm_id}.out", LOG_TAIL_BYTES)
 
     def _finish(
-        self, txn: Transaction, job: Job, rec: JobRecord | None, result: dict[str, Any] | None
+        self, txn: Transaction, job: Job, rec: JobRecord | None, result: AttemptResult | None
     ) -> None:
         att = job.attempt
         assert att is not None
@@ -211,7 +211,7 @@ class Reconciler:
             att.exit_code = f"{rec.exit_code or 0}:{rec.signal or 0}"
             att.ended = utc_iso(rec.end) or now_iso()
         elif result is not None:
-            att.ended = utc_iso(result.get("ended")) or now_iso()
+            att.ended = utc_iso(result.ended) or now_iso()
         att.outcome = end.outcome.value
         att.reason = end.reason
         att.energy = end.energy
@@ -252,7 +252,7 @@ class Reconciler:
         if why is None:
             try:
                 previous = plan_of(attempt_dir)
-            except (OSError, ValueError, KeyError) as err:
+            except (OSError, InputFileError) as err:
                 # One job's damaged folder must not stall the whole campaign's reconcile.
                 why = f"cannot read the attempt's plan in {attempt_dir}: {err}"
         if previous is not None:

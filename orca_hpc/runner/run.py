@@ -22,7 +22,6 @@ import errno
 import fnmatch
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -36,7 +35,7 @@ from types import FrameType
 from typing import Any
 
 from orca_hpc.atomic import atomic_copy, atomic_write_bytes, copy_new_file
-from orca_hpc.attempt.folder import RESULT_NAME, SPEC_NAME
+from orca_hpc.attempt.folder import RESULT_NAME, SPEC_NAME, AttemptResult, AttemptSpec
 from orca_hpc.attempt.scratch import (
     attempt_scratch_dir,
     make_private_dir,
@@ -56,7 +55,6 @@ from orca_hpc.perms import tighten_umask, unsafe_to_run
 
 RUNNER_TAIL_BYTES = 65536  # the fallback check looks at the end of the output only
 
-RESULT_VERSION = 1
 
 EXIT_SUCCESS = 0
 EXIT_ORCA_FAILED = 1
@@ -75,7 +73,6 @@ GRACE = {"walltime": 3.0, "cancelled": 1.0, "preempted": 1.0}
 POLL = 0.2
 # Results are readable by the group but writable by nobody else (another user must not swap them).
 FILE_MODE = 0o640
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 
 
 def slurm_job_id() -> str | None:
@@ -141,53 +138,28 @@ def _open_trusted(path: Path, *, directory: bool = False) -> int:
     return fd
 
 
-def check_inputs_trusted(attempt_dir: Path, spec: dict[str, Any]) -> None:
+def check_inputs_trusted(attempt_dir: Path, spec: AttemptSpec) -> None:
     """The input and extra inputs must be ours and not writable by others (a missing one is
     reported later as the attempt's input error)."""
-    for name in [spec["input"], *spec["extra_inputs"]]:
+    for name in [spec.input, *spec.extra_inputs]:
         path = Path(name) if os.path.isabs(name) else attempt_dir / name
         with contextlib.suppress(FileNotFoundError):
             os.lstat(path)
             os.close(_open_trusted(path))
 
 
-def load_spec(attempt_dir: Path) -> dict[str, Any]:
+def load_spec(attempt_dir: Path) -> AttemptSpec:
+    """The attempt's spec (validated by its owner, ``AttemptSpec``), read only from files that no
+    other user could have changed."""
     path = attempt_dir / SPEC_NAME
     os.close(_open_trusted(attempt_dir, directory=True))
     fd = _open_trusted(path)
     try:
         with os.fdopen(fd, "rb") as fh:
-            spec = json.loads(fh.read().decode("utf-8"))
-    except (OSError, ValueError) as err:
+            data = fh.read()
+    except OSError as err:
         raise InputFileError(path, f"unreadable: {err}") from None
-    if not isinstance(spec, dict):
-        raise InputFileError(path, "not a JSON object")
-    for key, kind in (
-        ("campaign", str),
-        ("job_id", str),
-        ("attempt", int),
-        ("input", str),
-        ("orca", str),
-        ("scratch_root", str),
-        ("keep", list),
-    ):
-        if not isinstance(spec.get(key), kind) or isinstance(spec.get(key), bool):
-            what = {str: "a string", int: "an integer", list: "a list"}[kind]
-            raise InputFileError(path, f"{key!r} missing or not {what}")
-    extra = spec.setdefault("extra_inputs", [])
-    if not isinstance(extra, list) or not all(isinstance(x, str) and x for x in extra):
-        raise InputFileError(path, "'extra_inputs' must be a list of file names")
-    if not all(isinstance(x, str) for x in spec["keep"]):
-        raise InputFileError(path, "'keep' must be a list of glob patterns")
-    campaign = spec["campaign"]
-    # The campaign slug may hold any letters (it names a folder), but never a path separator.
-    if not campaign or campaign.startswith(".") or "/" in campaign or "\0" in campaign:
-        raise InputFileError(path, f"'campaign' {campaign!r} cannot name a scratch folder")
-    for key in ("input", "job_id"):
-        if not _SAFE_NAME.match(spec[key]):
-            raise InputFileError(path, f"{key!r} {spec[key]!r} is not a safe name ([A-Za-z0-9._-])")
-    if not spec["orca"]:
-        raise InputFileError(path, "'orca' is empty")
+    spec = AttemptSpec.from_json(data, path)
     check_inputs_trusted(attempt_dir, spec)
     return spec
 
@@ -315,42 +287,29 @@ class _Stopper:
 
 
 class _Attempt:
-    def __init__(self, attempt_dir: Path, spec: dict[str, Any], copy_interval: float) -> None:
+    def __init__(self, attempt_dir: Path, spec: AttemptSpec, copy_interval: float) -> None:
         self.dir = attempt_dir
         self.spec = spec
         self.copy_interval = copy_interval
-        self.base = Path(spec["input"]).stem
+        self.base = Path(spec.input).stem
         self.stopper = _Stopper()
         self.notes: list[str] = []
         self.copied_in: dict[str, tuple[int, int]] = {}
-        self.root, note = usable_root(spec["scratch_root"])
+        self.root, note = usable_root(spec.scratch_root)
         if note:
             self.notes.append(note)
         # Where scratch will be unless the private top is refused (prepare_scratch then says where).
-        self.scratch = attempt_scratch_dir(
-            self.root / top_name(), spec["campaign"], spec["job_id"], spec["attempt"]
+        self.scratch = attempt_scratch_dir(self.root / top_name(), spec.campaign, spec.job_id, spec.attempt)
+        self.result = AttemptResult(
+            job_id=spec.job_id,
+            attempt=spec.attempt,
+            retryable=True,
+            started=now_iso(),
+            node=socket.gethostname(),
+            slurm_job_id=slurm_job_id(),
+            scratch=str(self.scratch),
+            notes=self.notes,
         )
-        self.result: dict[str, Any] = {
-            "result_version": RESULT_VERSION,
-            "job_id": spec["job_id"],
-            "attempt": spec["attempt"],
-            "outcome": Outcome.UNKNOWN_ERROR.value,
-            "reason": None,
-            "retryable": True,
-            "exit_code": None,
-            "energy": None,
-            "message": "",
-            "classification": {},
-            "started": now_iso(),
-            "ended": None,
-            "node": socket.gethostname(),
-            "slurm_job_id": slurm_job_id(),
-            "files": [],
-            "scratch": str(self.scratch),
-            "scratch_removed": False,
-            "error": None,
-            "notes": self.notes,
-        }
 
     # -- steps
 
@@ -358,19 +317,17 @@ class _Attempt:
         top, note = private_top(self.root)
         if note:
             self.notes.append(note)
-        self.scratch = attempt_scratch_dir(
-            top, self.spec["campaign"], self.spec["job_id"], self.spec["attempt"]
-        )
-        self.result["scratch"] = str(self.scratch)
+        self.scratch = attempt_scratch_dir(top, self.spec.campaign, self.spec.job_id, self.spec.attempt)
+        self.result.scratch = str(self.scratch)
         make_private_dir(self.scratch.parent)
-        for old in remove_earlier_attempts(self.scratch.parent, self.spec["attempt"]):
+        for old in remove_earlier_attempts(self.scratch.parent, self.spec.attempt):
             self.notes.append(f"removed stale scratch {old}")
         remove_tree(self.scratch)  # a requeued run of this same attempt: start clean
         make_private_dir(self.scratch)
 
     def copy_in(self) -> str | None:
         """Copies the input and extra inputs; returns a problem or None."""
-        for name in [self.spec["input"], *self.spec["extra_inputs"]]:
+        for name in [self.spec.input, *self.spec.extra_inputs]:
             src = Path(name) if os.path.isabs(name) else self.dir / name
             if not src.is_file():
                 return f"input file {src} is missing"
@@ -388,7 +345,7 @@ class _Attempt:
         err = self.scratch / f"{self.base}.err"
         with open(out, "wb") as fout, open(err, "wb") as ferr:
             proc = subprocess.Popen(
-                [str(orca), self.spec["input"]],
+                [str(orca), self.spec.input],
                 cwd=self.scratch,
                 stdin=subprocess.DEVNULL,
                 stdout=fout,
@@ -446,27 +403,24 @@ class _Attempt:
                 if self.copied_in.get(src.name) == (st.st_size, st.st_mtime_ns):
                     continue  # an input ORCA did not touch: the attempt dir already has it
                 atomic_copy(src, self.dir / src.name, FILE_MODE, durable=True)
-                self.result["files"].append(src.name)
+                self.result.files.append(src.name)
             except OSError as err:
                 failures.append(f"{src.name}: {err.strerror or err}")
         return failures
 
     def finish_stopped(self, reason: str) -> None:
-        self.result.update(
-            outcome=Outcome.TRUNCATED.value,
-            reason=reason,
-            retryable=True,
-            message=f"stopped by the runner ({reason}); restart files copied back",
-            classification={"outcome": Outcome.TRUNCATED.value, "reason": reason, "classifier": "runner"},
-        )
+        r = self.result
+        r.outcome, r.reason, r.retryable = Outcome.TRUNCATED.value, reason, True
+        r.message = f"stopped by the runner ({reason}); restart files copied back"
+        r.classification = {"outcome": Outcome.TRUNCATED.value, "reason": reason, "classifier": "runner"}
 
     def finish_classified(self) -> None:
         # mpirun and a full disk speak on stderr; ORCA's output then only names the module that died.
         stderr = read_tail(self.scratch / f"{self.base}.err", RUNNER_TAIL_BYTES)
         details, note = classify(
             self.scratch / f"{self.base}.out",
-            self.scratch / self.spec["input"],
-            self.spec.get("imag_threshold_cm1"),
+            self.scratch / self.spec.input,
+            self.spec.imag_threshold_cm1,
             stderr,
         )
         if note:
@@ -475,25 +429,20 @@ class _Attempt:
         retryable = bool(details.get("retryable", outcome is not Outcome.SUCCESS))
         if outcome in NOT_RETRYABLE or outcome is Outcome.SUCCESS:
             retryable = False
-        self.result.update(
-            outcome=outcome.value,
-            reason=details.get("reason") if outcome is Outcome.ENVIRONMENT_ERROR else None,
-            retryable=retryable,
-            energy=details.get("energy"),
-            message=details.get("message", ""),
-            classification=details,
-        )
+        r = self.result
+        r.outcome, r.retryable, r.classification = outcome.value, retryable, details
+        r.reason = details.get("reason") if outcome is Outcome.ENVIRONMENT_ERROR else None
+        r.energy, r.message = details.get("energy"), details.get("message", "")
 
     def fail(self, outcome: Outcome, error: str, retryable: bool, reason: str | None = None) -> None:
-        self.result.update(
-            outcome=outcome.value, reason=reason, retryable=retryable, message=error, error=error
-        )
+        r = self.result
+        r.outcome, r.reason, r.retryable, r.message, r.error = outcome.value, reason, retryable, error, error
 
     def fail_environment(self, reason: str, problem: str) -> None:
         """The machine failed, not the input: retryable as it is, once the cause is fixed."""
         message = f"environment ({reason}): {problem}"
         self.fail(Outcome.ENVIRONMENT_ERROR, message, retryable=True, reason=reason)
-        self.result["classification"] = {
+        self.result.classification = {
             "outcome": Outcome.ENVIRONMENT_ERROR.value,
             "reason": reason,
             "message": message,
@@ -503,27 +452,28 @@ class _Attempt:
     # -- the whole attempt
 
     def run(self) -> dict[str, Any]:
+        """Run the attempt; returns the result as written to result.json."""
         # Handlers stay installed until result.json is written: a late TERM must not kill us half-way.
         with self.stopper.installed():
             copied_back = False
             try:
                 copied_back = self._run()
             except Exception as err:  # keep scratch and say so rather than lose the attempt silently
-                self.result["error"] = (
+                self.result.error = (
                     f"runner failed: {type(err).__name__}: {err}; files (if any) "
-                    f"are kept in scratch {self.scratch} on {self.result['node']}"
+                    f"are kept in scratch {self.scratch} on {self.result.node}"
                 )
             finally:
                 self.stopper.signal_orca(signal.SIGKILL)
-                self.result["ended"] = now_iso()
+                self.result.ended = now_iso()
                 written = self._write_result()
                 if copied_back and written:
                     with contextlib.suppress(OSError):
                         remove_attempt_scratch(self.scratch)
-                    self.result["scratch_removed"] = not os.path.lexists(self.scratch)
-                    if self.result["scratch_removed"]:
+                    self.result.scratch_removed = not os.path.lexists(self.scratch)
+                    if self.result.scratch_removed:
                         self._write_result()
-        return self.result
+        return self.result.to_dict()
 
     def _run(self) -> bool:
         """Returns whether everything needed is safely in the attempt dir (so scratch may go)."""
@@ -538,13 +488,13 @@ class _Attempt:
         if problem:
             self.fail(Outcome.INPUT_ERROR, problem, retryable=False)
             return True
-        orca = resolve_orca(self.spec["orca"])
+        orca = resolve_orca(self.spec.orca)
         if orca is None:
-            problem = f"ORCA executable {self.spec['orca']!r} not found or not executable"
+            problem = f"ORCA executable {self.spec.orca!r} not found or not executable"
             self.fail_environment(ORCA_MISSING, problem)
             return True
         if self.stopper.reason is None:
-            self.result["exit_code"] = self.run_orca(orca)
+            self.result.exit_code = self.run_orca(orca)
         reason = self.stopper.reason
         out = self.scratch / f"{self.base}.out"
         if reason and not _terminated_normally(out):
@@ -552,25 +502,25 @@ class _Attempt:
             failures = self.copy_back(RESTART_PATTERNS)
         else:
             self.finish_classified()
-            failures = self.copy_back([*self.spec["keep"], *RESTART_PATTERNS[:2]])
+            failures = self.copy_back([*self.spec.keep, *RESTART_PATTERNS[:2]])
         if failures:
-            self.result["error"] = (
+            self.result.error = (
                 f"copy-back to {self.dir} failed ({'; '.join(failures)}); "
-                f"all files are kept in scratch {self.scratch} on {self.result['node']}"
+                f"all files are kept in scratch {self.scratch} on {self.result.node}"
             )
             return False
         return True
 
     def _write_result(self) -> bool:
         try:
-            write_json_atomic(self.dir / RESULT_NAME, self.result)
+            write_json_atomic(self.dir / RESULT_NAME, self.result.to_dict())
             return True
         except OSError as err:
             problem = f"cannot write {self.dir / RESULT_NAME}: {err.strerror or err}"
-            self.result["error"] = (
-                f"{self.result['error']}; {problem}"
-                if self.result["error"]
-                else (f"{problem}; all files are kept in scratch {self.scratch} on {self.result['node']}")
+            self.result.error = (
+                f"{self.result.error}; {problem}"
+                if self.result.error
+                else (f"{problem}; all files are kept in scratch {self.scratch} on {self.result.node}")
             )
             return False
 

@@ -1,0 +1,66 @@
+"""The controller-runner contract: spec.json and result.json, each read and written by its one record."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from orca_hpc.attempt.folder import (
+    AttemptPlan,
+    AttemptResult,
+    AttemptSpec,
+    plan_of,
+    read_result,
+    write_attempt,
+)
+from orca_hpc.errors import InputFileError
+
+
+def test_spec_written_by_the_controller_is_what_the_runner_reads(tmp_path: Path) -> None:
+    plan = AttemptPlan("w.inp", "! HF\n", nprocs=4, maxcore_mb=500, mem_mb=2500, time_min=30)
+    write_attempt(
+        tmp_path / "attempt-1", plan, campaign="c-1", job_id="j000001", job_name="water", attempt=1,
+        orca="/opt/orca/orca", scratch_root="$TMPDIR", keep=("*.out",), imag_threshold_cm1=15.0,
+    )  # fmt: skip
+    spec = AttemptSpec.read(tmp_path / "attempt-1")
+    assert (spec.input, spec.nprocs, spec.mem_mb, spec.keep, spec.imag_threshold_cm1) == (
+        "w.inp",
+        4,
+        2500,
+        ("*.out",),
+        15.0,
+    )
+    assert json.loads((tmp_path / "attempt-1" / "spec.json").read_text())["spec_version"] == 1
+    assert plan_of(tmp_path / "attempt-1").maxcore_mb == 500
+
+
+def test_a_bad_spec_names_the_file_and_every_problem(tmp_path: Path) -> None:
+    bad = {"campaign": "../x", "job_id": "j 1", "attempt": "1", "input": "a.inp", "orca": "", "keep": [1]}
+    with pytest.raises(InputFileError) as info:
+        AttemptSpec.from_json(json.dumps(bad).encode(), tmp_path / "spec.json")
+    message = str(info.value)
+    assert str(tmp_path / "spec.json") in message and "\n" not in message
+    problems = (
+        "'attempt' missing or not an integer",
+        "'scratch_root' missing",
+        "glob patterns",
+        "cannot name a scratch folder",
+        "'job_id' 'j 1' is not a safe name",
+        "'orca' is empty",
+    )
+    for problem in problems:
+        assert problem in message
+
+
+def test_result_is_read_tolerantly(tmp_path: Path) -> None:
+    (tmp_path / "result.json").write_text(json.dumps({"outcome": "success", "energy": -1.5, "future": 1}))
+    result = read_result(tmp_path)
+    assert result is not None and (result.outcome, result.energy, result.retryable) == ("success", -1.5, None)
+    (tmp_path / "result.json").write_text(json.dumps({"outcome": "success", "classification": [1]}))
+    assert read_result(tmp_path) == AttemptResult(outcome="success")  # a damaged field takes its default
+    (tmp_path / "result.json").write_text("[1, 2]")
+    assert read_result(tmp_path) is None
+    round_trip = AttemptResult(job_id="j1", attempt=2, files=["a.out"])
+    assert AttemptResult.from_dict(round_trip.to_dict()) == round_trip
