@@ -18,16 +18,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from orca_hpc.atomic import append_durable, atomic_write_bytes
+from orca_hpc.ledger.schema import migrate_line
 
 log = logging.getLogger("orca_hpc.ledger.store")
 
 INDEX_VERSION = 1
-LineMigrator = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def _dumps(obj: Any) -> str:
@@ -47,10 +47,9 @@ class ArchiveScan:
 class Archive:
     """Reads and appends ``archive.jsonl``. ``writable`` means the caller holds the ledger lock."""
 
-    def __init__(self, state_dir: Path, migrate_line: LineMigrator, *, writable: bool) -> None:
+    def __init__(self, state_dir: Path, *, writable: bool) -> None:
         self.path = Path(state_dir) / "archive.jsonl"
         self.index_path = Path(state_dir) / "archive.index.json"
-        self._migrate = migrate_line
         self._writable = writable
         self._index: dict[str, Any] | None = None
         self._index_dirty = False
@@ -64,7 +63,7 @@ class Archive:
             return None
         if not isinstance(d, dict) or not isinstance(d.get("id"), str):
             return None
-        return self._migrate(d)
+        return migrate_line(d)
 
     def _read_from(self, offset: int) -> tuple[bytes, int]:
         try:

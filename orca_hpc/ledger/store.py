@@ -32,11 +32,10 @@ Reconcile at scale: ``txn.states()`` reads every active job's state without deco
 decode (``txn.jobs[id]``) only those that SLURM says changed. Decoding all of 100,000 active
 jobs costs ~3 s; reading their states ~0.1 s (see ``bench/README.md``).
 
-Schema versions: ``SCHEMA_VERSION`` is the version written. A file with an older
-``schema_version`` (a missing one means 0) is migrated forward in memory by ``MIGRATIONS``
-when loaded and written in the new version at the next save; archive lines carry their own
-version (``"v"``, default 1) and are migrated line by line by ``LINE_MIGRATIONS``. A file from
-a newer orca-hpc is refused.
+Schema versions (``ledger/schema.py``): ``SCHEMA_VERSION`` is the version written. A file with
+an older ``schema_version`` is migrated forward in memory when loaded and written in the new
+version at the next save; archive lines are migrated line by line by the archive itself. A file
+from a newer orca-hpc is refused.
 
 Usage::
 
@@ -59,7 +58,7 @@ import json
 import os
 import stat
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +68,7 @@ from orca_hpc.errors import LedgerCorrupt, OrcaHpcError, UserError
 from orca_hpc.ledger.archive import Archive
 from orca_hpc.ledger.lock import DEFAULT_STALE_AFTER, LedgerLock
 from orca_hpc.ledger.records import Attempt, Job, format_job_id, job_id_number
+from orca_hpc.ledger.schema import SCHEMA_VERSION, migrate_doc
 from orca_hpc.ledger.states import FINISHED, JobState, check_transition
 
 __all__ = [
@@ -82,7 +82,6 @@ __all__ = [
     "UnknownJob",
 ]
 
-SCHEMA_VERSION = 1
 LEDGER_FILE = "ledger.json"
 BACKUP_FILE = "ledger.json.bak"
 _FINISHED_VALUES = frozenset(s.value for s in FINISHED)
@@ -117,74 +116,6 @@ def _gc_paused() -> Iterator[None]:
 
 
 _decode_str = json.JSONDecoder().raw_decode  # skips json.loads' type checks: it runs 100,000 times
-
-
-# -- schema migrations --------------------------------------------------------------------------
-
-_V0_JOB_KEYS = {
-    "name": "name",
-    "input": "inp",
-    "sha256": "sha",
-    "site": "site",
-    "state": "st",
-    "retries": "rc",
-    "max_retries": "max",
-    "created": "ct",
-    "updated": "ut",
-    "dir": "dir",
-}
-_V0_ATTEMPT_KEYS = {"n": "n", "token": "tok", "slurm_id": "sid", "outcome": "out", "exit_code": "exit"}
-
-
-def _migrate_job_v0(d: dict[str, Any]) -> dict[str, Any]:
-    """Version 0 (the pre-release prototype) spelled keys out in full."""
-    out: dict[str, Any] = {new: d[old] for old, new in _V0_JOB_KEYS.items() if d.get(old) is not None}
-    if "id" in d:
-        out = {"id": d["id"], **out}
-    attempts = [
-        {new: a[old] for old, new in _V0_ATTEMPT_KEYS.items() if a.get(old) is not None}
-        for a in d.get("attempts", ())
-    ]
-    if attempts:
-        out["att"] = attempts
-    return out
-
-
-def _migrate_doc_v0(doc: dict[str, Any]) -> dict[str, Any]:
-    """Version 0 kept jobs in a list and the id counter at the top level."""
-    jobs = {}
-    for j in doc.get("jobs", []):
-        d = _migrate_job_v0(j)
-        jobs[d.pop("id")] = d
-    meta = dict(doc.get("meta", {}))
-    meta["next_id"] = doc.get("counter", len(jobs) + 1)
-    return {"schema_version": 1, "generation": 0, "meta": meta, "outbox": doc.get("outbox", []), "jobs": jobs}
-
-
-# version N -> function taking a version-N document (or job line) to version N+1
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _migrate_doc_v0}
-LINE_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _migrate_job_v0}
-
-
-def migrate_doc(doc: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """Bring a parsed ``ledger.json`` to ``SCHEMA_VERSION``; returns (doc, migrated?)."""
-    version = doc.get("schema_version", 0)
-    migrated = False
-    while version < SCHEMA_VERSION:
-        doc = MIGRATIONS[version](doc)
-        version += 1
-        doc["schema_version"] = version
-        migrated = True
-    return doc, migrated
-
-
-def migrate_line(d: dict[str, Any]) -> dict[str, Any]:
-    """Bring one archive line to the current job format (drops its ``v``)."""
-    version = d.pop("v", 1)
-    while version < SCHEMA_VERSION:
-        d = LINE_MIGRATIONS[version](d)
-        version += 1
-    return d
 
 
 # -- the read-only view and the transaction ----------------------------------------------------
@@ -231,7 +162,7 @@ class LedgerView:
         self._archived_orig: dict[str, str] = {}  # their encoding when read, to spot changes
         self._by_sha: dict[str, list[str]] | None = None  # active-job indexes, built on first use
         self._by_name: dict[str, list[str]] | None = None
-        self.archive = Archive(state_dir, migrate_line, writable=writable)
+        self.archive = Archive(state_dir, writable=writable)
         self._where = state_dir / LEDGER_FILE
 
     # -- decoding -------------------------------------------------------------------------
@@ -824,7 +755,7 @@ class Ledger:
                     f"{self.path}: meta.next_id {view.meta.get('next_id')} <= job j{max_number}"
                 )
         report.backup_ok = self._backup_ok()
-        scan = Archive(self.state_dir, migrate_line, writable=False).scan()
+        scan = Archive(self.state_dir, writable=False).scan()
         report.archived = sum(1 for job_id in scan.jobs if doc is None or job_id not in doc["jobs"])
         for job_id, d in scan.jobs.items():
             try:
@@ -893,7 +824,7 @@ class Ledger:
                 except OSError as err:
                     raise self._write_error(aside, err) from None
             # Ids handed out by the lost generation may already be in the archive: never reuse them.
-            archive = Archive(self.state_dir, migrate_line, writable=True)
+            archive = Archive(self.state_dir, writable=True)
             archived = [job_id_number(i) for i in archive.ids()]
             meta = bdoc["meta"]
             meta["next_id"] = max([int(meta.get("next_id", 1)), *(n + 1 for n in archived)])
