@@ -33,9 +33,9 @@ from pathlib import Path
 from orca_hpc.clock import now_iso
 from orca_hpc.config.campaign import Campaign, init_campaign
 from orca_hpc.controller.reconcile import Reconciler
-from orca_hpc.controller.submit import TOKEN_PREFIX
 from orca_hpc.ledger.states import JobState
 from orca_hpc.scheduler import slurm
+from orca_hpc.scheduler.base import job_name
 
 CALLS_PER_1000 = 2
 OWN_TARGET_S = 0.3  # at 10,000 active jobs
@@ -80,7 +80,7 @@ def build(campaign: Campaign, n: int, array: int, arrays: list[str]) -> None:
         for start in range(0, n, array):
             size = min(array, n - start)
             token = secrets.token_hex(8)
-            array_id = submit_held(size, f"{TOKEN_PREFIX}{token}", campaign.root)
+            array_id = submit_held(size, job_name(token), campaign.root)
             arrays.append(array_id)
             submitted = now_iso()
             for i in range(size):

@@ -41,7 +41,8 @@ PHASES = (
     ("orca_hpc.controller.submit", "prepare_inputs"),
     ("orca_hpc.orca.inputs", "parse_input"),
     ("orca_hpc.controller.submit", "record_attempt"),
-    ("orca_hpc.controller.submit", "_load_plan"),
+    ("orca_hpc.attempt.folder", "write_attempt"),
+    ("orca_hpc.controller.submit", "Dispatcher.dispatch"),
     ("orca_hpc.ledger.store", "Ledger._load"),
     ("orca_hpc.ledger.store", "Ledger._commit"),
 )

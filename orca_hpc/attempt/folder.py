@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orca_hpc.atomic import atomic_copy, atomic_write_bytes
+from orca_hpc.atomic import atomic_copy, atomic_write_bytes, write_new_file
 from orca_hpc.errors import InputFileError
 from orca_hpc.perms import FILE_MODE, make_dir
 
@@ -43,7 +43,9 @@ class AttemptSpec:
     imag_threshold_cm1: float | None = None  # the site's noise threshold for imaginary modes
 
     def to_json(self) -> bytes:
-        body: dict[str, Any] = {"spec_version": SPEC_VERSION, **dataclasses.asdict(self)}
+        # Field by field, not dataclasses.asdict (a deep copy): 10,000 of these per submit.
+        body: dict[str, Any] = {"spec_version": SPEC_VERSION}
+        body.update((f, getattr(self, f)) for f in _SPEC_FIELDS)
         body["extra_inputs"], body["keep"] = list(self.extra_inputs), list(self.keep)
         if self.imag_threshold_cm1 is None:
             del body["imag_threshold_cm1"]
@@ -114,6 +116,9 @@ class AttemptSpec:
         except OSError as err:
             raise InputFileError(path, f"unreadable: {err.strerror or err}") from None
         return cls.from_json(data, path)
+
+
+_SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(AttemptSpec))
 
 
 @dataclass
@@ -201,7 +206,11 @@ def write_attempt(
     """Lay out the attempt folder. Running it again for the same attempt is harmless."""
     make_dir(directory.parent)
     make_dir(directory)
-    atomic_write_bytes(directory / plan.input_name, plan.input_text.encode("utf-8"), FILE_MODE, durable=False)
+    data = plan.input_text.encode("utf-8")
+    try:  # a new attempt folder, the common case: one create, never through a planted link
+        write_new_file(directory / plan.input_name, data, FILE_MODE, fsync=False)
+    except FileExistsError:  # laid out again after an interruption: replace it whole
+        atomic_write_bytes(directory / plan.input_name, data, FILE_MODE, durable=False)
     for name, source in plan.extra_files.items():
         atomic_copy(Path(source), directory / name, FILE_MODE, follow_src=True)  # a user's own files
     spec = AttemptSpec(

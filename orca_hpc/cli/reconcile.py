@@ -123,9 +123,12 @@ def watch(obj: Any, interval: float, max_backoff: float, until_done: bool) -> No
         except TemporaryFailure as err:
             delay = min(max_backoff, delay * 2)
             warn(f"{err}; next try in {delay:.0f} s")
-        if until_done and not campaign.ledger().snapshot().jobs:
+        active = len(campaign.ledger().snapshot().jobs)
+        if until_done and not active:
             say(obj, "watch: every job has finished")
             return
+        # A heartbeat: a person (or a supervisor's log) sees the loop is alive and when it acts next.
+        say(obj, f"watch: {active} active job(s); next reconcile in {delay:g} s")
         deadline = time.monotonic() + delay
         while stop["signal"] is None and time.monotonic() < deadline:
             time.sleep(min(0.5, deadline - time.monotonic()))

@@ -225,21 +225,18 @@ class Dispatcher:
         ``plans``: the attempts' plans where the caller has them (else read back from spec.json)."""
         if not job_ids:
             return []
-        snap = self.ledger.snapshot()  # the lock is held: this is the current state
-        slots = self.scheduler.free_slots(
-            len(snap.jobs_by_state(JobState.SUBMITTING, JobState.PENDING, JobState.RUNNING))
-        )
-        take = list(job_ids) if slots is None else list(job_ids)[:slots]
-        self.waiting = len(job_ids) - len(take)
-        jobs = []
-        for job_id in take:
-            att = snap.get(job_id).attempt
-            assert att is not None
-            plan = (plans or {}).get(job_id) or plan_of(self.campaign.root / att.dir)
-            jobs.append((job_id, self.campaign.root / att.dir, plan))
-        arrays = self.requests(jobs)
-        # 1. The intent of every array, saved before the scheduler hears of any.
+        # 1. The intent of every array, saved before the scheduler hears of any. One transaction
+        # decodes each job once (a snapshot first would decode all of them a second time).
         with self.ledger.transaction() as txn:
+            busy = (JobState.SUBMITTING, JobState.PENDING, JobState.RUNNING)
+            slots = self.scheduler.free_slots(sum(s in busy for s in txn.states().values()))
+            take = list(job_ids) if slots is None else list(job_ids)[:slots]
+            self.waiting = len(job_ids) - len(take)
+            jobs = []
+            for job_id in take:
+                attempt_dir = self.campaign.root / txn.get(job_id).latest.dir
+                jobs.append((job_id, attempt_dir, (plans or {}).get(job_id) or plan_of(attempt_dir)))
+            arrays = self.requests(jobs)
             for chunk, request in arrays:
                 for i, job_id in enumerate(chunk):
                     job = txn.get(job_id)
