@@ -82,7 +82,7 @@ def timed_phases() -> Iterator[dict[str, float]]:
 
 @dataclass
 class Sbatch:
-    """What the wrapped submit_script saw: time inside it, scripts it sent, ids it got."""
+    """What the wrapped sbatch saw: time inside it, scripts it sent, ids it got."""
 
     seconds: float = 0.0
     scripts: list[str] = field(default_factory=list)
