@@ -79,3 +79,18 @@ def test_the_runner_and_emulator_start_without_the_controller() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""
+
+
+def test_the_cli_imports_only_the_command_that_runs() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from orca_hpc.cli import main\n"
+        "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+        "heavy = ('submitit', 'jinja2', 'filelock', 'orca_hpc.ledger', 'orca_hpc.controller',"
+        " 'orca_hpc.scheduler')\n"
+        "print('loaded:' + ','.join(sorted(m for m in sys.modules if m.startswith(heavy))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("orca-hpc, version") and out.splitlines()[-1] == "loaded:"

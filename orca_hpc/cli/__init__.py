@@ -14,7 +14,9 @@ from orca_hpc.errors import EXIT_ERROR, OrcaHpcError, TemporaryFailure
 from orca_hpc.logs import log_echoed, setup_logging, teardown_logging
 from orca_hpc.perms import tighten_umask
 
-# (module under orca_hpc.cli, attribute): each module owns one command or group.
+# (module under orca_hpc.cli, attribute): each module owns one command or group. Only the module of
+# the command that runs is imported (like pip's CLI): `orca-hpc --version` loads no ledger, no
+# submitit, no Jinja2.
 COMMANDS: list[tuple[str, str]] = [
     ("init", "init"),
     ("submit", "submit"),
@@ -43,7 +45,18 @@ class Context:
 
 
 class OrcaHpcGroup(click.Group):
-    """Turns expected errors into one line on stderr and the documented exit code."""
+    """Loads each command's module only when that command runs; turns expected errors into one line on
+    stderr and the documented exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(attr for _module, attr in COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        for module_name, attr in COMMANDS:
+            if attr == cmd_name:
+                command = getattr(importlib.import_module(f"orca_hpc.cli.{module_name}"), attr)
+                return command if isinstance(command, click.Command) else None
+        return None
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -94,12 +107,3 @@ def main(ctx: click.Context, directory: Path, verbose: int, quiet: bool) -> None
     # The campaign's log gets every command's details; the terminal gets -v/-q's share.
     setup_logging(ctx.obj.directory, verbose=verbose, quiet=quiet, command=ctx.invoked_subcommand or "-")
     logging.getLogger("orca_hpc.cli").debug("orca-hpc %s started", " ".join(sys.argv[1:]))
-
-
-def _register() -> None:
-    for module_name, attr in COMMANDS:
-        module = importlib.import_module(f"orca_hpc.cli.{module_name}")
-        main.add_command(getattr(module, attr))
-
-
-_register()
