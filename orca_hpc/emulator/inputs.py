@@ -23,6 +23,9 @@ SUB_BLOCKS: dict[str, frozenset[str]] = {
 }
 OPT_RE = re.compile(r"^(?:(?:very)?tight|loose|normal|sloppy)?opt$|^(?:copt|zopt|gdiis-opt|optts)$")
 FREQ_WORDS = frozenset({"freq", "numfreq", "anfreq"})
+# Nudged elastic band runs; the -TS variants search the transition state after the band.
+NEB_WORDS = frozenset({"neb", "neb-ci", "neb-ts", "fast-neb-ts", "tight-neb-ts", "loose-neb", "zoom-neb",
+                       "zoom-neb-ci", "zoom-neb-ts"})  # fmt: skip
 DEFAULT_MAXCORE = 1024
 DEFAULT_SCF_MAXITER = 125
 DEFAULT_GEOM_MAXITER = 100
@@ -69,6 +72,11 @@ class EmuJob:
     @property
     def is_opt(self) -> bool:
         return any(OPT_RE.match(k.lower()) for k in self.keywords)
+
+    @property
+    def neb(self) -> str | None:
+        """The NEB keyword of the job (lower case), or None."""
+        return next((k.lower() for k in self.keywords if k.lower() in NEB_WORDS), None)
 
     @property
     def is_freq(self) -> bool:
