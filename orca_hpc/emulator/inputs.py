@@ -65,13 +65,14 @@ class EmuJob:
     xyzfile: str | None = None
     atoms: list[Atom] = field(default_factory=list)
     directives: list[str] = field(default_factory=list)  # raw text after `# emulate:`
+    runtyp: str | None = None  # `%method RunTyp X end`, lower case
 
     def has_keyword(self, word: str) -> bool:
         return word.lower() in {k.lower() for k in self.keywords}
 
     @property
     def is_opt(self) -> bool:
-        return any(OPT_RE.match(k.lower()) for k in self.keywords)
+        return self.runtyp == "opt" or any(OPT_RE.match(k.lower()) for k in self.keywords)
 
     @property
     def neb(self) -> str | None:
@@ -196,6 +197,9 @@ def _apply_block(job: EmuJob, name: str, body: list[str]) -> None:
     elif name == "geom":
         if (v := value_after("maxiter")) is not None:
             job.geom_maxiter = _int(v, "%geom maxiter")
+    elif name == "method":
+        if (v := value_after("runtyp")) is not None:
+            job.runtyp = v.lower()  # `RunTyp Opt` asks for an optimisation without `! Opt`
     elif name == "coords":
         _apply_coords_block(job, body)
 
