@@ -32,6 +32,8 @@ EXPECTED: dict[str | None, tuple[Outcome, str]] = {
     "mdci_oom": (Outcome.OUT_OF_MEMORY, "DLPNO-CCSD(T) cc-pVDZ/C"),
     # A minimum (Opt Freq) with an imaginary mode: normal termination, chemically wrong.
     "imaginary": (Outcome.IMAGINARY_MODES, "Opt Freq"),
+    # A band that runs out of iterations: normal termination without THE NEB OPTIMIZATION HAS CONVERGED.
+    "neb_not_converged": (Outcome.OPT_NOT_CONVERGED, "NEB-CI"),
 }
 
 

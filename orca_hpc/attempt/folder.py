@@ -249,7 +249,22 @@ def read_result(directory: Path) -> AttemptResult | None:
 
 def plan_of(directory: Path) -> AttemptPlan:
     """The plan an attempt was made from, read back from its folder (spec.json is its record)."""
-    spec = AttemptSpec.read(directory)
+    return plan_from_spec(directory, AttemptSpec.read(directory))
+
+
+def relay_environment(directory: Path, spec: AttemptSpec, orca: str, scratch_root: str) -> AttemptSpec:
+    """The spec with the site's current ORCA path and scratch root, rewritten in ``directory`` when they
+    changed since the attempt was recorded (an attempt that waited out an environment pause must run
+    with the fixed configuration, not the one that failed). Only for attempts no runner has started."""
+    if spec.orca == orca and spec.scratch_root == scratch_root:
+        return spec
+    spec = dataclasses.replace(spec, orca=orca, scratch_root=scratch_root)
+    atomic_write_bytes(directory / SPEC_NAME, spec.to_json(), FILE_MODE, durable=False)
+    return spec
+
+
+def plan_from_spec(directory: Path, spec: AttemptSpec) -> AttemptPlan:
+    """The plan of the attempt in ``directory`` whose spec is ``spec`` (already read)."""
     return AttemptPlan(
         input_name=spec.input,
         input_text=(directory / spec.input).read_text(encoding="utf-8"),

@@ -18,10 +18,14 @@ from orca_hpc.errors import UserError
 @click.pass_obj
 def retry(obj: Any, job_ids: tuple[str, ...], max_retries: int | None) -> None:
     """Give PERMANENT_FAILED or CANCELLED jobs a fresh start (retry count reset)."""
+    from orca_hpc.cli.submit import held_message
     from orca_hpc.controller.actions import retry_jobs
 
-    submitted = retry_jobs(campaign_of(obj), job_ids, max_retries=max_retries, echo=lambda m: say(obj, m))
-    say(obj, f"retrying {len(submitted)} job(s)")
+    report = retry_jobs(campaign_of(obj), job_ids, max_retries=max_retries, echo=lambda m: say(obj, m))
+    if report.paused is not None:
+        say(obj, held_message(report.held, report.paused))
+        return
+    say(obj, f"retrying {len(report.submitted)} job(s)")
 
 
 @click.command("cancel")

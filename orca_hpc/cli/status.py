@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from orca_hpc.attempt.folder import read_result
+from orca_hpc.attempt.summary import attempt_summary, chemistry_columns
 from orca_hpc.cli.common import auto_reconcile, campaign_of, no_reconcile_option
 from orca_hpc.controller.environment import pause_summary, paused
 from orca_hpc.ledger.records import Job
@@ -105,7 +106,7 @@ def show(obj: Any, job_id: str, as_json: bool, no_reconcile: bool) -> None:
     view = campaign.ledger().snapshot()
     job = _find(view, job_id)
     if as_json:
-        click.echo(json.dumps(job.to_dict(with_id=True), indent=1))
+        click.echo(json.dumps(_with_summaries(campaign.root, job), indent=1))
         return
     click.echo(
         f"{job.id}  {job.name}  {job.state.value}  (retries {job.retry_count}/{job.max_retries}, "
@@ -127,6 +128,8 @@ def show(obj: Any, job_id: str, as_json: bool, no_reconcile: bool) -> None:
             click.echo(f"  message: {att.message}")
         if folder is not None and folder.is_dir():
             click.echo(f"  folder: {folder}")
+            for line in _summary_lines(attempt_summary(folder, att.outcome, att.reason)):
+                click.echo(f"  {line}")
             result = read_result(folder)
             if result and result.files:
                 click.echo(f"  files: {', '.join(result.files)}")
@@ -136,6 +139,44 @@ def show(obj: Any, job_id: str, as_json: bool, no_reconcile: bool) -> None:
                     click.echo("  last lines of the output:")
                     for line in lines:
                         click.echo(f"    {line}")
+
+
+def _with_summaries(root: Path, job: Job) -> dict[str, Any]:
+    """The job's ledger record; each attempt with a result file gains ``summary`` (from result.json)."""
+    record = job.to_dict(with_id=True)
+    for att, entry in zip(job.attempts, record.get("att", []), strict=True):
+        summary = attempt_summary(root / att.dir, att.outcome, att.reason) if att.dir else {}
+        if summary:
+            entry["summary"] = summary
+    return record
+
+
+def _summary_lines(summary: dict[str, Any]) -> list[str]:
+    lines = []
+    if "environment" in summary:
+        lines.append(
+            f"environment: {summary['environment']} (the machine failed, not the input: rerun unchanged, "
+            "not counted against max_retries)"
+        )
+    if "frequencies" in summary:
+        lines.append(f"frequencies: {summary['frequencies']}")
+    if "lowest_freq_cm1" in summary:
+        lines.append(f"lowest frequency: {summary['lowest_freq_cm1']:.2f} cm**-1")
+    thermo = [
+        f"{label} {summary[key]:.8f} Eh"
+        for label, key in (("ZPE", "zpe_Eh"), ("H", "enthalpy_Eh"), ("G", "gibbs_Eh"))
+        if key in summary
+    ]
+    if thermo:
+        at = f" at {summary['temperature_K']:.2f} K" if "temperature_K" in summary else ""
+        lines.append(f"thermochemistry{at}: {', '.join(thermo)}")
+    if "s2" in summary:
+        lines.append(f"<S**2>: {summary['s2']:.6f}")
+    if "orca_version" in summary:
+        lines.append(f"ORCA {summary['orca_version']}")
+    if "final_xyz" in summary:
+        lines.append(f"final geometry: {summary['final_xyz']}")
+    return lines
 
 
 def _find(view: Any, job_id: str) -> Job:
@@ -151,24 +192,30 @@ def _find(view: Any, job_id: str) -> Job:
 @no_reconcile_option
 @click.pass_obj
 def results(obj: Any, fmt: str | None, no_reconcile: bool) -> None:
-    """One row per job: name, state, attempts, final energy, outcome, results folder."""
+    """One row per job (its latest attempt): name, state, attempts, final energy, outcome, results
+    folder; with --csv/--json also the chemistry from the attempt's result.json (ZPE, enthalpy, Gibbs
+    free energy and temperature, imaginary modes, lowest frequency, <S**2>, ORCA version, geometry)."""
     campaign = campaign_of(obj)
     if not no_reconcile:
         auto_reconcile(obj, campaign)
     rows = []
     for job in campaign.ledger().snapshot().all_jobs():
         att = job.attempt
-        rows.append(
-            {
-                "id": job.id,
-                "name": job.name,
-                "state": job.state.value,
-                "attempts": len(job.attempts),
-                "energy": att.energy if att else None,
-                "outcome": att.outcome if att else None,
-                "results": str(Path(campaign.root / att.dir)) if att and att.dir else "",
-            }
-        )
+        folder = campaign.root / att.dir if att and att.dir else None
+        row: dict[str, Any] = {
+            "id": job.id,
+            "name": job.name,
+            "state": job.state.value,
+            "attempts": len(job.attempts),
+            "energy": att.energy if att else None,
+            "outcome": att.outcome if att else None,
+            "results": str(folder) if folder is not None else "",
+            "energy_Eh": att.energy if att else None,  # `energy` is kept for existing spreadsheets
+        }
+        if fmt is not None:  # the plain listing shows no chemistry: no result file to read
+            found = read_result(folder) if folder is not None else None
+            row.update(chemistry_columns(folder or campaign.root, found))
+        rows.append(row)
     if fmt == "json":
         click.echo(json.dumps(rows, indent=1))
         return

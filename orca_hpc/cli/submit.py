@@ -87,6 +87,8 @@ def submit(
                     "skipped": [{"file": f, "existing": e} for f, e in report.skipped],
                     "sbatch_calls": report.sbatch_calls,
                     "waiting": report.waiting,
+                    "held": report.held,
+                    "paused": report.paused,
                 },
                 indent=1,
             )
@@ -94,12 +96,23 @@ def submit(
         return
     for path, existing in report.skipped:
         say(obj, f"skipped {path}: already in this campaign as {existing} (use --force to submit it again)")
+    if report.paused is not None:
+        say(obj, held_message(report.held, report.paused))
+        return
     recorded = len(report.submitted) + report.waiting
     waiting = f", {report.waiting} waiting for a free slot" if report.waiting else ""
     say(
         obj,
         f"recorded {recorded} job(s): submitted {len(report.submitted)} in {report.sbatch_calls} "
         f"scheduler call(s){waiting}, skipped {len(report.skipped)}",
+    )
+
+
+def held_message(count: int, pause: dict[str, Any]) -> str:
+    """What submit and retry say when the environment pause keeps recorded jobs from the scheduler."""
+    return (
+        f"recorded {count} job(s); the campaign is paused ({pause.get('reason')}: {pause.get('message')}); "
+        "they start when it resumes"
     )
 
 

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from orca_hpc.attempt.folder import plan_of
 from orca_hpc.config.campaign import Campaign
-from orca_hpc.controller.submit import Dispatcher, record_attempt
+from orca_hpc.controller.submit import Dispatcher, pause_holding, record_attempt
 from orca_hpc.errors import UserError
 from orca_hpc.ledger.states import FINISHED, JobState
 from orca_hpc.scheduler import Scheduler, scheduler_for
+
+
+@dataclass
+class RetryReport:
+    submitted: list[tuple[str, str, str]] = field(default_factory=list)  # (job id, name, scheduler id)
+    held: int = 0  # recorded, not submitted: the campaign is paused
+    paused: dict[str, Any] | None = None  # that pause
 
 
 def retry_jobs(
@@ -19,8 +28,9 @@ def retry_jobs(
     max_retries: int | None = None,
     scheduler: Scheduler | None = None,
     echo: Callable[[str], None] | None = None,
-) -> list[tuple[str, str, str]]:
-    """Give PERMANENT_FAILED or CANCELLED jobs a fresh start (retry count reset); returns what went out."""
+) -> RetryReport:
+    """Give PERMANENT_FAILED or CANCELLED jobs a fresh start (retry count reset); submits them unless
+    the campaign is paused by environment failures (then reconcile submits them when it resumes)."""
     ledger = campaign.ledger()
     with ledger.lock:
         with ledger.transaction() as txn:
@@ -41,8 +51,11 @@ def retry_jobs(
                 plan.corrections = [{"handler": "manual", "change": "none", "why": "orca-hpc retry"}]
                 record_attempt(campaign, txn, job, plan)
                 ids.append(job.id)
+            pause = pause_holding(campaign, txn)
+        if pause is not None:
+            return RetryReport(held=len(ids), paused=pause)
         dispatcher = Dispatcher(campaign, ledger, scheduler or scheduler_for(campaign), echo=echo)
-        return dispatcher.dispatch(ids)
+        return RetryReport(submitted=dispatcher.dispatch(ids))
 
 
 def cancel_jobs(campaign: Campaign, job_ids: Sequence[str], *, scheduler: Scheduler | None = None) -> int:

@@ -17,8 +17,16 @@ import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from orca_hpc.attempt.folder import AttemptPlan, plan_of, safe_base, write_attempt
+from orca_hpc.attempt.folder import (
+    AttemptPlan,
+    AttemptSpec,
+    plan_from_spec,
+    relay_environment,
+    safe_base,
+    write_attempt,
+)
 from orca_hpc.clock import now_iso
 from orca_hpc.config.campaign import Campaign
 from orca_hpc.config.site import resources_for
@@ -52,6 +60,8 @@ class SubmitReport:
     scripts: list[str] = field(default_factory=list)  # dry run: what would be submitted
     sbatch_calls: int = 0
     waiting: int = 0  # recorded, waiting for a free slot (local site)
+    paused: dict[str, Any] | None = None  # the environment pause that kept the jobs from the scheduler
+    held: int = 0  # recorded but not submitted because of that pause
 
 
 # ---------------------------------------------------------------- inputs
@@ -217,6 +227,17 @@ class Dispatcher:
                 out.append(([j for j, _d, _p in chunk], request))
         return out
 
+    def _current_plan(self, attempt_dir: Path) -> AttemptPlan:
+        """The recorded plan, its spec brought up to the site's current ORCA path and scratch root.
+
+        An attempt may have been recorded long before it is dispatched (during an environment pause,
+        or waiting for a slot); the person may have fixed the configuration meanwhile. The spec is
+        read here anyway, so re-laying it costs nothing when nothing changed."""
+        site = self.campaign.site
+        recorded = AttemptSpec.read(attempt_dir)
+        spec = relay_environment(attempt_dir, recorded, site.orca_path, site.scratch_root)
+        return plan_from_spec(attempt_dir, spec)
+
     def dispatch(
         self, job_ids: Sequence[str], plans: dict[str, AttemptPlan] | None = None
     ) -> list[tuple[str, str, str]]:
@@ -235,7 +256,8 @@ class Dispatcher:
             jobs = []
             for job_id in take:
                 attempt_dir = self.campaign.root / txn.get(job_id).latest.dir
-                jobs.append((job_id, attempt_dir, (plans or {}).get(job_id) or plan_of(attempt_dir)))
+                plan = (plans or {}).get(job_id) or self._current_plan(attempt_dir)
+                jobs.append((job_id, attempt_dir, plan))
             arrays = self.requests(jobs)
             for chunk, request in arrays:
                 for i, job_id in enumerate(chunk):
@@ -359,8 +381,25 @@ def submit(
                 plans[job.id] = nj.plan
                 if progress and count % 100 == 0:
                     progress(100)
+            report.paused = pause_holding(campaign, txn)
+        if report.paused is not None:
+            report.held = len(ids)  # recorded as CREATED; reconcile submits them when the pause ends
+            return report
         dispatcher = Dispatcher(campaign, ledger, scheduler or scheduler_for(campaign), echo=echo)
         report.submitted = dispatcher.dispatch(ids, plans)
         report.waiting = dispatcher.waiting
         report.sbatch_calls = dispatcher.sbatch_calls
     return report
+
+
+def pause_holding(campaign: Campaign, txn: Transaction) -> dict[str, Any] | None:
+    """The environment pause that forbids handing attempts to the scheduler now, or None.
+
+    Asked the same way reconcile asks (``environment.may_dispatch``), so a pause whose login-node check
+    passes again ends here too. Imported here, not at the top: ``environment`` records its retries
+    through this module."""
+    from orca_hpc.controller import environment
+
+    if environment.may_dispatch(txn, campaign.site, False, lambda _msg: None):
+        return None
+    return environment.paused(txn.meta)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orca_hpc.emulator.inputs import DEFAULT_GEOM_MAXITER, DEFAULT_MAXCORE, DEFAULT_SCF_MAXITER, EmuJob
+from orca_hpc.emulator.text import VERSIONS
 
 FAILURE_MODES = (
     "scf_fail",
@@ -29,11 +30,12 @@ FAILURE_MODES = (
     "mpi_error",
     "disk_full",
     "mdci_oom",
+    "neb_not_converged",  # a NEB band that runs out of iterations
 )
 # Options that take a value; several also switch their failure mode on (see IMPLIES).
 OPTIONS = (
     "n_imaginary", "sleep", "alloc_mb", "need_mb", "max_procs", "keyword", "opt_cycles", "scf_cycles", "mpi",
-    "wording", "more_mb",
+    "wording", "more_mb", "version",
 )  # fmt: skip
 MPI_KINDS = ("slots", "launch", "orted", "libs")
 WORDINGS = ("orca42", "orca41")
@@ -91,6 +93,8 @@ def parse_directives(text: str) -> Directives:
         elif key in OPTIONS:
             if key == "mpi" and value not in MPI_KINDS:
                 raise DirectiveError(f"emulate option mpi={value!r}; known: {', '.join(MPI_KINDS)}")
+            if key == "version" and value not in VERSIONS:
+                raise DirectiveError(f"emulate option version={value!r}; known: {', '.join(VERSIONS)}")
             if key == "wording" and value not in WORDINGS:
                 raise DirectiveError(f"emulate option wording={value!r}; known: {', '.join(WORDINGS)}")
             found.options[key] = value

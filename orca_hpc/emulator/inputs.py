@@ -23,6 +23,9 @@ SUB_BLOCKS: dict[str, frozenset[str]] = {
 }
 OPT_RE = re.compile(r"^(?:(?:very)?tight|loose|normal|sloppy)?opt$|^(?:copt|zopt|gdiis-opt|optts)$")
 FREQ_WORDS = frozenset({"freq", "numfreq", "anfreq"})
+# Nudged elastic band runs; the -TS variants search the transition state after the band.
+NEB_WORDS = frozenset({"neb", "neb-ci", "neb-ts", "fast-neb-ts", "tight-neb-ts", "loose-neb", "zoom-neb",
+                       "zoom-neb-ci", "zoom-neb-ts"})  # fmt: skip
 DEFAULT_MAXCORE = 1024
 DEFAULT_SCF_MAXITER = 125
 DEFAULT_GEOM_MAXITER = 100
@@ -62,13 +65,19 @@ class EmuJob:
     xyzfile: str | None = None
     atoms: list[Atom] = field(default_factory=list)
     directives: list[str] = field(default_factory=list)  # raw text after `# emulate:`
+    runtyp: str | None = None  # `%method RunTyp X end`, lower case
 
     def has_keyword(self, word: str) -> bool:
         return word.lower() in {k.lower() for k in self.keywords}
 
     @property
     def is_opt(self) -> bool:
-        return any(OPT_RE.match(k.lower()) for k in self.keywords)
+        return self.runtyp == "opt" or any(OPT_RE.match(k.lower()) for k in self.keywords)
+
+    @property
+    def neb(self) -> str | None:
+        """The NEB keyword of the job (lower case), or None."""
+        return next((k.lower() for k in self.keywords if k.lower() in NEB_WORDS), None)
 
     @property
     def is_freq(self) -> bool:
@@ -188,6 +197,9 @@ def _apply_block(job: EmuJob, name: str, body: list[str]) -> None:
     elif name == "geom":
         if (v := value_after("maxiter")) is not None:
             job.geom_maxiter = _int(v, "%geom maxiter")
+    elif name == "method":
+        if (v := value_after("runtyp")) is not None:
+            job.runtyp = v.lower()  # `RunTyp Opt` asks for an optimisation without `! Opt`
     elif name == "coords":
         _apply_coords_block(job, body)
 

@@ -90,16 +90,18 @@ def blob(kind: str, atoms: Sequence[Atom], e: float, size: int = 8192) -> bytes:
     return f"ORCA-EMULATOR {kind} v1\0".encode() + body
 
 
-def property_txt(base: str, e: float, atoms: Sequence[Atom], charge: int, mult: int, status: str) -> str:
+def property_txt(
+    base: str, e: float, atoms: Sequence[Atom], charge: int, mult: int, status: str, version: str = "6.0.1"
+) -> str:
     bar = "*" * 49
     lines = [
         bar,
-        "******************* ORCA 6.0.1 ******************",
+        f"******************* ORCA {version} ******************",
         bar,
         "$Calculation_Status",
         "   &GeometryIndex 1",
         "   &ListStatus       OUT",
-        '   &VERSION [&Type "String"] "6.0.1"',
+        f'   &VERSION [&Type "String"] "{version}"',
         '   &PROGNAME [&Type "String"] "LeanSCF"',
         f'   &STATUS [&Type "String"] "{status}"',
         "$End",

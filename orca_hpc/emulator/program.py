@@ -78,6 +78,7 @@ class Run:
     atoms: list[Atom] = field(default_factory=list)
     tmp_files: list[Path] = field(default_factory=list)
     memory: bytearray | None = None
+    version: str = text.VERSION
 
     def write(self, chunk: str) -> None:
         # Flushed at once so a killed run leaves exactly what was "computed" so far, like ORCA.
@@ -331,7 +332,9 @@ def _run_job(run: Run, job: EmuJob, previous: EmuJob | None) -> None:
             raise Terminated from None
     _start_job(run, job, previous)
     _check_startup_failures(run, job)
-    if job.is_opt:
+    if job.neb is not None:
+        e = _neb(run, job, job.neb)
+    elif job.is_opt:
         e = _optimise(run, job)
     else:
         run.write(text.cartesians(run.atoms))
@@ -342,9 +345,55 @@ def _run_job(run: Run, job: EmuJob, previous: EmuJob | None) -> None:
     if job.is_freq:
         _frequencies(run, job)
     run.write(text.property_section(run.base, len(run.atoms), model.basis_functions(run.atoms), run.maxcore))
-    run.path(".property.txt").write_text(
-        model.property_txt(run.base, e, run.atoms, job.charge, job.mult, "NORMAL TERMINATION")
-    )
+    if not run.version.startswith("4."):  # ORCA 4 wrote <base>_property.txt in another format
+        run.path(".property.txt").write_text(
+            model.property_txt(
+                run.base, e, run.atoms, job.charge, job.mult, "NORMAL TERMINATION", run.version
+            )
+        )
+
+
+def _version(env: Directives, source: str) -> str:
+    """The ORCA version to imitate: `version=` from ORCA_EMULATE or any `# emulate:` line (the last
+    one wins), else 6.0.1. Read before the input is parsed because the banner comes first."""
+    found = env.options.get("version")
+    for line in source.splitlines():
+        head, _sep, rest = line.strip().partition(":")
+        if head.replace(" ", "").lower() == "#emulate":
+            found = parse_directives(rest).options.get("version", found)
+    return found or text.VERSION
+
+
+def _neb(run: Run, job: EmuJob, kind: str) -> float:
+    """A nudged elastic band between the input geometry and the product: `opt_cycles` iterations to
+    converge (default 3); `neb_not_converged` stops after 2x that many without the HURRAY box."""
+    images = 8
+    needed = int(run.directives.number("opt_cycles", OPT_CYCLES))
+    stuck = run.fails("neb_not_converged", job)
+    iterations = 2 * needed if stuck else needed
+    climbing = images // 2 + 1
+    run.write(text.cartesians(run.atoms))
+    e0 = _single_point(run, job)
+    run.write(text.neb_settings(kind, images))
+    for it in range(iterations):
+        scale = 0.5**it if not stuck else 1.0
+        if it == 1 and kind != "neb":
+            run.write(text.neb_climbing_switch(climbing))
+        run.write(text.neb_iteration(it, climbing, 0.13 + 0.02 * scale, 0.1 * scale, 0.02 * scale, 15.0))
+        run.pacer.pace()
+    if stuck:
+        run.write(text.NEB_NOT_CONVERGED)
+    else:
+        run.write(text.NEB_CONVERGED)
+        if kind.endswith("neb-ts"):
+            run.write(text.NEB_TS_CONVERGED)
+    barrier = [0.0, 0.005, 0.02, 0.05, 0.08, 0.12, 0.085, 0.04, 0.01, 0.002]
+    run.write(text.neb_path_summary(kind, [e0 + b for b in barrier], climbing))
+    # The run's last single point: the highest image (NEB, NEB-CI) or the transition state (NEB-TS).
+    e = e0 + max(barrier)
+    run.write(text.final_energy(e))
+    _write_geometry(run, e, trajectory=False)
+    return e
 
 
 def _job_directives(job: EmuJob) -> Directives:
@@ -388,13 +437,15 @@ def emulate(input_path: Path, out: TextIO) -> int:
     base = input_path.name[: -len(".inp")] if input_path.name.endswith(".inp") else input_path.name
     env_directives = parse_directives(os.environ.get(ENV_VAR, ""))
     run = Run(out, workdir, input_path.name, env_directives, Pacer(0.0), base)
-    run.write(text.HEADER)
     try:
         source = input_path.read_text()
     except OSError:
+        run.write(text.header(_version(env_directives, "")))
         run.write(f"\nERROR: cannot open input file {input_path.name}\n")
         run.write(text.error_termination("Startup"))
         return EXIT_ERROR_TERMINATION
+    run.version = _version(env_directives, source)
+    run.write(text.header(run.version))  # the banner comes first, before ORCA reads the input
     try:
         jobs = parse_input(source)
         _validate(run, jobs)

@@ -57,6 +57,96 @@ HEADER = rf"""
 
 """
 
+# The banners of older major versions, copied from the real outputs' headers in tests/fixtures/orca/
+# (ORCA 4: cclib__basicORCA4.2__dvb_sp.out; ORCA 5, 5.0.4:
+# truth/ReactionMechanismGenerator-ARC__orca_neg_freq_ts.out), trailing blanks dropped. The 6.x
+# banner above is the real one with the larger art left out.
+_BANNER_4 = """
+                                 *****************
+                                 * O   R   C   A *
+                                 *****************
+
+           --- An Ab Initio, DFT and Semiempirical electronic structure package ---
+
+                  #######################################################
+                  #                        -***-                        #
+                  #          Department of theory and spectroscopy      #
+                  #               Directorship: Frank Neese             #
+                  #        Max Planck Institute fuer Kohlenforschung    #
+                  #                Kaiser Wilhelm Platz 1               #
+                  #                 D-45470 Muelheim/Ruhr               #
+                  #                      Germany                        #
+                  #                                                     #
+                  #                  All rights reserved                #
+                  #                        -***-                        #
+                  #######################################################
+
+
+"""
+
+_BANNER_5 = """
+                                 *****************
+                                 * O   R   C   A *
+                                 *****************
+
+                                            #,
+                                            ###
+                                            ####
+                                            #####
+                                            ######
+                                           ########,
+                                     ,,################,,,,,
+                               ,,#################################,,
+                          ,,##########################################,,
+                       ,#########################################, ''#####,
+                    ,#############################################,,   '####,
+                  ,##################################################,,,,####,
+                ,###########''''           ''''###############################
+              ,#####''   ,,,,##########,,,,          '''####'''          '####
+            ,##' ,,,,###########################,,,                        '##
+           ' ,,###''''                  '''############,,,
+         ,,##''                                '''############,,,,        ,,,,,,###''
+      ,#''                                            '''#######################'''
+     '                                                          ''''####''''
+             ,#######,   #######,   ,#######,      ##
+            ,#'     '#,  ##    ##  ,#'     '#,    #''#        ######   ,####,
+            ##       ##  ##   ,#'  ##            #'  '#       #        #'  '#
+            ##       ##  #######   ##           ,######,      #####,   #    #
+            '#,     ,#'  ##    ##  '#,     ,#' ,#      #,         ##   #,  ,#
+             '#######'   ##     ##  '#######'  #'      '#     #####' # '####'
+
+
+
+                  #######################################################
+                  #                        -***-                        #
+                  #          Department of theory and spectroscopy      #
+                  #    Directorship and core code : Frank Neese         #
+                  #        Max Planck Institute fuer Kohlenforschung    #
+                  #                Kaiser Wilhelm Platz 1               #
+                  #                 D-45470 Muelheim/Ruhr               #
+                  #                      Germany                        #
+                  #                                                     #
+                  #                  All rights reserved                #
+                  #                        -***-                        #
+                  #######################################################
+
+
+"""
+
+# ORCA 4 and 5 print the version line with this spacing (6 with more blanks, as in HEADER).
+_VERSION_LINE_4_5 = "                         Program Version {v} -  RELEASE  -\n"
+VERSIONS = ("4.2.1", "5.0.4", "6.0.1")  # the `version=` values the emulator accepts
+
+
+def header(version: str = VERSION) -> str:
+    """The output's header for an ORCA ``version`` (one of ``VERSIONS``)."""
+    if version == VERSION:
+        return HEADER
+    major = version.split(".")[0]
+    banner = _BANNER_4 if major == "4" else _BANNER_5
+    rest = HEADER.split("RELEASE   -\n", 1)[1]  # the emulator's note and what follows the banner
+    return banner + _VERSION_LINE_4_5.format(v=version) + rest
+
 
 def rule(char: str = "-", width: int = 78) -> str:
     return char * width
@@ -419,3 +509,65 @@ def normal_termination(elapsed: float) -> str:
         "                             ****ORCA TERMINATED NORMALLY****\n"
         f"TOTAL RUN TIME: {days} days {hours} hours {mins} minutes {secs} seconds {ms} msec\n"
     )
+
+
+# NEB runs. The layout (settings, the LBFGS iteration table, the climbing-image switch, the
+# "H U R R A Y" box with THE NEB OPTIMIZATION HAS CONVERGED, the TS box of NEB-TS, PATH SUMMARY) follows
+# the NEB-TS excerpt in dhsohn/orca_auto's report tests; no real NEB output is stored in this repository.
+def neb_settings(kind: str, images: int) -> str:
+    method = "climbing image" if kind != "neb" else "regular"
+    return (
+        "----------------------\n"
+        "NEB settings\n"
+        "----------------------\n"
+        f"Method type                             ....  {method}\n"
+        "Tangent type                            ....  improved\n"
+        f"Number of intermediate images           ....  {images}\n"
+        "Generation of initial path              ....  image dependent pair potential\n\n"
+        "Optimization method:\n"
+        "Method                                  ....  L-BFGS\n"
+        "Max. iterations                         ....  500\n\n"
+        "Starting iterations:\n"
+        "Optim.  Iteration  HEI  E(HEI)-E(0)  max(|Fp|)   RMS(Fp)    dS\n"
+        "Switch-on CI threshold               0.020000\n"
+    )
+
+
+def neb_iteration(iteration: int, image: int, barrier: float, fmax: float, frms: float, ds: float) -> str:
+    return f"   LBFGS {iteration:5d}  {image:5d}    {barrier:8.6f}    {fmax:8.6f}   {frms:8.6f}  {ds:7.4f}\n"
+
+
+def neb_climbing_switch(image: int) -> str:
+    return (
+        f"Image {image:2d} will be converted to a climbing image in the next iteration (max(|Fp|) < 0.0200)\n"
+        "Optim.  Iteration  CI   E(CI)-E(0)   max(|Fp|)   RMS(Fp)    dS     max(|FCI|)   RMS(FCI)\n"
+        "Convergence thresholds               0.020000   0.010000            0.002000    0.001000\n"
+    )
+
+
+NEB_CONVERGED = (
+    "\n                    *********************H U R R A Y*********************\n"
+    "                    ***        THE NEB OPTIMIZATION HAS CONVERGED     ***\n"
+    "                    *****************************************************\n\n"
+)
+NEB_TS_CONVERGED = (
+    "                    ***********************HURRAY************************\n"
+    "                    ***        THE TS OPTIMIZATION HAS CONVERGED      ***\n"
+    "                    *****************************************************\n"
+)
+# The emulator's own words: no real output of an NEB that ran out of iterations was at hand to copy.
+NEB_NOT_CONVERGED = "\nThe NEB optimization did not converge within the maximum number of iterations.\n\n"
+
+
+def neb_path_summary(kind: str, energies: Sequence[float], climbing: int) -> str:
+    lines = [
+        "---------------------------------------------------------------",
+        f"                      PATH SUMMARY FOR {kind.upper()}",
+        "---------------------------------------------------------------",
+        "All forces in Eh/Bohr.",
+        "Image     E(Eh)   dE(kcal/mol)  max(|Fp|)  RMS(Fp)",
+    ]
+    for i, e in enumerate(energies):
+        mark = " <= CI" if i == climbing and kind != "neb" else ""
+        lines.append(f"{i:3d}  {e:12.5f}  {(e - energies[0]) * 627.509:7.2f}       0.00150   0.00060{mark}")
+    return "\n".join(lines) + "\n\n"
