@@ -29,6 +29,22 @@ def warn(message: str) -> None:
     log_echoed(message, logging.WARNING)
 
 
+def warn_owed_mail(obj: Any, campaign: Campaign) -> None:
+    """Once per command: failure notifications are waiting and nothing can send them."""
+    from orca_hpc.notify.outbox import owed_without_mail
+
+    if getattr(obj, "warned_owed_mail", False):
+        return
+    owed = owed_without_mail(campaign)
+    if owed:
+        warn(
+            f"{owed} notification(s) are waiting in the outbox but the campaign has no [mail] settings; "
+            "add a [mail] table to orca-hpc.toml (see the README's Mail section) and run `orca-hpc notify`"
+        )
+        if obj is not None:
+            obj.warned_owed_mail = True
+
+
 def auto_reconcile(obj: Any, campaign: Campaign) -> None:
     """Bring the ledger up to date before showing it; a busy lock or an unreachable scheduler only warns
     (the command still shows what the ledger knows)."""
@@ -39,6 +55,7 @@ def auto_reconcile(obj: Any, campaign: Campaign) -> None:
         reconcile(campaign, echo=(lambda m: say(obj, m)) if getattr(obj, "verbose", 0) else log_echoed)
     except TemporaryFailure as err:
         warn(f"not reconciled: {err}")
+    warn_owed_mail(obj, campaign)
 
 
 no_reconcile_option = click.option(

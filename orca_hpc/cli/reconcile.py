@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from orca_hpc.cli.common import campaign_of, say, warn
+from orca_hpc.cli.common import campaign_of, say, warn, warn_owed_mail
 from orca_hpc.controller.reconcile import ReconcileReport
 from orca_hpc.controller.reconcile import reconcile as run_reconcile
 from orca_hpc.errors import OrcaHpcError, TemporaryFailure
@@ -39,11 +39,13 @@ def _deliver_mail(obj: Any, campaign: Any) -> None:
     from orca_hpc.notify.outbox import deliver_campaign_outbox
 
     try:
-        report = deliver_campaign_outbox(campaign)
+        report = deliver_campaign_outbox(campaign, quick=True)
     except OrcaHpcError as err:  # a bad [mail] table: the ledger work is done, the outbox keeps the mail
         warn(f"mail not sent: {err}")
         return
-    if report is not None and (report.sent or report.pending or report.failed):
+    if report is None:
+        warn_owed_mail(obj, campaign)
+    elif report.sent or report.pending or report.failed:
         say(obj, report.summary())
 
 

@@ -268,7 +268,8 @@ def _classify(exc: BaseException, cfg: MailConfig) -> tuple[bool, str]:
     if isinstance(exc, TimeoutError):
         return True, f"no answer from {where} within {cfg.timeout:g} s"
     if isinstance(exc, socket.gaierror):
-        return True, f"cannot resolve host {cfg.host!r}: {exc.strerror}"
+        # A host name that does not resolve is a settings problem: trying again will not fix it.
+        return False, f"cannot resolve host {cfg.host!r}: {exc.strerror} (check [mail] host)"
     if isinstance(exc, OSError):
         return True, f"network error talking to {where}: {exc.strerror or exc}"
     if isinstance(exc, smtplib.SMTPException):
