@@ -245,10 +245,14 @@ def test_submit_killed_right_after_sbatch_is_adopted_not_resubmitted(tmp_path: P
     camp = new_campaign(tmp_path)
     paths = write_inputs(tmp_path / "in", {f"k{i}.inp": orca_input(extra=f"# k{i}\n") for i in range(2)})
     # An sbatch that works, then SIGKILLs its caller: the submit dies right after SLURM accepted the job.
+    # (The first submit's site check, `sbatch --test-only`, goes through untouched.)
     fake = tmp_path / "bin"
     fake.mkdir()
     real = subprocess.run(["which", "sbatch"], capture_output=True, text=True, check=True).stdout.strip()
-    (fake / "sbatch").write_text(f'#!/bin/bash\n"{real}" "$@"\nrc=$?\nkill -9 $PPID\nexit $rc\n')
+    (fake / "sbatch").write_text(
+        f'#!/bin/bash\ncase " $* " in *" --test-only "*) exec "{real}" "$@";; esac\n'
+        f'"{real}" "$@"\nrc=$?\nkill -9 $PPID\nexit $rc\n'
+    )
     (fake / "sbatch").chmod(0o755)
     proc = cli_proc(camp, "submit", *paths, env={"PATH": f"{fake}:{os.environ['PATH']}"})
     proc.wait(timeout=60)

@@ -19,6 +19,7 @@ from orca_hpc.perms import tighten_umask
 # submitit, no Jinja2.
 COMMANDS: list[tuple[str, str]] = [
     ("init", "init"),
+    ("check", "check"),
     ("submit", "submit"),
     ("submit", "render"),
     ("reconcile", "reconcile"),

@@ -22,3 +22,7 @@ def init(obj: Any, directory: Path | None, site: str, name: str | None) -> None:
         root = obj.directory / root
     campaign = init_campaign(root, site, name)
     click.echo(f"initialised campaign {campaign.name!r} in {campaign.root} (site {campaign.site.name})")
+    from orca_hpc.cli.check import print_check
+
+    if not print_check(obj, campaign):  # the campaign is made; say now what would fail its jobs
+        click.echo("fix the problems above before submitting (`orca-hpc check` shows them again)", err=True)

@@ -11,6 +11,7 @@ import click
 
 from orca_hpc.cli.common import auto_reconcile, campaign_of, say
 from orca_hpc.controller.submit import submit as submit_inputs
+from orca_hpc.errors import UserError
 
 
 def _common_options(f: Any) -> Any:
@@ -53,8 +54,10 @@ def submit(
     """Submit ORCA inputs (.inp, or .xyz with --method) as SLURM job arrays."""
     campaign = campaign_of(obj)
     paths = [p if p.is_absolute() else Path.cwd() / p for p in inputs]
+    checked = False
     if not dry_run:
         auto_reconcile(obj, campaign)
+        checked = _check_site_once(campaign)
     show_progress = len(paths) > 200 and sys.stderr.isatty() and not as_json
     with (
         click.progressbar(length=len(paths), label="recording", file=sys.stderr)
@@ -73,6 +76,10 @@ def submit(
             echo=None if as_json else (lambda m: say(obj, m)),
             progress=bar.update,
         )
+    if checked:  # the site passed the check and the submit went through: no need to check again
+        from orca_hpc.controller.check import remember_check
+
+        remember_check(campaign)
     if dry_run:
         for script in report.scripts:
             click.echo(script, nl=False)
@@ -137,3 +144,19 @@ def render(obj: Any, inputs: tuple[Path, ...], method: str | None, charge: int, 
     report = submit_inputs(campaign, paths, method=method, charge=charge, mult=mult, force=True, dry_run=True)
     for script in report.scripts:
         click.echo(script, nl=False)
+
+
+def _check_site_once(campaign: Any) -> bool:
+    """The first submit to a site (or after its config changed) runs `orca-hpc check`: a wrong ORCA
+    path or partition is found before any job queues, not after every job failed."""
+    from orca_hpc.controller.check import first_submit_check
+
+    report = first_submit_check(campaign)
+    if report is not None and not report.ok:
+        for line in report.problems:
+            click.echo(f"problem: {line}", err=True)
+        raise UserError(
+            f"site {campaign.site.name}: nothing submitted; fix the problems above (`orca-hpc check` "
+            "shows them again)"
+        )
+    return report is not None

@@ -109,6 +109,10 @@ class Scheduler(ABC):
         task = record.array_task_id if record.array_task_id is not None else 0
         return f"{record.array_job_id or record.job_id}_{task}"
 
+    def test_only(self, request: ArrayRequest) -> str | None:
+        """Why the scheduler would refuse ``request`` (partition, account, time, memory), or None."""
+        return None
+
     @abstractmethod
     def render(self, request: ArrayRequest) -> str:
         """The job script (or command) that ``submit`` would hand over, for ``--dry-run``."""

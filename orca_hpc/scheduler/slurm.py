@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -376,6 +377,19 @@ class SlurmScheduler(Scheduler):
 
     def render(self, request: ArrayRequest) -> str:
         return render_job_script(self.site, self._context(request))
+
+    def test_only(self, request: ArrayRequest) -> str | None:
+        """``sbatch --test-only`` of the script ``request`` would get: SLURM's refusal, or None."""
+        with tempfile.NamedTemporaryFile("w", suffix=".sh", encoding="utf-8") as fh:
+            fh.write(self.render(request))
+            fh.flush()
+            try:
+                _run(["sbatch", "--test-only", fh.name])
+            except SchedulerUnavailable:
+                raise
+            except OrcaHpcError as exc:
+                return str(exc).split(": ", 1)[-1]
+        return None
 
     def submit(self, request: ArrayRequest) -> list[str]:
         script = self.render(request)
