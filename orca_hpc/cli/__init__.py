@@ -75,7 +75,7 @@ class OrcaHpcGroup(click.Group):
     "directory",
     type=click.Path(file_okay=False, path_type=Path),
     default=".",
-    help="Campaign folder (default: the current folder).",
+    help="Campaign folder, or any folder inside one (default: the current folder).",
 )
 @click.option("-v", "--verbose", count=True, help="More detail on the terminal.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on the terminal.")
@@ -90,7 +90,14 @@ def main(ctx: click.Context, directory: Path, verbose: int, quiet: bool) -> None
     """
     # Nothing a command creates (ours, submitit's, filelock's) may be group- or world-writable.
     tighten_umask()
-    ctx.obj = Context(directory.absolute(), verbose, quiet)
+    directory = directory.absolute()
+    if ctx.invoked_subcommand != "init":
+        from orca_hpc.config.campaign import find_campaign_root
+
+        # Like git: from anywhere inside a campaign (or -C anywhere inside one), the campaign is the
+        # nearest folder up with an orca-hpc.toml. `init` makes a new one, relative to where it is run.
+        directory = find_campaign_root(directory) or directory
+    ctx.obj = Context(directory, verbose, quiet)
     # The campaign's log gets every command's details; the terminal gets -v/-q's share.
     setup_logging(ctx.obj.directory, verbose=verbose, quiet=quiet, command=ctx.invoked_subcommand or "-")
     logging.getLogger("orca_hpc.cli").debug("orca-hpc %s started", " ".join(sys.argv[1:]))
