@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import fnmatch
 import io
 import json
 from collections import Counter
@@ -13,10 +12,15 @@ from typing import Any
 import click
 
 from orca_hpc.attempt.folder import read_result
-from orca_hpc.cli.common import auto_reconcile, campaign_of, no_reconcile_option
+from orca_hpc.cli.common import (
+    auto_reconcile,
+    campaign_of,
+    no_reconcile_option,
+    selection_options,
+    selector_of,
+)
 from orca_hpc.controller.environment import pause_summary, paused
 from orca_hpc.ledger.records import Job
-from orca_hpc.ledger.states import JobState
 from orca_hpc.orca.read import read_tail
 
 
@@ -36,34 +40,41 @@ def _job_row(job: Job) -> dict[str, Any]:
     }
 
 
-def _select(jobs: list[Job], states: tuple[str, ...], name: str | None) -> list[Job]:
-    wanted = {s.upper() for s in states}
-    return [
-        j
-        for j in jobs
-        if (not wanted or j.state.value in wanted) and (name is None or fnmatch.fnmatchcase(j.name, name))
-    ]
+def _selected(
+    view: Any,
+    refs: tuple[str, ...],
+    states: tuple[str, ...],
+    name: str | None,
+    every: bool,
+    *,
+    required: bool,
+) -> list[Job]:
+    from orca_hpc.controller.select import select_jobs
+
+    return select_jobs(view, selector_of(refs, states, name, every, required=required)).jobs
 
 
 @click.command("status")
-@click.option(
-    "--state",
-    "states",
-    multiple=True,
-    type=click.Choice([s.value for s in JobState], case_sensitive=False),
-    help="Only jobs in this state (repeatable).",
-)
-@click.option("--name", default=None, help="Only jobs whose name matches this glob.")
+@selection_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @no_reconcile_option
 @click.pass_obj
-def status(obj: Any, states: tuple[str, ...], name: str | None, as_json: bool, no_reconcile: bool) -> None:
-    """Every job's state, attempts, SLURM id, outcome and energy, and the counts per state."""
+def status(
+    obj: Any,
+    refs: tuple[str, ...],
+    states: tuple[str, ...],
+    name_glob: str | None,
+    everything: bool,
+    as_json: bool,
+    no_reconcile: bool,
+) -> None:
+    """Every job's state, attempts, SLURM id, outcome and energy, and the counts per state
+    (all jobs, or those JOB ids/names, --state and --name choose)."""
     campaign = campaign_of(obj)
     if not no_reconcile:
         auto_reconcile(obj, campaign)
     view = campaign.ledger().snapshot()
-    jobs = _select(view.all_jobs(), states, name)
+    jobs = _selected(view, refs, states, name_glob, everything, required=False)
     counts = dict(sorted(Counter(j.state.value for j in jobs).items()))
     if as_json:
         document = {"jobs": [_job_row(j) for j in jobs], "counts": counts, "paused": paused(view.meta)}
@@ -93,20 +104,36 @@ def status(obj: Any, states: tuple[str, ...], name: str | None, as_json: bool, n
 
 
 @click.command("show")
-@click.argument("job_id")
+@selection_options
 @click.option("--json", "as_json", is_flag=True)
 @no_reconcile_option
 @click.pass_obj
-def show(obj: Any, job_id: str, as_json: bool, no_reconcile: bool) -> None:
-    """Every attempt of one job: SLURM id and state, outcome, corrections, files, last lines of the error."""
+def show(
+    obj: Any,
+    refs: tuple[str, ...],
+    states: tuple[str, ...],
+    name_glob: str | None,
+    everything: bool,
+    as_json: bool,
+    no_reconcile: bool,
+) -> None:
+    """Every attempt of the jobs: SLURM id and state, outcome, corrections, files, last lines of the
+    error. JOB is a job id or a job name (a name several jobs share shows them all)."""
     campaign = campaign_of(obj)
     if not no_reconcile:
         auto_reconcile(obj, campaign)
     view = campaign.ledger().snapshot()
-    job = _find(view, job_id)
+    jobs = _selected(view, refs, states, name_glob, everything, required=True)
     if as_json:
-        click.echo(json.dumps(job.to_dict(with_id=True), indent=1))
+        click.echo(json.dumps({"jobs": [job.to_dict(with_id=True) for job in jobs]}, indent=1))
         return
+    for i, job in enumerate(jobs):
+        if i:
+            click.echo("")
+        _show_one(campaign, job)
+
+
+def _show_one(campaign: Any, job: Job) -> None:
     click.echo(
         f"{job.id}  {job.name}  {job.state.value}  (retries {job.retry_count}/{job.max_retries}, "
         f"node failures {job.nodefail_count})"
@@ -138,25 +165,29 @@ def show(obj: Any, job_id: str, as_json: bool, no_reconcile: bool) -> None:
                         click.echo(f"    {line}")
 
 
-def _find(view: Any, job_id: str) -> Job:
-    matches = view.by_name(job_id) if not job_id.startswith("j") or not job_id[1:].isdigit() else []
-    if len(matches) == 1:
-        return matches[0]
-    return view.get(job_id)
-
-
 @click.command("results")
+@selection_options
 @click.option("--csv", "fmt", flag_value="csv", help="CSV (for a spreadsheet).")
 @click.option("--json", "fmt", flag_value="json", help="JSON list.")
 @no_reconcile_option
 @click.pass_obj
-def results(obj: Any, fmt: str | None, no_reconcile: bool) -> None:
-    """One row per job: name, state, attempts, final energy, outcome, results folder."""
+def results(
+    obj: Any,
+    refs: tuple[str, ...],
+    states: tuple[str, ...],
+    name_glob: str | None,
+    everything: bool,
+    fmt: str | None,
+    no_reconcile: bool,
+) -> None:
+    """One row per job (all, or those JOB ids/names, --state and --name choose): name, state,
+    attempts, final energy, outcome, results folder."""
     campaign = campaign_of(obj)
     if not no_reconcile:
         auto_reconcile(obj, campaign)
     rows = []
-    for job in campaign.ledger().snapshot().all_jobs():
+    view = campaign.ledger().snapshot()
+    for job in _selected(view, refs, states, name_glob, everything, required=False):
         att = job.attempt
         rows.append(
             {
