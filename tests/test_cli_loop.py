@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from e2e import cli, new_campaign, orca_input, status, write_inputs
+from e2e import cli, cli_proc, ledger_bytes, new_campaign, orca_input, status, write_inputs
 
 from orca_hpc.cli import main
-from orca_hpc.config.campaign import Campaign, init_campaign
+from orca_hpc.config.campaign import Campaign, init_campaign, load_campaign
 from orca_hpc.controller.actions import cancel_selected, retry_selected
 from orca_hpc.controller.select import Selector, select_jobs
-from orca_hpc.controller.submit import submit
+from orca_hpc.controller.submit import Dispatcher, prepare_inputs, submit
 from orca_hpc.errors import UserError
 from orca_hpc.ledger.states import JobState
 from orca_hpc.scheduler.fake import FakeScheduler
@@ -158,3 +158,129 @@ def test_selector_through_the_cli_on_the_local_site(tmp_path: Path) -> None:
     finally:
         cli(camp, "cancel", "--state", "PENDING", "--state", "RUNNING", "--state", "CREATED")
     assert status(camp)["counts"] == {"CANCELLED": 3}
+
+
+# ---------------------------------------------------------------- honest output
+
+H2 = "2\n{comment}\nH 0 0 0\nH 0 0 {d}\n"
+
+
+def _presets_campaign(tmp_path: Path) -> Path:
+    camp = new_campaign(tmp_path, overrides='\n[presets]\nopt = "r2SCAN-3c Opt"\n')
+    return camp
+
+
+def test_every_problem_of_a_submit_is_listed_on_one_line(tmp_path: Path) -> None:
+    camp = _presets_campaign(tmp_path)
+    before = ledger_bytes(camp)
+    (tmp_path / "notorca.inp").write_text("hello world\n")
+    (tmp_path / "ok.inp").write_text(orca_input())
+    (tmp_path / "h2.xyz").write_text(H2.format(comment="h2", d=0.74))
+    (tmp_path / "empty").mkdir()
+    result = cli(
+        camp,
+        "submit",
+        str(tmp_path / "missing.inp"),
+        str(tmp_path / "ok.inp"),
+        str(tmp_path / "notorca.inp"),
+        str(tmp_path / "h2.xyz"),  # no --method
+        str(tmp_path / "empty"),
+        str(tmp_path / "nothing-*.inp"),
+        expect=1,
+    )
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("orca-hpc: error: 5 problems, nothing was submitted")
+    for problem in ("missing.inp: no such file", "notorca.inp:", "h2.xyz: an .xyz file needs --method"):
+        assert problem in lines[0]
+    assert "empty: folder has no .inp or .xyz file" in lines[0]
+    assert "nothing-*.inp: no file matches this pattern" in lines[0]
+    assert "ok.inp" not in lines[0]
+    assert ledger_bytes(camp) == before
+
+
+def test_preset_typo_is_refused_with_did_you_mean_and_method_on_inp_warned(tmp_path: Path) -> None:
+    camp = _presets_campaign(tmp_path)
+    xyz = tmp_path / "h2.xyz"
+    xyz.write_text(H2.format(comment="h2", d=0.74))
+    (tmp_path / "water.inp").write_text(orca_input())
+    typo = cli(camp, "render", "--method", "otp", str(xyz), expect=1).output
+    assert "'otp' is not a preset" in typo and "did you mean 'opt'?" in typo
+    assert len(typo.strip().splitlines()) == 1
+    # The escape hatch: a one-word method line that happens to look like a preset's name.
+    made = prepare_inputs(load_campaign(camp), [xyz], method="! OPT")[0].plan.input_text
+    assert "! OPT" in made
+    # A real method line and the campaign's presets pass untouched.
+    assert prepare_inputs(load_campaign(camp), [xyz], method="B3LYP def2-SVP")[0].name == "h2"
+    mixed = cli(camp, "render", "--method", "opt", str(xyz), str(tmp_path / "water.inp"))
+    assert "--method applies to .xyz inputs only: 1 .inp file(s) keep their own method line" in mixed.stderr
+    assert mixed.stdout.startswith("#!/bin/bash")
+
+
+def test_multi_frame_xyz_is_one_job_per_frame(tmp_path: Path) -> None:
+    camp = _presets_campaign(tmp_path)
+    frames = tmp_path / "conf.xyz"
+    frames.write_text("".join(H2.format(comment=f"c{i}", d=0.7 + 0.01 * i) for i in range(3)))
+    jobs = prepare_inputs(load_campaign(camp), [frames], method="opt")
+    assert [j.name for j in jobs] == ["conf-1", "conf-2", "conf-3"]
+    assert len({j.sha for j in jobs}) == 3 and "0.72000000" in jobs[2].plan.input_text
+    # A frame ORCA would refuse is named by its number.
+    frames.write_text(H2.format(comment="ok", d=0.74) + "1\nodd\nH 0 0 0\n")
+    bad = cli(camp, "render", "--method", "opt", str(frames), expect=1).output
+    assert "conf.xyz: frame 2: H with charge 0, multiplicity 1" in bad
+
+
+def test_folders_globs_and_from_file_on_the_local_site(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    camp = tmp_path / "camp"
+    cli(tmp_path, "init", str(camp), "--site", "local")
+    config = camp / "orca-hpc.toml"
+    config.write_text(config.read_text() + '\n[overrides.orca]\npath = "orca-emulator"\n')
+    inputs = tmp_path / "inputs"
+    write_inputs(inputs, {"a.inp": orca_input(extra="# a\n"), "b.inp": orca_input(extra="# b\n")})
+    (inputs / "notes.txt").write_text("not an input\n")
+    more = tmp_path / "more"
+    write_inputs(more, {"c.inp": orca_input(extra="# c\n"), "d.inp": orca_input(extra="# d\n")})
+    listing = tmp_path / "list.txt"
+    listing.write_text("# made by find\nmore/c.inp\n\n")
+    monkeypatch.chdir(tmp_path)
+    out = json.loads(cli(camp, "submit", "--json", "inputs", "more/d*.inp", "--from-file", "list.txt").output)
+    assert len(out["submitted"]) + out["waiting"] == 4  # notes.txt is not an input
+    assert sorted(j["name"] for j in status(camp)["jobs"]) == ["a", "b", "c", "d"]
+    (tmp_path / "empty.txt").write_text("# nothing yet\n")
+    assert "no input file" in cli(camp, "submit", "--from-file", "empty.txt", expect=1).output
+    assert "cannot read the list" in cli(camp, "submit", "--from-file", "gone.txt", expect=1).output
+
+
+def test_long_names_are_shortened_with_an_ellipsis(tmp_path: Path) -> None:
+    campaign, _fake, _ids = _fake_campaign(tmp_path, ["a" * 40, "short"])
+    table = cli(campaign.root, "status", "--no-reconcile").output
+    assert "a" * 31 + "\u2026" in table and "a" * 32 not in table
+    assert (
+        json.loads(cli(campaign.root, "status", "--json", "--no-reconcile").output)["jobs"][0]["name"]
+        == "a" * 40
+    )
+
+
+def test_ctrl_c_exits_130_saying_what_was_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    camp = new_campaign(tmp_path)
+    paths = write_inputs(tmp_path / "in", {"a.inp": orca_input(extra="# a\n"), "b.inp": orca_input()})
+
+    def interrupted(*_args: object, **_kw: object) -> None:
+        raise KeyboardInterrupt  # Ctrl-C after the jobs were recorded, before sbatch
+
+    monkeypatch.setattr(Dispatcher, "dispatch", interrupted)
+    result = cli(camp, "submit", *paths, expect=130)
+    assert "interrupted; the ledger keeps every change saved before the interruption" in result.stderr
+    assert "active jobs: CREATED 2" in result.stderr and "Traceback" not in result.output
+    assert status(camp)["counts"] == {"CREATED": 2}
+
+
+def test_a_closed_pipe_exits_quietly(tmp_path: Path) -> None:
+    campaign, _fake, _ids = _fake_campaign(tmp_path, [f"m{i}" for i in range(3)])
+    proc = cli_proc(campaign.root, "status", "--no-reconcile")
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before orca-hpc writes a byte, like `| head -0`
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141
+    assert stderr == ""

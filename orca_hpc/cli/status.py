@@ -24,6 +24,12 @@ from orca_hpc.ledger.records import Job
 from orca_hpc.orca.read import read_tail
 
 
+def shorten(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters; a cut one ends with an ellipsis, so it is not
+    mistaken for the whole name (``show``/``--json`` give it in full)."""
+    return text if len(text) <= width else text[: width - 1] + "\u2026"
+
+
 def _job_row(job: Job) -> dict[str, Any]:
     att = job.attempt
     return {
@@ -85,7 +91,7 @@ def status(
     table = [header] + [
         (
             r["id"],
-            r["name"][:32],
+            shorten(r["name"], 32),
             r["state"],
             str(r["attempts"]),
             r["slurm_job_id"] or "-",
@@ -215,4 +221,5 @@ def results(
         return
     for r in rows:
         energy = f"{r['energy']:.10f}" if isinstance(r["energy"], float) else "-"
-        click.echo(f"{r['id']}  {str(r['name'])[:32]:32}  {r['state']:16}  {energy:>18}  {r['results']}")
+        name = shorten(str(r["name"]), 32)
+        click.echo(f"{r['id']}  {name:32}  {r['state']:16}  {energy:>18}  {r['results']}")
