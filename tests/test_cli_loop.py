@@ -149,12 +149,18 @@ def test_selector_through_the_cli_on_the_local_site(tmp_path: Path) -> None:
         assert cli(camp, "cancel", "--name", "sl*").output.strip().endswith("cancelled 2 job(s)")
         out = cli(camp, "cancel", "--all").output
         assert out.strip().endswith("cancelled 1 job(s), skipped 2 (2 CANCELLED)")
+        reconciled = json.loads(cli(camp, "reconcile", "--json").output)
+        assert (reconciled["schema"], reconciled["kind"]) == (1, "reconcile")
         after = status(camp, reconcile=True)
         assert after["counts"] == {"CANCELLED": 3}
         retried = cli(camp, "retry", "other").output
         assert "retrying 1 job(s): submitted 1 in 1 scheduler call(s)" in retried
         assert [j["id"] for j in status(camp)["jobs"] if j["state"] != "CANCELLED"] == [ids[2]]
-        assert json.loads(cli(camp, "results", "--json", "--no-reconcile", "--state", "CANCELLED").output)
+        cancelled = json.loads(
+            cli(camp, "results", "--json", "--no-reconcile", "--state", "CANCELLED").output
+        )
+        assert (cancelled["schema"], cancelled["kind"]) == (1, "results")
+        assert [j["id"] for j in cancelled["jobs"]] == ids[:2]
     finally:
         cli(camp, "cancel", "--state", "PENDING", "--state", "RUNNING", "--state", "CREATED")
     assert status(camp)["counts"] == {"CANCELLED": 3}
@@ -245,6 +251,7 @@ def test_folders_globs_and_from_file_on_the_local_site(
     listing.write_text("# made by find\nmore/c.inp\n\n")
     monkeypatch.chdir(tmp_path)
     out = json.loads(cli(camp, "submit", "--json", "inputs", "more/d*.inp", "--from-file", "list.txt").output)
+    assert (out["schema"], out["kind"]) == (1, "submit")
     assert len(out["submitted"]) + out["waiting"] == 4  # notes.txt is not an input
     assert sorted(j["name"] for j in status(camp)["jobs"]) == ["a", "b", "c", "d"]
     (tmp_path / "empty.txt").write_text("# nothing yet\n")
@@ -284,3 +291,44 @@ def test_a_closed_pipe_exits_quietly(tmp_path: Path) -> None:
     stderr = proc.stderr.read()
     assert proc.wait(timeout=60) == 141
     assert stderr == ""
+
+
+# ---------------------------------------------------------------- JSON with public names
+
+LEDGER_KEYS = {"st", "rc", "nf", "max", "ct", "ut", "att", "inp", "sha", "x", "n", "tok", "sid", "sub"}
+LEDGER_KEYS |= {"beg", "sst", "exit", "out", "en", "msg", "fix", "free"}  # "why" is a correction's
+
+
+def _keys(value: object) -> set[str]:
+    if isinstance(value, dict):
+        return set(value) | {k for v in value.values() for k in _keys(v)}
+    if isinstance(value, list):
+        return {k for v in value for k in _keys(v)}
+    return set()
+
+
+def test_show_json_has_public_names_and_every_document_a_schema(tmp_path: Path) -> None:
+    campaign, fake, ids = _fake_campaign(tmp_path, ["water"])
+    # A recovered attempt: its correction and a finished first attempt are in the record.
+    fake.start(fake_id(campaign, ids[0]))
+    cancel_selected(campaign, Selector(refs=(ids[0],)), scheduler=fake)
+    retry_selected(campaign, Selector(refs=("water",)), scheduler=fake)
+    camp = campaign.root
+    shown = json.loads(cli(camp, "show", "--json", "--no-reconcile", "water").output)
+    assert (shown["schema"], shown["kind"]) == (1, "show")
+    assert not _keys(shown) & LEDGER_KEYS, _keys(shown) & LEDGER_KEYS
+    [job] = shown["jobs"]
+    assert (job["id"], job["name"], job["state"], job["retries"]) == (ids[0], "water", "PENDING", 0)
+    first, second = job["attempts"]
+    assert "why" not in first and "reason" in first
+    assert (first["number"], first["reason"], first["outcome"]) == (1, "cancelled", "truncated")
+    assert second["corrections"] == [{"handler": "manual", "change": "none", "why": "orca-hpc retry"}]
+    assert Path(second["folder"]) == camp / "jobs" / ids[0] / "attempt-2" and Path(second["folder"]).is_dir()
+    assert second["slurm_job_id"] == fake_id(campaign, ids[0])
+    for args, kind in (
+        (("status", "--json", "--no-reconcile"), "status"),
+        (("results", "--json", "--no-reconcile"), "results"),
+    ):
+        document = json.loads(cli(camp, *args).output)
+        assert (document["schema"], document["kind"]) == (1, kind)
+        assert [j["id"] for j in document["jobs"]] == ids

@@ -20,6 +20,8 @@ from orca_hpc.cli.common import (
     selector_of,
 )
 from orca_hpc.controller.environment import pause_summary, paused
+from orca_hpc.controller.public import document as document_of
+from orca_hpc.controller.public import job_record
 from orca_hpc.ledger.records import Job
 from orca_hpc.orca.read import read_tail
 
@@ -83,7 +85,9 @@ def status(
     jobs = _selected(view, refs, states, name_glob, everything, required=False)
     counts = dict(sorted(Counter(j.state.value for j in jobs).items()))
     if as_json:
-        document = {"jobs": [_job_row(j) for j in jobs], "counts": counts, "paused": paused(view.meta)}
+        document = document_of(
+            "status", jobs=[_job_row(j) for j in jobs], counts=counts, paused=paused(view.meta)
+        )
         click.echo(json.dumps(document, indent=1))
         return
     rows = [_job_row(j) for j in jobs]
@@ -131,7 +135,8 @@ def show(
     view = campaign.ledger().snapshot()
     jobs = _selected(view, refs, states, name_glob, everything, required=True)
     if as_json:
-        click.echo(json.dumps({"jobs": [job.to_dict(with_id=True) for job in jobs]}, indent=1))
+        records = [job_record(job, campaign.root) for job in jobs]
+        click.echo(json.dumps(document_of("show", jobs=records), indent=1))
         return
     for i, job in enumerate(jobs):
         if i:
@@ -207,7 +212,7 @@ def results(
             }
         )
     if fmt == "json":
-        click.echo(json.dumps(rows, indent=1))
+        click.echo(json.dumps(document_of("results", jobs=rows), indent=1))
         return
     if fmt == "csv":
         buf = io.StringIO()

@@ -11,6 +11,7 @@ import click
 
 from orca_hpc.cli.common import auto_reconcile, campaign_of, say, warn
 from orca_hpc.controller.gather import read_list_file
+from orca_hpc.controller.public import document
 from orca_hpc.controller.submit import submit as submit_inputs
 from orca_hpc.errors import UserError
 
@@ -111,12 +112,13 @@ def submit(
     if as_json:
         click.echo(
             json.dumps(
-                {
-                    "submitted": [{"id": i, "name": n, "slurm_job_id": s} for i, n, s in report.submitted],
-                    "skipped": [{"file": f, "existing": e} for f, e in report.skipped],
-                    "sbatch_calls": report.sbatch_calls,
-                    "waiting": report.waiting,
-                },
+                document(
+                    "submit",
+                    submitted=[{"id": i, "name": n, "slurm_job_id": s} for i, n, s in report.submitted],
+                    skipped=[{"file": f, "existing": e} for f, e in report.skipped],
+                    sbatch_calls=report.sbatch_calls,
+                    waiting=report.waiting,
+                ),
                 indent=1,
             )
         )
