@@ -88,7 +88,8 @@ def reconcile_until_done(campaign: Path, timeout: float = 180.0) -> dict[str, An
 
 
 def show(campaign: Path, job: str) -> dict[str, Any]:
-    return json.loads(cli(campaign, "show", "--no-reconcile", "--json", job).output)
+    [record] = json.loads(cli(campaign, "show", "--no-reconcile", "--json", job).output)["jobs"]
+    return record
 
 
 def ledger_bytes(campaign: Path) -> bytes:

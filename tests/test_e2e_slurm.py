@@ -69,10 +69,10 @@ def test_crash_is_failed_with_slurm_state_and_exit_code(tmp_path: Path) -> None:
     job = final["jobs"][0]
     assert job["state"] == "PERMANENT_FAILED"
     assert job["slurm_state"] == "FAILED"
-    att = show(camp, job["id"])["att"][0]
+    att = show(camp, job["id"])["attempts"][0]
     # The runner passes ORCA's death on: SLURM records a non-zero exit, the ledger keeps it.
-    assert att["exit"] != "0:0"
-    assert att["out"] == "truncated"
+    assert att["exit_code"] != "0:0"
+    assert att["outcome"] == "truncated"
 
 
 def test_scf_failure_recovers_with_slowconv(tmp_path: Path) -> None:
@@ -84,15 +84,15 @@ def test_scf_failure_recovers_with_slowconv(tmp_path: Path) -> None:
     assert job["state"] == "COMPLETED"
     record = show(camp, job["id"])
     # attempt 1 fails; 2 = MORead + MaxIter 500 (still fails); 3 adds SlowConv and converges.
-    assert [a.get("out") for a in record["att"]] == ["scf_not_converged", "scf_not_converged", "success"]
-    changes = [[c["change"] for c in a.get("fix", [])] for a in record["att"]]
+    assert [a["outcome"] for a in record["attempts"]] == ["scf_not_converged", "scf_not_converged", "success"]
+    changes = [[c["change"] for c in a["corrections"]] for a in record["attempts"]]
     assert changes[0] == []
     assert "%scf MaxIter 500" in changes[1] and any("MORead" in c for c in changes[1])
     assert "! SlowConv" in changes[2]
-    third = (camp / record["att"][2]["dir"] / "hard.inp").read_text()
+    third = (camp / record["attempts"][2]["folder"] / "hard.inp").read_text()
     assert "SlowConv" in third and "MORead" in third
-    assert (camp / record["att"][2]["dir"] / "previous.gbw").is_file()
-    assert record["rc"] == 2
+    assert (camp / record["attempts"][2]["folder"] / "previous.gbw").is_file()
+    assert record["retries"] == 2
 
 
 def test_optimisation_restarts_from_last_geometry(tmp_path: Path) -> None:
@@ -104,11 +104,11 @@ def test_optimisation_restarts_from_last_geometry(tmp_path: Path) -> None:
     final = reconcile_until_done(camp)
     record = show(camp, final["jobs"][0]["id"])
     assert final["jobs"][0]["state"] == "COMPLETED"
-    assert [a.get("out") for a in record["att"]] == ["opt_not_converged", "success"]
-    second = camp / record["att"][1]["dir"]
+    assert [a["outcome"] for a in record["attempts"]] == ["opt_not_converged", "success"]
+    second = camp / record["attempts"][1]["folder"]
     assert "xyzfile 0 1 restart.xyz" in (second / "opt.inp").read_text()
     # The restart geometry is the last frame the failed attempt reached.
-    last_frame = (camp / record["att"][0]["dir"] / "opt.xyz").read_text().split("\n", 2)[2].split()
+    last_frame = (camp / record["attempts"][0]["folder"] / "opt.xyz").read_text().split("\n", 2)[2].split()
     assert (second / "restart.xyz").read_text().split("\n", 2)[2].split() == last_frame
 
 
@@ -121,13 +121,13 @@ def test_out_of_memory_is_resubmitted_with_more_memory(tmp_path: Path) -> None:
     final = reconcile_until_done(camp)
     record = show(camp, final["jobs"][0]["id"])
     assert final["jobs"][0]["state"] == "COMPLETED"
-    assert [a.get("out") for a in record["att"]] == ["out_of_memory", "success"]
-    spec1 = json.loads((camp / record["att"][0]["dir"] / "spec.json").read_text())
-    spec2 = json.loads((camp / record["att"][1]["dir"] / "spec.json").read_text())
+    assert [a["outcome"] for a in record["attempts"]] == ["out_of_memory", "success"]
+    spec1 = json.loads((camp / record["attempts"][0]["folder"] / "spec.json").read_text())
+    spec2 = json.loads((camp / record["attempts"][1]["folder"] / "spec.json").read_text())
     assert spec1["maxcore_mb"] == 500 and spec2["maxcore_mb"] >= 900 * 1.3 - 1
     assert spec2["mem_mb"] > spec1["mem_mb"]
     assert spec2["maxcore_mb"] * spec2["nprocs"] <= 0.8 * spec2["mem_mb"]
-    assert "%maxcore 1170" in (camp / record["att"][1]["dir"] / "big.inp").read_text()
+    assert "%maxcore 1170" in (camp / record["attempts"][1]["folder"] / "big.inp").read_text()
 
 
 def test_input_error_fails_permanently_at_once(tmp_path: Path) -> None:
@@ -307,15 +307,15 @@ def test_walltime_kill_restarts_from_saved_files_with_more_time(tmp_path: Path) 
         assert time.monotonic() < deadline, jobs
         time.sleep(2)
     record = show(camp, jobs[0]["id"])
-    first, second = record["att"]
-    assert (first["out"], first["why"]) == ("truncated", "walltime")
-    saved = camp / first["dir"]
+    first, second = record["attempts"]
+    assert (first["outcome"], first["reason"]) == ("truncated", "walltime")
+    saved = camp / first["folder"]
     assert (saved / "long.out").is_file() and (saved / "long.gbw").is_file()
-    changes = [c["change"] for c in second["fix"]]
+    changes = [c["change"] for c in second["corrections"]]
     assert "--time 1 -> 2 min" in changes and "MORead previous.gbw" in changes
-    assert json.loads((camp / second["dir"] / "spec.json").read_text())["time_min"] == 2
-    assert (camp / second["dir"] / "previous.gbw").read_bytes() == (saved / "long.gbw").read_bytes()
-    assert record["rc"] == 1
+    assert json.loads((camp / second["folder"] / "spec.json").read_text())["time_min"] == 2
+    assert (camp / second["folder"] / "previous.gbw").read_bytes() == (saved / "long.gbw").read_bytes()
+    assert record["retries"] == 1
     cli(camp, "cancel", jobs[0]["id"])
     assert status(camp)["jobs"][0]["state"] == "CANCELLED"
 
@@ -338,11 +338,15 @@ def test_node_failure_is_retried_without_counting(tmp_path: Path) -> None:
     finally:
         _restart_cluster()
     record = show(camp, jobs[0]["id"])
-    first = record["att"][0]
-    assert (first["sst"], first["out"], first["why"]) == ("NODE_FAIL", "truncated", "node_fail")
-    assert first.get("free") is True  # does not count against max_retries ...
-    assert record.get("rc", 0) == 0 and record["nf"] == 1  # ... but against max_nodefail_retries
-    assert record["att"][1]["fix"][0]["handler"] == "restart"
+    first = record["attempts"][0]
+    assert (first["slurm_state"], first["outcome"], first["reason"]) == (
+        "NODE_FAIL",
+        "truncated",
+        "node_fail",
+    )
+    assert first["counts_against_limit"] is False  # does not count against max_retries ...
+    assert record["retries"] == 0 and record["node_failures"] == 1  # ... but against max_nodefail_retries
+    assert record["attempts"][1]["corrections"][0]["handler"] == "restart"
     cli(camp, "cancel", jobs[0]["id"])
 
 
@@ -377,9 +381,11 @@ def test_a_person_retries_a_permanently_failed_job(tmp_path: Path) -> None:
     final = reconcile_until_done(camp)
     record = show(camp, job["id"])
     assert final["jobs"][0]["state"] == "COMPLETED"
-    assert record["att"][1]["fix"] == [{"handler": "manual", "change": "none", "why": "orca-hpc retry"}]
-    assert [a["out"] for a in record["att"]] == ["scf_not_converged"] * 3 + ["success"]
-    assert record["max"] == 2
+    assert record["attempts"][1]["corrections"] == [
+        {"handler": "manual", "change": "none", "why": "orca-hpc retry"}
+    ]
+    assert [a["outcome"] for a in record["attempts"]] == ["scf_not_converged"] * 3 + ["success"]
+    assert record["max_retries"] == 2
     again = cli(camp, "retry", job["id"], expect=1).output
     assert "only PERMANENT_FAILED or CANCELLED" in again
 
@@ -394,14 +400,18 @@ def test_minimum_with_an_imaginary_mode_is_displaced_and_reoptimised(tmp_path: P
     job = final["jobs"][0]
     assert job["state"] == "COMPLETED"
     record = show(camp, job["id"])
-    assert [a.get("out") for a in record["att"]] == ["imaginary_modes", "success"]
-    second = record["att"][1]
-    assert [c["change"] for c in second["fix"]] == ["* xyzfile displaced.xyz", "! TightOpt", "! DefGrid3"]
-    assert "imaginary mode 6 (-850.00 cm**-1)" in second["fix"][0]["why"]
-    assert (camp / second["dir"] / "displaced.xyz").is_file()
+    assert [a["outcome"] for a in record["attempts"]] == ["imaginary_modes", "success"]
+    second = record["attempts"][1]
+    assert [c["change"] for c in second["corrections"]] == [
+        "* xyzfile displaced.xyz",
+        "! TightOpt",
+        "! DefGrid3",
+    ]
+    assert "imaginary mode 6 (-850.00 cm**-1)" in second["corrections"][0]["why"]
+    assert (camp / second["folder"] / "displaced.xyz").is_file()
     text_view = cli(camp, "show", "--no-reconcile", job["id"]).output
     assert "imaginary mode" in text_view and "TightOpt" in text_view
-    result = json.loads((camp / second["dir"] / "result.json").read_text())
+    result = json.loads((camp / second["folder"] / "result.json").read_text())
     assert result["classification"]["n_imaginary"] == 0 and result["classification"]["intent"] == "minimum"
 
 
@@ -430,6 +440,8 @@ def test_broken_orca_path_pauses_with_one_alert_then_resumes_and_completes(tmp_p
     outbox = Ledger(camp / ".orca-hpc").snapshot().outbox
     assert [m["kind"] for m in outbox].count("environment_pause") == 1
     record = show(camp, final["jobs"][0]["id"])
-    assert record["att"][0]["out"] == "environment_error"
-    assert record.get("rc", 0) == 0  # environment failures never use up max_retries
-    assert [c["handler"] for c in record["att"][1]["fix"]] == ["environment"]  # same input, same size
+    assert record["attempts"][0]["outcome"] == "environment_error"
+    assert record["retries"] == 0  # environment failures never use up max_retries
+    assert [c["handler"] for c in record["attempts"][1]["corrections"]] == [
+        "environment"
+    ]  # same input, same size

@@ -26,7 +26,9 @@ def test_readable_summary() -> None:
 def test_json_output() -> None:
     result = CliRunner().invoke(main, ["inspect", "--json", GOPT, OOM])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    document = json.loads(result.output)
+    assert (document["schema"], document["kind"]) == (1, "inspect")
+    data = document["outputs"]
     assert [d["outcome"] for d in data] == ["success", "out_of_memory"]
     for entry in data:
         assert {"file", "outcome", "retryable", "energy", "orca_version", "message"} <= set(entry)

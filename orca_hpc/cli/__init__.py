@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -45,6 +46,33 @@ class Context:
         self.quiet = quiet
 
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports `cat` when `head` stopped reading
+
+
+def _recorded(obj: object) -> str:
+    """What the ledger holds after an interruption: every transaction is all or nothing, so this is
+    exactly what was kept. A submission cut between sbatch and saving the ids is adopted by the next
+    reconcile (never submitted twice)."""
+    directory = getattr(obj, "directory", None)
+    if directory is None or not (directory / "orca-hpc.toml").is_file():
+        return "nothing was changed"
+    try:
+        from collections import Counter
+
+        from orca_hpc.config.campaign import load_campaign
+
+        states = load_campaign(directory).ledger().snapshot().states()
+    except (OrcaHpcError, OSError):
+        return "the ledger keeps what was saved before; 'orca-hpc ledger check' verifies it"
+    counts = Counter(state.value for state in states.values())
+    held = ", ".join(f"{state} {n}" for state, n in sorted(counts.items())) or "none"
+    return (
+        f"the ledger keeps every change saved before the interruption (active jobs: {held}); "
+        "a submission cut short is completed by the next 'orca-hpc reconcile'"
+    )
+
+
 class OrcaHpcGroup(click.Group):
     """Loads each command's module only when that command runs; turns expected errors into one line on
     stderr and the documented exit code."""
@@ -61,12 +89,26 @@ class OrcaHpcGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> object:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            # A closed pipe must show up here, not in the interpreter's final flush.
+            sys.stdout.flush()
+            return result
         except OrcaHpcError as err:
             click.echo(f"orca-hpc: error: {err}", err=True)
             level = logging.WARNING if isinstance(err, TemporaryFailure) else logging.ERROR
             log_echoed(f"exit {err.exit_code}: {err}", level)
             sys.exit(err.exit_code)
+        except BrokenPipeError:
+            # `orca-hpc status | head`: the reader has all it wanted. Quiet, like cat; stdout goes to
+            # /dev/null so that the interpreter's final flush does not complain either.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(EXIT_BROKEN_PIPE)
+        except KeyboardInterrupt:
+            message = f"interrupted; {_recorded(ctx.obj)}"
+            click.echo(f"orca-hpc: {message}", err=True)
+            log_echoed(f"exit {EXIT_INTERRUPTED}: {message}", logging.WARNING)
+            sys.exit(EXIT_INTERRUPTED)
         except OSError as err:
             # A file we were pointed at is missing or unreadable: a user problem, not a bug.
             where = f"{err.filename}: " if err.filename else ""
@@ -89,7 +131,7 @@ class OrcaHpcGroup(click.Group):
     "directory",
     type=click.Path(file_okay=False, path_type=Path),
     default=".",
-    help="Campaign folder (default: the current folder).",
+    help="Campaign folder, or any folder inside one (default: the current folder).",
 )
 @click.option("-v", "--verbose", count=True, help="More detail on the terminal.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on the terminal.")
@@ -104,7 +146,14 @@ def main(ctx: click.Context, directory: Path, verbose: int, quiet: bool) -> None
     """
     # Nothing a command creates (ours, submitit's, filelock's) may be group- or world-writable.
     tighten_umask()
-    ctx.obj = Context(directory.absolute(), verbose, quiet)
+    directory = directory.absolute()
+    if ctx.invoked_subcommand != "init":
+        from orca_hpc.config.campaign import find_campaign_root
+
+        # Like git: from anywhere inside a campaign (or -C anywhere inside one), the campaign is the
+        # nearest folder up with an orca-hpc.toml. `init` makes a new one, relative to where it is run.
+        directory = find_campaign_root(directory) or directory
+    ctx.obj = Context(directory, verbose, quiet)
     # The campaign's log gets every command's details; the terminal gets -v/-q's share.
     setup_logging(ctx.obj.directory, verbose=verbose, quiet=quiet, command=ctx.invoked_subcommand or "-")
     logging.getLogger("orca_hpc.cli").debug("orca-hpc %s started", " ".join(sys.argv[1:]))

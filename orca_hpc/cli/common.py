@@ -61,3 +61,46 @@ def auto_reconcile(obj: Any, campaign: Campaign) -> None:
 no_reconcile_option = click.option(
     "--no-reconcile", is_flag=True, help="Show the ledger as it is, without asking SLURM first."
 )
+
+
+def selection_options(f: Any) -> Any:
+    """JOBS... (ids or names), ``--state`` (repeatable), ``--name GLOB``, ``--all``: the one way every
+    command chooses jobs (``orca_hpc.controller.select``)."""
+    from orca_hpc.ledger.states import JobState
+
+    for option in reversed(
+        [
+            click.argument("refs", metavar="[JOB]...", nargs=-1),
+            click.option(
+                "--state",
+                "states",
+                multiple=True,
+                type=click.Choice([s.value for s in JobState], case_sensitive=False),
+                help="Only jobs in this state (repeatable).",
+            ),
+            click.option("--name", "name_glob", default=None, help="Only jobs whose name matches this glob."),
+            click.option("--all", "everything", is_flag=True, help="Every job of the campaign."),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+def selector_of(
+    refs: tuple[str, ...],
+    states: tuple[str, ...],
+    name_glob: str | None,
+    everything: bool,
+    *,
+    required: bool,
+) -> Any:
+    """The ``Selector`` for the options of ``selection_options``; ``required``: an empty selection is a
+    usage error (commands that change jobs, or show one), else it means every job."""
+    from orca_hpc.controller.select import Selector
+
+    selector = Selector(tuple(refs), tuple(s.upper() for s in states), name_glob, everything)
+    if selector.empty:
+        if required:
+            raise click.UsageError("name the jobs: JOB ids or names, --state, --name GLOB, or --all")
+        return Selector(everything=True)
+    return selector

@@ -2,41 +2,72 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import click
 
-from orca_hpc.cli.common import campaign_of, say
+from orca_hpc.cli.common import campaign_of, say, selection_options, selector_of
 from orca_hpc.errors import UserError
 
 
+def _skipped(skipped: list[tuple[str, str]]) -> str:
+    if not skipped:
+        return ""
+    why = Counter(state for _id, state in skipped)
+    return f", skipped {len(skipped)} ({', '.join(f'{n} {state}' for state, n in sorted(why.items()))})"
+
+
 @click.command("retry")
-@click.argument("job_ids", nargs=-1, required=True)
+@selection_options
 @click.option(
     "--max-retries", type=click.IntRange(0, 100), default=None, help="New retry limit for these jobs."
 )
 @click.pass_obj
-def retry(obj: Any, job_ids: tuple[str, ...], max_retries: int | None) -> None:
-    """Give PERMANENT_FAILED or CANCELLED jobs a fresh start (retry count reset)."""
-    from orca_hpc.cli.submit import held_message
-    from orca_hpc.controller.actions import retry_jobs
+def retry(
+    obj: Any,
+    refs: tuple[str, ...],
+    states: tuple[str, ...],
+    name_glob: str | None,
+    everything: bool,
+    max_retries: int | None,
+) -> None:
+    """Give PERMANENT_FAILED or CANCELLED jobs a fresh start (retry count reset).
 
-    report = retry_jobs(campaign_of(obj), job_ids, max_retries=max_retries, echo=lambda m: say(obj, m))
+    JOB is a job id or a job name; with --state/--name/--all, jobs that cannot be retried are skipped.
+    """
+    from orca_hpc.controller.actions import retry_selected
+
+    selector = selector_of(refs, states, name_glob, everything, required=True)
+    report = retry_selected(campaign_of(obj), selector, max_retries=max_retries, echo=lambda m: say(obj, m))
     if report.paused is not None:
-        say(obj, held_message(report.held, report.paused))
+        from orca_hpc.cli.submit import held_message
+
+        say(obj, held_message(report.held, report.paused) + _skipped(report.skipped))
         return
-    say(obj, f"retrying {len(report.submitted)} job(s)")
+    waiting = f", {report.waiting} waiting for a free slot" if report.waiting else ""
+    say(
+        obj,
+        f"retrying {len(report.done)} job(s): submitted {len(report.submitted)} in "
+        f"{report.sbatch_calls} scheduler call(s){waiting}{_skipped(report.skipped)}",
+    )
 
 
 @click.command("cancel")
-@click.argument("job_ids", nargs=-1, required=True)
+@selection_options
 @click.pass_obj
-def cancel(obj: Any, job_ids: tuple[str, ...]) -> None:
-    """scancel jobs and mark them CANCELLED (never retried)."""
-    from orca_hpc.controller.actions import cancel_jobs
+def cancel(
+    obj: Any, refs: tuple[str, ...], states: tuple[str, ...], name_glob: str | None, everything: bool
+) -> None:
+    """scancel jobs and mark them CANCELLED (never retried).
 
-    count = cancel_jobs(campaign_of(obj), job_ids)
-    say(obj, f"cancelled {count} job(s)")
+    JOB is a job id or a job name; with --state/--name/--all, finished jobs are skipped.
+    """
+    from orca_hpc.controller.actions import cancel_selected
+
+    selector = selector_of(refs, states, name_glob, everything, required=True)
+    report = cancel_selected(campaign_of(obj), selector)
+    say(obj, f"cancelled {len(report.done)} job(s){_skipped(report.skipped)}")
 
 
 @click.command("gc")

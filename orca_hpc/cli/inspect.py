@@ -6,6 +6,7 @@ import json
 
 import click
 
+from orca_hpc.controller.public import document
 from orca_hpc.orca.classify import Classification, classify_output
 from orca_hpc.orca.read import check_output_path
 
@@ -38,7 +39,7 @@ def _summary(c: Classification) -> str:
 
 @click.command("inspect")
 @click.argument("outputs", nargs=-1, required=True, type=click.Path(path_type=str))
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per file.")
+@click.option("--json", "as_json", is_flag=True, help="JSON: one object per file (docs/json.md).")
 def inspect(outputs: tuple[str, ...], as_json: bool) -> None:
     """Say how each ORCA OUTPUT file ended (success, scf_not_converged, truncated, ...)."""
     # Check every path first so a typo in the last argument does not come after pages of output.
@@ -46,6 +47,6 @@ def inspect(outputs: tuple[str, ...], as_json: bool) -> None:
         check_output_path(path)
     results = [classify_output(path) for path in outputs]
     if as_json:
-        click.echo(json.dumps([r.to_dict() for r in results], indent=2))
+        click.echo(json.dumps(document("inspect", outputs=[r.to_dict() for r in results]), indent=2))
         return
     click.echo("\n\n".join(_summary(r) for r in results))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import fnmatch
 import io
 import json
 from collections import Counter
@@ -14,11 +13,24 @@ import click
 
 from orca_hpc.attempt.folder import read_result
 from orca_hpc.attempt.summary import attempt_summary, chemistry_columns
-from orca_hpc.cli.common import auto_reconcile, campaign_of, no_reconcile_option
+from orca_hpc.cli.common import (
+    auto_reconcile,
+    campaign_of,
+    no_reconcile_option,
+    selection_options,
+    selector_of,
+)
 from orca_hpc.controller.environment import pause_summary, paused
+from orca_hpc.controller.public import document as document_of
+from orca_hpc.controller.public import job_record
 from orca_hpc.ledger.records import Job
-from orca_hpc.ledger.states import JobState
 from orca_hpc.orca.read import read_tail
+
+
+def shorten(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters; a cut one ends with an ellipsis, so it is not
+    mistaken for the whole name (``show``/``--json`` give it in full)."""
+    return text if len(text) <= width else text[: width - 1] + "\u2026"
 
 
 def _job_row(job: Job) -> dict[str, Any]:
@@ -37,37 +49,46 @@ def _job_row(job: Job) -> dict[str, Any]:
     }
 
 
-def _select(jobs: list[Job], states: tuple[str, ...], name: str | None) -> list[Job]:
-    wanted = {s.upper() for s in states}
-    return [
-        j
-        for j in jobs
-        if (not wanted or j.state.value in wanted) and (name is None or fnmatch.fnmatchcase(j.name, name))
-    ]
+def _selected(
+    view: Any,
+    refs: tuple[str, ...],
+    states: tuple[str, ...],
+    name: str | None,
+    every: bool,
+    *,
+    required: bool,
+) -> list[Job]:
+    from orca_hpc.controller.select import select_jobs
+
+    return select_jobs(view, selector_of(refs, states, name, every, required=required)).jobs
 
 
 @click.command("status")
-@click.option(
-    "--state",
-    "states",
-    multiple=True,
-    type=click.Choice([s.value for s in JobState], case_sensitive=False),
-    help="Only jobs in this state (repeatable).",
-)
-@click.option("--name", default=None, help="Only jobs whose name matches this glob.")
+@selection_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @no_reconcile_option
 @click.pass_obj
-def status(obj: Any, states: tuple[str, ...], name: str | None, as_json: bool, no_reconcile: bool) -> None:
-    """Every job's state, attempts, SLURM id, outcome and energy, and the counts per state."""
+def status(
+    obj: Any,
+    refs: tuple[str, ...],
+    states: tuple[str, ...],
+    name_glob: str | None,
+    everything: bool,
+    as_json: bool,
+    no_reconcile: bool,
+) -> None:
+    """Every job's state, attempts, SLURM id, outcome and energy, and the counts per state
+    (all jobs, or those JOB ids/names, --state and --name choose)."""
     campaign = campaign_of(obj)
     if not no_reconcile:
         auto_reconcile(obj, campaign)
     view = campaign.ledger().snapshot()
-    jobs = _select(view.all_jobs(), states, name)
+    jobs = _selected(view, refs, states, name_glob, everything, required=False)
     counts = dict(sorted(Counter(j.state.value for j in jobs).items()))
     if as_json:
-        document = {"jobs": [_job_row(j) for j in jobs], "counts": counts, "paused": paused(view.meta)}
+        document = document_of(
+            "status", jobs=[_job_row(j) for j in jobs], counts=counts, paused=paused(view.meta)
+        )
         click.echo(json.dumps(document, indent=1))
         return
     rows = [_job_row(j) for j in jobs]
@@ -75,7 +96,7 @@ def status(obj: Any, states: tuple[str, ...], name: str | None, as_json: bool, n
     table = [header] + [
         (
             r["id"],
-            r["name"][:32],
+            shorten(r["name"], 32),
             r["state"],
             str(r["attempts"]),
             r["slurm_job_id"] or "-",
@@ -94,20 +115,37 @@ def status(obj: Any, states: tuple[str, ...], name: str | None, as_json: bool, n
 
 
 @click.command("show")
-@click.argument("job_id")
+@selection_options
 @click.option("--json", "as_json", is_flag=True)
 @no_reconcile_option
 @click.pass_obj
-def show(obj: Any, job_id: str, as_json: bool, no_reconcile: bool) -> None:
-    """Every attempt of one job: SLURM id and state, outcome, corrections, files, last lines of the error."""
+def show(
+    obj: Any,
+    refs: tuple[str, ...],
+    states: tuple[str, ...],
+    name_glob: str | None,
+    everything: bool,
+    as_json: bool,
+    no_reconcile: bool,
+) -> None:
+    """Every attempt of the jobs: SLURM id and state, outcome, corrections, files, last lines of the
+    error. JOB is a job id or a job name (a name several jobs share shows them all)."""
     campaign = campaign_of(obj)
     if not no_reconcile:
         auto_reconcile(obj, campaign)
     view = campaign.ledger().snapshot()
-    job = _find(view, job_id)
+    jobs = _selected(view, refs, states, name_glob, everything, required=True)
     if as_json:
-        click.echo(json.dumps(_with_summaries(campaign.root, job), indent=1))
+        records = [_with_summaries(job_record(job, campaign.root), job, campaign.root) for job in jobs]
+        click.echo(json.dumps(document_of("show", jobs=records), indent=1))
         return
+    for i, job in enumerate(jobs):
+        if i:
+            click.echo("")
+        _show_one(campaign, job)
+
+
+def _show_one(campaign: Any, job: Job) -> None:
     click.echo(
         f"{job.id}  {job.name}  {job.state.value}  (retries {job.retry_count}/{job.max_retries}, "
         f"node failures {job.nodefail_count})"
@@ -141,10 +179,9 @@ def show(obj: Any, job_id: str, as_json: bool, no_reconcile: bool) -> None:
                         click.echo(f"    {line}")
 
 
-def _with_summaries(root: Path, job: Job) -> dict[str, Any]:
-    """The job's ledger record; each attempt with a result file gains ``summary`` (from result.json)."""
-    record = job.to_dict(with_id=True)
-    for att, entry in zip(job.attempts, record.get("att", []), strict=True):
+def _with_summaries(record: dict[str, Any], job: Job, root: Path) -> dict[str, Any]:
+    """The job's public record; each attempt with a result file gains ``summary`` (from result.json)."""
+    for att, entry in zip(job.attempts, record["attempts"], strict=True):
         summary = attempt_summary(root / att.dir, att.outcome, att.reason) if att.dir else {}
         if summary:
             entry["summary"] = summary
@@ -179,27 +216,31 @@ def _summary_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _find(view: Any, job_id: str) -> Job:
-    matches = view.by_name(job_id) if not job_id.startswith("j") or not job_id[1:].isdigit() else []
-    if len(matches) == 1:
-        return matches[0]
-    return view.get(job_id)
-
-
 @click.command("results")
+@selection_options
 @click.option("--csv", "fmt", flag_value="csv", help="CSV (for a spreadsheet).")
 @click.option("--json", "fmt", flag_value="json", help="JSON list.")
 @no_reconcile_option
 @click.pass_obj
-def results(obj: Any, fmt: str | None, no_reconcile: bool) -> None:
-    """One row per job (its latest attempt): name, state, attempts, final energy, outcome, results
-    folder; with --csv/--json also the chemistry from the attempt's result.json (ZPE, enthalpy, Gibbs
-    free energy and temperature, imaginary modes, lowest frequency, <S**2>, ORCA version, geometry)."""
+def results(
+    obj: Any,
+    refs: tuple[str, ...],
+    states: tuple[str, ...],
+    name_glob: str | None,
+    everything: bool,
+    fmt: str | None,
+    no_reconcile: bool,
+) -> None:
+    """One row per job (all, or those JOB ids/names, --state and --name choose): name, state,
+    attempts, final energy, outcome, results folder; with --csv/--json also the chemistry from the
+    attempt's result.json (ZPE, enthalpy, Gibbs free energy and temperature, imaginary modes, lowest
+    frequency, <S**2>, ORCA version, final geometry)."""
     campaign = campaign_of(obj)
     if not no_reconcile:
         auto_reconcile(obj, campaign)
     rows = []
-    for job in campaign.ledger().snapshot().all_jobs():
+    view = campaign.ledger().snapshot()
+    for job in _selected(view, refs, states, name_glob, everything, required=False):
         att = job.attempt
         folder = campaign.root / att.dir if att and att.dir else None
         row: dict[str, Any] = {
@@ -217,7 +258,7 @@ def results(obj: Any, fmt: str | None, no_reconcile: bool) -> None:
             row.update(chemistry_columns(folder or campaign.root, found))
         rows.append(row)
     if fmt == "json":
-        click.echo(json.dumps(rows, indent=1))
+        click.echo(json.dumps(document_of("results", jobs=rows), indent=1))
         return
     if fmt == "csv":
         buf = io.StringIO()
@@ -231,4 +272,5 @@ def results(obj: Any, fmt: str | None, no_reconcile: bool) -> None:
         return
     for r in rows:
         energy = f"{r['energy']:.10f}" if isinstance(r["energy"], float) else "-"
-        click.echo(f"{r['id']}  {str(r['name'])[:32]:32}  {r['state']:16}  {energy:>18}  {r['results']}")
+        name = shorten(str(r["name"]), 32)
+        click.echo(f"{r['id']}  {name:32}  {r['state']:16}  {energy:>18}  {r['results']}")

@@ -9,15 +9,38 @@ from typing import Any
 
 import click
 
-from orca_hpc.cli.common import auto_reconcile, campaign_of, say
+from orca_hpc.cli.common import auto_reconcile, campaign_of, say, warn
+from orca_hpc.controller.gather import read_list_file
+from orca_hpc.controller.public import document
 from orca_hpc.controller.submit import submit as submit_inputs
 from orca_hpc.errors import UserError
+
+
+def _input_paths(inputs: tuple[Path, ...], from_file: Path | None) -> list[Path]:
+    """The command line's inputs (relative to the current folder) and those of --from-file; folders
+    and quoted globs are expanded by ``prepare_inputs``."""
+    paths = [p if p.is_absolute() else Path.cwd() / p for p in inputs]
+    if from_file is not None:
+        listed, problems = read_list_file(from_file, Path.cwd())
+        if problems:
+            raise UserError("; ".join(problems))
+        paths += listed
+    if not paths:
+        raise click.UsageError("give input files or folders, or --from-file LIST")
+    return paths
 
 
 def _common_options(f: Any) -> Any:
     for option in reversed(
         [
-            click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path)),
+            click.argument("inputs", nargs=-1, type=click.Path(path_type=Path)),
+            click.option(
+                "--from-file",
+                "from_file",
+                type=click.Path(dir_okay=False, path_type=Path),
+                default=None,
+                help="Also the inputs listed in this file (one path a line, # comments).",
+            ),
             click.option(
                 "--method", default=None, help="ORCA method line for .xyz inputs, e.g. 'r2SCAN-3c Opt'."
             ),
@@ -43,6 +66,7 @@ def _common_options(f: Any) -> Any:
 def submit(
     obj: Any,
     inputs: tuple[Path, ...],
+    from_file: Path | None,
     method: str | None,
     charge: int,
     mult: int,
@@ -51,9 +75,13 @@ def submit(
     max_retries: int | None,
     as_json: bool,
 ) -> None:
-    """Submit ORCA inputs (.inp, or .xyz with --method) as SLURM job arrays."""
+    """Submit ORCA inputs (.inp, or .xyz with --method) as SLURM job arrays.
+
+    INPUTS are files, folders (their .inp and .xyz files) or quoted globs ('inputs/*.inp'). A
+    multi-frame .xyz gives one job per frame, named NAME-1, NAME-2, ...
+    """
     campaign = campaign_of(obj)
-    paths = [p if p.is_absolute() else Path.cwd() / p for p in inputs]
+    paths = _input_paths(inputs, from_file)
     checked = False
     if not dry_run:
         auto_reconcile(obj, campaign)
@@ -75,6 +103,7 @@ def submit(
             max_retries=max_retries,
             echo=None if as_json else (lambda m: say(obj, m)),
             progress=bar.update,
+            warn=warn,
         )
     if checked:  # the site passed the check and the submit went through: no need to check again
         from orca_hpc.controller.check import remember_check
@@ -89,14 +118,15 @@ def submit(
     if as_json:
         click.echo(
             json.dumps(
-                {
-                    "submitted": [{"id": i, "name": n, "slurm_job_id": s} for i, n, s in report.submitted],
-                    "skipped": [{"file": f, "existing": e} for f, e in report.skipped],
-                    "sbatch_calls": report.sbatch_calls,
-                    "waiting": report.waiting,
-                    "held": report.held,
-                    "paused": report.paused,
-                },
+                document(
+                    "submit",
+                    submitted=[{"id": i, "name": n, "slurm_job_id": s} for i, n, s in report.submitted],
+                    skipped=[{"file": f, "existing": e} for f, e in report.skipped],
+                    sbatch_calls=report.sbatch_calls,
+                    waiting=report.waiting,
+                    held=report.held,
+                    paused=report.paused,
+                ),
                 indent=1,
             )
         )
@@ -137,11 +167,20 @@ class _Null:
 @click.command("render")
 @_common_options
 @click.pass_obj
-def render(obj: Any, inputs: tuple[Path, ...], method: str | None, charge: int, mult: int) -> None:
+def render(
+    obj: Any,
+    inputs: tuple[Path, ...],
+    from_file: Path | None,
+    method: str | None,
+    charge: int,
+    mult: int,
+) -> None:
     """Print the exact job script(s) `submit` would use; submit nothing (same as submit --dry-run)."""
     campaign = campaign_of(obj)
-    paths = [p if p.is_absolute() else Path.cwd() / p for p in inputs]
-    report = submit_inputs(campaign, paths, method=method, charge=charge, mult=mult, force=True, dry_run=True)
+    paths = _input_paths(inputs, from_file)
+    report = submit_inputs(
+        campaign, paths, method=method, charge=charge, mult=mult, force=True, dry_run=True, warn=warn
+    )
     for script in report.scripts:
         click.echo(script, nl=False)
 

@@ -112,12 +112,23 @@ def _write_new(path: Path, text: str) -> None:
         fh.write(text)
 
 
+def find_campaign_root(start: Path) -> Path | None:
+    """The campaign that ``start`` is in, like git finds its repository: ``start`` or the nearest
+    parent folder with an ``orca-hpc.toml``; None when there is none up to the file system's root."""
+    start = start.absolute()
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return folder
+    return None
+
+
 def load_campaign(root: Path) -> Campaign:
     root = root.absolute()
     config_path = root / CONFIG_NAME
     if not config_path.is_file():
         raise UserError(
-            f"{root}: not an orca-hpc campaign (no {CONFIG_NAME}); create one with 'orca-hpc init'"
+            f"{root}: not an orca-hpc campaign (no {CONFIG_NAME} here or in any parent folder); "
+            "create one with 'orca-hpc init'"
         )
     try:
         config = tomllib.loads(config_path.read_text(encoding="utf-8"))

@@ -8,10 +8,50 @@ from typing import Any
 
 from orca_hpc.attempt.folder import plan_of
 from orca_hpc.config.campaign import Campaign
+from orca_hpc.controller.select import Selection, Selector, select_jobs
 from orca_hpc.controller.submit import Dispatcher, pause_holding, record_attempt
 from orca_hpc.errors import UserError
+from orca_hpc.ledger.records import Job
 from orca_hpc.ledger.states import FINISHED, JobState
+from orca_hpc.ledger.store import Ledger
 from orca_hpc.scheduler import Scheduler, scheduler_for
+
+RETRYABLE = (JobState.PERMANENT_FAILED, JobState.CANCELLED)
+
+
+@dataclass
+class ActionReport:
+    """What a bulk action did: the jobs it acted on, those it left alone (and why, each), and for
+    a retry what went to the scheduler."""
+
+    done: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (job id, why)
+    submitted: list[tuple[str, str, str]] = field(default_factory=list)  # retry: (id, name, scheduler id)
+    waiting: int = 0  # retry: recorded, waiting for a free slot
+    sbatch_calls: int = 0
+    held: int = 0  # retry: recorded, not submitted: the campaign is paused by environment failures
+    paused: dict[str, Any] | None = None  # that pause
+
+
+def _partition(
+    selection: Selection, eligible: Callable[[Job], bool], why: Callable[[Job], str]
+) -> tuple[list[Job], list[tuple[str, str]]]:
+    """Eligible jobs, and the skipped ones; a job named one by one in the wrong state is an error
+    (every such job listed), one chosen by a filter is only skipped."""
+    refused = [j for j in selection.jobs if j.id in selection.by_ref and not eligible(j)]
+    if refused:
+        raise UserError("; ".join(why(j) for j in refused))
+    keep = [j for j in selection.jobs if eligible(j)]
+    skipped = [(j.id, j.state.value) for j in selection.jobs if not eligible(j)]
+    return keep, skipped
+
+
+def _retry_why(job: Job) -> str:
+    return f"{job.id} is {job.state.value}: only PERMANENT_FAILED or CANCELLED jobs can be retried"
+
+
+def _cancel_why(job: Job) -> str:
+    return f"{job.id} is {job.state.value} already"
 
 
 @dataclass
@@ -28,34 +68,68 @@ def retry_jobs(
     max_retries: int | None = None,
     scheduler: Scheduler | None = None,
     echo: Callable[[str], None] | None = None,
-) -> RetryReport:
+) -> ActionReport:
     """Give PERMANENT_FAILED or CANCELLED jobs a fresh start (retry count reset); submits them unless
     the campaign is paused by environment failures (then reconcile submits them when it resumes)."""
     ledger = campaign.ledger()
     with ledger.lock:
-        with ledger.transaction() as txn:
-            ids = []
-            for job_id in job_ids:
-                job = txn.get(job_id)
-                if job.state not in (JobState.PERMANENT_FAILED, JobState.CANCELLED):
-                    raise UserError(
-                        f"{job.id} is {job.state.value}: only PERMANENT_FAILED or CANCELLED jobs "
-                        "can be retried"
-                    )
-                txn.set_state(job, JobState.CREATED)  # brings an archived job back to the active ledger
-                job.retry_count = 0
-                job.nodefail_count = 0
-                if max_retries is not None:
-                    job.max_retries = max_retries
-                plan = plan_of(campaign.root / job.latest.dir)
-                plan.corrections = [{"handler": "manual", "change": "none", "why": "orca-hpc retry"}]
-                record_attempt(campaign, txn, job, plan)
-                ids.append(job.id)
-            pause = pause_holding(campaign, txn)
-        if pause is not None:
-            return RetryReport(held=len(ids), paused=pause)
-        dispatcher = Dispatcher(campaign, ledger, scheduler or scheduler_for(campaign), echo=echo)
-        return RetryReport(submitted=dispatcher.dispatch(ids))
+        return _retry_locked(campaign, ledger, job_ids, max_retries, scheduler, echo)
+
+
+def retry_selected(
+    campaign: Campaign,
+    selector: Selector,
+    *,
+    max_retries: int | None = None,
+    scheduler: Scheduler | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> ActionReport:
+    """Retry the jobs ``selector`` chooses: one ledger transaction, one scheduler call per array.
+    Jobs named one by one must be retryable; jobs chosen by a filter that are not are skipped."""
+    ledger = campaign.ledger()
+    with ledger.lock:
+        selection = select_jobs(ledger.snapshot(), selector, many_per_name=False)
+        keep, skipped = _partition(selection, lambda j: j.state in RETRYABLE, _retry_why)
+        report = _retry_locked(campaign, ledger, [j.id for j in keep], max_retries, scheduler, echo)
+        report.skipped = skipped
+        return report
+
+
+def _retry_locked(
+    campaign: Campaign,
+    ledger: Ledger,
+    job_ids: Sequence[str],
+    max_retries: int | None,
+    scheduler: Scheduler | None,
+    echo: Callable[[str], None] | None,
+) -> ActionReport:
+    report = ActionReport()
+    if not job_ids:
+        return report
+    with ledger.transaction() as txn:
+        jobs = [txn.get(job_id) for job_id in job_ids]
+        refused = [j for j in jobs if j.state not in RETRYABLE]
+        if refused:
+            raise UserError("; ".join(_retry_why(j) for j in refused))
+        for job in jobs:
+            txn.set_state(job, JobState.CREATED)  # brings an archived job back to the active ledger
+            job.retry_count = 0
+            job.nodefail_count = 0
+            if max_retries is not None:
+                job.max_retries = max_retries
+            plan = plan_of(campaign.root / job.latest.dir)
+            plan.corrections = [{"handler": "manual", "change": "none", "why": "orca-hpc retry"}]
+            record_attempt(campaign, txn, job, plan)
+            report.done.append(job.id)
+        report.paused = pause_holding(campaign, txn)
+    if report.paused is not None:  # reconcile submits them when the pause ends
+        report.held = len(report.done)
+        return report
+    dispatcher = Dispatcher(campaign, ledger, scheduler or scheduler_for(campaign), echo=echo)
+    report.submitted = dispatcher.dispatch(report.done)
+    report.waiting = dispatcher.waiting
+    report.sbatch_calls = dispatcher.sbatch_calls
+    return report
 
 
 def cancel_jobs(campaign: Campaign, job_ids: Sequence[str], *, scheduler: Scheduler | None = None) -> int:
@@ -64,17 +138,37 @@ def cancel_jobs(campaign: Campaign, job_ids: Sequence[str], *, scheduler: Schedu
     with ledger.lock:
         view = ledger.snapshot()
         jobs = [view.get(j) for j in job_ids]
+        return len(_cancel_locked(campaign, ledger, jobs, scheduler))
+
+
+def cancel_selected(
+    campaign: Campaign, selector: Selector, *, scheduler: Scheduler | None = None
+) -> ActionReport:
+    """Cancel the jobs ``selector`` chooses: one scheduler cancel call for all of them, one ledger
+    transaction. Jobs named one by one must be active; finished jobs chosen by a filter are skipped."""
+    ledger = campaign.ledger()
+    with ledger.lock:
+        selection = select_jobs(ledger.snapshot(), selector, many_per_name=False)
+        keep, skipped = _partition(selection, lambda j: j.state not in FINISHED, _cancel_why)
+        return ActionReport(done=_cancel_locked(campaign, ledger, keep, scheduler), skipped=skipped)
+
+
+def _cancel_locked(
+    campaign: Campaign, ledger: Ledger, jobs: Sequence[Job], scheduler: Scheduler | None
+) -> list[str]:
+    refused = [j for j in jobs if j.state in FINISHED]
+    if refused:
+        raise UserError("; ".join(_cancel_why(j) for j in refused))
+    if not jobs:
+        return []
+    running = [j.attempt.slurm_id for j in jobs if j.attempt and j.attempt.slurm_id]
+    if running:
+        (scheduler or scheduler_for(campaign)).cancel(running)
+    with ledger.transaction() as txn:
         for job in jobs:
-            if job.state in FINISHED:
-                raise UserError(f"{job.id} is {job.state.value} already")
-        running = [j.attempt.slurm_id for j in jobs if j.attempt and j.attempt.slurm_id]
-        if running:
-            (scheduler or scheduler_for(campaign)).cancel(running)
-        with ledger.transaction() as txn:
-            for job in jobs:
-                live = txn.get(job.id)
-                if live.attempt is not None:
-                    live.attempt.reason = "cancelled"
-                    live.attempt.outcome = live.attempt.outcome or "truncated"
-                txn.set_state(live, JobState.CANCELLED)
-    return len(jobs)
+            live = txn.get(job.id)
+            if live.attempt is not None:
+                live.attempt.reason = "cancelled"
+                live.attempt.outcome = live.attempt.outcome or "truncated"
+            txn.set_state(live, JobState.CANCELLED)
+    return [job.id for job in jobs]

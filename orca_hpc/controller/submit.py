@@ -30,13 +30,14 @@ from orca_hpc.attempt.folder import (
 from orca_hpc.clock import now_iso
 from orca_hpc.config.campaign import Campaign
 from orca_hpc.config.site import resources_for
+from orca_hpc.controller.gather import expand_inputs
 from orca_hpc.errors import InputFileError, OrcaHpcError, UserError
 from orca_hpc.ledger.records import Job
 from orca_hpc.ledger.states import JobState
 from orca_hpc.ledger.store import Ledger, LedgerView, Transaction
 from orca_hpc.orca import inputs as orca_input
-from orca_hpc.orca.presets import render_preset
-from orca_hpc.orca.xyz import read_xyz
+from orca_hpc.orca.presets import render_preset, resolve_method
+from orca_hpc.orca.xyz import read_xyz_frames
 from orca_hpc.scheduler import Scheduler, scheduler_for
 from orca_hpc.scheduler.base import ArrayRequest
 
@@ -129,29 +130,55 @@ def _from_inp(campaign: Campaign, path: Path) -> NewJob:
 
 def _from_xyz(
     campaign: Campaign, path: Path, method: str, charge: int, mult: int, template: str | None
-) -> NewJob:
-    molecule = read_xyz(path)
+) -> list[NewJob]:
+    """One job per frame: a multi-frame file (a conformer search's output, a trajectory) is one
+    calculation per geometry, named ``<stem>-<frame>`` (from 1); a one-frame file keeps ``<stem>``."""
+    frames = read_xyz_frames(path)
     site = campaign.site
     _mem, maxcore = resources_for(site, site.nprocs, None)
-    try:
-        text = render_preset(method, molecule, charge, mult, site.nprocs, maxcore, template)
-    except UserError as err:
-        raise InputFileError(path, str(err)) from None
-    plan = _plan(campaign, text, path.stem, site.nprocs, maxcore, {}, path)
-    return NewJob(path, path.stem, _sha(plan.input_text, {}), plan)
+    out = []
+    for number, molecule in enumerate(frames, 1):
+        name = path.stem if len(frames) == 1 else f"{path.stem}-{number}"
+        where = "" if len(frames) == 1 else f"frame {number}: "
+        try:
+            text = render_preset(method, molecule, charge, mult, site.nprocs, maxcore, template)
+        except UserError as err:
+            raise InputFileError(path, f"{where}{err}") from None
+        plan = _plan(campaign, text, name, site.nprocs, maxcore, {}, path)
+        out.append(NewJob(path, name, _sha(plan.input_text, {}), plan))
+    return out
 
 
 def prepare_inputs(
-    campaign: Campaign, paths: Sequence[Path], *, method: str | None = None, charge: int = 0, mult: int = 1
+    campaign: Campaign,
+    paths: Sequence[Path],
+    *,
+    method: str | None = None,
+    charge: int = 0,
+    mult: int = 1,
+    warn: Callable[[str], None] | None = None,
 ) -> list[NewJob]:
-    """Validate every input before anything is recorded: one bad file stops the whole call."""
+    """Validate every input before anything is recorded: one bad file stops the whole call, and the
+    error names every problem of every file (not only the first). Folders and quoted globs are
+    expanded (``controller.gather``); ``warn`` hears what is accepted but probably not meant."""
     template = campaign.config.get("method_template")
+    paths, errors = expand_inputs(paths)
     # A named preset of the campaign (`[presets] opt = "r2SCAN-3c Opt"`), else the method line itself.
     presets = campaign.config.get("presets") or {}
-    if method and method in presets:
-        method = presets[method]
+    method_refused = False
+    if method:
+        try:
+            method = resolve_method(method, presets)
+        except UserError as err:
+            errors.append(str(err))
+            method, method_refused = None, True
+    inp = [p for p in paths if p.suffix.lower() != ".xyz"]
+    if method and inp and warn is not None:
+        warn(
+            f"--method applies to .xyz inputs only: {len(inp)} .inp file(s) keep their own method line "
+            f"(e.g. {inp[0].name})"
+        )
     jobs: list[NewJob] = []
-    errors: list[str] = []
     for path in paths:
         try:
             if path.is_dir():
@@ -159,16 +186,19 @@ def prepare_inputs(
             if not path.exists():
                 raise UserError(f"{path}: no such file")
             if path.suffix.lower() == ".xyz":
+                if method_refused:
+                    continue  # the method's own problem is reported already
                 if not method:
                     raise UserError(f"{path}: an .xyz file needs --method (e.g. --method 'r2SCAN-3c Opt')")
-                jobs.append(_from_xyz(campaign, path, method, charge, mult, template))
+                jobs.extend(_from_xyz(campaign, path, method, charge, mult, template))
             else:
                 jobs.append(_from_inp(campaign, path))
         except OrcaHpcError as err:
             errors.append(str(err))
     if errors:
-        more = f" (and {len(errors) - 1} more problem(s); nothing was submitted)" if len(errors) > 1 else ""
-        raise UserError(errors[0] + more)
+        if len(errors) == 1:
+            raise UserError(errors[0])
+        raise UserError(f"{len(errors)} problems, nothing was submitted: " + "; ".join(errors))
     return jobs
 
 
@@ -351,9 +381,10 @@ def submit(
     echo: Callable[[str], None] | None = None,
     progress: Callable[[int], None] | None = None,
     scheduler: Scheduler | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> SubmitReport:
     echo = echo or (lambda _msg: None)
-    new_jobs = prepare_inputs(campaign, paths, method=method, charge=charge, mult=mult)
+    new_jobs = prepare_inputs(campaign, paths, method=method, charge=charge, mult=mult, warn=warn)
     report = SubmitReport()
     ledger = campaign.ledger()
     if dry_run:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from pathlib import Path
 
 import jinja2
@@ -69,3 +71,24 @@ def render_preset(
     except InputFileError as exc:
         raise UserError(f"the preset template makes an input ORCA would refuse: {exc}") from None
     return text
+
+
+def resolve_method(method: str, presets: Mapping[str, str]) -> str:
+    """The method line for ``--method``: a preset's line when ``method`` names one of ``presets``,
+    else ``method`` itself. A single word that is close to a preset's name is refused with a
+    did-you-mean: a typo must not reach ORCA as a keyword. ``! WORD`` always means the keyword."""
+    if method in presets:
+        return presets[method]
+    stripped = method.strip()
+    if stripped.startswith("!") or len(stripped.split()) != 1 or not presets:
+        return method
+    lowered = {name.lower(): name for name in presets}
+    close = difflib.get_close_matches(stripped.lower(), list(lowered), n=3, cutoff=0.6)
+    if close:
+        names = " or ".join(repr(lowered[c]) for c in close)
+        raise UserError(
+            f"--method {stripped!r} is not a preset of this campaign "
+            f"(presets: {', '.join(sorted(presets))}); "
+            f"did you mean {names}? To send {stripped!r} to ORCA as a keyword, write --method '! {stripped}'"
+        )
+    return method

@@ -1,0 +1,63 @@
+"""What ``submit`` was given, as input files: plain files, folders, quoted globs and ``--from-file``
+lists, expanded once, with every problem collected (never only the first)."""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Sequence
+from pathlib import Path
+
+#: The inputs a folder contributes: ORCA inputs and molecules (with --method).
+INPUT_SUFFIXES = (".inp", ".xyz")
+_GLOB_CHARS = frozenset("*?[")
+
+
+def read_list_file(list_file: Path, base: Path) -> tuple[list[Path], list[str]]:
+    """The paths in ``list_file`` (one a line; blank lines and ``#`` comments ignored; relative paths
+    are relative to ``base``, the folder the command runs in, as in ``find ... > list``)."""
+    try:
+        text = list_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        return [], [f"{list_file}: cannot read the list: {why}"]
+    paths = []
+    for line in text.splitlines():
+        entry = line.strip()
+        if entry and not entry.startswith("#"):
+            path = Path(entry)
+            paths.append(path if path.is_absolute() else base / path)
+    if not paths:
+        return [], [f"{list_file}: the list names no input file"]
+    return paths, []
+
+
+def expand_inputs(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
+    """Files as given; a folder gives its ``.inp`` and ``.xyz`` files (not its sub-folders: a campaign's
+    own ``jobs/`` must never be submitted by accident); a path that does not exist but holds ``*``,
+    ``?`` or ``[`` is a glob (quoted on the command line, or from a list). Returns the files, each
+    once, in order, and one problem per path that gave none."""
+    out: list[Path] = []
+    problems: list[str] = []
+    seen: set[Path] = set()
+
+    def add(path: Path) -> None:
+        if path not in seen:
+            seen.add(path)
+            out.append(path)
+
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES)
+            if not found:
+                problems.append(f"{path}: folder has no .inp or .xyz file")
+            for file in found:
+                add(file)
+        elif not path.exists() and _GLOB_CHARS & set(str(path)):
+            matches = sorted(Path(m) for m in glob.glob(str(path)) if Path(m).is_file())
+            if not matches:
+                problems.append(f"{path}: no file matches this pattern")
+            for file in matches:
+                add(file)
+        else:
+            add(path)  # a missing file is reported, with every other problem, by validation
+    return out, problems
