@@ -72,7 +72,7 @@ def write_inputs(folder: Path, inputs: dict[str, str]) -> list[str]:
 
 def status(campaign: Path, reconcile: bool = False) -> dict[str, Any]:
     args = ["status", "--json"] + ([] if reconcile else ["--no-reconcile"])
-    return json.loads(cli(campaign, *args).output)
+    return json.loads(cli(campaign, *args).stdout)
 
 
 def reconcile_until_done(campaign: Path, timeout: float = 180.0) -> dict[str, Any]:
@@ -88,7 +88,7 @@ def reconcile_until_done(campaign: Path, timeout: float = 180.0) -> dict[str, An
 
 
 def show(campaign: Path, job: str) -> dict[str, Any]:
-    [record] = json.loads(cli(campaign, "show", "--no-reconcile", "--json", job).output)["jobs"]
+    [record] = json.loads(cli(campaign, "show", "--no-reconcile", "--json", job).stdout)["jobs"]
     return record
 
 

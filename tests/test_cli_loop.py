@@ -144,12 +144,12 @@ def test_selector_through_the_cli_on_the_local_site(tmp_path: Path) -> None:
         assert f"2 jobs are named 'slow': {ids[0]}" in ambiguous and ids[1] in ambiguous
         assert "did you mean 'other'" in cli(camp, "cancel", "othr", expect=1).output
         assert "name the jobs" in cli(camp, "cancel", expect=2).output
-        shown = json.loads(cli(camp, "show", "--no-reconcile", "--json", "slow").output)["jobs"]
+        shown = json.loads(cli(camp, "show", "--no-reconcile", "--json", "slow").stdout)["jobs"]
         assert [j["id"] for j in shown] == ids[:2]
         assert cli(camp, "cancel", "--name", "sl*").output.strip().endswith("cancelled 2 job(s)")
         out = cli(camp, "cancel", "--all").output
         assert out.strip().endswith("cancelled 1 job(s), skipped 2 (2 CANCELLED)")
-        reconciled = json.loads(cli(camp, "reconcile", "--json").output)
+        reconciled = json.loads(cli(camp, "reconcile", "--json").stdout)
         assert (reconciled["schema"], reconciled["kind"]) == (1, "reconcile")
         after = status(camp, reconcile=True)
         assert after["counts"] == {"CANCELLED": 3}
@@ -250,7 +250,7 @@ def test_folders_globs_and_from_file_on_the_local_site(
     listing = tmp_path / "list.txt"
     listing.write_text("# made by find\nmore/c.inp\n\n")
     monkeypatch.chdir(tmp_path)
-    out = json.loads(cli(camp, "submit", "--json", "inputs", "more/d*.inp", "--from-file", "list.txt").output)
+    out = json.loads(cli(camp, "submit", "--json", "inputs", "more/d*.inp", "--from-file", "list.txt").stdout)
     assert (out["schema"], out["kind"]) == (1, "submit")
     assert len(out["submitted"]) + out["waiting"] == 4  # notes.txt is not an input
     assert sorted(j["name"] for j in status(camp)["jobs"]) == ["a", "b", "c", "d"]
@@ -264,7 +264,7 @@ def test_long_names_are_shortened_with_an_ellipsis(tmp_path: Path) -> None:
     table = cli(campaign.root, "status", "--no-reconcile").output
     assert "a" * 31 + "\u2026" in table and "a" * 32 not in table
     assert (
-        json.loads(cli(campaign.root, "status", "--json", "--no-reconcile").output)["jobs"][0]["name"]
+        json.loads(cli(campaign.root, "status", "--json", "--no-reconcile").stdout)["jobs"][0]["name"]
         == "a" * 40
     )
 
@@ -314,7 +314,7 @@ def test_show_json_has_public_names_and_every_document_a_schema(tmp_path: Path) 
     cancel_selected(campaign, Selector(refs=(ids[0],)), scheduler=fake)
     retry_selected(campaign, Selector(refs=("water",)), scheduler=fake)
     camp = campaign.root
-    shown = json.loads(cli(camp, "show", "--json", "--no-reconcile", "water").output)
+    shown = json.loads(cli(camp, "show", "--json", "--no-reconcile", "water").stdout)
     assert (shown["schema"], shown["kind"]) == (1, "show")
     assert not _keys(shown) & LEDGER_KEYS, _keys(shown) & LEDGER_KEYS
     [job] = shown["jobs"]
@@ -329,6 +329,6 @@ def test_show_json_has_public_names_and_every_document_a_schema(tmp_path: Path) 
         (("status", "--json", "--no-reconcile"), "status"),
         (("results", "--json", "--no-reconcile"), "results"),
     ):
-        document = json.loads(cli(camp, *args).output)
+        document = json.loads(cli(camp, *args).stdout)
         assert (document["schema"], document["kind"]) == (1, kind)
         assert [j["id"] for j in document["jobs"]] == ids

@@ -41,10 +41,11 @@ def test_submit_and_retry_hold_while_paused_and_run_with_the_fixed_orca_path(tmp
     camp = _paused_campaign(tmp_path, broken)
     paths = write_inputs(tmp_path / "in", {"a.inp": orca_input(), "b.inp": orca_input(extra="# b\n")})
 
-    said = cli(camp, "submit", paths[0]).output
+    # --no-check: the site check would refuse the broken path outright; here it broke after submitting
+    said = cli(camp, "submit", "--no-check", paths[0]).output
     assert "recorded 1 job(s); the campaign is paused (orca_missing" in said
     assert "they start when it resumes" in said
-    report = json.loads(cli(camp, "submit", "--json", paths[1]).output)
+    report = json.loads(cli(camp, "submit", "--no-check", "--json", paths[1]).stdout)  # warnings: stderr
     assert report["submitted"] == [] and report["held"] == 1 and report["paused"]["reason"] == "orca_missing"
     state = status(camp)
     assert state["counts"] == {"CREATED": 2} and state["paused"] is not None
@@ -58,7 +59,11 @@ def test_submit_and_retry_hold_while_paused_and_run_with_the_fixed_orca_path(tmp
     said = cli(camp, "retry", first).output
     assert "recorded 1 job(s); the campaign is paused (orca_missing" in said
     record = show(camp, first)
-    assert record["st"] == "CREATED" and len(record["att"]) == 2 and "sid" not in record["att"][1]
+    assert (
+        record["state"] == "CREATED"
+        and len(record["attempts"]) == 2
+        and record["attempts"][1]["slurm_job_id"] is None
+    )
 
     # The fix is a NEW path in the campaign config: the held attempts must run with it.
     fixed = tmp_path / "new" / "orca"
@@ -75,5 +80,5 @@ def test_submit_and_retry_hold_while_paused_and_run_with_the_fixed_orca_path(tmp
         time.sleep(0.5)
     assert state["paused"] is None
     for job in state["jobs"]:
-        latest = show(camp, job["id"])["att"][-1]
-        assert AttemptSpec.read(camp / latest["dir"]).orca == str(fixed)
+        latest = show(camp, job["id"])["attempts"][-1]
+        assert AttemptSpec.read(camp / latest["folder"]).orca == str(fixed)

@@ -106,7 +106,7 @@ def test_results_and_show_carry_the_chemistry_through_the_cli(tmp_path: Path) ->
         time.sleep(0.5)
 
     rows = list(csv.DictReader(io.StringIO(cli(camp, "results", "--csv", "--no-reconcile").output)))
-    records = json.loads(cli(camp, "results", "--json", "--no-reconcile").output)
+    records = json.loads(cli(camp, "results", "--json", "--no-reconcile").stdout)["jobs"]
     assert [r["name"] for r in rows] == [r["name"] for r in records] == ["w_freq", "w_sp"]
     freq, single = rows
     for column in ("energy", "outcome", "results", "energy_Eh", "zpe_Eh", "gibbs_Eh", "orca_version"):
@@ -129,6 +129,6 @@ def test_results_and_show_carry_the_chemistry_through_the_cli(tmp_path: Path) ->
     text = cli(camp, "show", "--no-reconcile", job).output
     assert "frequencies: minimum: no imaginary mode (as asked)" in text
     assert f"thermochemistry at 298.15 K: ZPE {float(freq['zpe_Eh']):.8f} Eh" in text
-    summary = show(camp, job)["att"][-1]["summary"]
+    summary = show(camp, job)["attempts"][-1]["summary"]
     assert summary["gibbs_Eh"] == records[0]["gibbs_Eh"] and summary["n_imaginary"] == 0
     assert summary["frequencies"] == "minimum: no imaginary mode (as asked)"

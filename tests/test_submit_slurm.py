@@ -69,7 +69,7 @@ def test_arrays_respect_max_array_size(tmp_path: Path) -> None:
         path = folder / f"c{i:04d}.inp"
         path.write_text(orca_input(extra=f"# conformer {i}\n"))
         paths.append(str(path))
-    report = json.loads(cli(camp, "submit", "--json", *paths).output)
+    report = json.loads(cli(camp, "submit", "--json", *paths).stdout)
     assert report["sbatch_calls"] == 3
     arrays: dict[str, int] = {}
     for s in report["submitted"]:

@@ -53,35 +53,37 @@ def test_trust_the_end_state_on_the_cluster(tmp_path: Path) -> None:
 
     def handlers(att: dict) -> set[str]:
         """Which handlers made this attempt (one may record several changes)."""
-        return {c["handler"] for c in att.get("fix", [])}
+        return {c["handler"] for c in att.get("corrections", [])}
 
     imag = record("imag_min")
-    assert [a.get("out") for a in imag["att"]] == ["imaginary_modes", "success"]
-    assert handlers(imag["att"][1]) == {"imaginary_modes"}
-    assert imag["att"][1]["summary"]["frequencies"] == "minimum: no imaginary mode (as asked)"
-    assert imag["att"][0]["summary"]["n_imaginary"] == 1
+    assert [a.get("outcome") for a in imag["attempts"]] == ["imaginary_modes", "success"]
+    assert handlers(imag["attempts"][1]) == {"imaginary_modes"}
+    assert imag["attempts"][1]["summary"]["frequencies"] == "minimum: no imaginary mode (as asked)"
+    assert imag["attempts"][0]["summary"]["n_imaginary"] == 1
 
     ts = record("ts_two")
-    assert [a.get("out") for a in ts["att"]] == ["ts_mode_count", "success"]
-    assert handlers(ts["att"][1]) == {"imaginary_modes"}
-    assert ts["att"][1]["summary"]["frequencies"].startswith("transition state: exactly 1 imaginary mode")
+    assert [a.get("outcome") for a in ts["attempts"]] == ["ts_mode_count", "success"]
+    assert handlers(ts["attempts"][1]) == {"imaginary_modes"}
+    assert ts["attempts"][1]["summary"]["frequencies"].startswith(
+        "transition state: exactly 1 imaginary mode"
+    )
 
     opt = record("runtyp_opt")
-    assert [a.get("out") for a in opt["att"]] == ["opt_not_converged", "success"]
-    assert handlers(opt["att"][1]) == {"opt"}
-    assert "restart.xyz" in (camp / opt["att"][1]["dir"] / "runtyp_opt.inp").read_text()
+    assert [a.get("outcome") for a in opt["attempts"]] == ["opt_not_converged", "success"]
+    assert handlers(opt["attempts"][1]) == {"opt"}
+    assert "restart.xyz" in (camp / opt["attempts"][1]["folder"] / "runtyp_opt.inp").read_text()
 
     scf = record("scf_hard")
-    assert [a.get("out") for a in scf["att"]] == ["scf_not_converged"] * 3 + ["success"]
-    assert scf["rc"] == 3 and all(handlers(a) == {"scf"} for a in scf["att"][1:])
-    last = (camp / scf["att"][3]["dir"] / "scf_hard.inp").read_text()
+    assert [a.get("outcome") for a in scf["attempts"]] == ["scf_not_converged"] * 3 + ["success"]
+    assert scf["retries"] == 3 and all(handlers(a) == {"scf"} for a in scf["attempts"][1:])
+    last = (camp / scf["attempts"][3]["folder"] / "scf_hard.inp").read_text()
     assert "Shift 0.1" in last and "KDIIS" in last  # the strongest rung, reached within max_retries
 
     for name, reason in ENVIRONMENT.items():
         env = record(name)
-        assert env["st"] == "CANCELLED" and env.get("rc", 0) == 0  # never counted against max_retries
-        first = env["att"][0]
-        assert first["out"] == "environment_error" and first["summary"]["environment"] == reason
-        assert handlers(env["att"][1]) == {"environment"}
+        assert env["state"] == "CANCELLED" and env["retries"] == 0  # never counted against max_retries
+        first = env["attempts"][0]
+        assert first["outcome"] == "environment_error" and first["summary"]["environment"] == reason
+        assert handlers(env["attempts"][1]) == {"environment"}
     final = status(camp)["counts"]
     assert final == {"CANCELLED": 2, "COMPLETED": 4}

@@ -62,6 +62,11 @@ def _common_options(f: Any) -> Any:
     "--max-retries", type=click.IntRange(0, 100), default=None, help="Override the site's max_retries."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print what was submitted as JSON.")
+@click.option(
+    "--no-check",
+    is_flag=True,
+    help="Skip the site check of a first submit (e.g. ORCA exists only on the compute nodes).",
+)
 @click.pass_obj
 def submit(
     obj: Any,
@@ -74,6 +79,7 @@ def submit(
     dry_run: bool,
     max_retries: int | None,
     as_json: bool,
+    no_check: bool,
 ) -> None:
     """Submit ORCA inputs (.inp, or .xyz with --method) as SLURM job arrays.
 
@@ -85,7 +91,7 @@ def submit(
     checked = False
     if not dry_run:
         auto_reconcile(obj, campaign)
-        checked = _check_site_once(campaign)
+        checked = not no_check and _check_site_once(campaign)
     show_progress = len(paths) > 200 and sys.stderr.isatty() and not as_json
     with (
         click.progressbar(length=len(paths), label="recording", file=sys.stderr)
