@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import click
@@ -23,6 +24,13 @@ def _skipped(skipped: list[tuple[str, str]]) -> str:
 @click.option(
     "--max-retries", type=click.IntRange(0, 100), default=None, help="New retry limit for these jobs."
 )
+@click.option(
+    "--input",
+    "replacement",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A corrected .inp for the (one) job; an edited original input is noticed without it.",
+)
 @click.pass_obj
 def retry(
     obj: Any,
@@ -31,15 +39,28 @@ def retry(
     name_glob: str | None,
     everything: bool,
     max_retries: int | None,
+    replacement: Path | None,
 ) -> None:
     """Give PERMANENT_FAILED or CANCELLED jobs a fresh start (retry count reset).
 
     JOB is a job id or a job name; with --state/--name/--all, jobs that cannot be retried are skipped.
+    A job whose .inp was edited since it was submitted runs the edited input (validated first);
+    --input FILE gives one job a corrected input. `show` records what changed.
     """
     from orca_hpc.controller.actions import retry_selected
 
     selector = selector_of(refs, states, name_glob, everything, required=True)
-    report = retry_selected(campaign_of(obj), selector, max_retries=max_retries, echo=lambda m: say(obj, m))
+    if replacement is not None and not replacement.is_absolute():
+        replacement = Path.cwd() / replacement
+    report = retry_selected(
+        campaign_of(obj),
+        selector,
+        max_retries=max_retries,
+        echo=lambda m: say(obj, m),
+        replacement=replacement,
+    )
+    for job_id in report.edited:
+        say(obj, f"{job_id}: runs the corrected input (recorded as this attempt's correction)")
     if report.paused is not None:
         from orca_hpc.cli.submit import held_message
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from orca_hpc.attempt.folder import plan_of
+from orca_hpc.attempt.folder import AttemptPlan, plan_of
 from orca_hpc.config.campaign import Campaign
 from orca_hpc.controller.select import Selection, Selector, select_jobs
-from orca_hpc.controller.submit import Dispatcher, pause_holding, record_attempt
+from orca_hpc.controller.submit import Dispatcher, pause_holding, prepare_inputs, record_attempt
 from orca_hpc.errors import UserError
 from orca_hpc.ledger.records import Job
 from orca_hpc.ledger.states import FINISHED, JobState
@@ -29,6 +30,7 @@ class ActionReport:
     submitted: list[tuple[str, str, str]] = field(default_factory=list)  # retry: (id, name, scheduler id)
     waiting: int = 0  # retry: recorded, waiting for a free slot
     sbatch_calls: int = 0
+    edited: list[str] = field(default_factory=list)  # retry: jobs whose input changed (or was replaced)
     held: int = 0  # retry: recorded, not submitted: the campaign is paused by environment failures
     paused: dict[str, Any] | None = None  # that pause
 
@@ -83,16 +85,49 @@ def retry_selected(
     max_retries: int | None = None,
     scheduler: Scheduler | None = None,
     echo: Callable[[str], None] | None = None,
+    replacement: Path | None = None,
 ) -> ActionReport:
     """Retry the jobs ``selector`` chooses: one ledger transaction, one scheduler call per array.
-    Jobs named one by one must be retryable; jobs chosen by a filter that are not are skipped."""
+    Jobs named one by one must be retryable; jobs chosen by a filter that are not are skipped.
+    An input a person edited since is read again; ``replacement`` is a new input for ONE job."""
     ledger = campaign.ledger()
     with ledger.lock:
         selection = select_jobs(ledger.snapshot(), selector, many_per_name=False)
         keep, skipped = _partition(selection, lambda j: j.state in RETRYABLE, _retry_why)
-        report = _retry_locked(campaign, ledger, [j.id for j in keep], max_retries, scheduler, echo)
+        replacements = None
+        if replacement is not None:
+            if len(keep) != 1:
+                raise UserError(f"--input replaces the input of one job; {len(keep)} are selected")
+            replacements = {keep[0].id: replacement}
+        report = _retry_locked(
+            campaign, ledger, [j.id for j in keep], max_retries, scheduler, echo, replacements
+        )
         report.skipped = skipped
         return report
+
+
+def _edited_plan(
+    campaign: Campaign, job: Job, replacement: Path | None, report: ActionReport
+) -> AttemptPlan | None:
+    """The plan from the job's input file when a person edited it since (or gave a replacement),
+    validated like a new submission; None when the input is as it was (or an .xyz, whose method
+    line is not kept). What changed is the attempt's correction, so `show` tells."""
+    source = replacement or Path(job.input_path)
+    if replacement is None and (source.suffix.lower() != ".inp" or not source.is_file()):
+        return None
+    [fresh] = prepare_inputs(campaign, [source])  # raises, naming every problem, if it is not sound
+    if replacement is None and fresh.sha == job.input_sha:
+        return None
+    how = f"input replaced by {source}" if replacement is not None else f"input {source} edited"
+    fresh.plan.corrections = [
+        {"handler": "manual", "change": f"{how} (sha256 {job.input_sha[:12]} -> {fresh.sha[:12]})",
+         "why": "orca-hpc retry after a fix"}
+    ]  # fmt: skip
+    job.input_sha = fresh.sha
+    if replacement is not None:
+        job.input_path = str(replacement)
+    report.edited.append(job.id)
+    return fresh.plan
 
 
 def _retry_locked(
@@ -102,6 +137,7 @@ def _retry_locked(
     max_retries: int | None,
     scheduler: Scheduler | None,
     echo: Callable[[str], None] | None,
+    replacements: dict[str, Path] | None = None,
 ) -> ActionReport:
     report = ActionReport()
     if not job_ids:
@@ -117,8 +153,10 @@ def _retry_locked(
             job.nodefail_count = 0
             if max_retries is not None:
                 job.max_retries = max_retries
-            plan = plan_of(campaign.root / job.latest.dir)
-            plan.corrections = [{"handler": "manual", "change": "none", "why": "orca-hpc retry"}]
+            plan = _edited_plan(campaign, job, (replacements or {}).get(job.id), report)
+            if plan is None:
+                plan = plan_of(campaign.root / job.latest.dir)
+                plan.corrections = [{"handler": "manual", "change": "none", "why": "orca-hpc retry"}]
             record_attempt(campaign, txn, job, plan)
             report.done.append(job.id)
         report.paused = pause_holding(campaign, txn)

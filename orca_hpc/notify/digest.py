@@ -88,8 +88,8 @@ def build_failure_digest(failed_jobs: Sequence[Mapping[str, Any]], campaign: str
             body.append(f"   {job.get('outcome') or 'unknown'}, {job.get('attempts', '?')} attempts")
         body.append("")
     body += [
-        "To try a job again after fixing it:",
-        "  orca-hpc retry JOB_ID",
+        "To try a job again after fixing its input file (the edit is noticed and recorded):",
+        "  orca-hpc retry JOB_ID          (or: orca-hpc retry JOB_ID --input corrected.inp)",
     ]
     attachments = []
     if n > DETAILED_JOBS:

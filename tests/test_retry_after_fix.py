@@ -1,0 +1,75 @@
+"""Retry after a fix: an edited input (or a replacement) is validated, run, and recorded as the
+attempt's correction, so `show` tells why attempt 2 differs from attempt 1. On the `local` site."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from e2e import cli, ledger_bytes, orca_input, show, status
+
+from orca_hpc.attempt.folder import AttemptSpec
+
+
+def _failed_once(tmp_path: Path, name: str = "fixme") -> tuple[Path, Path, str]:
+    camp = tmp_path / "camp"
+    cli(tmp_path, "init", str(camp), "--site", "local")
+    config = camp / "orca-hpc.toml"
+    config.write_text(config.read_text() + '\n[overrides.orca]\npath = "orca-emulator"\n')
+    source = tmp_path / f"{name}.inp"
+    source.write_text(orca_input(directive="input_error"))
+    cli(camp, "submit", str(source))
+    job = _wait(camp, "PERMANENT_FAILED")
+    return camp, source, job
+
+
+def _wait(camp: Path, state: str) -> str:
+    deadline = time.monotonic() + 120
+    while True:
+        jobs = status(camp, reconcile=True)["jobs"]
+        if jobs and all(j["state"] == state for j in jobs):
+            return str(jobs[0]["id"])
+        assert time.monotonic() < deadline, jobs
+        time.sleep(0.3)
+
+
+def test_an_edited_input_is_run_and_recorded(tmp_path: Path) -> None:
+    camp, source, job = _failed_once(tmp_path)
+    source.write_text(orca_input())  # the person fixed the input
+    said = cli(camp, "retry", job).output
+    assert f"{job}: runs the corrected input" in said
+    _wait(camp, "COMPLETED")
+    record = show(camp, job)
+    second = record["attempts"][1]
+    [fix] = second["corrections"]
+    assert fix["handler"] == "manual" and f"input {source} edited" in fix["change"]
+    spec = AttemptSpec.read(Path(second["folder"]))
+    assert "emulate" not in (Path(second["folder"]) / spec.input).read_text()  # the edit, not the old text
+
+
+def test_an_unchanged_input_reruns_as_it_was(tmp_path: Path) -> None:
+    camp, _source, job = _failed_once(tmp_path)
+    said = cli(camp, "retry", job).output
+    assert "corrected input" not in said
+    record = show(camp, job)
+    assert record["attempts"][1]["corrections"][0]["change"] == "none"
+    _wait(camp, "PERMANENT_FAILED")
+
+
+def test_a_broken_edit_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    camp, source, job = _failed_once(tmp_path)
+    source.write_text("! B3LYP def2-SVP\n* xyz 0 1\nO 0 0\n*\n")  # a coordinate missing
+    before = ledger_bytes(camp)
+    result = cli(camp, "retry", job, expect=1)
+    assert str(source) in result.output and "\n" not in result.output.strip()
+    assert ledger_bytes(camp) == before
+
+
+def test_a_replacement_input_for_one_job(tmp_path: Path) -> None:
+    camp, _source, job = _failed_once(tmp_path)
+    fixed = tmp_path / "fixed.inp"
+    fixed.write_text(orca_input("PBE def2-SVP"))
+    cli(camp, "retry", job, "--input", str(fixed))
+    _wait(camp, "COMPLETED")
+    [fix] = show(camp, job)["attempts"][1]["corrections"]
+    assert f"input replaced by {fixed}" in fix["change"]
