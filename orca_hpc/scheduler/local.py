@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from orca_hpc.config.site import SiteConfig
+from orca_hpc.perms import SECRET_ENV_VAR, without_secrets
 from orca_hpc.scheduler.base import ArrayRequest, JobRecord, Scheduler, job_name
 
 PREFIX = "local-"
@@ -50,9 +51,10 @@ def _alive(pid: int) -> bool:
 class LocalScheduler(Scheduler):
     kind = "local"
 
-    def __init__(self, site: SiteConfig, folder: Path, python: str) -> None:
+    def __init__(self, site: SiteConfig, folder: Path, python: str, unset_env: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.site = site
+        self.unset_env = unset_env  # the controller's secrets: the runner and ORCA never see them
         self.folder = folder  # submitit's folder: the controllers' own logs
         self.python = python
 
@@ -78,7 +80,8 @@ class LocalScheduler(Scheduler):
         write to it later."""
         self.folder.mkdir(parents=True, exist_ok=True)
         env = {
-            **os.environ,
+            **without_secrets(os.environ, self.unset_env),
+            **({SECRET_ENV_VAR: ",".join(self.unset_env)} if self.unset_env else {}),
             "SUBMITIT_LOCAL_NTASKS": "1",
             "SUBMITIT_LOCAL_COMMAND": shlex.join(command),
             "SUBMITIT_LOCAL_TIMEOUT_S": str(int(60 * time_min)),

@@ -372,6 +372,7 @@ class SlurmScheduler(Scheduler):
             manifest=str(self.layout.manifest(request.token)),
             python=self.layout.python,
             campaign_dir=str(self.layout.campaign_dir),
+            unset_env=self.layout.unset_env,
         )
 
     def render(self, request: ArrayRequest) -> str:
