@@ -9,12 +9,13 @@ a crash before the ledger recorded the id is adopted by ``find_by_tokens``, as o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from orca_hpc.config.site import SiteConfig
@@ -92,16 +93,35 @@ class LocalScheduler(Scheduler):
             "SUBMITIT_EXECUTOR": "local",
             "SUBMITIT_LOCAL_WITH_SHELL": "",
         }
-        with open(self.folder / "controllers.log", "ab") as log:
+        with open(self.folder / "controllers.log", "ab") as log, self._controller_folder() as (folder, fds):
             proc = subprocess.Popen(
-                [sys.executable, "-m", _CONTROLLER, str(self.folder)],
+                [sys.executable, "-m", _CONTROLLER, folder],
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
                 start_new_session=True,
+                pass_fds=fds,
             )
         return proc.pid
+
+    @contextlib.contextmanager
+    def _controller_folder(self) -> Iterator[tuple[str, tuple[int, ...]]]:
+        """The folder as submitit's controller is told it, and the descriptors it must inherit.
+
+        submitit expands ``%j``, ``%t``, ``%A``, ... in the folder's path, so a campaign under
+        ``run-50%j`` would have its controller write its logs into a folder that does not exist (and
+        die). Such a folder is handed over as ``/proc/self/fd/N``, an open descriptor of the folder
+        (Linux: the local site runs on this machine), a path without ``%`` that names the same folder.
+        """
+        if "%" not in str(self.folder):
+            yield str(self.folder), ()
+            return
+        fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            yield f"/proc/self/fd/{fd}", (fd,)
+        finally:
+            os.close(fd)
 
     def submit(self, request: ArrayRequest) -> list[str]:
         tokens = self.folder / "tokens"

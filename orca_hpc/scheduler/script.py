@@ -100,6 +100,16 @@ def shell_quote(value: object) -> str:
     return "$'" + "".join(out) + "'"
 
 
+def slurm_filename(path: str | os.PathLike[str]) -> str:
+    """``path`` as the literal part of an sbatch filename pattern (``--output``).
+
+    sbatch expands ``%j``, ``%A``, ``%u``, ... in these patterns, so a campaign folder named ``50%j``
+    would send every job's log elsewhere; ``%%`` stands for one ``%`` (sbatch man page, "filename
+    pattern"). A backslash is no way out: it switches off every replacement, ``%A_%a`` included.
+    """
+    return os.fspath(path).replace("%", "%%")
+
+
 def sbatch_quote(value: object) -> str:
     """Quote a value for an `#SBATCH --opt=VALUE` line.
 
