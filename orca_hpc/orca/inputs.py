@@ -1065,6 +1065,34 @@ def set_xyzfile(text: str, xyz_name: str) -> str:
     return editor.result()
 
 
+def set_file_ref(text: str, ref: FileRef, new_name: str) -> str:
+    """Make the reference ``ref`` (from ``parse_input(...).files``) name ``new_name`` instead.
+
+    Any kind, in any ``$new_job`` step: ``* xyzfile q m NAME``, ``%moinp "NAME"``,
+    ``%pointcharges "NAME"``, ``InHessName "NAME"`` and the other file options. The name is replaced
+    on the reference's own line, quoted where it was quoted; nothing else changes.
+    """
+    new_name = _check_value("file name", new_name)
+    lines = text.split("\n")
+    index = ref.line - 1
+    if not 0 <= index < len(lines):
+        raise UserError(f"line {ref.line}: no such line in the input")
+    line = lines[index]
+    quoted = f'"{ref.name}"'
+    if quoted in line:
+        lines[index] = line.replace(quoted, f'"{new_name}"', 1)
+    else:
+        if any(ch.isspace() for ch in new_name):
+            raise UserError(f"file name {new_name!r} must not contain spaces (ORCA reads one word)")
+        # A bare word (``* xyzfile 0 1 sub/x.xyz``): only a whole word, not part of a longer one.
+        bare = re.compile(r'(?<![^\s"])' + re.escape(ref.name) + r'(?![^\s"])')
+        new_line, count = bare.subn(lambda _m: new_name, line, count=1)
+        if not count:
+            raise UserError(f"line {ref.line}: {ref.name!r} not found where the input names it")
+        lines[index] = new_line
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------------------------------
 # intent: what each job (``$new_job`` step) asks for, so a finished run can be judged chemically
 
