@@ -183,7 +183,7 @@ class LedgerView:
         if job is None:
             try:
                 d = _decode_str(self._raw[job_id].decode("utf-8"))[0]
-            except ValueError as err:
+            except (ValueError, RecursionError) as err:
                 raise LedgerCorrupt(
                     f"{self._where}: job {job_id} is damaged ({err}); run `orca-hpc ledger check`"
                 ) from None
@@ -508,7 +508,7 @@ def _split_doc(data: bytes) -> dict[str, Any] | None:
     lines = data.split(b"\n")
     try:
         head = json.loads(lines[0] + b"}}")
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(head, dict) or head.get("jobs") != {}:
         return None
@@ -520,7 +520,7 @@ def _split_doc(data: bytes) -> dict[str, Any] | None:
         if q < 0 or line[:1] != b'"' or line[q + 2 : q + 3] != b"{" or line[-1:] != b"}":
             return None
         key = line[1:q]
-        if b"\\" in key or b'"' in key:
+        if b"\\" in key or b'"' in key or not key.isascii():
             return None
         jobs[key.decode("ascii")] = line[q + 2 :]
     head["jobs"] = jobs
@@ -663,7 +663,7 @@ class Ledger:
             return fast, not trusted
         try:
             doc = json.loads(data)
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:
             raise self._corrupt(f"not valid JSON: {err}") from None
         if not isinstance(doc, dict):
             raise self._corrupt("not a JSON object")
@@ -699,7 +699,7 @@ class Ledger:
             try:
                 text = data.decode("utf-8")
                 d, end = _decode_str(text)
-            except ValueError as err:
+            except (ValueError, RecursionError) as err:
                 problems.append(f"job {job_id}: not valid JSON ({err})")
                 continue
             if end != len(text):

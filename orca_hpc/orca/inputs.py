@@ -96,7 +96,7 @@ _NEB_CI_KEYWORDS = frozenset({"neb-ci", "zoom-neb-ci", "fast-neb-ci"})
 _TS_OPT_KEYWORDS = frozenset({"optts", "l-optts", "scants"})
 _OPT_KEYWORDS = _MINIMUM_KEYWORDS | _TS_OPT_KEYWORDS
 _FREQ_KEYWORDS = frozenset({"freq", "numfreq", "anfreq"})
-_PAL_RE = re.compile(r"^pal(\d+)$", re.IGNORECASE)
+_PAL_RE = re.compile(r"^pal(\d{1,18})$", re.IGNORECASE)  # PAL9999... (5,000 digits) is not a count
 _TOKEN_RE = re.compile(r'"[^"]*"?|=|[^\s"=]+')
 # Block options whose quoted value names a file ORCA reads.
 _FILE_KEYS = frozenset(
@@ -323,7 +323,8 @@ def _unquote(token: str) -> str:
 
 
 def _int_token(token: str) -> int | None:
-    return int(token) if re.fullmatch(r"[+-]?\d+", token) else None
+    # At most 18 digits: a 5,000-digit "number" is not a process count (and int() refuses 4,300+).
+    return int(token) if re.fullmatch(r"[+-]?\d{1,18}", token) else None
 
 
 class _Parser:
@@ -729,7 +730,7 @@ class _Parser:
                         pal_nprocs = value
             elif block.name == "maxcore":
                 value_f = parse_float(block.options[0].value)
-                if value_f is None or value_f <= 0:
+                if value_f is None or not 0 < value_f < 1e15:  # inf from 400 digits is no size
                     raise self.error(
                         f"%maxcore {block.options[0].value!r}: must be a positive number of MB", block.line
                     )
