@@ -224,3 +224,15 @@ def test_numbers_of_thousands_of_digits_are_refused(
         assert result.exit_code in (0, 1)
     else:
         assert result.exit_code == 1 and f"{inp}:2" in result.output
+
+
+def test_control_characters_in_job_names_never_reach_the_terminal(
+    tmp_path: Path, template_campaign: Path
+) -> None:
+    camp = _fresh(template_campaign, tmp_path / "c")
+    with Ledger(camp / ".orca-hpc").transaction() as txn:
+        txn.get("j000001").name = "evil\x1b[2J\nj000099  forged  COMPLETED"
+    for args in (("status", "--no-reconcile"), ("show", "j000001", "--no-reconcile")):
+        out = run(camp, *args).output
+        assert "\x1b" not in out and "\\x1b[2J\\nj000099" in out
+        assert not any(line.startswith("j000099") for line in out.splitlines())

@@ -44,3 +44,12 @@ def auto_reconcile(obj: Any, campaign: Campaign) -> None:
 no_reconcile_option = click.option(
     "--no-reconcile", is_flag=True, help="Show the ledger as it is, without asking SLURM first."
 )
+
+
+def printable(text: str) -> str:
+    """A name from the ledger made safe for a terminal: control characters as ``\\xNN`` escapes.
+
+    Job names come from file names, which may hold escape sequences (``\\x1b[2J`` clears the screen)
+    or line breaks that would forge table rows.
+    """
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)

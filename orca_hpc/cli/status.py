@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from orca_hpc.attempt.folder import read_result
-from orca_hpc.cli.common import auto_reconcile, campaign_of, no_reconcile_option
+from orca_hpc.cli.common import auto_reconcile, campaign_of, no_reconcile_option, printable
 from orca_hpc.controller.environment import pause_summary, paused
 from orca_hpc.ledger.records import Job
 from orca_hpc.ledger.states import JobState
@@ -74,7 +74,7 @@ def status(obj: Any, states: tuple[str, ...], name: str | None, as_json: bool, n
     table = [header] + [
         (
             r["id"],
-            r["name"][:32],
+            printable(r["name"])[:32],
             r["state"],
             str(r["attempts"]),
             r["slurm_job_id"] or "-",
@@ -108,7 +108,7 @@ def show(obj: Any, job_id: str, as_json: bool, no_reconcile: bool) -> None:
         click.echo(json.dumps(job.to_dict(with_id=True), indent=1))
         return
     click.echo(
-        f"{job.id}  {job.name}  {job.state.value}  (retries {job.retry_count}/{job.max_retries}, "
+        f"{job.id}  {printable(job.name)}  {job.state.value}  (retries {job.retry_count}/{job.max_retries}, "
         f"node failures {job.nodefail_count})"
     )
     click.echo(f"input: {job.input_path}")
@@ -184,4 +184,6 @@ def results(obj: Any, fmt: str | None, no_reconcile: bool) -> None:
         return
     for r in rows:
         energy = f"{r['energy']:.10f}" if isinstance(r["energy"], float) else "-"
-        click.echo(f"{r['id']}  {str(r['name'])[:32]:32}  {r['state']:16}  {energy:>18}  {r['results']}")
+        click.echo(
+            f"{r['id']}  {printable(str(r['name']))[:32]:32}  {r['state']:16}  {energy:>18}  {r['results']}"
+        )
