@@ -77,7 +77,8 @@ def build(state_dir: Path, active: int, archived: int) -> None:
             make_job(n, running[n % 2]).to_dict(), separators=(",", ":")
         ).encode()
     meta = {"campaign": "bench", "site": "hpc-cluster", "next_id": archived + active + 1}
-    (state_dir / "ledger.json").write_bytes(_encode_doc(1, meta, [], jobs))
+    arch = [len(("\n".join(lines) + "\n").encode()) if lines else 0, archived]  # as the writer leaves it
+    (state_dir / "ledger.json").write_bytes(_encode_doc(1, meta, [], jobs, arch))
 
 
 def timed(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
@@ -122,6 +123,7 @@ def txn_reconcile(led: Ledger, decode_all: bool = False) -> None:
         # Keep the campaign the same size between repeats: new active jobs replace finished ones.
         for _ in range(50):
             job = txn.add_job("refill", "inputs/refill.inp", "0" * 64, "hpc-cluster", 3)
+            job.new_attempt("tok")  # the ledger refuses a submitted job without an attempt
             txn.set_state(job, JobState.SUBMITTING)
             txn.set_state(job, JobState.PENDING)
 

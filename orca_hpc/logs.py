@@ -304,8 +304,10 @@ def read_campaign_settings(root: Path) -> LogSettings:
     itself reports a broken config)."""
     path = Path(root) / "orca-hpc.toml"
     try:
+        if not path.is_file() or path.stat().st_size > 1 << 20:  # a FIFO or device would block
+            return LogSettings()
         config = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (OSError, ValueError, RecursionError):  # ValueError: TOMLDecodeError, 4,300+ digit numbers
         return LogSettings()
     return settings_from_config(config, str(path))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 DIR_MODE = 0o750
@@ -47,3 +48,17 @@ def unsafe_to_run(st: os.stat_result) -> str | None:
         who = "others" if st.st_mode & 0o002 else "the group"
         return f"is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o})"
     return None
+
+
+# -- secrets in the environment ----------------------------------------------------------------
+
+# The job script and the local site name here the variables that hold a secret of the controller
+# (the mail password's ``password_env``), comma-separated; the runner keeps them from ORCA too, in
+# case a site's ``setup`` lines set them again after the job script unset them.
+SECRET_ENV_VAR = "ORCA_HPC_SECRET_ENV"
+
+
+def without_secrets(environ: Mapping[str, str], names: Iterable[str] = ()) -> dict[str, str]:
+    """``environ`` without ``names``, without the variables ``SECRET_ENV_VAR`` names, and without it."""
+    drop = {*names, *environ.get(SECRET_ENV_VAR, "").split(","), SECRET_ENV_VAR}
+    return {key: value for key, value in environ.items() if key not in drop}

@@ -33,6 +33,7 @@ def _add(txn, n: int, prefix: str = "job") -> list[Job]:  # type: ignore[no-unty
 
 
 def _finish(txn, job: Job, state: JobState = JobState.COMPLETED) -> None:  # type: ignore[no-untyped-def]
+    job.new_attempt("tok")  # a job past CREATED has an attempt (the ledger refuses one without)
     txn.set_state(job, JobState.SUBMITTING)
     txn.set_state(job, JobState.PENDING)
     if state is JobState.PERMANENT_FAILED:
@@ -87,6 +88,7 @@ def test_set_state_records_time_and_rejects_illegal(ledger: Ledger) -> None:
     with ledger.transaction() as txn:
         (job,) = _add(txn, 1)
         job.updated = "old"
+        job.new_attempt("tok")
         txn.set_state(job, JobState.SUBMITTING)
         assert job.updated != "old" and job.state is JobState.SUBMITTING
         with pytest.raises(IllegalTransition):
@@ -195,7 +197,6 @@ def test_archive_index_catches_up_and_rebuilds(ledger: Ledger) -> None:
         for job in _add(txn, 3):
             txn.set_state(job, JobState.CANCELLED)
     index_path = ledger.state_dir / "archive.index.json"
-    assert not index_path.exists()
     with ledger.transaction() as txn:
         assert txn.find_by_hash(f"{1:064x}")[0].id == "j000002"
     index = json.loads(index_path.read_text())
@@ -270,6 +271,7 @@ def test_migration_from_version_0(campaign: Path) -> None:
     }
     (state / "ledger.json").write_text(json.dumps(v0))
     old_line = {"v": 0, **v0["jobs"][0], "id": "j000001", "name": "water", "state": "COMPLETED"}
+    old_line["dir"] = "jobs/j000001"
     (state / "archive.jsonl").write_text(json.dumps(old_line) + "\n")
     led = Ledger(state)
     job = led.snapshot().get("j000002")
@@ -385,8 +387,10 @@ def test_check_reports_damaged_archive_line(campaign: Path, ledger: Ledger) -> N
     lines = archive.read_text().splitlines()
     archive.write_text(lines[0] + "\n#garbage\n" + lines[1] + "\n")
     result = CliRunner().invoke(main, ["-C", str(campaign), "ledger", "check"])
-    assert result.exit_code == 1 and "damaged lines 2" in result.output
-    assert {j.id for j in ledger.snapshot().all_jobs()} == {"j000001", "j000002"}
+    assert result.exit_code == 1 and "line 2: not valid JSON" in result.output
+    # Every load refuses it too, naming the file and where the line starts: nothing is written over it.
+    with pytest.raises(LedgerCorrupt, match=r"archive.jsonl: the line at byte \d+ is damaged"):
+        ledger.snapshot().all_jobs()
 
 
 # -- full disk ----------------------------------------------------------------------------------
@@ -450,6 +454,7 @@ def test_reformatted_ledger_still_loads_and_is_rewritten(ledger: Ledger) -> None
     tricky = 'he said "st":"COMPLETED" \\ ünï'  # quotes, backslash, non-ASCII in a name
     with ledger.transaction() as txn:
         job = txn.add_job(tricky, "a.inp", SHA, "local", 3, note={"st": "COMPLETED"})
+        job.new_attempt("tok")
         txn.set_state(job, JobState.SUBMITTING)
         _add(txn, 2)
     view = ledger.snapshot()

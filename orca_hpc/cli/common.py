@@ -104,3 +104,12 @@ def selector_of(
             raise click.UsageError("name the jobs: JOB ids or names, --state, --name GLOB, or --all")
         return Selector(everything=True)
     return selector
+
+
+def printable(text: str) -> str:
+    """A name from the ledger made safe for a terminal: control characters as ``\\xNN`` escapes.
+
+    Job names come from file names, which may hold escape sequences (``\\x1b[2J`` clears the screen)
+    or line breaks that would forge table rows.
+    """
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)

@@ -40,10 +40,11 @@ def check(ctx: click.Context, lock_kind: str) -> None:
         if not ctx.obj.quiet:
             click.echo(report.summary())
         return
+    # One line per damaged file, each saying the way back.
     for problem in report.problems:
+        if report.backup_ok and not report.ledger_ok and problem.startswith(f"ledger {report.ledger.path}"):
+            problem += " (the backup is good)"
         click.echo(f"orca-hpc: error: {problem}", err=True)
-    if report.backup_ok:
-        click.echo("The backup is good: `orca-hpc ledger restore` puts it back.", err=True)
     sys.exit(EXIT_ERROR)
 
 

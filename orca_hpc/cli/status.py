@@ -17,6 +17,7 @@ from orca_hpc.cli.common import (
     auto_reconcile,
     campaign_of,
     no_reconcile_option,
+    printable,
     selection_options,
     selector_of,
 )
@@ -96,7 +97,7 @@ def status(
     table = [header] + [
         (
             r["id"],
-            shorten(r["name"], 32),
+            shorten(printable(str(r["name"])), 32),
             r["state"],
             str(r["attempts"]),
             r["slurm_job_id"] or "-",
@@ -147,7 +148,7 @@ def show(
 
 def _show_one(campaign: Any, job: Job) -> None:
     click.echo(
-        f"{job.id}  {job.name}  {job.state.value}  (retries {job.retry_count}/{job.max_retries}, "
+        f"{job.id}  {printable(job.name)}  {job.state.value}  (retries {job.retry_count}/{job.max_retries}, "
         f"node failures {job.nodefail_count})"
     )
     click.echo(f"input: {job.input_path}")
@@ -272,5 +273,5 @@ def results(
         return
     for r in rows:
         energy = f"{r['energy']:.10f}" if isinstance(r["energy"], float) else "-"
-        name = shorten(str(r["name"]), 32)
+        name = shorten(printable(str(r["name"])), 32)
         click.echo(f"{r['id']}  {name:32}  {r['state']:16}  {energy:>18}  {r['results']}")

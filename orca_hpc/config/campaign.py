@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from orca_hpc.config.site import SiteConfig, load_site
+from orca_hpc.config.tomlfile import parse_toml, read_config_text
 from orca_hpc.errors import UserError
 from orca_hpc.ledger.store import Ledger
 from orca_hpc.perms import DIR_MODE, make_dir
@@ -130,10 +131,7 @@ def load_campaign(root: Path) -> Campaign:
             f"{root}: not an orca-hpc campaign (no {CONFIG_NAME} here or in any parent folder); "
             "create one with 'orca-hpc init'"
         )
-    try:
-        config = tomllib.loads(config_path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f"{config_path}: not valid TOML: {err}") from None
+    config = parse_toml(read_config_text(config_path, "campaign config"), config_path)
     unknown = sorted(set(config) - _KNOWN_KEYS)
     if unknown:
         raise UserError(

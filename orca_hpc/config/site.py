@@ -24,6 +24,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised only on 3.10
     import tomli as tomllib
 
+from orca_hpc.config.tomlfile import read_config_text
 from orca_hpc.errors import InputFileError, UserError
 from orca_hpc.orca.chemistry import DEFAULT_IMAG_THRESHOLD_CM1
 from orca_hpc.shipped import shipped_dir
@@ -349,16 +350,20 @@ def load_site(
 def load_site_file(path: Path) -> SiteConfig:
     """Load and validate one site toml file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_config_text(path, "site config")
     except FileNotFoundError:
         raise UserError(f"{path}: site config not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read site config: {exc}") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read site config: {exc.strerror or exc}") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         match = re.search(r"\(at line (\d+)", str(exc))
         raise InputFileError(path, f"invalid TOML: {exc}", int(match.group(1)) if match else None) from None
+    except RecursionError:
+        raise InputFileError(path, "invalid TOML: nested too deeply") from None
+    except ValueError as exc:  # tomllib's int() of a 4,300+ digit number
+        raise InputFileError(path, f"invalid TOML: {str(exc)[:80]}") from None
     where = _Where(str(path), text)
     _check_shape(data, where)
     if isinstance(data.get("template_dir"), str):

@@ -119,10 +119,11 @@ def _from_inp(campaign: Campaign, path: Path) -> NewJob:
             raise InputFileError(path, f"two referenced files are both named {flat!r}", ref.line)
         extra[flat] = ref_path
         if ref.name != flat:
-            if ref.kind == "xyzfile" and ref.job == 0:
-                text = orca_input.set_xyzfile(text, flat)
-            elif ref.kind == "moinp":
-                text = orca_input.set_moread(text, flat)
+            # Copied flat beside the input: the input must name it there, whatever the kind and step.
+            try:
+                text = orca_input.set_file_ref(text, ref, flat)
+            except UserError as err:
+                raise InputFileError(path, str(err), ref.line) from None
     explicit = any(job.nprocs for job in parsed.jobs)
     plan = _plan(campaign, text, path.stem, parsed.nprocs if explicit else None, parsed.maxcore, extra, path)
     return NewJob(path, path.stem, _sha(plan.input_text, extra), plan)

@@ -8,9 +8,14 @@ warning and cut off by the next append (its job is still active in ``ledger.json
 archive is always appended before ``ledger.json`` is replaced).
 
 ``archive.index.json`` is a cache so that lookups never read the whole archive:
-``{"v": 1, "size": bytes covered, "ids": {id: line offset}, "sha": {sha256: [ids]},
-"name": {name: [ids]}}``. When the archive has grown past ``size`` only the new tail is read;
-when the index is missing, damaged or does not fit the archive it is rebuilt from scratch.
+``{"v": 2, "size": bytes covered, "ids": {id: line offset}, "sha": {sha256: [ids]},
+"name": {name: [ids]}, "max": highest id number}``. When the archive has grown past ``size`` only
+the new tail is read; when the index is missing, damaged or does not fit the archive it is rebuilt
+from scratch.
+
+Every line is validated (``orca_hpc.ledger.validate``) when it is indexed or read: a damaged line
+(not the torn tail) raises ``LedgerCorrupt`` naming the file and the line, so nothing is written
+over a campaign whose history cannot be read; ``scan`` (``ledger check``) lists them instead.
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from orca_hpc.atomic import append_durable, atomic_write_bytes
-from orca_hpc.ledger.schema import migrate_line
+from orca_hpc.errors import LedgerCorrupt
+from orca_hpc.ledger.schema import SCHEMA_VERSION, migrate_line
+from orca_hpc.ledger.validate import job_problems, summarize
 
 log = logging.getLogger("orca_hpc.ledger.store")
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: lines validated when indexed, and the highest id kept
 
 
 def _dumps(obj: Any) -> str:
@@ -41,6 +48,7 @@ class ArchiveScan:
         self.jobs: dict[str, dict[str, Any]] = {}
         self.lines = 0
         self.bad_lines: list[int] = []  # 1-based line numbers that did not parse (not the torn tail)
+        self.problems: list[str] = []  # what is wrong with them
         self.torn_tail = False
 
 
@@ -57,13 +65,25 @@ class Archive:
     # -- reading --------------------------------------------------------------------------
 
     def _parse_line(self, raw: bytes) -> dict[str, Any] | None:
+        return self._check_line(raw)[0]
+
+    def _check_line(self, raw: bytes) -> tuple[dict[str, Any] | None, list[str]]:
+        """(the migrated record, []) or (None, what is wrong with the line)."""
         try:
             d = json.loads(raw)
-        except ValueError:
-            return None
+        except (ValueError, RecursionError) as err:
+            return None, [f"not valid JSON ({str(err)[:80]})"]
         if not isinstance(d, dict) or not isinstance(d.get("id"), str):
-            return None
-        return migrate_line(d)
+            return None, ["not a job with an id"]
+        version = d.get("v", 1)
+        if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version <= SCHEMA_VERSION:
+            return None, [f"unknown line version {str(version)[:20]!r}"]
+        try:
+            d = migrate_line(d)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            return None, [f"cannot migrate ({type(err).__name__})"]
+        problems = job_problems(d["id"], d, archived=True)
+        return (None, problems) if problems else (d, [])
 
     def _read_from(self, offset: int) -> tuple[bytes, int]:
         try:
@@ -88,11 +108,15 @@ class Archive:
             lineno += 1
             raw = data[pos:nl]
             if raw.strip():
-                d = self._parse_line(raw)
+                d, problems = self._check_line(raw)
                 if d is None:
-                    log.warning("%s: line at byte %d is damaged; skipped", self.path, base + pos)
-                    if scan is not None:
-                        scan.bad_lines.append(lineno)
+                    if scan is None:
+                        raise LedgerCorrupt(
+                            f"{self.path}: the line at byte {base + pos} is damaged ({summarize(problems)}); "
+                            "edit or remove that line, then run `orca-hpc ledger check`"
+                        )
+                    scan.bad_lines.append(lineno)
+                    scan.problems += [f"line {lineno}: {p}" for p in problems]
                 else:
                     yield base + pos, d
             pos = nl + 1
@@ -117,12 +141,13 @@ class Archive:
     # -- index ----------------------------------------------------------------------------
 
     def _empty_index(self) -> dict[str, Any]:
-        return {"v": INDEX_VERSION, "size": 0, "ids": {}, "sha": {}, "name": {}}
+        return {"v": INDEX_VERSION, "size": 0, "ids": {}, "sha": {}, "name": {}, "max": 0}
 
     def _index_add(self, index: dict[str, Any], offset: int, d: dict[str, Any]) -> None:
         job_id = d["id"]
         known = job_id in index["ids"]
         index["ids"][job_id] = offset
+        index["max"] = max(index["max"], int(job_id[1:]))
         if not known:
             if d.get("sha"):
                 index["sha"].setdefault(d["sha"], []).append(job_id)
@@ -142,7 +167,7 @@ class Archive:
                 index = json.load(fh)
         except FileNotFoundError:
             pass
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             log.warning("%s is damaged; rebuilding it from %s", self.index_path, self.path.name)
         if (
             not isinstance(index, dict)
@@ -150,6 +175,7 @@ class Archive:
             or not isinstance(index.get("size"), int)
             or index["size"] > size_now
             or not all(isinstance(index.get(k), dict) for k in ("ids", "sha", "name"))
+            or not isinstance(index.get("max"), int)
         ):
             index = self._empty_index()
         if index["size"] < size_now:
@@ -176,6 +202,8 @@ class Archive:
         return self._index
 
     def _read_at(self, offset: int) -> dict[str, Any] | None:
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            return None  # a damaged index: the caller rebuilds it
         try:
             with open(self.path, "rb") as fh:
                 fh.seek(offset)
@@ -206,6 +234,10 @@ class Archive:
 
     def ids(self) -> list[str]:
         return list(self._load_index()["ids"])
+
+    def highest_id(self) -> int:
+        """The highest job id number in the archive (0 when empty): ids below it are taken."""
+        return int(self._load_index()["max"])
 
     # -- writing (lock held) --------------------------------------------------------------
 
@@ -239,10 +271,11 @@ class Archive:
         finally:
             os.close(fd)
 
-    def append(self, records: list[dict[str, Any]]) -> None:
-        """Append job records (each with ``id``) durably; raises OSError on failure (nothing left)."""
+    def append(self, records: list[dict[str, Any]]) -> int | None:
+        """Append job records (each with ``id``) durably; returns the archive's new size (None when
+        there was nothing to append). Raises OSError on failure (nothing left)."""
         if not records:
-            return
+            return None
         assert self._writable, "archive append without the ledger lock"
         self._cut_torn_tail()
         lines = [_dumps(r) for r in records]
@@ -255,6 +288,7 @@ class Archive:
                 offset += len(line.encode("utf-8")) + 1
             self._index["size"] = offset
             self._index_dirty = True
+        return start + len(data)
 
     def save_index(self) -> None:
         """Write the index cache if it changed (best effort: it can always be rebuilt).

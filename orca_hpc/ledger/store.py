@@ -58,6 +58,7 @@ import json
 import os
 import stat
 import time
+import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,7 @@ from orca_hpc.ledger.lock import DEFAULT_STALE_AFTER, LedgerLock
 from orca_hpc.ledger.records import Attempt, Job, format_job_id, job_id_number
 from orca_hpc.ledger.schema import SCHEMA_VERSION, migrate_doc
 from orca_hpc.ledger.states import FINISHED, JobState, check_transition
+from orca_hpc.ledger.validate import counter_problem, head_problems, job_problems, summarize
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -96,7 +98,8 @@ class UnknownJob(UserError):
 
 
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    # allow_nan=False: NaN is not JSON, and a ledger that no JSON reader can open is a lost ledger.
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 @contextlib.contextmanager
@@ -180,7 +183,7 @@ class LedgerView:
         if job is None:
             try:
                 d = _decode_str(self._raw[job_id].decode("utf-8"))[0]
-            except ValueError as err:
+            except (ValueError, RecursionError) as err:
                 raise LedgerCorrupt(
                     f"{self._where}: job {job_id} is damaged ({err}); run `orca-hpc ledger check`"
                 ) from None
@@ -338,7 +341,9 @@ class Transaction(LedgerView):
     def __init__(self, state_dir: Path, doc: dict[str, Any], *, migrated: bool) -> None:
         super().__init__(state_dir, doc, writable=True)
         self.migrated = migrated
+        self.arch: list[int] = doc["arch"]  # [size, highest id] of the archive, set by Ledger._load
         self._orig_meta = _dumps(self._meta)
+        self._loaded_next_id: int = self._meta["next_id"]
         self._orig_outbox = _dumps(self._outbox)
 
     @LedgerView.meta.setter  # type: ignore[attr-defined]
@@ -355,7 +360,11 @@ class Transaction(LedgerView):
         """Record a new job in state CREATED with the next id; ``extra`` goes to ``job.extra``."""
         number = int(self._meta.get("next_id", 1))
         job_id = format_job_id(number)
-        while job_id in self._ids or job_id in self._archived:  # never reuse an id, even after a restore
+        # Never reuse an id, even after a restore. Loading refused a counter behind the archive, and
+        # ``self.arch`` knows the archive's highest id without reading its index.
+        number = max(number, self.arch[1] + 1)
+        job_id = format_job_id(number)
+        while job_id in self._ids or job_id in self._archived:
             number += 1
             job_id = format_job_id(number)
         self._meta["next_id"] = number + 1
@@ -464,12 +473,26 @@ def _peek(raw: bytes, key: bytes) -> str | None:
     return None if b"\\" in value else value.decode("utf-8")
 
 
-def _encode_doc(generation: int, meta: dict[str, Any], outbox: list[Any], jobs: dict[str, bytes]) -> bytes:
+def _body_sum(body: bytes, arch: Any) -> str:
+    # CRC-32: it is there to notice hand edits and damage, not forgery, and it must cost little at
+    # 60 MB (a cryptographic hash doubled the load time of 100,000 jobs).
+    return f"{zlib.crc32(_dumps(arch).encode(), zlib.crc32(body)):08x}"
+
+
+def _encode_doc(
+    generation: int, meta: dict[str, Any], outbox: list[Any], jobs: dict[str, bytes], arch: list[int]
+) -> bytes:
+    """``arch``: [size of archive.jsonl, highest id number in it] when this generation was saved."""
+    body = b",".join([b'\n"' + k.encode("ascii") + b'":' + v for k, v in jobs.items()])
+    # "sum" proves on loading that the jobs are the bytes this writer produced from validated jobs,
+    # so a load need not decode 100,000 jobs to know they are sound (a hand edit changes the sum);
+    # "arch" lets a load check the id counter against the archive with one stat while the archive
+    # has not grown since (instead of reading the archive's index).
     head = (
         f'{{"schema_version":{SCHEMA_VERSION},"generation":{generation},"saved":"{now_iso()}",'
+        f'"sum":"{_body_sum(body, arch)}","arch":{_dumps(arch)},'
         f'"meta":{_dumps(meta)},"outbox":{_dumps(outbox)},"jobs":{{'
     ).encode()
-    body = b",".join([b'\n"' + k.encode("ascii") + b'":' + v for k, v in jobs.items()])
     return head + body + b"\n}}\n"
 
 
@@ -485,7 +508,7 @@ def _split_doc(data: bytes) -> dict[str, Any] | None:
     lines = data.split(b"\n")
     try:
         head = json.loads(lines[0] + b"}}")
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(head, dict) or head.get("jobs") != {}:
         return None
@@ -497,10 +520,11 @@ def _split_doc(data: bytes) -> dict[str, Any] | None:
         if q < 0 or line[:1] != b'"' or line[q + 2 : q + 3] != b"{" or line[-1:] != b"}":
             return None
         key = line[1:q]
-        if b"\\" in key or b'"' in key:
+        if b"\\" in key or b'"' in key or not key.isascii():
             return None
         jobs[key.decode("ascii")] = line[q + 2 :]
     head["jobs"] = jobs
+    head["_trusted"] = head.get("sum") == _body_sum(data[len(lines[0]) : len(data) - 4], head.get("arch"))
     return head
 
 
@@ -552,7 +576,8 @@ class Ledger:
             meta = dict(meta)
             meta.setdefault("next_id", 1)
             meta.setdefault("created", now_iso())
-            ledger._write(_encode_doc(1, meta, [], {}), keep_backup=False)
+            arch = ledger._archive_mark(Archive(state_dir, writable=True))
+            ledger._write(_encode_doc(1, meta, [], {}, arch), keep_backup=False)
         return ledger
 
     # -- checks and loading ---------------------------------------------------------------
@@ -586,7 +611,37 @@ class Ledger:
             raise UserError(
                 f"no orca-hpc ledger in {self.state_dir.parent}: not a campaign folder (run `orca-hpc init`)"
             ) from None
-        return self.parse(data)
+        doc, rewrite = self.parse(data)
+        problem = self._counter_problem(doc, proven=not rewrite)
+        if problem:
+            raise self._corrupt(problem)
+        return doc, rewrite
+
+    def _archive_mark(self, archive: Archive) -> list[int]:
+        """[size, highest id] of the archive now, from its index (which catches up if needed)."""
+        highest = archive.highest_id()  # first: it may cut nothing, but reads up to the last newline
+        try:
+            size = os.stat(archive.path).st_size
+        except FileNotFoundError:
+            size = 0
+        return [size, highest]
+
+    def _counter_problem(self, doc: dict[str, Any], proven: bool = False) -> str | None:
+        """Checks ``meta.next_id`` against every id; leaves ``doc["arch"]`` true for the archive now.
+
+        ``proven``: the file's sum matched, so its writer checked the counter against its own jobs.
+        """
+        highest_active = 0 if proven else max((job_id_number(i) for i in doc["jobs"]), default=0)
+        arch = doc.get("arch")
+        try:
+            size = os.stat(self.state_dir / "archive.jsonl").st_size
+        except FileNotFoundError:
+            size = 0
+        if not (isinstance(arch, list) and len(arch) == 2 and arch[0] == size and isinstance(arch[1], int)):
+            # The archive grew since this generation was saved (or the mark is not ours): ask its index.
+            # A damaged archive line raises its own LedgerCorrupt, naming the archive and the line.
+            doc["arch"] = arch = self._archive_mark(Archive(self.state_dir, writable=False))
+        return counter_problem(doc["meta"]["next_id"], highest_active, arch[1])
 
     @_gc_paused()
     def parse(self, data: bytes) -> tuple[dict[str, Any], bool]:
@@ -596,11 +651,19 @@ class Ledger:
         the canonical layout are re-encoded; both report True so the next save rewrites them.
         """
         fast = _split_doc(data)
-        if fast is not None and isinstance(fast.get("meta"), dict) and isinstance(fast.get("outbox"), list):
-            return fast, False
+        if fast is not None:
+            trusted = fast.pop("_trusted")
+            if not trusted:
+                fast.pop("arch", None)
+            problems = head_problems(fast)
+            if not problems and not trusted:  # edited by hand or written before the sum: prove every job
+                problems = self._raw_job_problems(fast["jobs"])
+            if problems:
+                raise self._corrupt(summarize(problems))
+            return fast, not trusted
         try:
             doc = json.loads(data)
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:
             raise self._corrupt(f"not valid JSON: {err}") from None
         if not isinstance(doc, dict):
             raise self._corrupt("not a JSON object")
@@ -616,17 +679,34 @@ class Ledger:
             doc, _ = migrate_doc(doc)
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise self._corrupt(f"cannot migrate from schema {version}: {err}") from None
-        for key, kind in (("meta", dict), ("outbox", list), ("jobs", dict)):
-            if not isinstance(doc.get(key), kind):
-                raise self._corrupt(f"{key!r} missing or not a {kind.__name__}")
-        jobs = {}
-        for job_id, d in doc["jobs"].items():
-            try:
-                jobs[str(job_id)] = _dumps(Job.from_dict(str(job_id), d).to_dict()).encode("utf-8")
-            except (KeyError, ValueError, TypeError, AttributeError) as err:
-                raise self._corrupt(f"job {job_id}: {type(err).__name__}: {err}") from None
-        doc["jobs"] = jobs
+        doc.pop("arch", None)  # only a file whose sum matches vouches for it
+        problems = head_problems(doc)
+        if not problems:
+            for job_id, d in doc["jobs"].items():
+                problems += job_problems(job_id, d)
+        if problems:
+            raise self._corrupt(summarize(problems))
+        doc["jobs"] = {
+            job_id: _dumps(Job.from_dict(job_id, d).to_dict()).encode("utf-8")
+            for job_id, d in doc["jobs"].items()
+        }
         return doc, True
+
+    @staticmethod
+    def _raw_job_problems(raw: dict[str, bytes]) -> list[str]:
+        problems: list[str] = []
+        for job_id, data in raw.items():
+            try:
+                text = data.decode("utf-8")
+                d, end = _decode_str(text)
+            except (ValueError, RecursionError) as err:
+                problems.append(f"job {job_id}: not valid JSON ({err})")
+                continue
+            if end != len(text):
+                problems.append(f"job {job_id}: text after the job's object")
+                continue
+            problems += job_problems(job_id, d)
+        return problems
 
     # -- public entry points --------------------------------------------------------------
 
@@ -667,17 +747,54 @@ class Ledger:
             txn.archive.save_index()
             return False
         generation = txn.generation + 1
-        data = _encode_doc(generation, txn.meta, txn.outbox, hot)
+        self._refuse_unsound(txn, hot, to_archive)
         try:
             # Archive first: if we die before ledger.json is replaced, those jobs are still
             # active there and the active copy wins.
-            txn.archive.append(to_archive)
+            size = txn.archive.append(to_archive)
         except OSError as err:
             raise self._write_error(txn.archive.path, err) from None
+        arch = [
+            txn.arch[0] if size is None else size,
+            max([txn.arch[1], *(job_id_number(d["id"]) for d in to_archive)]),
+        ]
+        try:
+            data = _encode_doc(generation, txn.meta, txn.outbox, hot, arch)
+        except (ValueError, TypeError) as err:  # _refuse_unsound lets nothing through that fails here
+            raise LedgerWriteError(f"refusing to save {self.path}: {err}; nothing was changed") from None
         self._write(data, keep_backup=True)
+        txn.arch = arch
         txn.archive.save_index()
         txn.generation = generation
         return True
+
+    def _refuse_unsound(
+        self, txn: Transaction, hot: dict[str, bytes], to_archive: list[dict[str, Any]]
+    ) -> None:
+        """The save's own check: what it writes must pass the rules every load applies.
+
+        Only what changed is decoded (the rest is bytes proven sound on loading), so a bug that put a
+        wrong type into a job is refused here instead of being found by the next command.
+        """
+        problems = head_problems(
+            {"generation": txn.generation + 1, "meta": txn.meta, "outbox": txn.outbox, "jobs": hot}
+        )
+        for job_id in hot:
+            if job_id in txn._jobs and hot[job_id] is not txn._raw.get(job_id):
+                problems += job_problems(job_id, json.loads(hot[job_id]))
+        for d in to_archive:
+            problems += job_problems(d["id"], d, archived=True)
+        # Jobs that were loaded are below the loaded counter (loading proved it); the counter only grows.
+        touched = [*txn._jobs, *(d["id"] for d in to_archive)]
+        highest = max([txn._loaded_next_id - 1, *(job_id_number(i) for i in touched)])
+        if not problems and isinstance(txn.meta.get("next_id"), int):
+            counter = counter_problem(txn.meta["next_id"], highest, txn.arch[1])
+            problems += [counter] if counter else []
+        if problems:
+            raise LedgerWriteError(
+                f"refusing to save {self.path}: {summarize(problems)}; nothing was changed, "
+                "the ledger is as before"
+            )
 
     def _write_error(self, path: Path, err: OSError) -> LedgerWriteError:
         why = err.strerror or str(err)
@@ -730,41 +847,42 @@ class Ledger:
         """Validate ``ledger.json``, its backup and the archive without changing anything."""
         self._check_state_dir()
         report = CheckReport(self)
+        # The same parse and counter rule as every load (``_load``), so what passes here loads.
+        doc: dict[str, Any] | None = None
+        migrated = False
         try:
-            doc, migrated = self._load()
+            data: bytes | None = self.path.read_bytes()
+        except FileNotFoundError:
+            data = None
+        try:
+            if data is None:
+                self._load()  # the missing-file messages: not a campaign, or restore the backup
+            else:
+                doc, migrated = self.parse(data)
         except LedgerCorrupt as err:
             report.problems.append(str(err))
-            doc, migrated = None, False
+        if doc is not None:
+            try:
+                problem = self._counter_problem(doc)
+            except LedgerCorrupt:
+                problem = None  # a damaged archive line: the scan below names every one
+            if problem:
+                report.problems.append(str(self._corrupt(problem)))
+        report.ledger_ok = not report.problems
         if doc is not None:
             report.generation = doc.get("generation", 0)
             report.schema_migrated = migrated
             view = LedgerView(self.state_dir, doc, writable=False)
-            max_number = 0
             for job_id in view._ids:
-                try:
-                    job = view._active(job_id)
-                    max_number = max(max_number, job_id_number(job_id))
-                except (LedgerCorrupt, ValueError) as err:
-                    report.problems.append(str(err))
-                    continue
-                report.states[job.state.value] = report.states.get(job.state.value, 0) + 1
+                state = view._active(job_id).state.value
+                report.states[state] = report.states.get(state, 0) + 1
             report.active = len(view._ids)
             report.outbox = len(view.outbox)
-            if int(view.meta.get("next_id", 1)) <= max_number:
-                report.problems.append(
-                    f"{self.path}: meta.next_id {view.meta.get('next_id')} <= job j{max_number}"
-                )
         report.backup_ok = self._backup_ok()
         scan = Archive(self.state_dir, writable=False).scan()
         report.archived = sum(1 for job_id in scan.jobs if doc is None or job_id not in doc["jobs"])
-        for job_id, d in scan.jobs.items():
-            try:
-                Job.from_dict(job_id, d)
-            except (KeyError, ValueError, TypeError) as err:
-                report.problems.append(f"archive.jsonl: job {job_id} is damaged ({err})")
         if scan.bad_lines:
-            lines = ", ".join(map(str, scan.bad_lines[:10]))
-            report.problems.append(f"{self.state_dir / 'archive.jsonl'}: damaged lines {lines}")
+            report.problems.append(f"{self.state_dir / 'archive.jsonl'}: damaged: {summarize(scan.problems)}")
         if scan.torn_tail:
             report.warnings.append(
                 "archive.jsonl ends with an incomplete line (an interrupted write); it is ignored"
@@ -807,10 +925,10 @@ class Ledger:
                 current = None
             if current is not None and not force:
                 try:
-                    self.parse(current)
+                    sound = self._counter_problem(self.parse(current)[0]) is None
                 except LedgerCorrupt:
-                    pass
-                else:
+                    sound = False
+                if sound:
                     raise UserError(
                         f"{self.path} is not damaged; use --force to replace it with the backup anyway"
                     )
@@ -825,10 +943,11 @@ class Ledger:
                     raise self._write_error(aside, err) from None
             # Ids handed out by the lost generation may already be in the archive: never reuse them.
             archive = Archive(self.state_dir, writable=True)
-            archived = [job_id_number(i) for i in archive.ids()]
             meta = bdoc["meta"]
-            meta["next_id"] = max([int(meta.get("next_id", 1)), *(n + 1 for n in archived)])
-            data = _encode_doc(int(bdoc.get("generation", 0)) + 1, meta, bdoc["outbox"], bdoc["jobs"])
+            highest_active = max((job_id_number(i) for i in bdoc["jobs"]), default=0)
+            meta["next_id"] = max(meta["next_id"], highest_active + 1, archive.highest_id() + 1)
+            arch = self._archive_mark(archive)
+            data = _encode_doc(int(bdoc.get("generation", 0)) + 1, meta, bdoc["outbox"], bdoc["jobs"], arch)
             self._write(data, keep_backup=False)
             archive.save_index()
             return aside
@@ -848,6 +967,7 @@ class CheckReport:
         self.outbox = 0
         self.states: dict[str, int] = {}
         self.backup_ok: bool | None = None
+        self.ledger_ok = True  # ledger.json itself is sound (problems may be in the archive only)
 
     @property
     def ok(self) -> bool:

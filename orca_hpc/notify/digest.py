@@ -27,6 +27,11 @@ def _clean(text: str) -> str:
     return "".join(c if c.isprintable() or c in "\n\t" else "?" for c in text).replace("\t", "    ")
 
 
+def _one_line(text: str) -> str:
+    # A job name (from a file name) may hold line breaks: they would forge lines of the digest.
+    return _clean(text).replace("\n", "?")
+
+
 def _tail(text: str, n: int) -> list[str]:
     lines = [ln.rstrip() for ln in _clean(text or "").splitlines()]
     while lines and not lines[-1]:
@@ -44,7 +49,7 @@ def _wrap(label: str, value: str) -> list[str]:
 
 
 def _job_block(i: int, job: Mapping[str, Any], tail_lines: int) -> list[str]:
-    lines = [f"{i}. {_clean(str(job.get('name', '?')))} ({job.get('id', '?')})"]
+    lines = [f"{i}. {_one_line(str(job.get('name', '?')))} ({job.get('id', '?')})"]
     lines.append(f"   attempts: {job.get('attempts', '?')}")
     lines.append(f"   outcome: {job.get('outcome') or 'unknown'}")
     if job.get("message"):
@@ -84,7 +89,7 @@ def build_failure_digest(failed_jobs: Sequence[Mapping[str, Any]], campaign: str
     if n > DETAILED_JOBS:
         body.append(f"... and {n - DETAILED_JOBS} more (all details in failed-jobs.txt):")
         for i, job in enumerate(failed_jobs[DETAILED_JOBS:], DETAILED_JOBS + 1):
-            body.append(f"{i}. {_clean(str(job.get('name', '?')))[:30]} ({job.get('id', '?')})")
+            body.append(f"{i}. {_one_line(str(job.get('name', '?')))[:30]} ({job.get('id', '?')})")
             body.append(f"   {job.get('outcome') or 'unknown'}, {job.get('attempts', '?')} attempts")
         body.append("")
     body += [

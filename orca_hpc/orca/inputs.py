@@ -96,7 +96,7 @@ _NEB_CI_KEYWORDS = frozenset({"neb-ci", "zoom-neb-ci", "fast-neb-ci"})
 _TS_OPT_KEYWORDS = frozenset({"optts", "l-optts", "scants"})
 _OPT_KEYWORDS = _MINIMUM_KEYWORDS | _TS_OPT_KEYWORDS
 _FREQ_KEYWORDS = frozenset({"freq", "numfreq", "anfreq"})
-_PAL_RE = re.compile(r"^pal(\d+)$", re.IGNORECASE)
+_PAL_RE = re.compile(r"^pal(\d{1,18})$", re.IGNORECASE)  # PAL9999... (5,000 digits) is not a count
 _TOKEN_RE = re.compile(r'"[^"]*"?|=|[^\s"=]+')
 # Block options whose quoted value names a file ORCA reads.
 _FILE_KEYS = frozenset(
@@ -323,7 +323,8 @@ def _unquote(token: str) -> str:
 
 
 def _int_token(token: str) -> int | None:
-    return int(token) if re.fullmatch(r"[+-]?\d+", token) else None
+    # At most 18 digits: a 5,000-digit "number" is not a process count (and int() refuses 4,300+).
+    return int(token) if re.fullmatch(r"[+-]?\d{1,18}", token) else None
 
 
 class _Parser:
@@ -729,7 +730,7 @@ class _Parser:
                         pal_nprocs = value
             elif block.name == "maxcore":
                 value_f = parse_float(block.options[0].value)
-                if value_f is None or value_f <= 0:
+                if value_f is None or not 0 < value_f < 1e15:  # inf from 400 digits is no size
                     raise self.error(
                         f"%maxcore {block.options[0].value!r}: must be a positive number of MB", block.line
                     )
@@ -1063,6 +1064,34 @@ def set_xyzfile(text: str, xyz_name: str) -> str:
     editor = _Editor(text, parsed)
     editor.replace(job.coord_span, f"* xyzfile {job.charge} {job.multiplicity} {xyz_name}", drop_blank=False)
     return editor.result()
+
+
+def set_file_ref(text: str, ref: FileRef, new_name: str) -> str:
+    """Make the reference ``ref`` (from ``parse_input(...).files``) name ``new_name`` instead.
+
+    Any kind, in any ``$new_job`` step: ``* xyzfile q m NAME``, ``%moinp "NAME"``,
+    ``%pointcharges "NAME"``, ``InHessName "NAME"`` and the other file options. The name is replaced
+    on the reference's own line, quoted where it was quoted; nothing else changes.
+    """
+    new_name = _check_value("file name", new_name)
+    lines = text.split("\n")
+    index = ref.line - 1
+    if not 0 <= index < len(lines):
+        raise UserError(f"line {ref.line}: no such line in the input")
+    line = lines[index]
+    quoted = f'"{ref.name}"'
+    if quoted in line:
+        lines[index] = line.replace(quoted, f'"{new_name}"', 1)
+    else:
+        if any(ch.isspace() for ch in new_name):
+            raise UserError(f"file name {new_name!r} must not contain spaces (ORCA reads one word)")
+        # A bare word (``* xyzfile 0 1 sub/x.xyz``): only a whole word, not part of a longer one.
+        bare = re.compile(r'(?<![^\s"])' + re.escape(ref.name) + r'(?![^\s"])')
+        new_line, count = bare.subn(lambda _m: new_name, line, count=1)
+        if not count:
+            raise UserError(f"line {ref.line}: {ref.name!r} not found where the input names it")
+        lines[index] = new_line
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------------

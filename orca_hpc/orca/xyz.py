@@ -34,6 +34,8 @@ def parse_float(token: str) -> float | None:
 def element_symbol(token: str) -> str | None:
     """Canonical symbol for an element token (any case, or an atomic number), None if unknown."""
     if token.isdigit():
+        if not (token.isascii() and len(token) <= 3):  # "²" is a digit to str.isdigit, not to int()
+            return None
         z = int(token)
         return _SYMBOLS[z - 1] if 1 <= z <= len(_SYMBOLS) else None
     return _BY_LOWER.get(token.lower())
@@ -105,10 +107,13 @@ def _parse_frame(path: Path, lines: list[str], start: int) -> tuple[Molecule, in
     """One frame beginning at index ``start``; returns it and the index after it."""
     count_tokens = lines[start].split()
     lineno = start + 1
-    if len(count_tokens) != 1 or not count_tokens[0].isdigit():
+    # ASCII and at most 9 digits: int() refuses "²" and numbers of 4,300+ digits.
+    if len(count_tokens) != 1 or not (count_tokens[0].isascii() and count_tokens[0].isdigit()):
         raise InputFileError(
             path, f"first line of an xyz frame must be the atom count, got {lines[start]!r}", lineno
         )
+    if len(count_tokens[0]) > 9:
+        raise InputFileError(path, f"atom count {count_tokens[0][:20]}... is too large", lineno)
     count = int(count_tokens[0])
     if count == 0:
         raise InputFileError(path, "xyz frame has 0 atoms", lineno)

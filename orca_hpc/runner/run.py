@@ -51,7 +51,7 @@ from orca_hpc.errors import InputFileError, OrcaHpcError, UserError
 from orca_hpc.orca.environment import DISK_FULL, ORCA_MISSING
 from orca_hpc.orca.outcomes import NOT_RETRYABLE, Outcome
 from orca_hpc.orca.read import read_tail
-from orca_hpc.perms import tighten_umask, unsafe_to_run
+from orca_hpc.perms import tighten_umask, unsafe_to_run, without_secrets
 
 RUNNER_TAIL_BYTES = 65536  # the fallback check looks at the end of the output only
 
@@ -351,6 +351,7 @@ class _Attempt:
                 stdout=fout,
                 stderr=ferr,
                 start_new_session=True,
+                env=without_secrets(os.environ),  # the controller's mail password is not ORCA's
             )
         self.stopper.pgid = proc.pid
         if self.stopper.reason:  # the signal came while ORCA was starting

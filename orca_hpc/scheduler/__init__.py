@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orca_hpc.config.secrets import secret_env_names
 from orca_hpc.scheduler.base import ArrayRequest, JobRecord, Scheduler
 
 if TYPE_CHECKING:
@@ -28,10 +29,11 @@ def python_for_jobs() -> str:
 def scheduler_for(campaign: Campaign) -> Scheduler:
     """The campaign site's scheduler: the one place that chooses between SLURM and this machine."""
     site = campaign.site
+    secrets = secret_env_names(campaign.config.get("mail"), site.mail)
     if site.scheduler == "local":
         from orca_hpc.scheduler.local import LocalScheduler
 
-        return LocalScheduler(site, campaign.submitit_dir, python_for_jobs())
+        return LocalScheduler(site, campaign.submitit_dir, python_for_jobs(), secrets)
     from orca_hpc.scheduler.script import ScriptLayout
     from orca_hpc.scheduler.slurm import SlurmScheduler
 
@@ -40,5 +42,6 @@ def scheduler_for(campaign: Campaign) -> Scheduler:
         arrays_dir=campaign.arrays_dir,
         log_dir=campaign.state_dir / "slurm-logs",
         python=python_for_jobs(),
+        unset_env=secrets,
     )
     return SlurmScheduler(site, layout)

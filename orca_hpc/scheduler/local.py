@@ -9,15 +9,17 @@ a crash before the ledger recorded the id is adopted by ``find_by_tokens``, as o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from orca_hpc.config.site import SiteConfig
+from orca_hpc.perms import SECRET_ENV_VAR, without_secrets
 from orca_hpc.scheduler.base import ArrayRequest, JobRecord, Scheduler, job_name
 
 PREFIX = "local-"
@@ -50,9 +52,10 @@ def _alive(pid: int) -> bool:
 class LocalScheduler(Scheduler):
     kind = "local"
 
-    def __init__(self, site: SiteConfig, folder: Path, python: str) -> None:
+    def __init__(self, site: SiteConfig, folder: Path, python: str, unset_env: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.site = site
+        self.unset_env = unset_env  # the controller's secrets: the runner and ORCA never see them
         self.folder = folder  # submitit's folder: the controllers' own logs
         self.python = python
 
@@ -78,7 +81,8 @@ class LocalScheduler(Scheduler):
         write to it later."""
         self.folder.mkdir(parents=True, exist_ok=True)
         env = {
-            **os.environ,
+            **without_secrets(os.environ, self.unset_env),
+            **({SECRET_ENV_VAR: ",".join(self.unset_env)} if self.unset_env else {}),
             "SUBMITIT_LOCAL_NTASKS": "1",
             "SUBMITIT_LOCAL_COMMAND": shlex.join(command),
             "SUBMITIT_LOCAL_TIMEOUT_S": str(int(60 * time_min)),
@@ -89,16 +93,35 @@ class LocalScheduler(Scheduler):
             "SUBMITIT_EXECUTOR": "local",
             "SUBMITIT_LOCAL_WITH_SHELL": "",
         }
-        with open(self.folder / "controllers.log", "ab") as log:
+        with open(self.folder / "controllers.log", "ab") as log, self._controller_folder() as (folder, fds):
             proc = subprocess.Popen(
-                [sys.executable, "-m", _CONTROLLER, str(self.folder)],
+                [sys.executable, "-m", _CONTROLLER, folder],
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
                 start_new_session=True,
+                pass_fds=fds,
             )
         return proc.pid
+
+    @contextlib.contextmanager
+    def _controller_folder(self) -> Iterator[tuple[str, tuple[int, ...]]]:
+        """The folder as submitit's controller is told it, and the descriptors it must inherit.
+
+        submitit expands ``%j``, ``%t``, ``%A``, ... in the folder's path, so a campaign under
+        ``run-50%j`` would have its controller write its logs into a folder that does not exist (and
+        die). Such a folder is handed over as ``/proc/self/fd/N``, an open descriptor of the folder
+        (Linux: the local site runs on this machine), a path without ``%`` that names the same folder.
+        """
+        if "%" not in str(self.folder):
+            yield str(self.folder), ()
+            return
+        fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            yield f"/proc/self/fd/{fd}", (fd,)
+        finally:
+            os.close(fd)
 
     def submit(self, request: ArrayRequest) -> list[str]:
         tokens = self.folder / "tokens"

@@ -49,6 +49,7 @@ class JobScriptContext:
     python: str | os.PathLike[str]  # absolute interpreter that has orca_hpc installed
     campaign_dir: str | os.PathLike[str]
     env: Mapping[str, str] = field(default_factory=dict, hash=False)  # extra exported variables
+    unset_env: tuple[str, ...] = ()  # the controller's secrets (``config.secrets``): unset first
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class ScriptLayout:
     arrays_dir: Path  # <token>.txt (line i: the attempt folder of task i) and <token>.sh
     log_dir: Path  # each array task's stdout/stderr, %A_%a.out
     python: str  # absolute interpreter that has orca_hpc installed
+    unset_env: tuple[str, ...] = ()  # variables no job may inherit (``config.secrets``)
 
     def manifest(self, token: str) -> Path:
         return self.arrays_dir / f"{token}.txt"
@@ -96,6 +98,16 @@ def shell_quote(value: object) -> str:
         else:
             out.append(char)
     return "$'" + "".join(out) + "'"
+
+
+def slurm_filename(path: str | os.PathLike[str]) -> str:
+    """``path`` as the literal part of an sbatch filename pattern (``--output``).
+
+    sbatch expands ``%j``, ``%A``, ``%u``, ... in these patterns, so a campaign folder named ``50%j``
+    would send every job's log elsewhere; ``%%`` stands for one ``%`` (sbatch man page, "filename
+    pattern"). A backslash is no way out: it switches off every replacement, ``%A_%a`` included.
+    """
+    return os.fspath(path).replace("%", "%%")
 
 
 def sbatch_quote(value: object) -> str:
@@ -159,7 +171,7 @@ def _check_context(site: SiteConfig, ctx: JobScriptContext) -> None:
         value = os.fspath(getattr(ctx, attr))
         if not os.path.isabs(value):
             raise UserError(f"job script: {attr} must be an absolute path, got {value!r}")
-    for name in ctx.env:
+    for name in (*ctx.env, *ctx.unset_env):
         if not _ENV_NAME.match(name):
             raise UserError(f"job script: {name!r} is not a valid environment variable name")
 

@@ -22,7 +22,13 @@ from orca_hpc.config.site import SiteConfig
 from orca_hpc.errors import OrcaHpcError, SchedulerUnavailable
 from orca_hpc.perms import FILE_MODE, make_dir
 from orca_hpc.scheduler.base import TERMINAL_STATES, ArrayRequest, JobRecord, Scheduler, job_name
-from orca_hpc.scheduler.script import JobScriptContext, ScriptLayout, render_job_script, write_lines
+from orca_hpc.scheduler.script import (
+    JobScriptContext,
+    ScriptLayout,
+    render_job_script,
+    slurm_filename,
+    write_lines,
+)
 
 # Name last: it is the only free-text field and may itself contain the separator.
 SACCT_FIELDS = ("JobID", "State", "ExitCode", "Submit", "Start", "End", "NodeList", "JobName")
@@ -369,10 +375,11 @@ class SlurmScheduler(Scheduler):
             ntasks=request.nprocs,
             mem_mb=request.mem_mb,
             time_min=request.time_min,
-            output_pattern=str(self.layout.log_dir / "%A_%a.out"),
+            output_pattern=f"{slurm_filename(self.layout.log_dir)}/%A_%a.out",
             manifest=str(self.layout.manifest(request.token)),
             python=self.layout.python,
             campaign_dir=str(self.layout.campaign_dir),
+            unset_env=self.layout.unset_env,
         )
 
     def render(self, request: ArrayRequest) -> str:

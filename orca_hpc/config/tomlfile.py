@@ -1,0 +1,55 @@
+"""Reading a person's TOML file (site config, campaign ``orca-hpc.toml``) without surprises.
+
+``tomllib`` recurses per nesting level, so ``x = [[[[...]]]]`` 3,000 deep raised RecursionError (a
+traceback); a "file" that is a device (``--site /dev/zero``) or a FIFO was read forever. Both now
+give one line naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from orca_hpc.errors import InputFileError
+
+MAX_BYTES = 1 << 20  # a config of a megabyte is a mistake, not a config
+
+
+def read_config_text(path: Path, what: str) -> str:
+    """The text of a regular file of at most ``MAX_BYTES``; ``FileNotFoundError`` passes through."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block the open either
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputFileError(path, f"{what} is not a regular file")
+        if st.st_size > MAX_BYTES:
+            raise InputFileError(path, f"{what} is larger than {MAX_BYTES // 1024} KiB")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(MAX_BYTES + 1)
+    finally:
+        os.close(fd)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputFileError(path, f"{what} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+
+
+def parse_toml(text: str, path: Path) -> dict[str, Any]:
+    """``tomllib.loads`` with every failure as one ``InputFileError`` line (the TOML line when known)."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        line = getattr(err, "lineno", None)
+        raise InputFileError(path, f"invalid TOML: {str(err).splitlines()[0]}", line) from None
+    except RecursionError:
+        raise InputFileError(path, "invalid TOML: nested too deeply") from None
+    except ValueError as err:  # tomllib's int() of a 4,300+ digit number
+        raise InputFileError(path, f"invalid TOML: {str(err)[:80]}") from None

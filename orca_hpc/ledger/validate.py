@@ -1,0 +1,220 @@
+"""What a sound ledger is: the one set of rules that every load, every save and ``ledger check`` apply.
+
+A ledger or archive that breaks any rule here is refused before anything is written (a hand edit,
+a damaged disk, an old file): the commands that would act on it could otherwise crash half-way, reuse
+a job id, or write a damaged generation over the good backup. Each function returns the problems it
+found as short phrases (``"job j000001: name is int, not a string"``), so a caller can name all of
+them on one line.
+
+The rules follow ``orca_hpc.ledger.records`` (the keys) and the writer:
+
+* job ids are ``j`` + at least 6 digits (``format_job_id``); ``meta.next_id`` is an int above every
+  id in ``ledger.json`` and in the archive (an id is never handed out twice);
+* every key of a job and an attempt is known and has its type; numbers are finite ints/floats, never
+  booleans; strings that become paths, SLURM arguments or file names hold no control characters;
+* a job's folder is ``jobs/<id>`` and attempt n's is ``jobs/<id>/attempt-<n>``, numbered 1, 2, ...
+  (they are written to: a hand-edited ``../..`` must not send a write elsewhere);
+* every job past CREATED that is still active has an attempt (finished jobs of the old prototype
+  schema may lack one).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from orca_hpc.ledger.states import JobState
+
+JOB_ID = re.compile(r"j[0-9]{6,}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_STATES = frozenset(s.value for s in JobState)
+_FINISHED = frozenset(s.value for s in JobState if s.finished)
+MAX_PROBLEMS = 10  # a message names this many; the rest are counted
+
+# key -> (types, may hold control characters?)
+_STR = (str,)
+_JOB_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "id": (_STR, False),
+    "st": (_STR, False),
+    "name": (_STR, True),  # from a file name: shown escaped (``orca_hpc.cli.common.printable``)
+    "inp": (_STR, False),
+    "sha": (_STR, False),
+    "site": (_STR, False),
+    "rc": ((int,), False),
+    "nf": ((int,), False),
+    "max": ((int,), False),
+    "ct": (_STR, False),
+    "ut": (_STR, False),
+    "dir": (_STR, False),
+    "att": ((list,), False),
+    "x": ((dict,), True),
+}
+_JOB_REQUIRED = ("st", "name", "inp", "sha", "site", "max", "ct", "ut", "dir")
+_ATTEMPT_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "n": ((int,), False),
+    "tok": (_STR, False),
+    "sid": (_STR, False),
+    "sub": (_STR, False),
+    "beg": (_STR, False),
+    "end": (_STR, False),
+    "sst": (_STR, False),
+    "exit": ((str, int), False),
+    "out": (_STR, False),
+    "why": (_STR, False),
+    "en": ((float, int), False),
+    "msg": (_STR, True),  # a classifier's message quotes ORCA's output
+    "fix": ((list,), True),
+    "dir": (_STR, False),
+    "free": ((bool,), False),
+}
+_COUNTS = frozenset({"rc", "nf", "max", "n"})
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _value_problem(key: str, value: Any, types: tuple[type, ...], control_ok: bool) -> str | None:
+    if isinstance(value, bool) and bool not in types:
+        return f"{key} is a boolean"
+    if not isinstance(value, types):
+        wanted = " or ".join("string" if t is str else t.__name__ for t in types)
+        return f"{key} is {_type_name(value)}, not {wanted}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{key} is {value}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        if key in _COUNTS and value < 0:
+            return f"{key} is negative"
+        if abs(value) > 2**63:
+            return f"{key} is out of range"
+    if isinstance(value, str) and not control_ok and _CONTROL.search(value):
+        return f"{key} holds control characters"
+    return None
+
+
+def json_problem(value: Any, where: str, depth: int = 0) -> str | None:
+    """A nested JSON value (``x``, ``fix``, meta, outbox) that cannot be written back as JSON, or None."""
+    if depth > 20:
+        return f"{where} is nested too deeply"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{where} holds {value}"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**63:
+        return f"{where} holds a number out of range"
+    if isinstance(value, dict):
+        for k, v in value.items():
+            problem = json_problem(v, f"{where}.{k}", depth + 1)
+            if problem:
+                return problem
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            problem = json_problem(v, f"{where}[{i}]", depth + 1)
+            if problem:
+                return problem
+    return None
+
+
+def job_problems(job_id: str, d: Any, *, archived: bool = False) -> list[str]:
+    """What is wrong with one encoded job (a ``ledger.json`` value or, ``archived``, an archive line)."""
+    where = f"job {job_id}"
+    if not JOB_ID.fullmatch(job_id):
+        return [f"{where}: not a job id (j and 6 or more digits)"]
+    if not isinstance(d, dict):
+        return [f"{where}: is {_type_name(d)}, not an object"]
+    problems: list[str] = []
+    for key, value in d.items():
+        spec = _JOB_KEYS.get(key)
+        if spec is None or (key == "id" and not archived):
+            problems.append(f"{where}: unknown key {key!r}")
+            continue
+        problem = _value_problem(key, value, *spec) or json_problem(value, key)
+        if problem:
+            problems.append(f"{where}: {problem}")
+    problems += [f"{where}: {key} is missing" for key in _JOB_REQUIRED if key not in d]
+    if archived and d.get("id") != job_id:
+        problems.append(f"{where}: id is {d.get('id')!r}")
+    if problems:
+        return problems
+    if d["st"] not in _STATES:
+        problems.append(f"{where}: unknown state {d['st']!r}")
+    elif archived and d["st"] not in _FINISHED:
+        problems.append(f"{where}: archived but {d['st']}")
+    if d["dir"] != f"jobs/{job_id}":
+        problems.append(f"{where}: dir is {d['dir']!r}, not 'jobs/{job_id}'")
+    attempts = d.get("att", [])
+    # CREATED: ``add_job`` records a job before its first attempt (in the same transaction).
+    if not attempts and d["st"] not in _FINISHED and d["st"] != JobState.CREATED.value:
+        problems.append(f"{where}: {d['st']} but has no attempt")
+    for i, att in enumerate(attempts, 1):
+        problems += _attempt_problems(f"{where} attempt {i}", att, i, d["dir"])
+    return problems
+
+
+def _attempt_problems(where: str, a: Any, n: int, job_dir: str) -> list[str]:
+    if not isinstance(a, dict):
+        return [f"{where}: is {_type_name(a)}, not an object"]
+    problems = []
+    for key, value in a.items():
+        spec = _ATTEMPT_KEYS.get(key)
+        if spec is None:
+            problems.append(f"{where}: unknown key {key!r}")
+            continue
+        if value is None and key not in ("n", "tok", "free"):  # written as absent, read as None
+            continue
+        problem = _value_problem(key, value, *spec) or json_problem(value, key)
+        if problem:
+            problems.append(f"{where}: {problem}")
+    if "n" not in a or "tok" not in a:
+        problems.append(f"{where}: n or tok is missing")
+    elif a["n"] != n:
+        problems.append(f"{where}: numbered {a['n']}")
+    if isinstance(a.get("fix"), list) and not all(isinstance(f, dict) for f in a["fix"]):
+        problems.append(f"{where}: fix is not a list of objects")
+    if a.get("dir") not in (None, "", f"{job_dir}/attempt-{n}"):
+        problems.append(f"{where}: dir is {a['dir']!r}, not '{job_dir}/attempt-{n}'")
+    return problems
+
+
+def head_problems(doc: Mapping[str, Any]) -> list[str]:
+    """What is wrong with a ``ledger.json``'s top level (its jobs are checked one by one)."""
+    problems = []
+    generation = doc.get("generation", 0)
+    if isinstance(generation, bool) or not isinstance(generation, int) or not 0 <= generation < 2**63:
+        problems.append(f"generation is {generation!r}")
+    meta = doc.get("meta")
+    if not isinstance(meta, dict):
+        problems.append(f"meta is {_type_name(meta)}, not an object")
+    else:
+        next_id = meta.get("next_id")
+        if isinstance(next_id, bool) or not isinstance(next_id, int) or not 1 <= next_id < 10**12:
+            problems.append(f"meta.next_id is {str(next_id)[:20]!r}, not a whole number from 1")
+        problem = json_problem(meta, "meta")
+        if problem:
+            problems.append(problem)
+    outbox = doc.get("outbox")
+    if not isinstance(outbox, list) or not all(isinstance(item, dict) for item in outbox):
+        problems.append("outbox is not a list of objects")
+    else:
+        problem = json_problem(outbox, "outbox")
+        if problem:
+            problems.append(problem)
+    if not isinstance(doc.get("jobs"), dict):
+        problems.append(f"jobs is {_type_name(doc.get('jobs'))}, not an object")
+    return problems
+
+
+def counter_problem(next_id: int, highest_active: int, highest_archived: int) -> str | None:
+    """``meta.next_id`` must be above every id handed out, or the next submit reuses one."""
+    highest = max(highest_active, highest_archived)
+    if next_id <= highest:
+        where = "the archive" if highest_archived >= highest_active else "ledger.json"
+        return f"meta.next_id {next_id} is not above job j{highest:06d} in {where} (an id would be reused)"
+    return None
+
+
+def summarize(problems: list[str]) -> str:
+    """Problems on one line: the first ``MAX_PROBLEMS`` and how many more."""
+    shown = "; ".join(problems[:MAX_PROBLEMS])
+    more = len(problems) - MAX_PROBLEMS
+    return shown + (f"; and {more} more" if more > 0 else "")

@@ -1,0 +1,79 @@
+"""Files an input reads from a sub-folder travel flat with the attempt, and the input follows (issue 18).
+
+The runner copies every referenced file flat into scratch; an input that still said ``sub/q.pc``
+made ORCA stop with "file not found" in every attempt.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from e2e import cli, new_campaign
+
+from orca_hpc.config.campaign import load_campaign
+from orca_hpc.controller.submit import prepare_inputs
+from orca_hpc.errors import UserError
+from orca_hpc.orca.inputs import FileRef, parse_input, set_file_ref
+
+TWO_STEPS = """\
+! B3LYP def2-SVP Opt
+%pointcharges "sub/q.pc"
+%geom
+  InHessName "sub/start.hess"
+end
+* xyzfile 0 1 sub/w.xyz
+
+$new_job
+! B3LYP def2-TZVP
+%moinp "sub/guess.gbw"
+* xyzfile 0 1 sub/later.xyz
+"""
+
+
+def _folder(tmp_path: Path) -> Path:
+    sub = tmp_path / "in" / "sub"
+    sub.mkdir(parents=True)
+    (sub / "q.pc").write_text("1\n0.5 0 0 5\n")
+    (sub / "start.hess").write_text("$orca_hessian_file\n")
+    (sub / "w.xyz").write_text("3\nwater\nO 0 0 0.1178\nH 0 0.7555 -0.4712\nH 0 -0.7555 -0.4712\n")
+    (sub / "later.xyz").write_text((sub / "w.xyz").read_text())
+    (sub / "guess.gbw").write_bytes(b"\0gbw")
+    path = tmp_path / "in" / "w.inp"
+    path.write_text(TWO_STEPS)
+    return path
+
+
+def test_every_reference_to_a_subfolder_names_the_flat_copy(tmp_path: Path) -> None:
+    camp = new_campaign(tmp_path)
+    path = _folder(tmp_path)
+    (job,) = prepare_inputs(load_campaign(camp), [path])
+    text = job.plan.input_text
+    assert set(job.plan.extra_files) == {"q.pc", "start.hess", "w.xyz", "guess.gbw", "later.xyz"}
+    assert "sub/" not in text
+    for line in ('%pointcharges "q.pc"', 'InHessName "start.hess"', "* xyzfile 0 1 w.xyz"):
+        assert line in text
+    assert '%moinp "guess.gbw"' in text and "* xyzfile 0 1 later.xyz" in text
+    # The rewritten input parses, and names exactly the files that travel with it.
+    names = {ref.name for ref in parse_input(tmp_path / "x.inp", text, check_files=False).files}
+    assert names == set(job.plan.extra_files)
+    # What sbatch would get for it, end to end through the CLI.
+    assert cli(camp, "submit", "--dry-run", str(path)).output.startswith("#!/bin/bash")
+
+
+def test_a_file_a_later_step_writes_keeps_its_name(tmp_path: Path) -> None:
+    camp = new_campaign(tmp_path)
+    path = _folder(tmp_path)
+    (tmp_path / "in" / "sub" / "later.xyz").unlink()  # not there: an earlier step writes it
+    (job,) = prepare_inputs(load_campaign(camp), [path])
+    assert "* xyzfile 0 1 sub/later.xyz" in job.plan.input_text and "later.xyz" not in job.plan.extra_files
+
+
+def test_set_file_ref_replaces_only_the_whole_name() -> None:
+    text = '! HF\n%pointcharges "a/q.pc"\n* xyzfile 0 1 a/q.pc.xyz\n'
+    assert set_file_ref(text, FileRef("pointcharges", "a/q.pc", 2, 0), "q.pc").splitlines()[1:] == [
+        '%pointcharges "q.pc"',
+        "* xyzfile 0 1 a/q.pc.xyz",
+    ]
+    with pytest.raises(UserError, match="must not contain spaces"):
+        set_file_ref(text, FileRef("xyzfile", "a/q.pc.xyz", 3, 0), "q x.xyz")
