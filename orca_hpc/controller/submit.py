@@ -141,8 +141,12 @@ def _from_xyz(
     for number, molecule in enumerate(frames, 1):
         name = path.stem if len(frames) == 1 else f"{path.stem}-{number}"
         where = "" if len(frames) == 1 else f"frame {number}: "
+        # A frame's own comment (`charge=-1 mult=2`) wins over the command line's defaults.
+        own_charge, own_mult = molecule.charge_and_mult()
+        frame_charge = charge if own_charge is None else own_charge
+        frame_mult = mult if own_mult is None else own_mult
         try:
-            text = render_preset(method, molecule, charge, mult, site.nprocs, maxcore, template)
+            text = render_preset(method, molecule, frame_charge, frame_mult, site.nprocs, maxcore, template)
         except UserError as err:
             raise InputFileError(path, f"{where}{err}") from None
         plan = _plan(campaign, text, name, site.nprocs, maxcore, {}, path)

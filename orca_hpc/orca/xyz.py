@@ -41,6 +41,9 @@ def element_symbol(token: str) -> str | None:
     return _BY_LOWER.get(token.lower())
 
 
+_CHARGE_MULT = re.compile(r"(?<![\w.])(charge|mult|multiplicity)\s*=\s*([+-]?\d{1,3})(?![\w.])", re.I)
+
+
 @dataclass(frozen=True)
 class Atom:
     symbol: str
@@ -57,6 +60,15 @@ class Atom:
 class Molecule:
     atoms: list[Atom] = field(default_factory=list)
     comment: str = ""
+
+    def charge_and_mult(self) -> tuple[int | None, int | None]:
+        """``charge=N`` and ``mult=M`` (or ``multiplicity=M``) from the comment line, as extended-xyz
+        files and conformer tools write them; None for what the comment does not say."""
+        found: dict[str, int] = {}
+        for match in _CHARGE_MULT.finditer(self.comment):
+            key = "mult" if match.group(1).lower().startswith("mult") else "charge"
+            found[key] = int(match.group(2))
+        return found.get("charge"), found.get("mult")
 
     @property
     def electrons_neutral(self) -> int:
