@@ -30,7 +30,8 @@ ALLOWED: dict[str, set[str]] = {
     "notify": BASE | {"config", "ledger"},
     "controller": BASE | {"orca", "attempt", "config", "ledger", "scheduler", "notify"},
     "cli": BASE | {"orca", "attempt", "config", "ledger", "scheduler", "notify", "controller"},
-    "__init__": set(),
+    "__init__": {"api"},
+    "api": BASE | {"orca", "attempt", "config", "ledger", "scheduler", "notify", "controller"},
     "__main__": {"cli"},
 }
 

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from orca_hpc.cli.common import campaign_of, say, warn, warn_owed_mail
-from orca_hpc.controller.public import document
+from orca_hpc.controller.public import reconcile_document
 from orca_hpc.controller.reconcile import ReconcileReport
 from orca_hpc.controller.reconcile import reconcile as run_reconcile
 from orca_hpc.errors import OrcaHpcError, TemporaryFailure
@@ -22,18 +22,7 @@ log = logging.getLogger("orca_hpc.controller.reconcile")
 
 
 def _report_json(report: ReconcileReport) -> str:
-    return json.dumps(
-        document(
-            "reconcile",
-            changes=[{"id": i, "from": a, "to": b} for i, a, b in report.changes],
-            submitted=[{"id": i, "name": n, "slurm_job_id": s} for i, n, s in report.submitted],
-            permanent_failed=report.permanent_failed,
-            adopted=report.adopted,
-            scheduler_calls=report.scheduler_calls,
-            notices=report.notices,
-        ),
-        indent=1,
-    )
+    return json.dumps(reconcile_document(report), indent=1)
 
 
 def _deliver_mail(obj: Any, campaign: Any) -> None:

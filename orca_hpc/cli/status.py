@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from orca_hpc.attempt.folder import read_result
-from orca_hpc.attempt.summary import attempt_summary, chemistry_columns
+from orca_hpc.attempt.summary import attempt_summary
 from orca_hpc.cli.common import (
     auto_reconcile,
     campaign_of,
@@ -23,7 +23,7 @@ from orca_hpc.cli.common import (
 )
 from orca_hpc.controller.environment import pause_summary, paused
 from orca_hpc.controller.public import document as document_of
-from orca_hpc.controller.public import job_record
+from orca_hpc.controller.public import job_record, result_row
 from orca_hpc.ledger.records import Job
 from orca_hpc.orca.read import read_tail
 
@@ -242,22 +242,8 @@ def results(
     rows = []
     view = campaign.ledger().snapshot()
     for job in _selected(view, refs, states, name_glob, everything, required=False):
-        att = job.attempt
-        folder = campaign.root / att.dir if att and att.dir else None
-        row: dict[str, Any] = {
-            "id": job.id,
-            "name": job.name,
-            "state": job.state.value,
-            "attempts": len(job.attempts),
-            "energy": att.energy if att else None,
-            "outcome": att.outcome if att else None,
-            "results": str(folder) if folder is not None else "",
-            "energy_Eh": att.energy if att else None,  # `energy` is kept for existing spreadsheets
-        }
-        if fmt is not None:  # the plain listing shows no chemistry: no result file to read
-            found = read_result(folder) if folder is not None else None
-            row.update(chemistry_columns(folder or campaign.root, found))
-        rows.append(row)
+        # the plain listing shows no chemistry: no result file to read
+        rows.append(result_row(campaign.root, job, chemistry=fmt is not None))
     if fmt == "json":
         click.echo(json.dumps(document_of("results", jobs=rows), indent=1))
         return

@@ -11,7 +11,7 @@ import click
 
 from orca_hpc.cli.common import auto_reconcile, campaign_of, say, warn
 from orca_hpc.controller.gather import read_list_file
-from orca_hpc.controller.public import document
+from orca_hpc.controller.public import submit_document
 from orca_hpc.controller.submit import submit as submit_inputs
 from orca_hpc.errors import UserError
 
@@ -124,15 +124,7 @@ def submit(
     if as_json:
         click.echo(
             json.dumps(
-                document(
-                    "submit",
-                    submitted=[{"id": i, "name": n, "slurm_job_id": s} for i, n, s in report.submitted],
-                    skipped=[{"file": f, "existing": e} for f, e in report.skipped],
-                    sbatch_calls=report.sbatch_calls,
-                    waiting=report.waiting,
-                    held=report.held,
-                    paused=report.paused,
-                ),
+                submit_document(report),
                 indent=1,
             )
         )

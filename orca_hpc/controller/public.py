@@ -70,3 +70,54 @@ def job_record(job: Job, root: Path) -> dict[str, Any]:
         "attempts": [attempt_record(att, root) for att in job.attempts],
         "extra": dict(job.extra),
     }
+
+
+def result_row(root: Path, job: Job, *, chemistry: bool) -> dict[str, Any]:
+    """One `results` row: the job and its latest attempt; with ``chemistry`` also what the attempt's
+    result.json holds (ZPE, H, G with T, imaginary modes, lowest frequency, <S**2>, ORCA version,
+    final geometry), read now so the ledger stays small."""
+    from orca_hpc.attempt.folder import read_result
+    from orca_hpc.attempt.summary import chemistry_columns
+
+    att = job.attempt
+    folder = root / att.dir if att and att.dir else None
+    row: dict[str, Any] = {
+        "id": job.id,
+        "name": job.name,
+        "state": job.state.value,
+        "attempts": len(job.attempts),
+        "energy": att.energy if att else None,
+        "outcome": att.outcome if att else None,
+        "results": str(folder) if folder is not None else "",
+        "energy_Eh": att.energy if att else None,  # `energy` is kept for existing spreadsheets
+    }
+    if chemistry:
+        found = read_result(folder) if folder is not None else None
+        row.update(chemistry_columns(folder or root, found))
+    return row
+
+
+def submit_document(report: Any) -> dict[str, Any]:
+    """What `submit --json` prints, from a ``controller.submit.SubmitReport``."""
+    return document(
+        "submit",
+        submitted=[{"id": i, "name": n, "slurm_job_id": s} for i, n, s in report.submitted],
+        skipped=[{"file": f, "existing": e} for f, e in report.skipped],
+        sbatch_calls=report.sbatch_calls,
+        waiting=report.waiting,
+        held=report.held,
+        paused=report.paused,
+    )
+
+
+def reconcile_document(report: Any) -> dict[str, Any]:
+    """What `reconcile --json` prints, from a ``controller.reconcile.ReconcileReport``."""
+    return document(
+        "reconcile",
+        changes=[{"id": i, "from": a, "to": b} for i, a, b in report.changes],
+        submitted=[{"id": i, "name": n, "slurm_job_id": s} for i, n, s in report.submitted],
+        permanent_failed=report.permanent_failed,
+        adopted=report.adopted,
+        scheduler_calls=report.scheduler_calls,
+        notices=report.notices,
+    )
