@@ -93,8 +93,9 @@ def build_failure_digest(failed_jobs: Sequence[Mapping[str, Any]], campaign: str
             body.append(f"   {job.get('outcome') or 'unknown'}, {job.get('attempts', '?')} attempts")
         body.append("")
     body += [
-        "To try a job again after fixing its input file (the edit is noticed and recorded):",
-        "  orca-hpc retry JOB_ID          (or: orca-hpc retry JOB_ID --input corrected.inp)",
+        "To try a job again after fixing its input file:",
+        "  orca-hpc retry JOB_ID",
+        "(the edit is noticed; or give --input FIXED.inp)",
     ]
     attachments = []
     if n > DETAILED_JOBS:
