@@ -120,9 +120,14 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], str, str]] = {
     ),
     "attempts not a list": (_job1("att", "zz"), "job j000001: att is str, not list", "ledger.json"),
     "odd key": (_job1("zz", 1), "job j000001: unknown key 'zz'", "ledger.json"),
-    "control characters in a path": (
+    "NUL in an input path": (
         _job1("inp", "a\x00b.inp"),
-        "inp holds control characters",
+        "inp holds a NUL character",
+        "ledger.json",
+    ),
+    "control characters in a folder": (
+        _job1("dir", "jobs/j\x1b000001"),
+        "dir holds control characters",
         "ledger.json",
     ),
     "folder outside the campaign": (_job1("dir", "../../x"), "dir is '../../x'", "ledger.json"),

@@ -39,7 +39,7 @@ _JOB_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
     "id": (_STR, False),
     "st": (_STR, False),
     "name": (_STR, True),  # from a file name: shown escaped (``orca_hpc.cli.common.printable``)
-    "inp": (_STR, False),
+    "inp": (_STR, True),  # the user's own file's path: Linux allows any byte but NUL (checked apart)
     "sha": (_STR, False),
     "site": (_STR, False),
     "rc": ((int,), False),
@@ -91,6 +91,8 @@ def _value_problem(key: str, value: Any, types: tuple[type, ...], control_ok: bo
             return f"{key} is out of range"
     if isinstance(value, str) and not control_ok and _CONTROL.search(value):
         return f"{key} holds control characters"
+    if key == "inp" and isinstance(value, str) and "\x00" in value:
+        return f"{key} holds a NUL character, which no file name has"
     return None
 
 
