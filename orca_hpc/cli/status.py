@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from orca_hpc.cli.common import (
     selection_options,
     selector_of,
 )
+from orca_hpc.clock import epoch
 from orca_hpc.controller.environment import pause_summary, paused
 from orca_hpc.controller.public import document as document_of
 from orca_hpc.controller.public import job_record, result_row
@@ -64,9 +67,39 @@ def _selected(
     return select_jobs(view, selector_of(refs, states, name, every, required=required)).jobs
 
 
+# A state's colour at a glance; NO_COLOR (no-color.org) and a non-terminal output turn it off.
+_STATE_COLOURS = {
+    "COMPLETED": "green",
+    "PERMANENT_FAILED": "red",
+    "CANCELLED": "magenta",
+    "FAILED": "yellow",
+    "RUNNING": "cyan",
+}
+
+
+def _colour(text: str, state: str) -> str:
+    colour = _STATE_COLOURS.get(state)
+    if colour is None or os.environ.get("NO_COLOR"):
+        return text
+    return click.style(text, fg=colour)
+
+
+def age(stamp: str | None, now: float | None = None) -> str:
+    """How long ago ``stamp`` was, short: ``45s``, ``12m``, ``3h``, ``5d`` (``-`` if unknown)."""
+    seconds = epoch(stamp)
+    if seconds is None:
+        return "-"
+    elapsed = max(0.0, (time.time() if now is None else now) - seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if elapsed >= size:
+            return f"{int(elapsed // size)}{unit}"
+    return f"{int(elapsed)}s"
+
+
 @click.command("status")
 @selection_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--summary", is_flag=True, help="Only the counts per state (and a pause), no table.")
 @no_reconcile_option
 @click.pass_obj
 def status(
@@ -76,10 +109,11 @@ def status(
     name_glob: str | None,
     everything: bool,
     as_json: bool,
+    summary: bool,
     no_reconcile: bool,
 ) -> None:
-    """Every job's state, attempts, SLURM id, outcome and energy, and the counts per state
-    (all jobs, or those JOB ids/names, --state and --name choose)."""
+    """Every job's state, how long it has been in it, attempts, SLURM id, outcome and energy, and the
+    counts per state (all jobs, or those JOB ids/names, --state and --name choose)."""
     campaign = campaign_of(obj)
     if not no_reconcile:
         auto_reconcile(obj, campaign)
@@ -92,27 +126,37 @@ def status(
         )
         click.echo(json.dumps(document, indent=1))
         return
-    rows = [_job_row(j) for j in jobs]
-    header = ("ID", "NAME", "STATE", "ATT", "SLURM", "OUTCOME", "ENERGY/Eh")
-    table = [header] + [
-        (
-            r["id"],
-            shorten(printable(str(r["name"])), 32),
-            r["state"],
-            str(r["attempts"]),
-            r["slurm_job_id"] or "-",
-            r["outcome"] or "-",
-            f"{r['energy']:.8f}" if isinstance(r["energy"], float) else "-",
+    if not summary:
+        _table(jobs)
+    click.echo(", ".join(_colour(f"{k} {v}", k) for k, v in counts.items()) or "no jobs")
+    pause = pause_summary(view.meta)
+    if pause:
+        click.echo(pause)
+
+
+def _table(jobs: list[Job]) -> None:
+    header = ("ID", "NAME", "STATE", "AGE", "ATT", "SLURM", "OUTCOME", "ENERGY/Eh")
+    table = [header]
+    for job in jobs:
+        r = _job_row(job)
+        table.append(
+            (
+                r["id"],
+                shorten(printable(str(r["name"])), 32),
+                r["state"],
+                age(job.updated),  # since the last change of state
+                str(r["attempts"]),
+                r["slurm_job_id"] or "-",
+                r["outcome"] or "-",
+                f"{r['energy']:.8f}" if isinstance(r["energy"], float) else "-",
+            )
         )
-        for r in rows
-    ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for row in table:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-    click.echo(", ".join(f"{k} {v}" for k, v in counts.items()) or "no jobs")
-    summary = pause_summary(view.meta)
-    if summary:
-        click.echo(summary)
+    for n, row in enumerate(table):
+        cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=True)]
+        if n:  # pad first, then colour: the escape codes take no column
+            cells[2] = _colour(cells[2], row[2])
+        click.echo("  ".join(cells).rstrip())
 
 
 @click.command("show")

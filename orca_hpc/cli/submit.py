@@ -94,7 +94,8 @@ def submit(
         checked = not no_check and _check_site_once(campaign)
     show_progress = len(paths) > 200 and sys.stderr.isatty() and not as_json
     with (
-        click.progressbar(length=len(paths), label="recording", file=sys.stderr)
+        # one step per input validated, then one per job recorded
+        click.progressbar(length=2 * len(paths), label="validating and recording", file=sys.stderr)
         if show_progress
         else _Null() as bar
     ):

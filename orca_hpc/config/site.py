@@ -105,7 +105,12 @@ _SCHEMA: dict[str | None, dict[str, tuple[str, str]]] = {
         "extra_sbatch": (_STRS, "extra_sbatch"),
     },
     "orca": {"path": (_STR, "orca_path"), "openmpi_prefix": (_STR, "openmpi_prefix")},
-    "environment": {"modules": (_STRS, "modules"), "setup": (_STRS, "setup"), "env": (_ENV, "env")},
+    "environment": {
+        "modules": (_STRS, "modules"),
+        "setup": (_STRS, "setup"),
+        "env": (_ENV, "env"),
+        "python": (_STR, "job_python"),
+    },
     "scratch": {
         "root": (_STR, "scratch_root"),
         "fallback": (_STR, "scratch_fallback"),
@@ -162,6 +167,8 @@ class SiteConfig:
     # [environment]
     modules: tuple[str, ...] = ()
     setup: tuple[str, ...] = ()  # shell lines, inserted verbatim into the job script
+    # The Python with orca-hpc that the compute nodes run, when it is not this one at the same path
+    job_python: str | None = None
     env: Mapping[str, str] = field(default_factory=dict, hash=False)
     # [scratch]
     scratch_root: str = "$TMPDIR"
@@ -611,6 +618,9 @@ def _build(
         if _CONTROL.search(module) or any(c.isspace() for c in module):
             fail("modules", f"module name {module!r} must be one word (list each module separately)")
     setup = strings("setup")
+    job_python = text("job_python")
+    if job_python is not None and not job_python.startswith("/"):
+        fail("job_python", f"{job_python!r} must be an absolute path (the compute nodes' python)")
     env: dict[str, str] = {}
     for var, value in get("env", {}).items():
         if not _ENV_NAME.match(var):
@@ -674,6 +684,7 @@ def _build(
         extra_sbatch=extra_sbatch,
         openmpi_prefix=openmpi,
         modules=modules,
+        job_python=job_python,
         setup=setup,
         env=env,
         scratch_root=scratch_root,

@@ -61,8 +61,10 @@ def _check_orca(campaign: Campaign, report: CheckReport) -> None:
 
 
 def _check_paths(campaign: Campaign, report: CheckReport) -> None:
-    python = python_for_jobs()
-    if not os.access(python, os.X_OK):
+    python = python_for_jobs(campaign.site)
+    if campaign.site.job_python:
+        report.notes.append(f"the jobs run {python} ([environment] python): it must have orca-hpc")
+    elif not os.access(python, os.X_OK):
         report.problems.append(f"the jobs' Python {python} is not executable; reinstall orca-hpc")
     root = campaign.root
     if not os.access(root, os.W_OK | os.X_OK):

@@ -162,6 +162,7 @@ def prepare_inputs(
     charge: int = 0,
     mult: int = 1,
     warn: Callable[[str], None] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> list[NewJob]:
     """Validate every input before anything is recorded: one bad file stops the whole call, and the
     error names every problem of every file (not only the first). Folders and quoted globs are
@@ -185,6 +186,8 @@ def prepare_inputs(
         )
     jobs: list[NewJob] = []
     for path in paths:
+        if progress is not None:
+            progress(1)  # validation is most of a large submit's time: the bar shows it too
         try:
             if path.is_dir():
                 raise UserError(f"{path}: is a folder, not an ORCA input")
@@ -389,7 +392,9 @@ def submit(
     warn: Callable[[str], None] | None = None,
 ) -> SubmitReport:
     echo = echo or (lambda _msg: None)
-    new_jobs = prepare_inputs(campaign, paths, method=method, charge=charge, mult=mult, warn=warn)
+    new_jobs = prepare_inputs(
+        campaign, paths, method=method, charge=charge, mult=mult, warn=warn, progress=progress
+    )
     report = SubmitReport()
     ledger = campaign.ledger()
     if dry_run:

@@ -17,12 +17,16 @@ from orca_hpc.scheduler.base import ArrayRequest, JobRecord, Scheduler
 
 if TYPE_CHECKING:
     from orca_hpc.config.campaign import Campaign
+    from orca_hpc.config.site import SiteConfig
 
 __all__ = ["ArrayRequest", "JobRecord", "Scheduler", "python_for_jobs", "scheduler_for"]
 
 
-def python_for_jobs() -> str:
-    """The interpreter the jobs use: this one, which has orca_hpc installed."""
+def python_for_jobs(site: SiteConfig | None = None) -> str:
+    """The interpreter the jobs use: the site's ``[environment] python`` when the compute nodes see
+    another one, else this one (which has orca_hpc installed, on a file system they share)."""
+    if site is not None and site.job_python:
+        return site.job_python
     return str(Path(sys.executable).absolute())
 
 
@@ -33,7 +37,7 @@ def scheduler_for(campaign: Campaign) -> Scheduler:
     if site.scheduler == "local":
         from orca_hpc.scheduler.local import LocalScheduler
 
-        return LocalScheduler(site, campaign.submitit_dir, python_for_jobs(), secrets)
+        return LocalScheduler(site, campaign.submitit_dir, python_for_jobs(site), secrets)
     from orca_hpc.scheduler.script import ScriptLayout
     from orca_hpc.scheduler.slurm import SlurmScheduler
 
@@ -41,7 +45,7 @@ def scheduler_for(campaign: Campaign) -> Scheduler:
         campaign_dir=campaign.root,
         arrays_dir=campaign.arrays_dir,
         log_dir=campaign.state_dir / "slurm-logs",
-        python=python_for_jobs(),
+        python=python_for_jobs(site),
         unset_env=secrets,
     )
     return SlurmScheduler(site, layout)
