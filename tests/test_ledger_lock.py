@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from orca_hpc.errors import EXIT_TEMPFAIL, LedgerLocked
+from orca_hpc.errors import EXIT_TEMPFAIL, LedgerLocked, UserError
 from orca_hpc.ledger.lock import pid_alive, process_start_ticks
 from orca_hpc.ledger.store import Ledger
 
@@ -120,3 +120,19 @@ def test_pid_probe() -> None:
     assert pid_alive(me, process_start_ticks(me))
     assert not pid_alive(me, (process_start_ticks(me) or 0) + 1)  # same pid, other start: reused
     assert not pid_alive(0)
+
+
+def test_a_read_only_campaign_is_not_called_a_flock_problem(tmp_path: Path) -> None:
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    if os.geteuid() != 0 or os.system(f"mount -t tmpfs -o size=1m tmpfs '{mnt}' 2>/dev/null") != 0:
+        pytest.fail("this test mounts a small tmpfs: it needs root (as CI has)")
+    try:
+        Ledger.create(mnt / ".orca-hpc", {"campaign": "ro"})
+        assert os.system(f"mount -o remount,ro '{mnt}'") == 0
+        with pytest.raises(UserError) as err, Ledger(mnt / ".orca-hpc").transaction():
+            pass
+        message = str(err.value)
+        assert "read-only" in message and "soft" not in message and "\n" not in message
+    finally:
+        os.system(f"umount '{mnt}'")

@@ -21,6 +21,7 @@ lock at the same moment; we re-read the note just before deleting to keep that w
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -37,6 +38,20 @@ from orca_hpc.errors import LedgerLocked, UserError
 log = logging.getLogger("orca_hpc.ledger.store")
 
 LOCK_KINDS = ("flock", "soft")
+
+
+def _lock_hint(err: BaseException, kind: str) -> str:
+    """The fix that matches the failure: a read-only or not-ours folder is not a flock problem."""
+    code = getattr(err, "errno", None)
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (
+            " (the campaign's .orca-hpc folder must be writable by you: is it read-only, or another user's?)"
+        )
+    if kind == "flock":
+        return ' (if this file system has no flock, set the site\'s lock kind to "soft")'
+    return ""
+
+
 DEFAULT_STALE_AFTER = 3600.0
 
 
@@ -197,8 +212,7 @@ class LedgerLock:
             raise LedgerLocked(f"{self.describe_holder()} ({self.path}); try again later") from None
         except (OSError, NotImplementedError) as err:
             why = getattr(err, "strerror", None) or err
-            hint = ' (if this file system has no flock, set the site\'s lock kind to "soft")'
-            raise UserError(f"cannot lock {self.path}: {why}{hint if self.kind == 'flock' else ''}") from err
+            raise UserError(f"cannot lock {self.path}: {why}{_lock_hint(err, self.kind)}") from err
         self._held = True
         self._write_info()
 
