@@ -158,6 +158,13 @@ class CampaignHandle:
                 warnings.warn(f"not reconciled: {err}", stacklevel=3)
         return campaign
 
+    def _chosen(
+        self, refs: tuple[str, ...], state: str | Iterable[str] | None, name: str | None, reconcile: bool
+    ) -> tuple[Path, list[Any]]:
+        campaign = self._reconciled(reconcile)
+        view = campaign.ledger().snapshot()
+        return campaign.root, select_jobs(view, _selector(refs, state, name)).jobs
+
     def jobs(
         self,
         *refs: str,
@@ -168,9 +175,8 @@ class CampaignHandle:
         """Every chosen job with all its attempts and corrections (``show --json``'s records)."""
         from orca_hpc.controller.public import job_record
 
-        campaign = self._reconciled(reconcile)
-        view = campaign.ledger().snapshot()
-        return [job_record(j, campaign.root) for j in select_jobs(view, _selector(refs, state, name)).jobs]
+        root, chosen = self._chosen(refs, state, name, reconcile)
+        return [job_record(j, root) for j in chosen]
 
     def results(
         self,
@@ -182,10 +188,8 @@ class CampaignHandle:
         """One row per job with its energy and chemistry (``results --json``'s rows, units in names)."""
         from orca_hpc.controller.public import result_row
 
-        campaign = self._reconciled(reconcile)
-        view = campaign.ledger().snapshot()
-        chosen = select_jobs(view, _selector(refs, state, name)).jobs
-        return [result_row(campaign.root, j, chemistry=True) for j in chosen]
+        root, chosen = self._chosen(refs, state, name, reconcile)
+        return [result_row(root, j, chemistry=True) for j in chosen]
 
     def counts(self, *, reconcile: bool = True) -> dict[str, int]:
         """How many jobs are in each state."""
