@@ -24,14 +24,15 @@ ALLOWED: dict[str, set[str]] = {
     "emulator": BASE,  # never orca/: the emulator must not share the classifier's assumptions
     "ledger": BASE,
     "attempt": BASE | {"orca"},
+    "molecules": BASE | {"orca"},
     "runner": BASE | {"orca", "attempt"},
     "config": BASE | {"ledger", "orca"},
     "scheduler": BASE | {"config"},
     "notify": BASE | {"config", "ledger"},
-    "controller": BASE | {"orca", "attempt", "config", "ledger", "scheduler", "notify"},
-    "cli": BASE | {"orca", "attempt", "config", "ledger", "scheduler", "notify", "controller"},
+    "controller": BASE | {"orca", "molecules", "attempt", "config", "ledger", "scheduler", "notify"},
+    "cli": BASE | {"orca", "molecules", "attempt", "config", "ledger", "scheduler", "notify", "controller"},
     "__init__": {"api"},
-    "api": BASE | {"orca", "attempt", "config", "ledger", "scheduler", "notify", "controller"},
+    "api": BASE | {"orca", "molecules", "attempt", "config", "ledger", "scheduler", "notify", "controller"},
     "__main__": {"cli"},
 }
 
