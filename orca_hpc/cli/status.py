@@ -24,6 +24,7 @@ from orca_hpc.cli.common import (
     selector_of,
 )
 from orca_hpc.clock import epoch
+from orca_hpc.controller.by_molecule import progress_line, runs_of, step_progress
 from orca_hpc.controller.environment import pause_summary, paused
 from orca_hpc.controller.public import document as document_of
 from orca_hpc.controller.public import job_record, result_row
@@ -120,15 +121,22 @@ def status(
     view = campaign.ledger().snapshot()
     jobs = _selected(view, refs, states, name_glob, everything, required=False)
     counts = dict(sorted(Counter(j.state.value for j in jobs).items()))
+    steps = step_progress(runs_of(jobs, campaign.root, chemistry=False))  # workflows: per step
     if as_json:
         document = document_of(
-            "status", jobs=[_job_row(j) for j in jobs], counts=counts, paused=paused(view.meta)
+            "status",
+            jobs=[_job_row(j) for j in jobs],
+            counts=counts,
+            paused=paused(view.meta),
+            steps=[{"step": p.step, "completed": p.completed, "total": p.total} for p in steps],
         )
         click.echo(json.dumps(document, indent=1))
         return
     if not summary:
         _table(jobs)
     click.echo(", ".join(_colour(f"{k} {v}", k) for k, v in counts.items()) or "no jobs")
+    if steps:
+        click.echo(f"steps: {progress_line(steps)}")
     pause = pause_summary(view.meta)
     if pause:
         click.echo(pause)
@@ -265,6 +273,11 @@ def _summary_lines(summary: dict[str, Any]) -> list[str]:
 @selection_options
 @click.option("--csv", "fmt", flag_value="csv", help="CSV (for a spreadsheet).")
 @click.option("--json", "fmt", flag_value="json", help="JSON list.")
+@click.option(
+    "--by",
+    type=click.Choice(["molecule"]),
+    help="One table per molecule of a workflow: conformers, energies of every step, Boltzmann weights.",
+)
 @no_reconcile_option
 @click.pass_obj
 def results(
@@ -274,17 +287,26 @@ def results(
     name_glob: str | None,
     everything: bool,
     fmt: str | None,
+    by: str | None,
     no_reconcile: bool,
 ) -> None:
     """One row per job (all, or those JOB ids/names, --state and --name choose): name, state,
     attempts, final energy, outcome, results folder; with --csv/--json also the chemistry from the
     attempt's result.json (ZPE, enthalpy, Gibbs free energy and temperature, imaginary modes, lowest
-    frequency, <S**2>, ORCA version, final geometry)."""
+    frequency, <S**2>, ORCA version, final geometry). --by molecule: per molecule of a workflow (of the
+    chosen jobs), each conformer's energies from every step, free energy, relative free energy,
+    Boltzmann weight, final geometry, and the best conformer."""
     campaign = campaign_of(obj)
     if not no_reconcile:
         auto_reconcile(obj, campaign)
     rows = []
     view = campaign.ledger().snapshot()
+    if by == "molecule":
+        from orca_hpc.cli.by_molecule import echo_by_molecule
+
+        chosen = _selected(view, refs, states, name_glob, everything, required=False)
+        echo_by_molecule(campaign.root, view.all_jobs(), chosen, fmt)
+        return
     for job in _selected(view, refs, states, name_glob, everything, required=False):
         # the plain listing shows no chemistry: no result file to read
         rows.append(result_row(campaign.root, job, chemistry=fmt is not None))

@@ -1,0 +1,385 @@
+"""Results per molecule: a workflow's chain jobs turned into one table per molecule, and progress per step.
+
+A workflow job carries a chain (``molecule``, 1-based ``conformer``, ``step``, ``after``: the job id of
+the predecessor step's job, or None). Everything here but ``runs_of`` is pure: it takes ``StepRun``
+rows (a job id, its state, its chain, what its latest attempt found) so it is tested without a ledger.
+
+Per conformer, the table takes from the campaign's steps (ordered by their ``after`` links):
+
+- the electronic energy of every COMPLETED step (``FINAL SINGLE POINT ENERGY``, Eh);
+- ZPE, H, G, temperature and imaginary modes from the last step with thermochemistry (the frequency
+  step);
+- the composite free energy ``G = E(high) + (G(freq) - E(freq))``: the thermal correction of the
+  frequency step (computed at the cheap level, on the geometry it shares with the high-level step)
+  added to the electronic energy of the last step that has one (the high level). This is the usual
+  transfer of a thermal correction between levels (e.g. ``G = E(DLPNO-CCSD(T)) + G_corr(B3LYP)``);
+  with no later single point it is the frequency step's own G;
+- the final geometry: the ``final_xyz`` of the last step that brought one back.
+
+Across the molecule's finished conformers: free energies relative to the lowest in kcal/mol
+(1 Eh = 627.509474 kcal/mol) and Boltzmann weights ``exp(-dG/(kB T)) / sum`` (kB = 1.987204e-3
+kcal/(mol K)) at the frequency step's temperature (298.15 K when no step reports one). When no finished
+conformer has a free energy, the electronic energy of the last step ranks them instead (``ranked_by``
+says which). Unfinished, failed and cancelled conformers are listed with what stopped them and get no
+weight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orca_hpc.ledger.records import Job
+
+HARTREE_KCAL_MOL = 627.509474  # kcal/mol per hartree (CODATA 2018, as ORCA prints it)
+KB_KCAL_MOL_K = 1.987204e-3  # Boltzmann constant in kcal/(mol K) (R = 8.314462618 J/(mol K))
+DEFAULT_TEMPERATURE_K = 298.15  # when no step of a conformer reports a temperature
+
+COMPLETED = "COMPLETED"
+_STOPPED = {"PERMANENT_FAILED": "failed", "CANCELLED": "cancelled"}
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """Where a workflow job stands: its molecule, conformer (1-based), step and predecessor's job id."""
+
+    molecule: str
+    conformer: int
+    step: str
+    after: str | None = None
+
+
+def _chain_value(raw: Any, key: str) -> Any:
+    return raw.get(key) if isinstance(raw, Mapping) else getattr(raw, key, None)
+
+
+def chain_of(job: Any) -> Chain | None:
+    """The chain of a ledger job, None for a plain job (or a chain this version cannot read).
+
+    The one place that reads the field: the ``chain`` attribute the workflow change adds to ``Job``
+    (a dict or a record with the same names), else a ``chain`` kept in the job's extra fields, so
+    tables work with either form of the ledger."""
+    raw = getattr(job, "chain", None)
+    if raw is None:
+        extra = getattr(job, "extra", None)
+        raw = extra.get("chain") if isinstance(extra, Mapping) else None
+    if raw is None:
+        return None
+    molecule, conformer = _chain_value(raw, "molecule"), _chain_value(raw, "conformer")
+    step, after = _chain_value(raw, "step"), _chain_value(raw, "after")
+    if not (isinstance(molecule, str) and molecule and isinstance(step, str) and step):
+        return None
+    if not isinstance(conformer, int) or isinstance(conformer, bool) or conformer < 1:
+        return None
+    return Chain(molecule, conformer, step, after if isinstance(after, str) and after else None)
+
+
+@dataclass(frozen=True, slots=True)
+class StepRun:
+    """One chain job: its state and, when COMPLETED, what its latest attempt found.
+
+    ``chemistry`` holds the `results` columns of ``attempt.summary.chemistry_columns`` (``zpe_Eh``,
+    ``enthalpy_Eh``, ``gibbs_Eh``, ``temperature_K``, ``n_imaginary``, ``final_xyz``, ...)."""
+
+    job_id: str
+    state: str
+    chain: Chain
+    energy: float | None = None
+    chemistry: Mapping[str, Any] = field(default_factory=dict)
+
+
+def runs_of(jobs: Iterable[Job], root: Path, *, chemistry: bool = True) -> list[StepRun]:
+    """The chain jobs among ``jobs``; with ``chemistry``, a COMPLETED one's energy and what its
+    result.json holds (`status` counts states only and reads no result file)."""
+    from orca_hpc.attempt.folder import read_result
+    from orca_hpc.attempt.summary import chemistry_columns
+
+    runs = []
+    for job in jobs:
+        chain = chain_of(job)
+        if chain is None:
+            continue
+        att = job.attempt
+        if chemistry and job.state.value == COMPLETED and att is not None and att.dir:
+            folder = root / att.dir
+            found = chemistry_columns(folder, read_result(folder))
+            runs.append(StepRun(job.id, job.state.value, chain, att.energy, found))
+        else:
+            runs.append(StepRun(job.id, job.state.value, chain))
+    return runs
+
+
+# ---------------------------------------------------------------- steps
+
+
+def step_order(runs: Sequence[StepRun]) -> list[str]:
+    """The steps, each after the steps its jobs' ``after`` links point to; otherwise (and for a cycle,
+    which a sound workflow never makes) in the order their first jobs appear."""
+    first: dict[str, int] = {}
+    step_of: dict[str, str] = {}
+    for i, run in enumerate(runs):
+        first.setdefault(run.chain.step, i)
+        step_of[run.job_id] = run.chain.step
+    before: dict[str, set[str]] = {step: set() for step in first}
+    for run in runs:
+        previous = step_of.get(run.chain.after or "")
+        if previous is not None and previous != run.chain.step:
+            before[run.chain.step].add(previous)
+    order: list[str] = []
+    waiting = sorted(first, key=first.__getitem__)
+    while waiting:
+        ready = next((s for s in waiting if before[s] <= set(order)), waiting[0])
+        order.append(ready)
+        waiting.remove(ready)
+    return order
+
+
+@dataclass(frozen=True, slots=True)
+class StepProgress:
+    step: str
+    completed: int
+    total: int  # jobs that exist at this step (a step's jobs are made as predecessors complete)
+
+
+def step_progress(runs: Sequence[StepRun]) -> list[StepProgress]:
+    """Per step, in order: COMPLETED jobs and all jobs at that step."""
+    return [
+        StepProgress(
+            step,
+            sum(1 for r in runs if r.chain.step == step and r.state == COMPLETED),
+            sum(1 for r in runs if r.chain.step == step),
+        )
+        for step in step_order(runs)
+    ]
+
+
+def progress_line(progress: Sequence[StepProgress]) -> str:
+    """``opt 120/200  freq 80/120  sp 40/80`` (empty without chain jobs)."""
+    return "  ".join(f"{p.step} {p.completed}/{p.total}" for p in progress)
+
+
+# ---------------------------------------------------------------- the table
+
+
+@dataclass(slots=True)
+class StepResult:
+    """One step of one conformer: its job, state, energy (Eh) and final geometry."""
+
+    step: str
+    job: str  # its id
+    state: str
+    energy_Eh: float | None
+    final_xyz: str | None
+
+
+@dataclass(slots=True)
+class ConformerRow:
+    conformer: int
+    status: str  # finished | unfinished | failed | cancelled
+    note: str | None  # what stopped or holds an unfinished conformer, or why it has no weight
+    steps: list[StepResult]
+    thermo_step: str | None = None
+    zpe_Eh: float | None = None
+    enthalpy_Eh: float | None = None
+    gibbs_Eh: float | None = None
+    temperature_K: float | None = None
+    n_imaginary: int | None = None
+    high_level_step: str | None = None
+    high_level_energy_Eh: float | None = None
+    free_energy_Eh: float | None = None  # composite: E(high) + G(freq) - E(freq)
+    relative_kcal_mol: float | None = None
+    boltzmann_weight: float | None = None
+    best: bool = False
+    final_xyz: str | None = None
+
+
+@dataclass(slots=True)
+class MoleculeTable:
+    molecule: str
+    conformers: list[ConformerRow]
+    ranked_by: str | None  # free_energy | electronic_energy | None (no finished conformer)
+    temperature_K: float
+    temperature_source: str  # frequency step | default
+    best_conformer: int | None
+    note: str | None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _conformer_row(number: int, by_step: dict[str, StepRun], order: Sequence[str]) -> ConformerRow:
+    steps = []
+    for step in order:
+        run = by_step.get(step)
+        if run is None:
+            continue
+        done = run.state == COMPLETED
+        xyz = run.chemistry.get("final_xyz") if done else None
+        steps.append(
+            StepResult(
+                step,
+                run.job_id,
+                run.state,
+                _number(run.energy) if done else None,
+                xyz if isinstance(xyz, str) else None,
+            )
+        )
+    stopped = next((s for s in steps if s.state in _STOPPED), None)
+    if stopped is not None:
+        status, note = _STOPPED[stopped.state], f"{stopped.step} {stopped.state} ({stopped.job})"
+    elif order and order[-1] in by_step and by_step[order[-1]].state == COMPLETED:
+        status, note = "finished", None
+    else:
+        latest = steps[-1]
+        status, note = "unfinished", f"at {latest.step} ({latest.state}, {latest.job})"
+    row = ConformerRow(number, status, note, steps)
+    for s in steps:
+        if s.final_xyz is not None:
+            row.final_xyz = s.final_xyz
+        if s.energy_Eh is not None:
+            row.high_level_step, row.high_level_energy_Eh = s.step, s.energy_Eh
+    thermo = next(
+        (s for s in reversed(steps) if _number(by_step[s.step].chemistry.get("gibbs_Eh")) is not None), None
+    )
+    if thermo is not None:
+        chemistry = by_step[thermo.step].chemistry
+        row.thermo_step = thermo.step
+        row.zpe_Eh = _number(chemistry.get("zpe_Eh"))
+        row.enthalpy_Eh = _number(chemistry.get("enthalpy_Eh"))
+        row.gibbs_Eh = _number(chemistry.get("gibbs_Eh"))
+        row.temperature_K = _number(chemistry.get("temperature_K"))
+        n = chemistry.get("n_imaginary")
+        row.n_imaginary = n if isinstance(n, int) and not isinstance(n, bool) else None
+        high, low = row.high_level_energy_Eh, thermo.energy_Eh
+        if row.gibbs_Eh is not None and row.high_level_step == thermo.step:
+            row.free_energy_Eh = row.gibbs_Eh  # no later single point: the frequency step's own G
+        elif row.gibbs_Eh is not None and high is not None and low is not None:
+            row.free_energy_Eh = high + (row.gibbs_Eh - low)
+    return row
+
+
+def _rank(molecule: str, rows: list[ConformerRow]) -> MoleculeTable:
+    finished = [r for r in rows if r.status == "finished"]
+    with_g = [r for r in finished if r.free_energy_Eh is not None]
+    ranked_by: str | None
+    if with_g:
+        ranked_by, ranked = "free_energy", with_g
+    else:
+        ranked = [r for r in finished if r.high_level_energy_Eh is not None]
+        ranked_by = "electronic_energy" if ranked else None
+    weighed = {r.conformer for r in ranked}
+    for r in finished:
+        if r.conformer not in weighed:
+            r.note = (
+                "no free energy (no thermochemistry, or no energy at its frequency step): no weight"
+                if ranked_by == "free_energy"
+                else "no electronic energy: no weight"
+            )
+    temperatures = sorted({r.temperature_K for r in ranked if r.temperature_K is not None})
+    temperature = next((r.temperature_K for r in ranked if r.temperature_K is not None), None)
+    note = None
+    if not finished:
+        note = "no finished conformer"
+    elif len(temperatures) > 1:
+        note = f"frequency steps at different temperatures ({', '.join(f'{t:g}' for t in temperatures)} K)"
+    source = "frequency step" if temperature is not None else "default"
+    kelvin = temperature if temperature is not None else DEFAULT_TEMPERATURE_K
+    best = None
+    if ranked:
+
+        def value(r: ConformerRow) -> float:
+            found = r.free_energy_Eh if ranked_by == "free_energy" else r.high_level_energy_Eh
+            assert found is not None  # ranked rows have it
+            return found
+
+        lowest = min(value(r) for r in ranked)
+        for r in ranked:
+            r.relative_kcal_mol = (value(r) - lowest) * HARTREE_KCAL_MOL
+        factors = [math.exp(-(r.relative_kcal_mol or 0.0) / (KB_KCAL_MOL_K * kelvin)) for r in ranked]
+        total = sum(factors)  # >= 1: the lowest conformer's factor is exp(0)
+        for r, f in zip(ranked, factors, strict=True):
+            r.boltzmann_weight = f / total
+        best = min(ranked, key=lambda r: (value(r), r.conformer))
+        best.best = True
+    return MoleculeTable(molecule, rows, ranked_by, kelvin, source, best.conformer if best else None, note)
+
+
+def molecule_tables(runs: Sequence[StepRun]) -> list[MoleculeTable]:
+    """One table per molecule (in the order molecules first appear), conformers by number."""
+    order = step_order(runs)
+    grouped: dict[str, dict[int, dict[str, StepRun]]] = {}
+    for run in runs:
+        by_step = grouped.setdefault(run.chain.molecule, {}).setdefault(run.chain.conformer, {})
+        by_step[run.chain.step] = run  # one job per step; a later id (a remade one) wins
+    return [
+        _rank(molecule, [_conformer_row(n, conformers[n], order) for n in sorted(conformers)])
+        for molecule, conformers in grouped.items()
+    ]
+
+
+# ---------------------------------------------------------------- public forms
+
+
+def conformer_record(row: ConformerRow) -> dict[str, Any]:
+    """One conformer under its public names (docs/json.md, kind ``results_by_molecule``)."""
+    return {
+        "conformer": row.conformer,
+        "status": row.status,
+        "note": row.note,
+        "best": row.best,
+        "free_energy_Eh": row.free_energy_Eh,
+        "relative_kcal_mol": row.relative_kcal_mol,
+        "boltzmann_weight": row.boltzmann_weight,
+        "high_level_step": row.high_level_step,
+        "high_level_energy_Eh": row.high_level_energy_Eh,
+        "thermo_step": row.thermo_step,
+        "zpe_Eh": row.zpe_Eh,
+        "enthalpy_Eh": row.enthalpy_Eh,
+        "gibbs_Eh": row.gibbs_Eh,
+        "temperature_K": row.temperature_K,
+        "n_imaginary": row.n_imaginary,
+        "final_xyz": row.final_xyz,
+        "steps": [dataclasses.asdict(s) for s in row.steps],  # step, job, state, energy_Eh, final_xyz
+    }
+
+
+def molecule_record(table: MoleculeTable) -> dict[str, Any]:
+    return {
+        "molecule": table.molecule,
+        "best_conformer": table.best_conformer,
+        "ranked_by": table.ranked_by,
+        "temperature_K": table.temperature_K,
+        "temperature_source": table.temperature_source,
+        "conformers_total": len(table.conformers),
+        "conformers_finished": sum(1 for r in table.conformers if r.status == "finished"),
+        "note": table.note,
+        "conformers": [conformer_record(r) for r in table.conformers],
+    }
+
+
+def csv_rows(tables: Sequence[MoleculeTable], steps: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per conformer: the molecule's ranking, the conformer's thermochemistry, then each step's
+    job, state and energy (``<step>_job``, ``<step>_state``, ``<step>_energy_Eh``)."""
+    rows = []
+    for table in tables:
+        for r in table.conformers:
+            record = conformer_record(r)
+            row = {
+                "molecule": table.molecule,
+                "ranked_by": table.ranked_by,
+                "weights_temperature_K": table.temperature_K,
+                **{k: v for k, v in record.items() if k != "steps"},
+            }
+            by_step = {s["step"]: s for s in record["steps"]}
+            for step in steps:
+                found = by_step.get(step, {})
+                row[f"{step}_job"] = found.get("job")
+                row[f"{step}_state"] = found.get("state")
+                row[f"{step}_energy_Eh"] = found.get("energy_Eh")
+            rows.append(row)
+    return rows

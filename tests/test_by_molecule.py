@@ -1,0 +1,309 @@
+"""Results per molecule (`results --by molecule`) and progress per step (`status`), from chain jobs.
+
+The table is checked on plain rows (no ledger), with thermochemistry and energies read by the
+classifier from real ORCA outputs (tests/fixtures/orca/), and the Boltzmann arithmetic against values
+worked out by hand. The CLI tests build a campaign whose ledger holds chain jobs with finished
+attempts made from the same real outputs.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e import cli
+
+from orca_hpc.atomic import atomic_write_bytes
+from orca_hpc.attempt.folder import RESULT_NAME, AttemptResult
+from orca_hpc.config.campaign import Campaign, init_campaign
+from orca_hpc.controller.by_molecule import (
+    Chain,
+    StepRun,
+    chain_of,
+    molecule_tables,
+    progress_line,
+    step_order,
+    step_progress,
+)
+from orca_hpc.controller.submit import submit
+from orca_hpc.ledger.records import Job
+from orca_hpc.ledger.states import JobState
+from orca_hpc.orca.classify import classify_output
+from orca_hpc.scheduler.fake import FakeScheduler
+
+FIXTURES = Path(__file__).parent / "fixtures" / "orca"
+# One molecule (divinylbenzene), its steps from real runs: conformer 1 from ORCA 5, conformer 2 from
+# ORCA 6 (the single points cross over, so the two differ by a few kcal/mol).
+REAL = {
+    1: {
+        "opt": "cclib__basicORCA5.0__dvb_gopt.out",
+        "freq": "cclib__basicORCA5.0__dvb_ir.out",
+        "sp": "cclib__basicORCA6.0__dvb_sp_dft.out",
+    },
+    2: {
+        "opt": "cclib__basicORCA6.0__dvb_gopt.out",
+        "freq": "cclib__basicORCA6.0__dvb_ir.out",
+        "sp": "cclib__basicORCA4.2__dvb_sp.out",
+    },
+}
+KCAL = 627.509474
+
+
+def _chemistry(output: Path) -> tuple[float | None, dict[str, Any]]:
+    """What `results` reads for a finished attempt of this output (energy, chemistry columns)."""
+    found = classify_output(output).to_dict()
+    return found["energy"], {
+        "zpe_Eh": found["zpe"],
+        "enthalpy_Eh": found["enthalpy"],
+        "gibbs_Eh": found["gibbs"],
+        "temperature_K": found["temperature"],
+        "n_imaginary": found["n_imaginary"],
+        "final_xyz": None,
+    }
+
+
+def _run(job: str, molecule: str, conformer: int, step: str, after: str | None, state: str = "COMPLETED",
+         energy: float | None = None, **chemistry: Any) -> StepRun:  # fmt: skip
+    return StepRun(job, state, Chain(molecule, conformer, step, after), energy, chemistry)
+
+
+def _chain(molecule: str, conformer: int, *steps: tuple[str, str, str]) -> list[StepRun]:
+    """One conformer's COMPLETED steps ``(job id, step, fixture output)``, each after the one before."""
+    runs, after = [], None
+    for job, step, name in steps:
+        energy, chemistry = _chemistry(FIXTURES / name)
+        runs.append(StepRun(job, "COMPLETED", Chain(molecule, conformer, step, after), energy, chemistry))
+        after = job
+    return runs
+
+
+def test_two_conformers_one_kcal_apart_weigh_as_worked_out_by_hand() -> None:
+    # G = E + (G - E) of the frequency step; 1 kcal/mol apart at 298.15 K. By hand:
+    # kB T = 1.987204e-3 * 298.15 = 0.592485 kcal/mol, exp(-1 / 0.592485) = 0.184930,
+    # weights 1 / 1.184930 = 0.84394 and 0.184930 / 1.184930 = 0.15606.
+    e, t = -100.0, 298.15
+    runs = [
+        _run("j1", "m", 1, "freq", None, energy=e, gibbs_Eh=e + 0.05, temperature_K=t),
+        # Its electronic energy is 1.26 kcal/mol higher, its free energy 1.0: G ranks, not E.
+        _run("j2", "m", 2, "freq", None, energy=e + 0.002, gibbs_Eh=e + 0.05 + 1 / KCAL, temperature_K=t),
+    ]
+    (table,) = molecule_tables(runs)
+    first, second = table.conformers
+    assert table.ranked_by == "free_energy" and table.best_conformer == 1 and first.best
+    assert second.relative_kcal_mol == pytest.approx(1.0, abs=1e-9)
+    assert first.boltzmann_weight == pytest.approx(0.84394, abs=1e-5)
+    assert second.boltzmann_weight == pytest.approx(0.15606, abs=1e-5)
+    # At 350 K the same gap weighs less: kB T = 0.695521, exp(-1 / 0.695521) = 0.237421 -> 0.80811.
+    warm = [dataclasses.replace(r, chemistry={**r.chemistry, "temperature_K": 350.0}) for r in runs]
+    (table,) = molecule_tables(warm)
+    assert table.temperature_K == 350.0 and table.temperature_source == "frequency step"
+    assert table.conformers[0].boltzmann_weight == pytest.approx(0.80811, abs=1e-5)
+
+
+def test_real_outputs_composite_free_energy_failed_and_unfinished_conformers() -> None:
+    runs = []
+    for n, steps in REAL.items():
+        runs += _chain("dvb", n, *((f"j{n}{i}", step, name) for i, (step, name) in enumerate(steps.items())))
+    # Conformer 3 failed at freq for good (no sp job was made); conformer 4 is still optimising.
+    runs += _chain("dvb", 3, ("j30", "opt", REAL[1]["opt"]))
+    runs += [_run("j31", "dvb", 3, "freq", "j30", state="PERMANENT_FAILED")]
+    runs += [_run("j40", "dvb", 4, "opt", None, state="RUNNING")]
+    (table,) = molecule_tables(runs)
+    assert step_order(runs) == ["opt", "freq", "sp"]
+    rows = {r.conformer: r for r in table.conformers}
+    # The composite G from the numbers ORCA printed (FINAL SINGLE POINT ENERGY, Final Gibbs free
+    # energy), copied from the outputs by hand.
+    g1 = -382.055108392562 + (-381.91112705 - -382.055108614160)
+    g2 = -382.050758039646 + (-381.91114546 - -382.055107107616)
+    assert rows[1].free_energy_Eh == pytest.approx(g1, abs=1e-9)
+    assert rows[2].free_energy_Eh == pytest.approx(g2, abs=1e-9)
+    assert rows[1].high_level_step == "sp" and rows[1].thermo_step == "freq"
+    assert rows[1].zpe_Eh == 0.17701962 and rows[1].enthalpy_Eh == -381.86823907
+    assert rows[1].temperature_K == 298.15 and rows[1].n_imaginary == 0
+    assert [s.energy_Eh for s in rows[1].steps] == [-382.055133372796, -382.05510861416, -382.055108392562]
+    gap = (g2 - g1) * KCAL  # 2.72 kcal/mol
+    assert table.best_conformer == 1 and rows[1].relative_kcal_mol == 0.0
+    assert rows[2].relative_kcal_mol == pytest.approx(gap, abs=1e-6) and 2.5 < gap < 3.0
+    assert rows[2].boltzmann_weight == pytest.approx(0.0100, abs=1e-4)  # exp(-2.72/0.5925) / (1 + ...)
+    assert rows[1].boltzmann_weight + rows[2].boltzmann_weight == pytest.approx(1.0)
+    # The failed and the unfinished conformer are listed, say why, and weigh nothing.
+    assert rows[3].status == "failed" and rows[3].note == "freq PERMANENT_FAILED (j31)"
+    assert rows[4].status == "unfinished" and rows[4].note == "at opt (RUNNING, j40)"
+    assert rows[3].boltzmann_weight is None and rows[4].boltzmann_weight is None
+    assert rows[3].steps[0].energy_Eh == -382.055133372796  # what it did finish is still shown
+    assert step_progress(runs)[1].completed == 2 and step_progress(runs)[1].total == 3
+    assert progress_line(step_progress(runs)) == "opt 3/4  freq 2/3  sp 2/2"
+
+
+def test_a_molecule_with_no_finished_conformer_and_one_without_thermochemistry() -> None:
+    runs = [
+        _run("j1", "stuck", 1, "opt", None, state="CANCELLED"),
+        _run("j2", "stuck", 2, "opt", None, energy=-1.0),
+        _run("j3", "stuck", 2, "sp", "j2", state="PENDING"),
+        # No frequency step at all: ranked by the last electronic energy, at the default temperature.
+        _run("j4", "plain", 1, "opt", None, energy=-2.0),
+        _run("j5", "plain", 1, "sp", "j4", energy=-2.5),
+        _run("j6", "plain", 2, "opt", None, energy=-2.0),
+        _run("j7", "plain", 2, "sp", "j6", energy=-2.5 + 0.5 / KCAL),
+    ]
+    stuck, plain = molecule_tables(runs)
+    assert stuck.best_conformer is None and stuck.ranked_by is None and stuck.note == "no finished conformer"
+    assert [r.status for r in stuck.conformers] == ["cancelled", "unfinished"]
+    assert stuck.conformers[0].note == "opt CANCELLED (j1)"
+    assert plain.ranked_by == "electronic_energy" and plain.best_conformer == 1
+    assert plain.temperature_K == 298.15 and plain.temperature_source == "default"
+    assert plain.conformers[1].relative_kcal_mol == pytest.approx(0.5)
+    assert plain.conformers[0].free_energy_Eh is None and plain.conformers[0].high_level_energy_Eh == -2.5
+
+
+def test_step_order_follows_the_after_links_not_the_job_ids() -> None:
+    # The sp jobs were made with lower ids than a late opt (a remade conformer): links decide.
+    runs = [
+        _run("j1", "m", 1, "sp", "j3"),
+        _run("j2", "m", 1, "freq", "j4"),
+        _run("j3", "m", 1, "freq", "j4"),
+        _run("j4", "m", 1, "opt", None),
+    ]
+    assert step_order(runs) == ["opt", "freq", "sp"]
+    assert progress_line(step_progress([])) == ""
+
+
+class _WithChain:
+    def __init__(self, chain: Any, extra: Any = None) -> None:
+        self.chain, self.extra = chain, extra or {}
+
+
+def test_chain_of_reads_the_field_a_record_or_the_extras_and_refuses_nonsense() -> None:
+    wanted = Chain("water", 2, "freq", "j000001")
+    raw = {"molecule": "water", "conformer": 2, "step": "freq", "after": "j000001"}
+    assert chain_of(_WithChain(raw)) == wanted
+    assert chain_of(_WithChain(wanted)) == wanted
+    assert chain_of(_WithChain(None, {"chain": raw})) == wanted
+    assert chain_of(_WithChain({**raw, "after": None})) == Chain("water", 2, "freq", None)
+    for bad in ({**raw, "conformer": 0}, {**raw, "conformer": True}, {**raw, "step": ""}, "text"):
+        assert chain_of(_WithChain(bad)) is None
+    assert chain_of(_WithChain(None)) is None
+
+
+# ---------------------------------------------------------------- through the CLI
+
+
+def _set_chain(job: Job, chain: dict[str, Any]) -> None:
+    """Give a ledger job its chain: the ``Job.chain`` field where the ledger has it, else an extra."""
+    if "chain" in {f.name for f in dataclasses.fields(Job)}:
+        setattr(job, "chain", chain)  # noqa: B010 (the field may not exist in this version)
+    else:
+        job.extra["chain"] = chain
+
+
+def _finish(campaign: Campaign, job: Job, output: Path) -> None:
+    """The job's attempt folder gets a real output and the result.json the runner would write."""
+    folder = campaign.root / job.latest.dir
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(output, folder / "job.out")
+    (folder / "job.xyz").write_text("1\n\nC 0 0 0\n")
+    found = classify_output(folder / "job.out")
+    classification = {**found.to_dict(), "final_xyz": "job.xyz"}
+    result = AttemptResult(outcome=found.outcome.value, energy=found.energy, classification=classification)
+    atomic_write_bytes(folder / RESULT_NAME, json.dumps(result.to_dict()).encode(), 0o600)
+    job.latest.energy, job.latest.outcome = found.energy, found.outcome.value
+
+
+def _workflow_campaign(tmp_path: Path) -> tuple[Path, dict[tuple[int, str], str]]:
+    """dvb: conformers 1 and 2 finished through opt, freq, sp (real outputs); conformer 3 failed at
+    freq. water: one conformer, its opt running. And one plain job."""
+    campaign = init_campaign(tmp_path / "camp", "local-slurm")
+    plan = [(1, "opt"), (1, "freq"), (1, "sp"), (2, "opt"), (2, "freq"), (2, "sp"), (3, "opt"), (3, "freq")]
+    plan += [(1, "water-opt"), (0, "plain")]
+    paths = []
+    for i, _ in enumerate(plan):
+        path = tmp_path / "in" / f"in{i}.inp"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(f"! HF def2-SVP\n* xyz 0 1\nH 0 0 0\nH 0 0 0.74\n*\n# {i}\n")
+        paths.append(path)
+    ids = [job_id for job_id, _n, _s in submit(campaign, paths, scheduler=FakeScheduler()).submitted]
+    made: dict[tuple[int, str], str] = {}
+    with campaign.ledger().transaction() as txn:
+        for (conformer, step), job_id in zip(plan, ids, strict=True):
+            job = txn.get(job_id)
+            if step == "plain":
+                continue
+            if step == "water-opt":
+                _set_chain(job, {"molecule": "water", "conformer": 1, "step": "opt", "after": None})
+                txn.set_state(job, JobState.RUNNING)
+                continue
+            after = made.get((conformer, {"freq": "opt", "sp": "freq"}.get(step, "")))
+            _set_chain(job, {"molecule": "dvb", "conformer": conformer, "step": step, "after": after})
+            made[(conformer, step)] = job_id
+            txn.set_state(job, JobState.RUNNING)
+            if conformer == 3 and step == "freq":
+                txn.set_state(job, JobState.FAILED)
+                txn.set_state(job, JobState.PERMANENT_FAILED)
+                continue
+            _finish(campaign, job, FIXTURES / REAL[1 if conformer == 3 else conformer][step])
+            txn.set_state(job, JobState.COMPLETED)
+    return campaign.root, made
+
+
+def _by_molecule(camp: Path, *args: str) -> Any:
+    return cli(camp, "results", "--by", "molecule", "--no-reconcile", *args)
+
+
+def test_results_by_molecule_and_status_steps_through_the_cli(tmp_path: Path) -> None:
+    camp, made = _workflow_campaign(tmp_path)
+    document = json.loads(_by_molecule(camp, "--json").stdout)
+    assert document["schema"] == 1 and document["kind"] == "results_by_molecule"
+    assert document["steps"] == ["opt", "freq", "sp"]
+    dvb, water = document["molecules"]
+    assert (dvb["molecule"], dvb["best_conformer"], dvb["ranked_by"]) == ("dvb", 1, "free_energy")
+    assert (dvb["conformers_total"], dvb["conformers_finished"], dvb["temperature_K"]) == (3, 2, 298.15)
+    one, two, three = dvb["conformers"]
+    g1 = -382.055108392562 + (-381.91112705 - -382.055108614160)  # from the outputs' text
+    assert one["free_energy_Eh"] == pytest.approx(g1, abs=1e-9) and one["best"] is True
+    assert one["boltzmann_weight"] + two["boltzmann_weight"] == pytest.approx(1.0)
+    assert [s["job"] for s in one["steps"]] == [made[(1, s)] for s in ("opt", "freq", "sp")]
+    assert Path(one["final_xyz"]).is_file() and Path(one["final_xyz"]).parent.parent.name == made[(1, "sp")]
+    assert three["status"] == "failed" and three["boltzmann_weight"] is None
+    assert three["note"] == f"freq PERMANENT_FAILED ({made[(3, 'freq')]})"
+    assert water["best_conformer"] is None and water["conformers"][0]["status"] == "unfinished"
+
+    rows = list(csv.DictReader(io.StringIO(_by_molecule(camp, "--csv").output)))
+    assert [(r["molecule"], r["conformer"], r["status"]) for r in rows] == [
+        ("dvb", "1", "finished"),
+        ("dvb", "2", "finished"),
+        ("dvb", "3", "failed"),
+        ("water", "1", "unfinished"),
+    ]
+    assert float(rows[0]["free_energy_Eh"]) == one["free_energy_Eh"]
+    assert float(rows[1]["boltzmann_weight"]) == two["boltzmann_weight"]
+    assert float(rows[0]["sp_energy_Eh"]) == -382.055108392562 and rows[2]["sp_job"] == ""
+    assert rows[2]["freq_state"] == "PERMANENT_FAILED"
+
+    # A selection narrows to the molecules of the chosen jobs (each still from all its jobs).
+    only = json.loads(_by_molecule(camp, "--json", "--state", "RUNNING").stdout)
+    assert [m["molecule"] for m in only["molecules"]] == ["water"]
+    text = _by_molecule(camp).output
+    assert "dvb: 2/3 conformers finished, best 1, by free energy, weights at 298.15 K" in text
+
+    state = json.loads(cli(camp, "status", "--json", "--no-reconcile").stdout)
+    assert state["steps"] == [
+        {"step": "opt", "completed": 3, "total": 4},
+        {"step": "freq", "completed": 2, "total": 3},
+        {"step": "sp", "completed": 2, "total": 2},
+    ]
+    assert "steps: opt 3/4  freq 2/3  sp 2/2" in cli(camp, "status", "--no-reconcile", "--summary").output
+
+
+def test_a_campaign_without_workflows_says_so(tmp_path: Path) -> None:
+    camp = init_campaign(tmp_path / "camp", "local-slurm").root
+    assert "no workflow jobs" in _by_molecule(camp).output
+    empty = json.loads(_by_molecule(camp, "--json").stdout)
+    assert empty["molecules"] == [] and empty["steps"] == []
+    assert json.loads(cli(camp, "status", "--json", "--no-reconcile").stdout)["steps"] == []
+    assert "steps:" not in cli(camp, "status", "--no-reconcile").output
