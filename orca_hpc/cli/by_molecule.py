@@ -83,7 +83,7 @@ def _echo_table(table: MoleculeTable) -> None:
                 _cell(energy, ".8f"),
                 _cell(r.relative_kcal_mol, ".2f"),
                 _cell(r.boltzmann_weight, ".4f"),
-                "; ".join(x for x in (r.final_xyz, r.note) if x) or "-",
+                printable("; ".join(x for x in (r.final_xyz, r.note) if x) or "-"),  # names a step
             )
         )
     if table.ranked_by == "electronic_energy":

@@ -136,7 +136,7 @@ def status(
         _table(jobs)
     click.echo(", ".join(_colour(f"{k} {v}", k) for k, v in counts.items()) or "no jobs")
     if steps:
-        click.echo(f"steps: {progress_line(steps)}")
+        click.echo(f"steps: {printable(progress_line(steps))}")
     pause = pause_summary(view.meta)
     if pause:
         click.echo(pause)
