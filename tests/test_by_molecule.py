@@ -160,10 +160,14 @@ def test_a_molecule_with_no_finished_conformer_and_one_without_thermochemistry()
     assert plain.temperature_K == 298.15 and plain.temperature_source == "default"
     assert plain.conformers[1].relative_kcal_mol == pytest.approx(0.5)
     assert plain.conformers[0].free_energy_Eh is None and plain.conformers[0].high_level_energy_Eh == -2.5
-    # Thermochemistry without a temperature (a hand-edited result.json): G ranks, at 298.15 K.
-    (unknown,) = molecule_tables([_run("j8", "hot", 1, "freq", None, energy=-3.0, gibbs_Eh=-2.9)])
-    assert unknown.ranked_by == "free_energy" and unknown.temperature_source == "default"
-    assert unknown.temperature_K == 298.15 and unknown.conformers[0].boltzmann_weight == 1.0
+    # Thermochemistry without a usable temperature (a hand-edited result.json): G ranks, at 298.15 K.
+    for kelvin in (None, 0.0, float("nan")):
+        runs = [_run("j8", "hot", 1, "freq", None, energy=-3.0, gibbs_Eh=-2.9, temperature_K=kelvin)]
+        runs += [_run("j9", "hot", 2, "freq", None, energy=-3.0, gibbs_Eh=-2.9 + 1 / KCAL)]
+        (unknown,) = molecule_tables(runs)
+        assert unknown.ranked_by == "free_energy" and unknown.temperature_source == "default"
+        assert unknown.temperature_K == 298.15
+        assert unknown.conformers[0].boltzmann_weight == pytest.approx(0.84394, abs=1e-5)
 
 
 def test_step_order_follows_the_after_links_not_the_job_ids() -> None:

@@ -209,7 +209,10 @@ class MoleculeTable:
 
 
 def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    # result.json may be hand-edited (and Python's json reads NaN): a wrong or non-finite value is absent.
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def _conformer_row(number: int, by_step: dict[str, StepRun], order: Sequence[str]) -> ConformerRow:
@@ -244,7 +247,12 @@ def _conformer_row(number: int, by_step: dict[str, StepRun], order: Sequence[str
         if s.energy_Eh is not None:
             row.high_level_step, row.high_level_energy_Eh = s.step, s.energy_Eh
     thermo = next(
-        (s for s in reversed(steps) if _number(by_step[s.step].chemistry.get("gibbs_Eh")) is not None), None
+        (
+            s
+            for s in reversed(steps)
+            if s.state == COMPLETED and _number(by_step[s.step].chemistry.get("gibbs_Eh")) is not None
+        ),
+        None,
     )
     if thermo is not None:
         chemistry = by_step[thermo.step].chemistry
@@ -252,7 +260,8 @@ def _conformer_row(number: int, by_step: dict[str, StepRun], order: Sequence[str
         row.zpe_Eh = _number(chemistry.get("zpe_Eh"))
         row.enthalpy_Eh = _number(chemistry.get("enthalpy_Eh"))
         row.gibbs_Eh = _number(chemistry.get("gibbs_Eh"))
-        row.temperature_K = _number(chemistry.get("temperature_K"))
+        kelvin = _number(chemistry.get("temperature_K"))
+        row.temperature_K = kelvin if kelvin is not None and kelvin > 0 else None  # weights divide by it
         n = chemistry.get("n_imaginary")
         row.n_imaginary = n if isinstance(n, int) and not isinstance(n, bool) else None
         high, low = row.high_level_energy_Eh, thermo.energy_Eh
