@@ -79,11 +79,13 @@ class CampaignHandle:
         charge: int = 0,
         mult: int = 1,
         force: bool = False,
+        fit: bool | None = None,
         check: bool = True,
     ) -> dict[str, Any]:
         """Validate, record and submit inputs (files, folders, quoted globs), exactly once; the
         ``submit --json`` document. The first submit to a site runs ``check()`` (``check=False``
-        skips it) and raises ``UserError`` naming every problem."""
+        skips it) and raises ``UserError`` naming every problem. ``fit``: as ``submit --fit``/``--no-fit``
+        (None: the site's ``fit_to_node``)."""
         from orca_hpc.controller.check import first_submit_check, remember_check
         from orca_hpc.controller.public import submit_document
         from orca_hpc.controller.submit import submit
@@ -96,7 +98,7 @@ class CampaignHandle:
             if report is not None and not report.ok:
                 raise UserError("; ".join(report.problems))
             checked = report is not None
-        done = submit(campaign, paths, method=method, charge=charge, mult=mult, force=force)
+        done = submit(campaign, paths, method=method, charge=charge, mult=mult, force=force, fit=fit)
         if checked:
             remember_check(campaign)
         return submit_document(done)

@@ -131,7 +131,18 @@ def shared_tmp() -> Iterator[Path]:
 
 
 # ../shared beside the repository (CI lays a copy there): real ORCA outputs the classifier is tested on.
-SHARED_ORCA = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "orca"
+def _main_checkout(repo: Path) -> Path:
+    """The repository itself, or for a git worktree (.git is a file "gitdir: MAIN/.git/worktrees/X")
+    the main checkout, beside which ../shared lies."""
+    dot_git = repo / ".git"
+    if dot_git.is_file():
+        pointer = dot_git.read_text(encoding="utf-8").strip()
+        if pointer.startswith("gitdir:"):
+            return Path(pointer.split(":", 1)[1].strip()).parents[2]
+    return repo
+
+
+SHARED_ORCA = _main_checkout(Path(__file__).resolve().parents[1]).parent / "shared" / "fixtures" / "orca"
 
 
 @pytest.fixture

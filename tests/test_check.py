@@ -22,6 +22,25 @@ def test_a_sound_site_passes(tmp_path: Path) -> None:
     assert "must see" in out  # what cannot be checked from here is said, not hidden
 
 
+def test_the_site_declarations_are_checked_against_the_real_node(tmp_path: Path) -> None:
+    import subprocess
+
+    node = subprocess.run(
+        ["scontrol", "show", "node", "-o"], capture_output=True, text=True, check=True
+    ).stdout
+    cpus = int(node.split("CPUTot=")[1].split()[0])
+    memory = int(node.split("RealMemory=")[1].split()[0])
+    camp = new_campaign(tmp_path)
+    sound = cli(camp, "-v", "check").output
+    assert f"ok: cores_per_node = 8 (the nodes have {cpus})" in sound and "problem:" not in sound
+    _override(camp, f"[overrides.slurm]\ncores_per_node = {cpus + 1}\nmax_mem_mb = {memory + 1}\n")
+    result = cli(camp, "check", expect=1)
+    problems = [line for line in result.output.splitlines() if line.startswith("problem:")]
+    assert len(problems) == 2, result.output
+    assert f"cores_per_node = {cpus + 1} but node" in problems[0] and f"has {cpus}" in problems[0]
+    assert f"max_mem_mb = {memory + 1} but" in problems[1] and f"have {memory} MB" in problems[1]
+
+
 def test_every_problem_is_listed_with_its_fix(tmp_path: Path) -> None:
     camp = new_campaign(tmp_path)
     _override(camp, '[overrides.orca]\npath = "/nonexistent/orca"\n[overrides.slurm]\npartition = "nosuch"\n')

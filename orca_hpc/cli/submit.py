@@ -46,6 +46,12 @@ def _common_options(f: Any) -> Any:
             ),
             click.option("--charge", default=0, show_default=True, help="Charge for .xyz inputs."),
             click.option("--mult", default=1, show_default=True, help="Multiplicity for .xyz inputs."),
+            click.option(
+                "--fit/--no-fit",
+                default=None,
+                help="Scale inputs that ask for more than a node (%pal, %maxcore, time) down to it instead "
+                "of refusing them; default: the site's [slurm] fit_to_node.",
+            ),
         ]
     ):
         f = option(f)
@@ -75,6 +81,7 @@ def submit(
     method: str | None,
     charge: int,
     mult: int,
+    fit: bool | None,
     force: bool,
     dry_run: bool,
     max_retries: int | None,
@@ -105,6 +112,7 @@ def submit(
             method=method,
             charge=charge,
             mult=mult,
+            fit=fit,
             force=force,
             dry_run=dry_run,
             max_retries=max_retries,
@@ -173,12 +181,13 @@ def render(
     method: str | None,
     charge: int,
     mult: int,
+    fit: bool | None,
 ) -> None:
     """Print the exact job script(s) `submit` would use; submit nothing (same as submit --dry-run)."""
     campaign = campaign_of(obj)
     paths = _input_paths(inputs, from_file)
     report = submit_inputs(
-        campaign, paths, method=method, charge=charge, mult=mult, force=True, dry_run=True, warn=warn
+        campaign, paths, method=method, charge=charge, mult=mult, fit=fit, force=True, dry_run=True, warn=warn
     )
     for script in report.scripts:
         click.echo(script, nl=False)

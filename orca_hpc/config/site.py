@@ -64,7 +64,7 @@ _MANAGED_SBATCH = {
     "requeue": "orca-hpc retries node failures itself (--no-requeue)",
 }
 # (section, key) -> (type, SiteConfig field). Section None is the top level.
-_STR, _INT, _NUM, _WALL, _STRS, _TABLE, _ENV = (
+_STR, _INT, _NUM, _WALL, _STRS, _TABLE, _ENV, _BOOL = (
     "a string",
     "an integer",
     "a number",
@@ -72,6 +72,7 @@ _STR, _INT, _NUM, _WALL, _STRS, _TABLE, _ENV = (
     "a list of strings",
     "a table",
     "a table of strings",
+    "a boolean",
 )
 _SCHEMA: dict[str | None, dict[str, tuple[str, str]]] = {
     None: {
@@ -96,6 +97,8 @@ _SCHEMA: dict[str | None, dict[str, tuple[str, str]]] = {
         "max_walltime": (_WALL, "max_walltime_min"),
         "nodes": (_INT, "nodes"),
         "nprocs": (_INT, "nprocs"),
+        "cores_per_node": (_INT, "cores_per_node"),
+        "fit_to_node": (_BOOL, "fit_to_node"),
         "mem_per_cpu_mb": (_INT, "mem_per_cpu_mb"),
         "max_mem_mb": (_INT, "max_mem_mb"),
         "max_array_size": (_INT, "max_array_size"),
@@ -156,7 +159,9 @@ class SiteConfig:
     nodes: int = 1
     nprocs: int = 1
     mem_per_cpu_mb: int = 2000
-    max_mem_mb: int | None = None  # the most memory one job may ask for
+    max_mem_mb: int | None = None  # the most memory one job may ask for: a node's usable memory
+    cores_per_node: int | None = None  # a node's CPUs (scontrol CPUTot): the most processes one job may use
+    fit_to_node: bool = False  # scale inputs that ask for more than a node down to it, instead of refusing
     max_array_size: int = 1000
     array_parallelism: int | None = None
     submit_throttle_s: float = 0.0
@@ -271,6 +276,12 @@ def job_memory_mb(maxcore_mb: int, nprocs: int) -> int:
     return -(-maxcore_mb * nprocs * MEM_FRACTION_DEN // MEM_FRACTION_NUM)
 
 
+def maxcore_within(mem_mb: int, nprocs: int) -> int:
+    """The memory rule backwards: the largest %maxcore whose ``job_memory_mb`` for ``nprocs`` processes
+    is at most ``mem_mb`` (0 when not even 1 MB per process fits)."""
+    return mem_mb * MEM_FRACTION_NUM // (MEM_FRACTION_DEN * nprocs)
+
+
 def resources_for(site: SiteConfig, nprocs: int, maxcore_mb: int | None) -> tuple[int, int]:
     """(job memory for --mem, ORCA %maxcore), both MB, keeping maxcore x nprocs <= 80 % of the job's memory.
 
@@ -294,7 +305,7 @@ def resources_for(site: SiteConfig, nprocs: int, maxcore_mb: int | None) -> tupl
     mem = site.mem_per_cpu_mb * nprocs
     if site.max_mem_mb is not None and mem > site.max_mem_mb:
         mem = site.max_mem_mb
-    maxcore = mem * MEM_FRACTION_NUM // (MEM_FRACTION_DEN * nprocs)
+    maxcore = maxcore_within(mem, nprocs)
     if maxcore < 1:
         raise UserError(
             f"site {site.name}: {mem} MB for {nprocs} processes leaves less than 1 MB of %maxcore per process"
@@ -448,6 +459,8 @@ def _type_ok(kind: str, value: object) -> bool:
         return isinstance(value, str)
     if kind == _INT:
         return isinstance(value, int) and not isinstance(value, bool)
+    if kind == _BOOL:
+        return isinstance(value, bool)
     if kind == _NUM:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind == _WALL:
@@ -589,6 +602,9 @@ def _build(
     if integer("nodes", _D.nodes, 1) != 1:
         fail("nodes", "only single-node jobs are supported (ORCA runs on one node here): use 1")
     nprocs = integer("nprocs", _D.nprocs, 1)
+    cores_per_node = integer("cores_per_node", None, 1)
+    if cores_per_node is not None and nprocs > cores_per_node:
+        fail("nprocs", f"{nprocs} processes are more than cores_per_node = {cores_per_node}")
     if get("mem_per_cpu_mb") is None and slurm:
         where.fail("slurm", "mem_per_cpu_mb", f"missing value ({wall_required})")
     mem_per_cpu = integer("mem_per_cpu_mb", _D.mem_per_cpu_mb, 1)
@@ -675,6 +691,8 @@ def _build(
         max_walltime_min=max_walltime,
         nodes=1,
         nprocs=nprocs,
+        cores_per_node=cores_per_node,
+        fit_to_node=get("fit_to_node", _D.fit_to_node),
         mem_per_cpu_mb=mem_per_cpu,
         max_mem_mb=max_mem,
         max_array_size=max_array,

@@ -121,7 +121,8 @@ def _edited_plan(
     how = f"input replaced by {source}" if replacement is not None else f"input {source} edited"
     fresh.plan.corrections = [
         {"handler": "manual", "change": f"{how} (sha256 {job.input_sha[:12]} -> {fresh.sha[:12]})",
-         "why": "orca-hpc retry after a fix"}
+         "why": "orca-hpc retry after a fix"},
+        *fresh.plan.corrections,  # the edited input fitted to the node (controller/fit.py), if it had to be
     ]  # fmt: skip
     job.input_sha = fresh.sha
     if replacement is not None:

@@ -2,10 +2,11 @@
 
 Each check looks at one thing the compute nodes will need, from where it can be seen (the login
 node, and the scheduler's ``sbatch --test-only``): the ORCA program, the Python that runs the runner,
-the campaign folder, the scratch root, the resources against the partition, the mail settings and the
-ledger's lock. Every problem comes back at once, each with its fix; notes are what cannot be checked
-from here (a node-local scratch root, a program on the compute nodes' PATH only). Cheap enough to
-run before every first submit to a site.
+the campaign folder, the scratch root, the resources against the partition, the site's declared cores,
+memory and time limits against the partition's nodes (``scontrol show partition/node``), the mail
+settings and the ledger's lock. Every problem comes back at once, each with its fix; notes are what
+cannot be checked from here (a node-local scratch root, a program on the compute nodes' PATH only).
+Cheap enough to run before every first submit to a site.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 
 from orca_hpc.attempt.scratch import expand_root
 from orca_hpc.config.campaign import Campaign
-from orca_hpc.config.site import resources_for
+from orca_hpc.config.site import format_walltime, resources_for
 from orca_hpc.errors import OrcaHpcError, TemporaryFailure
 from orca_hpc.scheduler import Scheduler, python_for_jobs, scheduler_for
 from orca_hpc.scheduler.base import ArrayRequest
@@ -117,6 +118,76 @@ def _check_resources(campaign: Campaign, scheduler: Scheduler, report: CheckRepo
         report.passed.append(f"the scheduler accepts a {site.nprocs}-process, {mem} MB job")
 
 
+def _check_node(campaign: Campaign, scheduler: Scheduler, report: CheckReport) -> None:
+    """The site's declarations of one node and the partition's time limit against scontrol's answer:
+    jobs are fitted to the declarations (controller/fit.py), so a declaration above the real node lets
+    through jobs that SLURM refuses or never starts."""
+    site = campaign.site
+    try:
+        partition = scheduler.partition()
+    except TemporaryFailure as err:
+        report.notes.append(f"the partition's nodes could not be read: {err}")
+        return
+    except OrcaHpcError as err:  # an unknown partition: the sbatch --test-only check names it
+        report.notes.append(f"the partition's nodes could not be read: {err}")
+        return
+    if partition is None:
+        return  # not a SLURM site, or no such partition (reported by the sbatch check)
+    smallest = partition.smallest()
+    where = f"site {site.name}: [slurm]"
+    if smallest is None:
+        report.problems.append(f"partition {partition.name} has no nodes (scontrol show node)")
+    else:
+        cores, memory, node = smallest
+        if not any(n.usable for n in partition.nodes):
+            report.notes.append(
+                f"no node of partition {partition.name} takes jobs now (e.g. {node.name}: {node.state})"
+            )
+        if site.cores_per_node is None:
+            report.notes.append(
+                f"{where} cores_per_node is not set: the nodes of partition {partition.name} have {cores}; "
+                f"set cores_per_node = {cores} so jobs asking for more are refused or fitted at submit"
+            )
+        elif site.cores_per_node > cores:
+            report.problems.append(
+                f"{where} cores_per_node = {site.cores_per_node} but node {node.name} of partition "
+                f"{partition.name} has {cores} (scontrol CPUTot); set cores_per_node = {cores}"
+            )
+        else:
+            report.passed.append(f"cores_per_node = {site.cores_per_node} (the nodes have {cores})")
+        if site.max_mem_mb is None:
+            report.notes.append(
+                f"{where} max_mem_mb is not set: the nodes of partition {partition.name} have {memory} MB; "
+                f"set max_mem_mb = {memory} (or less) so jobs asking for more are refused or fitted at submit"
+            )
+        elif site.max_mem_mb > memory:
+            report.problems.append(
+                f"{where} max_mem_mb = {site.max_mem_mb} but the nodes of partition {partition.name} have "
+                f"{memory} MB (scontrol RealMemory); set max_mem_mb = {memory} or less"
+            )
+        else:
+            report.passed.append(f"max_mem_mb = {site.max_mem_mb} (the nodes have {memory} MB)")
+    limit = partition.max_time_min
+    if limit is None:
+        return
+    shown = format_walltime(limit)
+    if site.walltime_min > limit:
+        report.problems.append(
+            f"{where} walltime {format_walltime(site.walltime_min)} is longer than partition "
+            f'{partition.name}\'s MaxTime {shown}; set walltime = "{shown}" or less'
+        )
+    if site.max_walltime_min is None or site.max_walltime_min > limit:
+        declared = (
+            "unset (unlimited)" if site.max_walltime_min is None else format_walltime(site.max_walltime_min)
+        )
+        report.problems.append(
+            f"{where} max_walltime is {declared} but partition {partition.name}'s MaxTime is {shown}: "
+            f'retries after a timeout would ask for more; set max_walltime = "{shown}"'
+        )
+    elif site.walltime_min <= limit:
+        report.passed.append(f"walltime and max_walltime within the partition's MaxTime {shown}")
+
+
 def _resolves(host: str) -> bool | None:
     """True/False, or None when the resolver did not answer in time (no network here)."""
     answer: list[bool] = []
@@ -176,7 +247,9 @@ def check_campaign(campaign: Campaign, scheduler: Scheduler | None = None) -> Ch
     _check_orca(campaign, report)
     _check_paths(campaign, report)
     _check_scratch(campaign, report)
-    _check_resources(campaign, scheduler or scheduler_for(campaign), report)
+    scheduler = scheduler or scheduler_for(campaign)
+    _check_resources(campaign, scheduler, report)
+    _check_node(campaign, scheduler, report)
     _check_mail(campaign, report)
     _check_lock(campaign, report)
     return report

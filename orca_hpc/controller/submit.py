@@ -30,6 +30,7 @@ from orca_hpc.attempt.folder import (
 from orca_hpc.clock import now_iso
 from orca_hpc.config.campaign import Campaign
 from orca_hpc.config.site import resources_for
+from orca_hpc.controller.fit import fit_request
 from orca_hpc.controller.gather import expand_inputs
 from orca_hpc.errors import InputFileError, OrcaHpcError, UserError
 from orca_hpc.ledger.records import Job
@@ -84,26 +85,29 @@ def _plan(
     maxcore: int | None,
     extra: dict[str, Path],
     source: Path,
+    fit: bool,
 ) -> AttemptPlan:
     site = campaign.site
-    nprocs = nprocs or site.nprocs
     try:
-        mem_mb, maxcore_mb = resources_for(site, nprocs, maxcore)
-        text = orca_input.set_resources(text, nprocs, maxcore_mb)
+        # Never more than a node has: refused with the numbers, or scaled down to it (controller/fit.py).
+        sized = fit_request(site, nprocs or site.nprocs, maxcore, site.walltime_min, fit=fit)
+        mem_mb, maxcore_mb = resources_for(site, sized.nprocs, sized.maxcore_mb)
+        text = orca_input.set_resources(text, sized.nprocs, maxcore_mb)
     except UserError as err:
         raise InputFileError(source, str(err)) from None
     return AttemptPlan(
         input_name=f"{safe_base(name)}.inp",
         input_text=text,
-        nprocs=nprocs,
+        nprocs=sized.nprocs,
         maxcore_mb=maxcore_mb,
         mem_mb=mem_mb,
-        time_min=site.walltime_min,
+        time_min=sized.time_min,
         extra_files=extra,
+        corrections=sized.corrections,
     )
 
 
-def _from_inp(campaign: Campaign, path: Path) -> NewJob:
+def _from_inp(campaign: Campaign, path: Path, fit: bool) -> NewJob:
     parsed = orca_input.parse_input(path)
     text = path.read_text(encoding="utf-8-sig")
     extra: dict[str, Path] = {}
@@ -125,12 +129,13 @@ def _from_inp(campaign: Campaign, path: Path) -> NewJob:
             except UserError as err:
                 raise InputFileError(path, str(err), ref.line) from None
     explicit = any(job.nprocs for job in parsed.jobs)
-    plan = _plan(campaign, text, path.stem, parsed.nprocs if explicit else None, parsed.maxcore, extra, path)
+    nprocs = parsed.nprocs if explicit else None
+    plan = _plan(campaign, text, path.stem, nprocs, parsed.maxcore, extra, path, fit)
     return NewJob(path, path.stem, _sha(plan.input_text, extra), plan)
 
 
 def _from_xyz(
-    campaign: Campaign, path: Path, method: str, charge: int, mult: int, template: str | None
+    campaign: Campaign, path: Path, method: str, charge: int, mult: int, template: str | None, fit: bool
 ) -> list[NewJob]:
     """One job per frame: a multi-frame file (a conformer search's output, a trajectory) is one
     calculation per geometry, named ``<stem>-<frame>`` (from 1); a one-frame file keeps ``<stem>``."""
@@ -149,7 +154,7 @@ def _from_xyz(
             text = render_preset(method, molecule, frame_charge, frame_mult, site.nprocs, maxcore, template)
         except UserError as err:
             raise InputFileError(path, f"{where}{err}") from None
-        plan = _plan(campaign, text, name, site.nprocs, maxcore, {}, path)
+        plan = _plan(campaign, text, name, site.nprocs, maxcore, {}, path, fit)
         out.append(NewJob(path, name, _sha(plan.input_text, {}), plan))
     return out
 
@@ -161,12 +166,15 @@ def prepare_inputs(
     method: str | None = None,
     charge: int = 0,
     mult: int = 1,
+    fit: bool | None = None,
     warn: Callable[[str], None] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[NewJob]:
     """Validate every input before anything is recorded: one bad file stops the whole call, and the
     error names every problem of every file (not only the first). Folders and quoted globs are
-    expanded (``controller.gather``); ``warn`` hears what is accepted but probably not meant."""
+    expanded (``controller.gather``); ``warn`` hears what is accepted but probably not meant.
+    ``fit``: scale inputs that ask for more than a node down to it (None: the site's fit_to_node)."""
+    fit = campaign.site.fit_to_node if fit is None else fit
     template = campaign.config.get("method_template")
     paths, errors = expand_inputs(paths)
     # A named preset of the campaign (`[presets] opt = "r2SCAN-3c Opt"`), else the method line itself.
@@ -198,9 +206,9 @@ def prepare_inputs(
                     continue  # the method's own problem is reported already
                 if not method:
                     raise UserError(f"{path}: an .xyz file needs --method (e.g. --method 'r2SCAN-3c Opt')")
-                jobs.extend(_from_xyz(campaign, path, method, charge, mult, template))
+                jobs.extend(_from_xyz(campaign, path, method, charge, mult, template, fit))
             else:
-                jobs.append(_from_inp(campaign, path))
+                jobs.append(_from_inp(campaign, path, fit))
         except OrcaHpcError as err:
             errors.append(str(err))
     if errors:
@@ -384,6 +392,7 @@ def submit(
     charge: int = 0,
     mult: int = 1,
     force: bool = False,
+    fit: bool | None = None,
     dry_run: bool = False,
     max_retries: int | None = None,
     echo: Callable[[str], None] | None = None,
@@ -393,7 +402,7 @@ def submit(
 ) -> SubmitReport:
     echo = echo or (lambda _msg: None)
     new_jobs = prepare_inputs(
-        campaign, paths, method=method, charge=charge, mult=mult, warn=warn, progress=progress
+        campaign, paths, method=method, charge=charge, mult=mult, fit=fit, warn=warn, progress=progress
     )
     report = SubmitReport()
     ledger = campaign.ledger()

@@ -14,6 +14,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orca_hpc.scheduler.nodes import Partition
 
 # States after which a job never runs again (unless a person requeues it).
 TERMINAL_STATES = frozenset(
@@ -111,6 +115,10 @@ class Scheduler(ABC):
 
     def test_only(self, request: ArrayRequest) -> str | None:
         """Why the scheduler would refuse ``request`` (partition, account, time, memory), or None."""
+        return None
+
+    def partition(self) -> Partition | None:
+        """What the nodes of the site's partition have (for `orca-hpc check`); None: not known here."""
         return None
 
     @abstractmethod

@@ -22,6 +22,7 @@ from orca_hpc.config.site import SiteConfig
 from orca_hpc.errors import OrcaHpcError, SchedulerUnavailable
 from orca_hpc.perms import FILE_MODE, make_dir
 from orca_hpc.scheduler.base import TERMINAL_STATES, ArrayRequest, JobRecord, Scheduler, job_name
+from orca_hpc.scheduler.nodes import Partition, parse_partition, partition_of
 from orca_hpc.scheduler.script import (
     JobScriptContext,
     ScriptLayout,
@@ -367,6 +368,14 @@ class SlurmScheduler(Scheduler):
 
     def max_array_size(self) -> int | None:
         return self.site.max_array_size
+
+    def partition(self) -> Partition | None:
+        """The site's partition (the default one when none is set) and its nodes: two scontrol calls."""
+        name = self.site.partition
+        partitions = _run(["scontrol", "show", "partition", "-o", *([name] if name else [])])
+        if parse_partition(partitions, name) is None:
+            return None
+        return partition_of(partitions, _run(["scontrol", "show", "node", "-o"]), name)
 
     def _context(self, request: ArrayRequest) -> JobScriptContext:
         return JobScriptContext(
