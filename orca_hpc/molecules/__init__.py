@@ -5,7 +5,7 @@ need the optional RDKit extra (`pip install 'orca-hpc[rdkit]'`) is this package'
 RDKit is imported only when such a file is read.
 
 `read.py` (which reader a suffix gets, all problems in one error, unique names), `records.py` (the
-records), `xyzfile.py` (``.xyz``, pure Python), `chem.py` (SMILES and SDF with RDKit: conformer
+records and the error), `xyzfile.py` (``.xyz``, pure Python), `chem.py` (SMILES and SDF with RDKit: conformer
 generation), `superpose.py` (RMSD after the best rotation, pure Python), `text.py` (a file's text
 or why it has none).
 """

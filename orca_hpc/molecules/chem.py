@@ -16,34 +16,18 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from orca_hpc.errors import InputFileError
-from orca_hpc.molecules.records import Conformer, ConformerSettings, MoleculeInput
+from orca_hpc.molecules.records import Conformer, ConformerSettings, MoleculeInput, Problems
 from orca_hpc.molecules.text import read_text
 from orca_hpc.orca.xyz import spin_problem
 
 INSTALL_HINT = "pip install 'orca-hpc[rdkit]'"
 _KEY_VALUE = re.compile(r"^(charge|mult|multiplicity)=(.*)$", re.I)
 _INTEGER = re.compile(r"^[+-]?\d{1,3}$")
-
-
-@dataclass
-class Problems:
-    """One file's problems, each ``file:line: problem``."""
-
-    path: Path
-    found: list[tuple[int, str]] = field(default_factory=list)
-
-    def add(self, problem: str, line: int | None = None) -> None:
-        self.found.append((line or 0, str(InputFileError(self.path, problem, line))))
-
-    @property
-    def lines(self) -> list[str]:
-        """In the order of the file's lines (the layout is checked before the chemistry)."""
-        return [text for _, text in sorted(self.found, key=lambda item: item[0])]
 
 
 def _rdkit(path: Path) -> Any:

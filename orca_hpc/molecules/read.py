@@ -11,8 +11,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from orca_hpc.errors import InputFileError
-from orca_hpc.molecules.chem import Problems, read_sdf_file, read_smiles_file
-from orca_hpc.molecules.records import Conformer, ConformerSettings, MoleculeInput, MoleculeInputError
+from orca_hpc.molecules.chem import read_sdf_file, read_smiles_file
+from orca_hpc.molecules.records import (
+    Conformer,
+    ConformerSettings,
+    MoleculeInput,
+    MoleculeInputError,
+    Problems,
+)
 from orca_hpc.molecules.xyzfile import read_xyz_molecule
 
 __all__ = ["Conformer", "ConformerSettings", "MoleculeInput", "MoleculeInputError", "read_molecules"]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from orca_hpc.errors import UserError
+from orca_hpc.errors import InputFileError, UserError
 
 
 @dataclass(frozen=True)
@@ -42,3 +42,19 @@ class MoleculeInputError(UserError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
+
+
+@dataclass
+class Problems:
+    """One file's problems, each ``file:line: problem``."""
+
+    path: Path
+    found: list[tuple[int, str]] = field(default_factory=list)
+
+    def add(self, problem: str, line: int | None = None) -> None:
+        self.found.append((line or 0, str(InputFileError(self.path, problem, line))))
+
+    @property
+    def lines(self) -> list[str]:
+        """In the order of the file's lines (the layout is checked before the chemistry)."""
+        return [text for _, text in sorted(self.found, key=lambda item: item[0])]
