@@ -165,7 +165,7 @@ def test_every_problem_of_every_file_in_one_error(tmp_path: Path) -> None:
         f"{other}: not a molecule file (.txt; known: .xyz, .smi, .smiles, .sdf)",
         f"{missing}: no such file",
     ]
-    assert str(info.value).count("\n") == 4  # one line each
+    assert str(info.value) == "5 problems: " + "; ".join(info.value.problems)  # one line
 
 
 def test_molecule_names_are_unique_across_files(tmp_path: Path) -> None:
@@ -219,8 +219,8 @@ def test_without_rdkit_smiles_and_sdf_say_how_to_get_it(tmp_path: Path) -> None:
         [sys.executable, "-c", NO_RDKIT, str(smi), str(sdf)], capture_output=True, text=True, check=True
     )
     assert out.stdout.splitlines() == [
-        f"{smi}: reading a SMILES file needs RDKit: pip install 'orca-hpc[rdkit]'",
-        f"{sdf}: reading an SDF file needs RDKit: pip install 'orca-hpc[rdkit]'",
+        f"2 problems: {smi}: reading a SMILES file needs RDKit: pip install 'orca-hpc[rdkit]'; "
+        f"{sdf}: reading an SDF file needs RDKit: pip install 'orca-hpc[rdkit]'"
     ]
     assert out.stderr == ""
 

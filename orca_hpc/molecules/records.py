@@ -37,11 +37,13 @@ class ConformerSettings:
 
 
 class MoleculeInputError(UserError):
-    """Every problem of every file of one `read_molecules` call, one line each (``file:line: ...``)."""
+    """Every problem of every file of one `read_molecules` call (each ``file:line: ...``), on one line
+    joined by ``; `` like every other refusal of several problems."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
+        head = "" if len(self.problems) == 1 else f"{len(self.problems)} problems: "
+        super().__init__(head + "; ".join(self.problems))
 
 
 @dataclass
