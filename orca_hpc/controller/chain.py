@@ -21,6 +21,7 @@ multiplicity and comment line; ``orbitals`` hands the ``.gbw`` over as ``MORead`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -174,12 +175,25 @@ def gate_problem(step: Step, attempt_dir: Path) -> str | None:
     return None
 
 
+_COORDS_LINE = re.compile(r"^[ \t]*\*[ \t]*[A-Za-z]+[ \t]+(-?\d+)[ \t]+(\d+)", re.MULTILINE)
+
+
+def _charge_mult(path: Path, text: str) -> tuple[int, int]:
+    """The predecessor's charge and multiplicity: its ``* xyz q m`` line (one regex: the input was
+    made and validated by orca-hpc), else what the parser finds."""
+    found = _COORDS_LINE.search(text)
+    if found:
+        return int(found.group(1)), int(found.group(2))
+    first = parse_input(path, text, check_files=False).first
+    return first.charge or 0, first.multiplicity or 1
+
+
 def next_plan(campaign: Campaign, step: Step, prev: Step | None, pred: Job, name: str) -> AttemptPlan:
     """The plan of ``step`` that starts where ``pred`` (the job of step ``prev``) ended."""
     pred_dir = campaign.root / pred.latest.dir
     pred_plan = plan_of(pred_dir)
     base = Path(pred_plan.input_name).stem
-    first = parse_input(pred_dir / pred_plan.input_name, pred_plan.input_text, check_files=False).first
+    charge, mult = _charge_mult(pred_dir / pred_plan.input_name, pred_plan.input_text)
     geometry = _final_geometry(pred_dir, base)
     # The comment line travels with the molecule (it may say where the geometry came from).
     head = pred_plan.input_text.splitlines()[0] if pred_plan.input_text else ""
@@ -191,8 +205,6 @@ def next_plan(campaign: Campaign, step: Step, prev: Step | None, pred: Job, name
             if not path.is_file():
                 raise UserError(f"step {prev.name!r} hands over {kind}, but {path} is missing")
             handed[as_name] = path
-    charge = first.charge if first.charge is not None else 0
-    mult = first.multiplicity if first.multiplicity is not None else 1
     return _step_plan(campaign, step, name, geometry, charge, mult, Path(pred.input_path), handed)
 
 
@@ -253,8 +265,15 @@ def replan(campaign: Campaign, txn: Transaction, job: Job) -> AttemptPlan | None
         plan = next_plan(campaign, step, prev, pred, job.name)
     else:
         settings = ConformerSettings(count=max(workflow.conformers, chain["conformer"]))
-        mol = next(m for m in read_molecules([Path(job.input_path)], settings) if m.name == chain["molecule"])
-        conf = next(c for c in mol.conformers if c.index == chain["conformer"])
+        found = [
+            (mol, conf)
+            for mol in read_molecules([Path(job.input_path)], settings)
+            for conf in mol.conformers
+            if mol.name == chain["molecule"] and conf.index == chain["conformer"]
+        ]
+        if not found:  # the molecule file changed since: run the step as it was
+            return None
+        mol, conf = found[0]
         geometry = read_xyz(mol.source, conf.xyz)
         plan = _step_plan(campaign, step, job.name, geometry, mol.charge, mol.multiplicity, mol.source)
     sha = step_sha(job.name, plan)
