@@ -208,3 +208,25 @@ def test_cancel_one_molecule_and_retry_after_a_fixed_step(campaign: Campaign) ->
     reconcile(fixed, scheduler=fake)
     names = {j.name: j.state for j in _jobs(fixed)}
     assert names["water.c1.sp"] is JobState.PENDING and "two.c1.sp" not in names
+
+
+def test_chain_is_stored_compactly_validated_and_optional() -> None:
+    from orca_hpc.ledger.validate import job_problems
+
+    job = Job("j000002", "w.c1.sp", "/w.xyz", "0" * 64, "s", JobState.CREATED, 3, "t", "t", "jobs/j000002")
+    plain = job.to_dict()
+    assert "ch" not in plain and Job.from_dict(job.id, plain).chain is None  # old ledgers stay valid
+    job.chain = chain_mod.chain_of("w", 1, "sp", "j000001")
+    stored = job.to_dict()
+    assert stored["ch"] == {"mol": "w", "conf": 1, "step": "sp", "after": "j000001"}
+    assert Job.from_dict(job.id, stored).chain == job.chain and job_problems(job.id, stored) == []
+    first = {**stored, "ch": {"mol": "w", "conf": 1, "step": "opt"}}
+    assert Job.from_dict(job.id, first).chain == {
+        "molecule": "w",
+        "conformer": 1,
+        "step": "opt",
+        "after": None,
+    }
+    bad = {**stored, "ch": {"mol": "w", "conf": 0, "step": "sp", "after": "../x", "extra": 1}}
+    problems = " ".join(job_problems(job.id, bad))
+    assert "ch.conf" in problems and "ch.after" in problems and "unknown key 'extra'" in problems
