@@ -123,7 +123,8 @@ def test_charge_and_multiplicity_from_the_comment_lines(tmp_path: Path) -> None:
     path.write_text(_frame(CHAIN, "charge=-1 mult=2") + _frame(TWISTED, "E=-1.0"))
     (molecule,) = read_molecules([path])
     assert (molecule.charge, molecule.multiplicity) == (-1, 2)
-    assert all("charge=-1 mult=2" in c.xyz.splitlines()[1] for c in molecule.conformers)
+    # each conformer keeps its frame's own comment line (a title, notes, another tool's directives)
+    assert [c.xyz.splitlines()[1] for c in molecule.conformers] == ["charge=-1 mult=2", "E=-1.0"]
 
 
 def test_impossible_or_disagreeing_charge_and_multiplicity_are_refused_at_their_line(tmp_path: Path) -> None:

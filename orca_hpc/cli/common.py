@@ -93,17 +93,25 @@ def selector_of(
     everything: bool,
     *,
     required: bool,
+    molecule: str | None = None,
 ) -> Any:
     """The ``Selector`` for the options of ``selection_options``; ``required``: an empty selection is a
     usage error (commands that change jobs, or show one), else it means every job."""
     from orca_hpc.controller.select import Selector
 
-    selector = Selector(tuple(refs), tuple(s.upper() for s in states), name_glob, everything)
+    selector = Selector(tuple(refs), tuple(s.upper() for s in states), name_glob, everything, molecule)
     if selector.empty:
         if required:
-            raise click.UsageError("name the jobs: JOB ids or names, --state, --name GLOB, or --all")
+            raise click.UsageError(
+                "name the jobs: JOB ids or names, --state, --name GLOB, --molecule, or --all"
+            )
         return Selector(everything=True)
     return selector
+
+
+molecule_option = click.option(
+    "--molecule", default=None, help="Workflow jobs of this molecule (every step and conformer)."
+)
 
 
 def printable(text: str) -> str:

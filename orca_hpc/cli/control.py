@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from orca_hpc.cli.common import campaign_of, say, selection_options, selector_of
+from orca_hpc.cli.common import campaign_of, molecule_option, say, selection_options, selector_of
 from orca_hpc.errors import UserError
 
 
@@ -31,6 +31,7 @@ def _skipped(skipped: list[tuple[str, str]]) -> str:
     default=None,
     help="A corrected .inp for the (one) job; an edited original input is noticed without it.",
 )
+@molecule_option
 @click.pass_obj
 def retry(
     obj: Any,
@@ -40,16 +41,18 @@ def retry(
     everything: bool,
     max_retries: int | None,
     replacement: Path | None,
+    molecule: str | None,
 ) -> None:
     """Give PERMANENT_FAILED or CANCELLED jobs a fresh start (retry count reset).
 
     JOB is a job id or a job name; with --state/--name/--all, jobs that cannot be retried are skipped.
     A job whose .inp was edited since it was submitted runs the edited input (validated first);
-    --input FILE gives one job a corrected input. `show` records what changed.
+    --input FILE gives one job a corrected input. `show` records what changed. A workflow step whose
+    definition was fixed in orca-hpc.toml is made again from it; its chain then goes on.
     """
     from orca_hpc.controller.actions import retry_selected
 
-    selector = selector_of(refs, states, name_glob, everything, required=True)
+    selector = selector_of(refs, states, name_glob, everything, required=True, molecule=molecule)
     if replacement is not None and not replacement.is_absolute():
         replacement = Path.cwd() / replacement
     report = retry_selected(
@@ -76,17 +79,24 @@ def retry(
 
 @click.command("cancel")
 @selection_options
+@molecule_option
 @click.pass_obj
 def cancel(
-    obj: Any, refs: tuple[str, ...], states: tuple[str, ...], name_glob: str | None, everything: bool
+    obj: Any,
+    refs: tuple[str, ...],
+    states: tuple[str, ...],
+    name_glob: str | None,
+    everything: bool,
+    molecule: str | None,
 ) -> None:
     """scancel jobs and mark them CANCELLED (never retried).
 
-    JOB is a job id or a job name; with --state/--name/--all, finished jobs are skipped.
+    JOB is a job id or a job name; with --state/--name/--molecule/--all, finished jobs are skipped.
+    Cancelling a workflow molecule's active step stops its chain.
     """
     from orca_hpc.controller.actions import cancel_selected
 
-    selector = selector_of(refs, states, name_glob, everything, required=True)
+    selector = selector_of(refs, states, name_glob, everything, required=True, molecule=molecule)
     report = cancel_selected(campaign_of(obj), selector)
     say(obj, f"cancelled {len(report.done)} job(s){_skipped(report.skipped)}")
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from orca_hpc.config.site import SiteConfig, load_site
 from orca_hpc.config.tomlfile import parse_toml, read_config_text
+from orca_hpc.config.workflow import Workflow
 from orca_hpc.errors import UserError
 from orca_hpc.ledger.store import Ledger
 from orca_hpc.perms import DIR_MODE, make_dir
@@ -22,7 +23,7 @@ else:  # pragma: no cover
 
 CONFIG_NAME = "orca-hpc.toml"
 STATE_DIR = ".orca-hpc"
-_KNOWN_KEYS = {"name", "id", "site", "overrides", "mail", "method_template", "presets", "logging"}
+_KNOWN_KEYS = {"name", "id", "site", "overrides", "mail", "method_template", "presets", "logging", "workflow"}
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Campaign:
     campaign_id: str
     site: SiteConfig
     config: dict[str, Any] = field(default_factory=dict)
+    workflow: Workflow | None = None  # the steps of a workflow campaign (`config/workflow.py`)
 
     @property
     def state_dir(self) -> Path:
@@ -71,9 +73,13 @@ def _slug(text: str) -> str:
     return out.strip("._") or "x"
 
 
-def init_campaign(root: Path, site_name: str, name: str | None = None) -> Campaign:
-    """Create a campaign folder; refuses to touch an existing campaign."""
+def init_campaign(
+    root: Path, site_name: str, name: str | None = None, workflow: str | None = None
+) -> Campaign:
+    """Create a campaign folder; refuses to touch an existing campaign. ``workflow``: a shipped
+    workflow preset (``config.workflow.PRESETS``) written into the config."""
     root = root.absolute()
+    flow = None if workflow is None else Workflow.parse(workflow, root / CONFIG_NAME, {}, None)
     config_path = root / CONFIG_NAME
     if config_path.exists() or (root / STATE_DIR).exists():
         raise UserError(f"{root}: already an orca-hpc campaign")
@@ -90,8 +96,9 @@ def init_campaign(root: Path, site_name: str, name: str | None = None) -> Campai
         "# orca-hpc campaign. [overrides] replace site values (same keys as site_configs/*.toml).\n"
         f"name = {_toml_str(name)}\n"
         f"id = {_toml_str(campaign_id)}\n"
-        f"site = {_toml_str(site_name)}\n\n"
-        "[overrides]\n"
+        f"site = {_toml_str(site_name)}\n"
+        + (f"workflow = {_toml_str(workflow)}\n" if workflow is not None else "")
+        + "\n[overrides]\n"
     )
     _write_new(config_path, text)
     Ledger.create(
@@ -99,7 +106,7 @@ def init_campaign(root: Path, site_name: str, name: str | None = None) -> Campai
         meta={"campaign": name, "campaign_id": campaign_id, "site": site_name},
         lock_kind=site.lock_kind,
     )
-    return Campaign(root, name, campaign_id, site, tomllib.loads(text))
+    return Campaign(root, name, campaign_id, site, tomllib.loads(text), flow)
 
 
 def _toml_str(value: str) -> str:
@@ -151,4 +158,7 @@ def load_campaign(root: Path) -> Campaign:
         raise UserError(f"{config_path}: [overrides] must be a table")
     if overrides:
         site = site.with_overrides(overrides, source=str(config_path))
-    return Campaign(root, config["name"], config["id"], site, config)
+    workflow = None
+    if "workflow" in config:
+        workflow = Workflow.parse(config["workflow"], config_path, presets, config.get("method_template"))
+    return Campaign(root, config["name"], config["id"], site, config, workflow)

@@ -9,12 +9,13 @@ from typing import Any
 
 from orca_hpc.attempt.folder import AttemptPlan, plan_of
 from orca_hpc.config.campaign import Campaign
+from orca_hpc.controller import chain
 from orca_hpc.controller.select import Selection, Selector, select_jobs
 from orca_hpc.controller.submit import Dispatcher, pause_holding, prepare_inputs, record_attempt
 from orca_hpc.errors import UserError
 from orca_hpc.ledger.records import Job
 from orca_hpc.ledger.states import FINISHED, JobState
-from orca_hpc.ledger.store import Ledger
+from orca_hpc.ledger.store import Ledger, Transaction
 from orca_hpc.scheduler import Scheduler, scheduler_for
 
 RETRYABLE = (JobState.PERMANENT_FAILED, JobState.CANCELLED)
@@ -131,6 +132,16 @@ def _edited_plan(
     return fresh.plan
 
 
+def _replanned_step(
+    campaign: Campaign, txn: Transaction, job: Job, report: ActionReport
+) -> AttemptPlan | None:
+    """A workflow step whose definition a person fixed in orca-hpc.toml: its input made again."""
+    plan = chain.replan(campaign, txn, job)
+    if plan is not None:
+        report.edited.append(job.id)
+    return plan
+
+
 def _retry_locked(
     campaign: Campaign,
     ledger: Ledger,
@@ -155,6 +166,8 @@ def _retry_locked(
             if max_retries is not None:
                 job.max_retries = max_retries
             plan = _edited_plan(campaign, job, (replacements or {}).get(job.id), report)
+            if plan is None and job.chain is not None and job.id not in (replacements or {}):
+                plan = _replanned_step(campaign, txn, job, report)
             if plan is None:
                 plan = plan_of(campaign.root / job.latest.dir)
                 plan.corrections = [{"handler": "manual", "change": "none", "why": "orca-hpc retry"}]

@@ -69,6 +69,7 @@ def job_record(job: Job, root: Path) -> dict[str, Any]:
         "folder": _folder(root, job.dir),
         "attempts": [attempt_record(att, root) for att in job.attempts],
         "extra": dict(job.extra),
+        "chain": dict(job.chain) if job.chain is not None else None,
     }
 
 

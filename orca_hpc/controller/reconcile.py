@@ -19,7 +19,7 @@ from typing import Any
 from orca_hpc.attempt.folder import AttemptResult, plan_of, read_result
 from orca_hpc.clock import epoch, now_iso, utc_iso
 from orca_hpc.config.campaign import Campaign
-from orca_hpc.controller import environment
+from orca_hpc.controller import chain, environment
 from orca_hpc.controller.ending import AttemptEnd, decide_end
 from orca_hpc.controller.recovery import Failure, Limits, plan_recovery
 from orca_hpc.controller.submit import Dispatcher, record_attempt
@@ -223,6 +223,8 @@ class Reconciler:
             self.echo(
                 f"{job.id} {job.name}: COMPLETED" + (f", E = {end.energy:.8f} Eh" if end.energy else "")
             )
+            if job.chain is not None:
+                self._advance(txn, job, end)
             return
         if end.cancelled:
             self._set(txn, job, JobState.CANCELLED)
@@ -289,6 +291,15 @@ class Reconciler:
         fixes = "; ".join(c["change"] for c in plan.corrections)
         self.echo(f"{job.id} {job.name}: {end.outcome}, retrying as attempt {job.latest.n} ({fixes})")
 
+    def _advance(self, txn: Transaction, job: Job, end: AttemptEnd) -> None:
+        """A workflow step completed: its successor is recorded in this same transaction."""
+        made = chain.advance(self.campaign, txn, job)
+        if isinstance(made, str):  # the molecule's chain stops here: one digest line
+            self.echo(f"{job.id} {job.name}: chain stops: {made}")
+            self._permanent.append(self._digest_row(job, end, made))
+        elif made is not None:
+            self.echo(f"{job.id} {job.name}: next step {made.id} {made.name}")
+
     # ------------------------------------------------------------ notifications
 
     def _digest_row(self, job: Job, end: AttemptEnd, why: str) -> dict[str, Any]:
@@ -309,8 +320,11 @@ class Reconciler:
     def _queue_digest(self, txn: Transaction) -> None:
         from orca_hpc.notify.digest import build_failure_digest
 
-        txn.outbox.append(build_failure_digest(self._permanent, self.campaign.name))
-        self.report.notices.append(f"{len(self._permanent)} job(s) failed permanently; one digest queued")
+        rows = self._permanent
+        if self.campaign.workflow is not None:  # one line per molecule, not per step or conformer
+            rows = chain.by_molecule(rows, {r["id"]: txn.get(r["id"]) for r in rows})
+        txn.outbox.append(build_failure_digest(rows, self.campaign.name))
+        self.report.notices.append(f"{len(rows)} job(s) failed permanently; one digest queued")
 
 
 def reconcile(

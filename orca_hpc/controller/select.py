@@ -33,10 +33,11 @@ class Selector:
     states: tuple[str, ...] = ()
     name_glob: str | None = None
     everything: bool = False
+    molecule: str | None = None  # workflow jobs of this molecule (every step and conformer)
 
     @property
     def empty(self) -> bool:
-        return not (self.refs or self.states or self.name_glob or self.everything)
+        return not (self.refs or self.states or self.name_glob or self.everything or self.molecule)
 
     def describe(self) -> str:
         """How the selection reads in a message, e.g. ``--state PENDING --name 'conf*'``."""
@@ -44,6 +45,8 @@ class Selector:
         parts += [f"--state {s.upper()}" for s in self.states]
         if self.name_glob is not None:
             parts.append(f"--name {self.name_glob!r}")
+        if self.molecule is not None:
+            parts.append(f"--molecule {self.molecule!r}")
         if self.everything:
             parts.append("--all")
         return " ".join(parts) or "(nothing)"
@@ -122,7 +125,8 @@ def select_jobs(view: LedgerView, selector: Selector, *, many_per_name: bool = T
         for job in matches:
             picked[job.id] = job
             selection.by_ref.add(job.id)
-    if not selector.refs and (selector.everything or selector.states or selector.name_glob is not None):
+    filtered = selector.states or selector.name_glob is not None or selector.molecule is not None
+    if not selector.refs and (selector.everything or filtered):
         # Only active states: the hot ledger has them all, the archive need not be read.
         active_only = wanted and not (wanted & FINISHED)
         for job in view.jobs_by_state(*wanted) if active_only else all_jobs():
@@ -133,5 +137,12 @@ def select_jobs(view: LedgerView, selector: Selector, *, many_per_name: bool = T
         for j in jobs
         if (not wanted or j.state in wanted)
         and (selector.name_glob is None or fnmatch.fnmatchcase(j.name, selector.name_glob))
+        and (selector.molecule is None or (j.chain is not None and j.chain["molecule"] == selector.molecule))
     ]
+    if selector.molecule is not None and not selection.jobs and not selector.refs:
+        molecules = sorted({j.chain["molecule"] for j in all_jobs() if j.chain is not None})
+        if selector.molecule not in molecules:
+            close = difflib.get_close_matches(selector.molecule, molecules, n=3, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            raise UserError(f"no molecule {selector.molecule!r} in this campaign's workflow jobs{hint}")
     return selection

@@ -53,6 +53,8 @@ class NewJob:
     name: str
     sha: str
     plan: AttemptPlan
+    chain: dict[str, Any] | None = None  # a workflow step's link (`controller/chain.py`)
+    max_retries: int | None = None  # the workflow step's own limit, else the site's
 
 
 @dataclass
@@ -401,9 +403,14 @@ def submit(
     warn: Callable[[str], None] | None = None,
 ) -> SubmitReport:
     echo = echo or (lambda _msg: None)
-    new_jobs = prepare_inputs(
-        campaign, paths, method=method, charge=charge, mult=mult, fit=fit, warn=warn, progress=progress
-    )
+    if campaign.workflow is not None:  # molecules in: each conformer's first step is a job
+        from orca_hpc.controller.chain import workflow_inputs
+
+        new_jobs = workflow_inputs(campaign, paths, method=method, progress=progress)
+    else:
+        new_jobs = prepare_inputs(
+            campaign, paths, method=method, charge=charge, mult=mult, fit=fit, warn=warn, progress=progress
+        )
     report = SubmitReport()
     ledger = campaign.ledger()
     if dry_run:
@@ -423,9 +430,11 @@ def submit(
             ids = []
             plans = {}
             for count, nj in enumerate(fresh, 1):
+                retries = max_retries if nj.max_retries is None else nj.max_retries
                 job = txn.add_job(
-                    nj.name, str(nj.source.absolute()), nj.sha, campaign.site.name, max_retries=max_retries
+                    nj.name, str(nj.source.absolute()), nj.sha, campaign.site.name, max_retries=retries
                 )
+                job.chain = nj.chain
                 record_attempt(campaign, txn, job, nj.plan)
                 ids.append(job.id)
                 plans[job.id] = nj.plan

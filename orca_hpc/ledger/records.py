@@ -8,8 +8,9 @@ Job (keys written in this order)
     (``JobState`` value) · ``name`` · ``inp`` input file path · ``sha`` input sha256 ·
     ``site`` · ``rc`` retry count · ``nf`` node-failure count · ``max`` max retries ·
     ``ct`` created · ``ut`` updated (last state change) · ``dir`` job folder
-    (relative to the campaign) · ``att`` attempts · ``x`` extra fields (a dict, for fields
-    added later without a schema change)
+    (relative to the campaign) · ``att`` attempts · ``ch`` workflow chain link (workflow
+    jobs only): ``{"mol", "conf", "step", "after"}`` (``after`` left out when null) · ``x``
+    extra fields (a dict, for fields added later without a schema change)
 
 Attempt
     ``n`` number (1, 2, ...) · ``tok`` submission token (sbatch ``--job-name ohpc-<tok>``) ·
@@ -120,6 +121,9 @@ class Job:
     nodefail_count: int = 0
     attempts: list[Attempt] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    # Workflow jobs only: {"molecule": str, "conformer": int (1-based), "step": str,
+    # "after": predecessor step's job id or None}. None for plain jobs.
+    chain: dict[str, Any] | None = None
 
     @property
     def attempt(self) -> Attempt | None:
@@ -158,6 +162,8 @@ class Job:
         d["dir"] = self.dir
         if self.attempts:
             d["att"] = [a.to_dict() for a in self.attempts]
+        if self.chain is not None:
+            d["ch"] = _chain_to_disk(self.chain)
         if self.extra:
             d["x"] = self.extra
         return d
@@ -181,7 +187,19 @@ class Job:
             nodefail_count=g("nf", 0),
             attempts=[Attempt.from_dict(a) for a in g("att", ())],
             extra=_copy_json(g("x")) if "x" in d else {},
+            chain=_chain_from_disk(d["ch"]) if "ch" in d else None,
         )
+
+
+def _chain_to_disk(chain: dict[str, Any]) -> dict[str, Any]:
+    d = {"mol": chain["molecule"], "conf": chain["conformer"], "step": chain["step"]}
+    if chain.get("after") is not None:
+        d["after"] = chain["after"]
+    return d
+
+
+def _chain_from_disk(d: dict[str, Any]) -> dict[str, Any]:
+    return {"molecule": d["mol"], "conformer": d["conf"], "step": d["step"], "after": d.get("after")}
 
 
 def _copy_json(value: Any) -> Any:

@@ -49,6 +49,7 @@ _JOB_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
     "ut": (_STR, False),
     "dir": (_STR, False),
     "att": ((list,), False),
+    "ch": ((dict,), True),
     "x": ((dict,), True),
 }
 _JOB_REQUIRED = ("st", "name", "inp", "sha", "site", "max", "ct", "ut", "dir")
@@ -69,6 +70,7 @@ _ATTEMPT_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
     "dir": (_STR, False),
     "free": ((bool,), False),
 }
+_CHAIN_KEYS = ("mol", "conf", "step", "after")
 _COUNTS = frozenset({"rc", "nf", "max", "n"})
 
 
@@ -144,12 +146,29 @@ def job_problems(job_id: str, d: Any, *, archived: bool = False) -> list[str]:
         problems.append(f"{where}: archived but {d['st']}")
     if d["dir"] != f"jobs/{job_id}":
         problems.append(f"{where}: dir is {d['dir']!r}, not 'jobs/{job_id}'")
+    if "ch" in d:
+        problems += _chain_problems(where, d["ch"])
     attempts = d.get("att", [])
     # CREATED: ``add_job`` records a job before its first attempt (in the same transaction).
     if not attempts and d["st"] not in _FINISHED and d["st"] != JobState.CREATED.value:
         problems.append(f"{where}: {d['st']} but has no attempt")
     for i, att in enumerate(attempts, 1):
         problems += _attempt_problems(f"{where} attempt {i}", att, i, d["dir"])
+    return problems
+
+
+def _chain_problems(where: str, ch: dict[str, Any]) -> list[str]:
+    """A workflow job's link to its molecule and predecessor (``ch``; plain jobs have none)."""
+    problems = [f"{where}: ch has unknown key {key!r}" for key in ch if key not in _CHAIN_KEYS]
+    mol, conf, step, after = ch.get("mol"), ch.get("conf"), ch.get("step"), ch.get("after")
+    if not isinstance(mol, str) or not mol or "\x00" in mol:
+        problems.append(f"{where}: ch.mol is not a molecule name")
+    if isinstance(conf, bool) or not isinstance(conf, int) or not 1 <= conf < 2**31:
+        problems.append(f"{where}: ch.conf is not a conformer number from 1")
+    if not isinstance(step, str) or not step or _CONTROL.search(step):
+        problems.append(f"{where}: ch.step is not a step name")
+    if after is not None and not (isinstance(after, str) and JOB_ID.fullmatch(after)):
+        problems.append(f"{where}: ch.after is not a job id")
     return problems
 
 

@@ -11,7 +11,7 @@ from orca_hpc.errors import InputFileError, UserError
 @dataclass(frozen=True)
 class Conformer:
     index: int  # 1-based; generated conformers are sorted by force-field energy (1 = lowest)
-    xyz: str  # complete xyz text: count line, comment line (with charge= and mult=), atom lines
+    xyz: str  # complete xyz text: count line, comment line (the file's own, else a label), atom lines
     # Force-field energy above the molecule's lowest conformer (kcal/mol); None for given geometries
     energy_kcal: float | None = None
 

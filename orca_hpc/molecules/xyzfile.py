@@ -93,6 +93,11 @@ def read_xyz_molecule(path: Path, settings: ConformerSettings) -> MoleculeInput:
     conformers = []
     for index, k in enumerate(kept, 1):
         # The comment says what the whole molecule is, so a conformer's xyz stands on its own.
-        comment = f"{path.stem} conformer {index} (frame {k + 1}) charge={charge} mult={mult}"
+        # The user's own comment line goes along unchanged (a title, notes, directives for other
+        # tools); without one, a label that says what the molecule is. Charge and multiplicity travel
+        # on the record either way.
+        comment = frames[k].comment.strip() or (
+            f"{path.stem} conformer {index} (frame {k + 1}) charge={charge} mult={mult}"
+        )
         conformers.append(Conformer(index, format_xyz(Molecule(frames[k].atoms, comment))))
     return MoleculeInput(path.stem, charge, mult, path, tuple(conformers), line=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -27,6 +28,12 @@ DEFAULT_TEMPLATE = """\
 """
 
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(template: str) -> jinja2.Template:
+    """Compiling costs more than rendering: a submit or a reconcile renders one template many times."""
+    return _ENV.from_string(template)
 
 
 def render_preset(
@@ -55,7 +62,7 @@ def render_preset(
         raise UserError(f"{molecule.formula} with charge {charge}, multiplicity {mult}: {problem}")
     comment = " ".join(molecule.comment.replace("#", " ").split()) or molecule.formula
     try:
-        text = _ENV.from_string(template or DEFAULT_TEMPLATE).render(
+        text = _compiled(template or DEFAULT_TEMPLATE).render(
             method=method,
             molecule=molecule,
             charge=int(charge),

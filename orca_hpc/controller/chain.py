@@ -1,0 +1,311 @@
+"""Workflow chains: each step of a molecule's conformer is a job; a COMPLETED step makes the next.
+
+`submit` of a workflow campaign records the FIRST step's job per molecule and conformer
+(`workflow_inputs`). When reconcile records a step's job COMPLETED, it calls `advance` in the same
+ledger transaction: the gate is checked and the next step's job is recorded (CREATED, its attempt
+folder laid out), so the completion and the successor are saved together or not at all. A crash
+before the save loses neither (the completion is seen again by the next reconcile); a crash after it
+leaves a CREATED job that the next reconcile dispatches. A successor whose ``chain.after`` is this job
+is looked for first, so a step is never made twice.
+
+The chain is driven by reconcile rather than SLURM ``--dependency``: the ledger is the only place that
+knows whether a step really succeeded (the runner's classification, the gate), a dependency on a job
+that SLURM calls COMPLETED but ORCA-aware recovery retries would start the next step on a bad
+geometry, and the next step's input (the predecessor's final geometry) exists only once it ended.
+
+The next step's input: its method line (or template) rendered on the predecessor's final geometry
+(``<base>.xyz`` that ORCA wrote in the predecessor's last attempt folder), with the same charge,
+multiplicity and comment line; ``orbitals`` hands the ``.gbw`` over as ``MORead``/``%moinp``,
+``hessian`` the ``.hess`` as ``%geom InHess Read InHessName``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from orca_hpc.attempt.folder import AttemptPlan, plan_of, read_result
+from orca_hpc.config.campaign import Campaign
+from orca_hpc.config.site import resources_for
+from orca_hpc.config.workflow import Step
+from orca_hpc.controller.gather import expand_inputs
+from orca_hpc.controller.submit import NewJob, _plan, _sha, record_attempt
+from orca_hpc.errors import InputFileError, OrcaHpcError, UserError
+from orca_hpc.ledger.records import Job
+from orca_hpc.ledger.store import Transaction
+from orca_hpc.molecules import ConformerSettings, read_molecules
+from orca_hpc.orca.inputs import parse_input
+from orca_hpc.orca.presets import render_preset
+from orca_hpc.orca.xyz import Molecule, read_last_frame, read_xyz
+
+PREV_GBW = "prev.gbw"
+PREV_HESS = "prev.hess"
+
+
+def job_name(molecule: str, conformer: int, step: str) -> str:
+    """``water.c1.opt``: the step's job name (and, made safe, its ORCA base name)."""
+    return f"{molecule}.c{conformer}.{step}"
+
+
+def chain_of(molecule: str, conformer: int, step: str, after: str | None) -> dict[str, Any]:
+    return {"molecule": molecule, "conformer": conformer, "step": step, "after": after}
+
+
+def _step_plan(
+    campaign: Campaign,
+    step: Step,
+    name: str,
+    geometry: Molecule,
+    charge: int,
+    mult: int,
+    source: Path,
+    handed: Mapping[str, Path] | None = None,
+) -> AttemptPlan:
+    """The step's input for ``geometry``, with its resources; ``handed``: files from the step before."""
+    site = campaign.site
+    nprocs = step.nprocs or site.nprocs
+    try:
+        _mem, maxcore = resources_for(site, nprocs, step.maxcore)
+    except UserError as err:
+        raise InputFileError(source, f"step {step.name!r}: {err}") from None
+    handed = dict(handed or {})
+    method = step.method + (" MORead" if PREV_GBW in handed else "")
+    try:
+        text = render_preset(method, geometry, charge, mult, nprocs, maxcore, step.template)
+    except UserError as err:
+        raise InputFileError(source, f"step {step.name!r}: {err}") from None
+    blocks = []
+    if PREV_GBW in handed:
+        blocks.append(f'%moinp "{PREV_GBW}"')
+    if PREV_HESS in handed:
+        blocks.append(f'%geom\n  InHess Read\n  InHessName "{PREV_HESS}"\nend')
+    if blocks:
+        text = _before_coordinates(text, blocks)
+    # A step asking for more than a node has is refused, or fitted when the site says fit_to_node.
+    plan = _plan(campaign, text, name, nprocs, step.maxcore, handed, source, campaign.site.fit_to_node)
+    if step.walltime_min:
+        plan.time_min = step.walltime_min
+    return plan
+
+
+def _before_coordinates(text: str, blocks: list[str]) -> str:
+    lines = text.splitlines(keepends=True)
+    at = next((i for i, line in enumerate(lines) if line.lstrip().startswith("*")), len(lines))
+    return "".join(lines[:at]) + "".join(b + "\n" for b in blocks) + "".join(lines[at:])
+
+
+def step_sha(name: str, plan: AttemptPlan) -> str:
+    """A step's identity: its input and the job's name (molecule, conformer, step), so two molecules
+    that happen to share a geometry both run, and submitting the same molecules again skips them."""
+    return _sha(f"{name}\0{plan.input_text}", plan.extra_files)
+
+
+# ---------------------------------------------------------------- submit: the first steps
+
+
+def workflow_inputs(
+    campaign: Campaign,
+    paths: Sequence[Path],
+    *,
+    method: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[NewJob]:
+    """The first step's job of every conformer of every molecule in ``paths``; every problem of every
+    file in one `UserError`, before anything is recorded."""
+    workflow = campaign.workflow
+    assert workflow is not None
+    if method:
+        raise UserError(
+            "this campaign runs a workflow: its methods come from [workflow] in orca-hpc.toml, not --method"
+        )
+    files, errors = expand_inputs(paths)
+    settings = ConformerSettings(
+        count=workflow.conformers, rmsd=workflow.rmsd, energy_window_kcal=workflow.energy_window_kcal
+    )
+    molecules = []
+    try:
+        molecules = read_molecules(files, settings)
+    except UserError as err:
+        errors.append(str(err))
+    first = workflow.steps[0]
+    jobs: list[NewJob] = []
+    for mol in molecules:
+        for conf in mol.conformers:
+            if progress is not None:
+                progress(1)
+            name = job_name(mol.name, conf.index, first.name)
+            try:
+                geometry = read_xyz(mol.source, conf.xyz)
+                plan = _step_plan(campaign, first, name, geometry, mol.charge, mol.multiplicity, mol.source)
+            except OrcaHpcError as err:
+                errors.append(str(err))
+                continue
+            nj = NewJob(mol.source, name, step_sha(name, plan), plan)
+            nj.chain = chain_of(mol.name, conf.index, first.name, None)
+            nj.max_retries = first.max_retries
+            jobs.append(nj)
+    if errors:
+        raise UserError(errors[0] if len(errors) == 1 else "\n".join(errors))
+    return jobs
+
+
+# ---------------------------------------------------------------- reconcile: the next step
+
+
+def _final_geometry(attempt_dir: Path, base: str) -> Molecule:
+    path = attempt_dir / f"{base}.xyz"
+    if not path.is_file():
+        raise UserError(f"the step left no final geometry ({path} is missing)")
+    return read_last_frame(path)
+
+
+def gate_problem(step: Step, attempt_dir: Path) -> str | None:
+    """Why the step's gate stops the molecule, or None when it passes (or the step has none)."""
+    if step.gate != "no-imaginary":
+        return None
+    result = read_result(attempt_dir)
+    found = (result.classification or {}).get("n_imaginary") if result is not None else None
+    if found is None:
+        return f"gate no-imaginary: no frequencies found in {attempt_dir}"
+    if found:
+        freqs = (result.classification or {}).get("imaginary_freqs") if result is not None else None
+        shown = f" ({', '.join(f'{f:.1f}' for f in freqs)} cm-1)" if freqs else ""
+        return f"gate no-imaginary: {found} imaginary mode(s){shown}"
+    return None
+
+
+_COORDS_LINE = re.compile(r"^[ \t]*\*[ \t]*[A-Za-z]+[ \t]+(-?\d+)[ \t]+(\d+)", re.MULTILINE)
+
+
+def _charge_mult(path: Path, text: str) -> tuple[int, int]:
+    """The predecessor's charge and multiplicity: its ``* xyz q m`` line (one regex: the input was
+    made and validated by orca-hpc), else what the parser finds."""
+    found = _COORDS_LINE.search(text)
+    if found:
+        return int(found.group(1)), int(found.group(2))
+    first = parse_input(path, text, check_files=False).first
+    return first.charge or 0, first.multiplicity or 1
+
+
+def next_plan(campaign: Campaign, step: Step, prev: Step | None, pred: Job, name: str) -> AttemptPlan:
+    """The plan of ``step`` that starts where ``pred`` (the job of step ``prev``) ended."""
+    pred_dir = campaign.root / pred.latest.dir
+    pred_plan = plan_of(pred_dir)
+    base = Path(pred_plan.input_name).stem
+    charge, mult = _charge_mult(pred_dir / pred_plan.input_name, pred_plan.input_text)
+    geometry = _final_geometry(pred_dir, base)
+    # The comment line travels with the molecule (it may say where the geometry came from).
+    head = pred_plan.input_text.splitlines()[0] if pred_plan.input_text else ""
+    geometry.comment = head.lstrip("#").strip() if head.startswith("#") else geometry.comment
+    handed: dict[str, Path] = {}
+    for kind, suffix, as_name in (("orbitals", ".gbw", PREV_GBW), ("hessian", ".hess", PREV_HESS)):
+        if prev is not None and kind in prev.hand_over:
+            path = pred_dir / f"{base}{suffix}"
+            if not path.is_file():
+                raise UserError(f"step {prev.name!r} hands over {kind}, but {path} is missing")
+            handed[as_name] = path
+    return _step_plan(campaign, step, name, geometry, charge, mult, Path(pred.input_path), handed)
+
+
+def advance(campaign: Campaign, txn: Transaction, job: Job) -> Job | str | None:
+    """After ``job`` (a workflow step) became COMPLETED, in the transaction that records it: the next
+    step's job (recorded now, CREATED), or why the molecule's chain stops here (also noted in
+    ``job.extra["stop"]``), or None after the last step."""
+    chain = job.chain
+    workflow = campaign.workflow
+    if chain is None:
+        return None
+    if workflow is None:
+        return _stop(job, "the campaign has no [workflow] any more")
+    step = workflow.step(chain["step"])
+    if step is None:
+        return _stop(job, f"step {chain['step']!r} is no longer in the campaign's workflow")
+    problem = gate_problem(step, campaign.root / job.latest.dir)
+    if problem:
+        return _stop(job, problem)
+    following = workflow.after(step.name)
+    if following is None:
+        return None
+    name = job_name(chain["molecule"], chain["conformer"], following.name)
+    try:
+        plan = next_plan(campaign, following, step, job, name)
+    except (OrcaHpcError, OSError) as err:
+        return _stop(job, f"cannot make step {following.name!r}: {err}")
+    sha = step_sha(name, plan)
+    for existing in txn.find_by_hash(sha):
+        if existing.chain is not None and existing.chain.get("after") == job.id:
+            return existing  # made already (never twice)
+    site = campaign.site
+    retries = following.max_retries if following.max_retries is not None else site.max_retries
+    successor = txn.add_job(name, job.input_path, sha, site.name, max_retries=retries)
+    successor.chain = chain_of(chain["molecule"], chain["conformer"], following.name, job.id)
+    record_attempt(campaign, txn, successor, plan)
+    return successor
+
+
+def _stop(job: Job, why: str) -> str:
+    job.extra["stop"] = why[:500]
+    return why
+
+
+def replan(campaign: Campaign, txn: Transaction, job: Job) -> AttemptPlan | None:
+    """A workflow job's input made again from the campaign's step as it is now, for ``retry`` after a
+    person fixed the step in orca-hpc.toml; None when the step is unchanged (or gone)."""
+    workflow = campaign.workflow
+    chain = job.chain
+    if workflow is None or chain is None:
+        return None
+    step = workflow.step(chain["step"])
+    if step is None:
+        return None
+    if chain.get("after"):
+        pred = txn.get(chain["after"])
+        prev = workflow.step(pred.chain["step"]) if pred.chain else None
+        plan = next_plan(campaign, step, prev, pred, job.name)
+    else:
+        settings = ConformerSettings(count=max(workflow.conformers, chain["conformer"]))
+        found = [
+            (mol, conf)
+            for mol in read_molecules([Path(job.input_path)], settings)
+            for conf in mol.conformers
+            if mol.name == chain["molecule"] and conf.index == chain["conformer"]
+        ]
+        if not found:  # the molecule file changed since: run the step as it was
+            return None
+        mol, conf = found[0]
+        geometry = read_xyz(mol.source, conf.xyz)
+        plan = _step_plan(campaign, step, job.name, geometry, mol.charge, mol.multiplicity, mol.source)
+    sha = step_sha(job.name, plan)
+    if sha == job.input_sha:
+        return None
+    plan.corrections = [
+        {"handler": "manual", "change": f"step {step.name!r} made again from orca-hpc.toml "
+         f"(sha256 {job.input_sha[:12]} -> {sha[:12]})", "why": "orca-hpc retry after a fix"}
+    ]  # fmt: skip
+    job.input_sha = sha
+    return plan
+
+
+def by_molecule(rows: Sequence[Mapping[str, Any]], jobs: Mapping[str, Job]) -> list[dict[str, Any]]:
+    """Digest rows of stopped workflow jobs merged into one row per molecule (plain jobs unchanged)."""
+    out: list[dict[str, Any]] = []
+    merged: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        job = jobs.get(str(row.get("id")))
+        if job is None or job.chain is None:
+            out.append(dict(row))
+            continue
+        mol = job.chain["molecule"]
+        where = f"conformer {job.chain['conformer']} stopped at step {job.chain['step']!r} ({job.id})"
+        if mol not in merged:
+            merged[mol] = {
+                **row,
+                "name": f"molecule {mol}",
+                "message": f"{where}: {row.get('message') or ''}",
+            }
+            out.append(merged[mol])
+        else:
+            merged[mol]["message"] = f"{merged[mol]['message']}; {where}: {row.get('message') or ''}"
+    return out

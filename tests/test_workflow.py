@@ -1,0 +1,233 @@
+"""Workflows, fast: the campaign's steps are validated, and reconcile advances each molecule's chain
+on the in-memory FakeScheduler (the same on the real cluster: test_workflow_slurm.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e import cli
+
+from orca_hpc.config.campaign import Campaign, init_campaign, load_campaign
+from orca_hpc.controller import chain as chain_mod
+from orca_hpc.controller.actions import cancel_selected, retry_selected
+from orca_hpc.controller.reconcile import reconcile
+from orca_hpc.controller.select import Selector
+from orca_hpc.controller.submit import submit
+from orca_hpc.errors import UserError
+from orca_hpc.ledger.records import Job
+from orca_hpc.ledger.states import JobState
+from orca_hpc.scheduler.fake import FakeScheduler
+
+WATER = "3\ncharge=0 mult=1\nO 0 0 0.1178\nH 0 0.7555 -0.4712\nH 0 -0.7555 -0.4712\n"
+STEPS = """
+[workflow]
+rmsd = 0.0  # keep every frame: these test conformers differ by less than real ones
+[[workflow.steps]]
+name = "opt"
+method = "r2SCAN-3c Opt Freq"
+gate = "no-imaginary"
+hand_over = ["orbitals"]
+max_retries = 0
+[[workflow.steps]]
+name = "sp"
+method = "wB97M-V def2-TZVP"
+nprocs = 2
+walltime = "00:30:00"
+"""
+
+
+@pytest.fixture
+def campaign(tmp_path: Path) -> Campaign:
+    init_campaign(tmp_path / "camp", "local-slurm")
+    config = tmp_path / "camp" / "orca-hpc.toml"
+    config.write_text(config.read_text() + STEPS)
+    return load_campaign(tmp_path / "camp")
+
+
+def _molecules(campaign: Campaign) -> list[Path]:
+    """water (one conformer) and ethanol-like 'two' (a two-frame xyz: two conformers)."""
+    water = campaign.root / "water.xyz"
+    water.write_text(WATER)
+    two = campaign.root / "two.xyz"
+    two.write_text(WATER + WATER.replace("0.1178", "0.1300"))
+    return [water, two]
+
+
+def _jobs(campaign: Campaign) -> list[Job]:
+    return campaign.ledger().snapshot().all_jobs()
+
+
+def _finish(
+    campaign: Campaign, fake: FakeScheduler, job: Job, outcome: str = "success", n_imag: int = 0
+) -> None:
+    """What the runner leaves: result.json and, on success, ORCA's final geometry and orbitals."""
+    att = job.latest
+    folder = campaign.root / att.dir
+    base = json.loads((folder / "spec.json").read_text())["input"][: -len(".inp")]
+    classification: dict[str, Any] = {"n_imaginary": n_imag, "imaginary_freqs": [-50.0] * n_imag}
+    body = {"result_version": 1, "job_id": job.id, "attempt": att.n, "outcome": outcome,
+            "retryable": False, "energy": -76.0, "classification": classification}  # fmt: skip
+    if outcome == "success":
+        (folder / f"{base}.xyz").write_text(f"3\nfinal of {job.id}\nO 0 0 0.2222\n" + WATER.split("\n", 3)[3])
+        (folder / f"{base}.gbw").write_bytes(b"orbitals of " + job.id.encode())
+    (folder / "result.json").write_text(json.dumps(body))
+    assert att.slurm_id is not None
+    fake.finish(
+        att.slurm_id, "COMPLETED" if outcome == "success" else "FAILED", 0 if outcome == "success" else 1
+    )
+
+
+def test_invalid_workflow_names_every_step_and_key_and_changes_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "camp"
+    cli(tmp_path, "init", str(root), "--site", "local-slurm")
+    config = root / "orca-hpc.toml"
+    config.write_text(
+        config.read_text()
+        + '\n[[workflow.steps]]\nname = "opt"\nmethod = "r2SCAN-3c Opt"\ngate = "no-imaginary"\n'
+        + '[[workflow.steps]]\nname = "sp"\nmethod = "HF"\nnprocs = 0\nhand_over = ["orbitals"]\n'
+    )
+    before = (root / ".orca-hpc" / "ledger.json").read_bytes()
+    (root / "w.xyz").write_text(WATER)
+    result = cli(root, "submit", str(root / "w.xyz"), expect=1)
+    lines = result.output.strip().splitlines()
+    assert any("step 1 ('opt'): key 'gate'" in line for line in lines), result.output
+    assert any("step 2 ('sp'): key 'nprocs'" in line for line in lines), result.output
+    assert "Traceback" not in result.output
+    assert (root / ".orca-hpc" / "ledger.json").read_bytes() == before
+
+
+def test_init_with_an_unknown_workflow_preset_is_refused(tmp_path: Path) -> None:
+    result = cli(
+        tmp_path, "init", str(tmp_path / "c"), "--site", "local-slurm", "--workflow", "opt-frq", expect=1
+    )
+    assert "unknown preset 'opt-frq'" in result.output and not (tmp_path / "c").exists()
+    cli(tmp_path, "init", str(tmp_path / "d"), "--site", "local-slurm", "--workflow", "opt-freq-sp")
+    flow = load_campaign(tmp_path / "d").workflow
+    assert flow is not None and [s.name for s in flow.steps] == ["opt", "sp"]
+
+
+def test_chain_advances_once_per_step_in_arrays(campaign: Campaign) -> None:
+    fake = FakeScheduler()
+    report = submit(campaign, _molecules(campaign), scheduler=fake)
+    assert len(report.submitted) == 3 and len(fake.requests) == 1  # 3 conformers, one array
+    first = _jobs(campaign)
+    assert sorted(j.name for j in first) == ["two.c1.opt", "two.c2.opt", "water.c1.opt"]
+    assert all(j.chain and j.chain["after"] is None and j.max_retries == 0 for j in first)
+    for job in first:
+        _finish(campaign, fake, job)
+    reconcile(campaign, scheduler=fake)
+    jobs = {j.name: j for j in _jobs(campaign)}
+    sp = jobs["two.c2.sp"]
+    assert sp.chain == {"molecule": "two", "conformer": 2, "step": "sp", "after": jobs["two.c2.opt"].id}
+    assert len(fake.requests) == 2 and len(fake.requests[1].attempt_dirs) == 3  # the sp steps: one array
+    assert fake.requests[1].nprocs == 2 and fake.requests[1].time_min == 30
+    folder = campaign.root / sp.latest.dir
+    text = (folder / "two.c2.sp.inp").read_text()
+    assert "0.22220000" in text and "charge=0 mult=1" in text  # the final geometry, the comment ...
+    assert (
+        "MORead" in text
+        and (folder / "prev.gbw").read_bytes() == b"orbitals of " + jobs["two.c2.opt"].id.encode()
+    )
+    # ... and nothing is made twice, however often reconcile runs.
+    reconcile(campaign, scheduler=fake)
+    for job in [j for j in _jobs(campaign) if j.state is not JobState.COMPLETED]:
+        _finish(campaign, fake, job)
+    reconcile(campaign, scheduler=fake)
+    reconcile(campaign, scheduler=fake)
+    done = _jobs(campaign)
+    assert len(done) == 6 and {j.state for j in done} == {JobState.COMPLETED}
+    assert len({(j.chain["molecule"], j.chain["conformer"], j.chain["step"]) for j in done if j.chain}) == 6
+
+
+def test_gate_and_permanent_failure_stop_one_molecule_one_digest_line(campaign: Campaign) -> None:
+    fake = FakeScheduler()
+    submit(campaign, _molecules(campaign), scheduler=fake)
+    jobs = {j.name: j for j in _jobs(campaign)}
+    _finish(campaign, fake, jobs["water.c1.opt"])
+    _finish(campaign, fake, jobs["two.c1.opt"], n_imag=1)  # the gate stops conformer 1 ...
+    _finish(campaign, fake, jobs["two.c2.opt"], outcome="input_error")  # ... a failure conformer 2
+    reconcile(campaign, scheduler=fake)
+    jobs = {j.name: j for j in _jobs(campaign)}
+    assert set(jobs) == {"water.c1.opt", "water.c1.sp", "two.c1.opt", "two.c2.opt"}
+    assert "imaginary" in jobs["two.c1.opt"].extra["stop"]
+    assert jobs["two.c2.opt"].state is JobState.PERMANENT_FAILED
+    [digest] = campaign.ledger().snapshot().outbox
+    text = json.dumps(digest)
+    assert text.count("molecule two") == 1 and "water" not in text  # one line for the molecule
+
+
+def test_crash_in_the_hook_loses_no_step_and_makes_none_twice(
+    campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeScheduler()
+    submit(campaign, _molecules(campaign)[:1], scheduler=fake)
+    [opt] = _jobs(campaign)
+    _finish(campaign, fake, opt)
+    real = chain_mod.advance
+
+    def crash_after_recording(*args: Any) -> Any:
+        real(*args)  # the successor is made in the transaction ...
+        raise KeyboardInterrupt  # ... which dies before it is saved
+
+    monkeypatch.setattr(chain_mod, "advance", crash_after_recording)
+    with pytest.raises(KeyboardInterrupt):
+        reconcile(campaign, scheduler=fake)
+    assert [j.state for j in _jobs(campaign)] == [JobState.PENDING]  # neither completion nor successor
+    monkeypatch.setattr(chain_mod, "advance", real)
+    reconcile(campaign, scheduler=fake)
+    reconcile(campaign, scheduler=fake)
+    jobs = _jobs(campaign)
+    assert [(j.name, j.state) for j in jobs] == [
+        ("water.c1.opt", JobState.COMPLETED),
+        ("water.c1.sp", JobState.PENDING),
+    ]
+
+
+def test_cancel_one_molecule_and_retry_after_a_fixed_step(campaign: Campaign) -> None:
+    fake = FakeScheduler()
+    submit(campaign, _molecules(campaign), scheduler=fake)
+    with pytest.raises(UserError, match="did you mean 'water'"):
+        cancel_selected(campaign, Selector(molecule="watr"), scheduler=fake)
+    report = cancel_selected(campaign, Selector(molecule="two"), scheduler=fake)
+    assert len(report.done) == 2
+    jobs = {j.name: j for j in _jobs(campaign)}
+    assert jobs["two.c1.opt"].state is JobState.CANCELLED and jobs["water.c1.opt"].state is JobState.PENDING
+    _finish(campaign, fake, jobs["water.c1.opt"], outcome="input_error")
+    reconcile(campaign, scheduler=fake)
+    # A person fixes the step in orca-hpc.toml; retry makes its input again from it.
+    config = campaign.config_path
+    config.write_text(config.read_text().replace("r2SCAN-3c Opt Freq", "r2SCAN-3c TightSCF Opt Freq"))
+    fixed = load_campaign(campaign.root)
+    retried = retry_selected(fixed, Selector(molecule="water"), scheduler=fake)
+    assert retried.edited == [jobs["water.c1.opt"].id]
+    job = fixed.ledger().snapshot().get(jobs["water.c1.opt"].id)
+    assert "TightSCF" in (fixed.root / job.latest.dir / "water.c1.opt.inp").read_text()
+    _finish(fixed, fake, job)
+    reconcile(fixed, scheduler=fake)
+    names = {j.name: j.state for j in _jobs(fixed)}
+    assert names["water.c1.sp"] is JobState.PENDING and "two.c1.sp" not in names
+
+
+def test_chain_is_stored_compactly_validated_and_optional() -> None:
+    from orca_hpc.ledger.validate import job_problems
+
+    job = Job("j000002", "w.c1.sp", "/w.xyz", "0" * 64, "s", JobState.CREATED, 3, "t", "t", "jobs/j000002")
+    plain = job.to_dict()
+    assert "ch" not in plain and Job.from_dict(job.id, plain).chain is None  # old ledgers stay valid
+    job.chain = chain_mod.chain_of("w", 1, "sp", "j000001")
+    stored = job.to_dict()
+    assert stored["ch"] == {"mol": "w", "conf": 1, "step": "sp", "after": "j000001"}
+    assert Job.from_dict(job.id, stored).chain == job.chain and job_problems(job.id, stored) == []
+    first = {**stored, "ch": {"mol": "w", "conf": 1, "step": "opt"}}
+    assert Job.from_dict(job.id, first).chain == {
+        "molecule": "w",
+        "conformer": 1,
+        "step": "opt",
+        "after": None,
+    }
+    bad = {**stored, "ch": {"mol": "w", "conf": 0, "step": "sp", "after": "../x", "extra": 1}}
+    problems = " ".join(job_problems(job.id, bad))
+    assert "ch.conf" in problems and "ch.after" in problems and "unknown key 'extra'" in problems
