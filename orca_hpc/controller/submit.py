@@ -30,6 +30,7 @@ from orca_hpc.attempt.folder import (
 from orca_hpc.clock import now_iso
 from orca_hpc.config.campaign import Campaign
 from orca_hpc.config.site import resources_for
+from orca_hpc.controller import rightsize
 from orca_hpc.controller.gather import expand_inputs
 from orca_hpc.errors import InputFileError, OrcaHpcError, UserError
 from orca_hpc.ledger.records import Job
@@ -52,6 +53,8 @@ class NewJob:
     name: str
     sha: str
     plan: AttemptPlan
+    maxcore_given: bool = False  # the input has its own %maxcore (else the site's default was written in)
+    group: str | None = None  # its group of similar jobs, when right-sizing is on (controller/rightsize.py)
 
 
 @dataclass
@@ -126,7 +129,7 @@ def _from_inp(campaign: Campaign, path: Path) -> NewJob:
                 raise InputFileError(path, str(err), ref.line) from None
     explicit = any(job.nprocs for job in parsed.jobs)
     plan = _plan(campaign, text, path.stem, parsed.nprocs if explicit else None, parsed.maxcore, extra, path)
-    return NewJob(path, path.stem, _sha(plan.input_text, extra), plan)
+    return NewJob(path, path.stem, _sha(plan.input_text, extra), plan, parsed.maxcore is not None)
 
 
 def _from_xyz(
@@ -397,6 +400,7 @@ def submit(
     )
     report = SubmitReport()
     ledger = campaign.ledger()
+    rightsize.apply(campaign, ledger, new_jobs)
     if dry_run:
         fresh = _not_yet_recorded(ledger.snapshot(), new_jobs, force, report)
         dispatcher = Dispatcher(campaign, ledger, scheduler or scheduler_for(campaign))
@@ -417,6 +421,8 @@ def submit(
                 job = txn.add_job(
                     nj.name, str(nj.source.absolute()), nj.sha, campaign.site.name, max_retries=max_retries
                 )
+                if nj.group:
+                    job.extra["grp"] = nj.group
                 record_attempt(campaign, txn, job, nj.plan)
                 ids.append(job.id)
                 plans[job.id] = nj.plan

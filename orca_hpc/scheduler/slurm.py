@@ -8,6 +8,7 @@ A job missing from the answers means "not known yet" (sacct lags squeue by up to
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -15,13 +16,14 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from orca_hpc.atomic import atomic_write_bytes
 from orca_hpc.config.site import SiteConfig
 from orca_hpc.errors import OrcaHpcError, SchedulerUnavailable
 from orca_hpc.perms import FILE_MODE, make_dir
-from orca_hpc.scheduler.base import TERMINAL_STATES, ArrayRequest, JobRecord, Scheduler, job_name
+from orca_hpc.scheduler.base import TERMINAL_STATES, ArrayRequest, JobRecord, Scheduler, Usage, job_name
 from orca_hpc.scheduler.script import (
     JobScriptContext,
     ScriptLayout,
@@ -30,8 +32,24 @@ from orca_hpc.scheduler.script import (
     write_lines,
 )
 
-# Name last: it is the only free-text field and may itself contain the separator.
-SACCT_FIELDS = ("JobID", "State", "ExitCode", "Submit", "Start", "End", "NodeList", "JobName")
+# Name last: it is the only free-text field and may itself contain the separator. ElapsedRaw (s) and
+# TimelimitRaw (min) need no parsing; MaxRSS is only on the step rows (123_4.batch), not the job's.
+SACCT_FIELDS = (
+    "JobID",
+    "State",
+    "ExitCode",
+    "Submit",
+    "Start",
+    "End",
+    "NodeList",
+    "ElapsedRaw",
+    "TimelimitRaw",
+    "TotalCPU",
+    "MaxRSS",
+    "ReqMem",
+    "AllocCPUS",
+    "JobName",
+)
 SQUEUE_FIELDS = (
     "JobArrayID",
     "State",
@@ -135,6 +153,65 @@ def expand_job_id(text: str) -> list[tuple[str, str | None, int | None]]:
     return [(f"{base}_{t}", base, t) for t in tasks]
 
 
+# sacct's size suffixes, in MB; a bare number is in the field's own unit (MaxRSS K, ReqMem M)
+_SIZE_MB = {"K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0**2, "P": 1024.0**3}
+
+
+def parse_size_mb(text: str, bare: str = "M", cpus: int | None = None) -> int | None:
+    """sacct's MaxRSS / ReqMem ("41852K", "2000M", "1.50G", "0") -> whole MB, rounded up.
+
+    SLURM before 21.08 wrote ReqMem as "2000Mc" (per CPU: times ``cpus``) or "2000Mn" (per node)."""
+    text = text.strip()
+    per_cpu = text.endswith("c")
+    text = text.rstrip("cn")
+    if not text:
+        return None
+    unit = text[-1].upper()
+    factor = _SIZE_MB.get(unit)
+    if factor is None:
+        factor, unit = _SIZE_MB[bare], ""
+    try:
+        value = float(text[: len(text) - len(unit)]) * factor
+    except ValueError:
+        return None
+    if per_cpu and cpus:
+        value *= cpus
+    return math.ceil(value - 1e-9) if math.isfinite(value) and value >= 0 else None
+
+
+def parse_duration_s(text: str) -> int | None:
+    """sacct's TotalCPU / Elapsed ("00:00.512", "01:02:03", "1-02:03:04") -> whole seconds."""
+    days, _, clock = text.strip().rpartition("-")
+    if not clock:
+        return None
+    seconds = 0.0
+    try:
+        for part in clock.split(":"):
+            seconds = seconds * 60 + float(part)
+        seconds += int(days) * 86400 if days else 0
+    except ValueError:
+        return None
+    return round(seconds) if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _count(text: str) -> int | None:
+    text = text.strip()
+    return int(text) if text.isdigit() else None  # "UNLIMITED", "Partition_Limit", "" -> None
+
+
+def _usage(elapsed: str, limit: str, cpu: str, rss: str, req_mem: str, cpus: str) -> Usage:
+    ncpus = _count(cpus)
+    limit_min = _count(limit)
+    return Usage(
+        _count(elapsed),
+        None if limit_min is None else limit_min * 60,
+        parse_duration_s(cpu),
+        parse_size_mb(rss, "K"),
+        parse_size_mb(req_mem, "M", ncpus),
+        ncpus,
+    )
+
+
 def _value(text: str) -> str | None:
     text = text.strip()
     return None if text in _EMPTY else text
@@ -172,12 +249,29 @@ def _records(
 
 
 def parse_sacct(text: str) -> list[JobRecord]:
-    """``sacct -X -P -n -o`` + SACCT_FIELDS output -> records (step rows skipped)."""
+    """``sacct -P -n -o`` + SACCT_FIELDS output -> records, one per job or array task.
+
+    A finished job's record carries its ``Usage``; its step rows (``123_4.batch``, ``123_4.extern``)
+    make no records of their own: their MaxRSS, which the job row leaves empty, is folded into it."""
     out: list[JobRecord] = []
-    for jid, state, exit_code, submit, start, end, node, name in _rows(text, len(SACCT_FIELDS)):
-        if "." in jid:  # a step row (123.batch); -X should already have removed them
+    step_rss: dict[str, int] = {}
+    for jid, state, exit_code, submit, start, end, node, el, tl, cpu, rss, mem, cpus, name in _rows(
+        text, len(SACCT_FIELDS)
+    ):
+        if "." in jid:
+            owner = jid.split(".", 1)[0]
+            mb = parse_size_mb(rss, "K") if rss else None
+            if mb is not None and mb > step_rss.get(owner, -1):
+                step_rss[owner] = mb
             continue
-        out.extend(_records(jid, name, state, exit_code, start, end, node, None, "sacct", submit))
+        records = _records(jid, name, state, exit_code, start, end, node, None, "sacct", submit)
+        if len(records) == 1 and records[0].finished:
+            records[0].usage = _usage(el, tl, cpu, rss, mem, cpus)
+        out.extend(records)
+    for rec in out:
+        usage = rec.usage
+        if usage is not None and rec.job_id in step_rss:
+            rec.usage = replace(usage, max_rss_mb=max(step_rss[rec.job_id], usage.max_rss_mb or 0))
     return out
 
 
@@ -256,13 +350,22 @@ def _squeue(selector: list[str]) -> list[JobRecord]:
     return parse_squeue(text)
 
 
-def _sacct(selector: list[str]) -> list[JobRecord]:
-    return parse_sacct(_run(["sacct", "-X", "-P", "-n", *selector, "-o", ",".join(SACCT_FIELDS)]))
+def _sacct(selector: list[str], *, steps: bool = False) -> list[JobRecord]:
+    """``steps``: with the step rows, whose MaxRSS the job's usage needs (about twice the lines)."""
+    allocations = [] if steps else ["-X"]
+    return parse_sacct(_run(["sacct", *allocations, "-P", "-n", *selector, "-o", ",".join(SACCT_FIELDS)]))
 
 
 def _merge(acct: list[JobRecord], live: list[JobRecord]) -> dict[str, JobRecord]:
     merged = {r.job_id: r for r in acct}
-    merged.update((r.job_id, r) for r in live)  # slurmctld's view is the current one
+    for rec in live:  # slurmctld's view is the current one; what the job used is only in sacct
+        if rec.finished:
+            known = merged.get(rec.job_id)
+            if known is not None and known.finished:
+                rec.usage = known.usage
+            else:
+                rec.usage_pending = True
+        merged[rec.job_id] = rec
     # Right after submission sacct can show an array as a plain job "123" (its task ids not recorded
     # yet); once any task of 123 is known, that row is stale and would look like an extra job.
     arrays = {r.array_job_id for r in merged.values() if r.array_job_id is not None}
@@ -286,7 +389,7 @@ def query_jobs(job_ids: Sequence[str], *, chunk: int = 1000) -> dict[str, JobRec
     for part in _chunks(bases, chunk):
         selector = ["-j", ",".join(part)]
         live = _squeue(selector)
-        acct = _sacct(selector)
+        acct = _sacct(selector, steps=True)
         for rec in _merge(acct, live).values():
             if rec.job_id in wanted or rec.array_job_id in wanted:
                 found[rec.job_id] = rec
