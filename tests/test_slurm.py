@@ -154,7 +154,9 @@ def test_query_dedupes_array_ids_and_filters_to_requested(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(slurm, "_run", fake_run)
     recs = slurm.query_jobs(["2_7", "2_8", "2_7", "16"])
-    assert [a[a.index("-j") + 1] for a in seen] == ["2,16", "2,16"]  # each array queried once
+    # each array asked once; sacct only about what squeue does not show queued or running (16 ended)
+    assert [a[a.index("-j") + 1] for a in seen] == ["2,16", "16"]
+    assert "-X" not in seen[1]  # with its step rows, for the usage
     assert sorted(recs) == ["16", "2_7", "2_8"]  # 2_0 etc. were not asked for
     assert recs["16"].source == "squeue"
     assert slurm.query_jobs([]) == {} and len(seen) == 2  # nothing asked, nothing run
@@ -295,14 +297,14 @@ def test_batching_costs_one_call_per_chunk_and_scancel(tmp_path: Path) -> None:
     try:
         slurm.CALLS.reset()
         recs = slurm.query_jobs(ids)
-        assert (slurm.CALLS["squeue"], slurm.CALLS["sacct"]) == (1, 1)
+        assert (slurm.CALLS["squeue"], slurm.CALLS["sacct"]) == (1, 0)  # all queued: no sacct needed
         assert sorted(recs) == sorted(ids)
         assert {r.state for r in recs.values()} == {"PENDING"}
         assert {r.reason for r in recs.values()} == {"JobHeldUser"}
 
         slurm.CALLS.reset()
         assert sorted(slurm.query_jobs(ids, chunk=100)) == sorted(ids)
-        assert (slurm.CALLS["squeue"], slurm.CALLS["sacct"]) == (3, 3)
+        assert (slurm.CALLS["squeue"], slurm.CALLS["sacct"]) == (3, 0)
     finally:
         slurm.CALLS.reset()
         slurm.scancel(ids)

@@ -304,3 +304,32 @@ def test_bad_rightsize_settings_are_one_line_errors(campaign: Campaign, table: s
     with pytest.raises(UserError, match=problem) as err:
         load_campaign(campaign.root)
     assert str(config) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_usage_command_prints_text_csv_and_json(campaign: Campaign) -> None:
+    import csv
+
+    from click.testing import CliRunner
+
+    from orca_hpc.cli import main
+
+    fake = FakeScheduler()
+    ids = _submit(campaign, fake, ["a", "b"])
+    for k, job_id in enumerate(ids):
+        _finish(campaign, fake, job_id, Usage(600 * (k + 1), 1800, 300, 400, 2000, 2))
+    reconcile(campaign, scheduler=fake)
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(main, ["-C", str(campaign.root), "usage", "--no-reconcile", *args])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    rows = list(csv.DictReader(run("--csv").splitlines()))
+    assert [r["id"] for r in rows] == [ids[1], ids[0]]  # the idler (longer, same CPU time) first
+    assert float(rows[0]["cpu_efficiency"]) == pytest.approx(300 / (1200 * 2), abs=1e-4)
+    document = json.loads(run("--json"))
+    assert (document["schema"], document["kind"]) == (1, "usage")
+    [group] = document["groups"]
+    assert group["suggested_walltime_min"] == math.ceil((1200 * 1.2 + 30) / 60)
+    text = run()
+    assert f"{group['suggested_walltime_min']} min" in text and ids[1] in text

@@ -16,7 +16,6 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from orca_hpc.atomic import atomic_write_bytes
@@ -161,6 +160,8 @@ def parse_size_mb(text: str, bare: str = "M", cpus: int | None = None) -> int | 
     """sacct's MaxRSS / ReqMem ("41852K", "2000M", "1.50G", "0") -> whole MB, rounded up.
 
     SLURM before 21.08 wrote ReqMem as "2000Mc" (per CPU: times ``cpus``) or "2000Mn" (per node)."""
+    if text[:-1].isdigit() and text[-1] in "KM":  # the usual forms, without float arithmetic
+        return -(-int(text[:-1]) // 1024) if text[-1] == "K" else int(text[:-1])
     text = text.strip()
     per_cpu = text.endswith("c")
     text = text.rstrip("cn")
@@ -199,14 +200,14 @@ def _count(text: str) -> int | None:
     return int(text) if text.isdigit() else None  # "UNLIMITED", "Partition_Limit", "" -> None
 
 
-def _usage(elapsed: str, limit: str, cpu: str, rss: str, req_mem: str, cpus: str) -> Usage:
+def _usage(elapsed: str, limit: str, cpu: str, rss_mb: int | None, req_mem: str, cpus: str) -> Usage:
     ncpus = _count(cpus)
     limit_min = _count(limit)
     return Usage(
         _count(elapsed),
         None if limit_min is None else limit_min * 60,
         parse_duration_s(cpu),
-        parse_size_mb(rss, "K"),
+        rss_mb,
         parse_size_mb(req_mem, "M", ncpus),
         ncpus,
     )
@@ -255,23 +256,26 @@ def parse_sacct(text: str) -> list[JobRecord]:
     make no records of their own: their MaxRSS, which the job row leaves empty, is folded into it."""
     out: list[JobRecord] = []
     step_rss: dict[str, int] = {}
-    for jid, state, exit_code, submit, start, end, node, el, tl, cpu, rss, mem, cpus, name in _rows(
-        text, len(SACCT_FIELDS)
-    ):
+    finished: list[tuple[JobRecord, list[str]]] = []
+    for cols in _rows(text, len(SACCT_FIELDS)):
+        jid, state, exit_code, submit, start, end, node, *_usage_cols, name = cols
         if "." in jid:
+            mb = parse_size_mb(cols[10], "K") if cols[10] else None
             owner = jid.split(".", 1)[0]
-            mb = parse_size_mb(rss, "K") if rss else None
             if mb is not None and mb > step_rss.get(owner, -1):
                 step_rss[owner] = mb
             continue
         records = _records(jid, name, state, exit_code, start, end, node, None, "sacct", submit)
         if len(records) == 1 and records[0].finished:
-            records[0].usage = _usage(el, tl, cpu, rss, mem, cpus)
+            finished.append((records[0], cols))
         out.extend(records)
-    for rec in out:
-        usage = rec.usage
-        if usage is not None and rec.job_id in step_rss:
-            rec.usage = replace(usage, max_rss_mb=max(step_rss[rec.job_id], usage.max_rss_mb or 0))
+    # The step rows follow their job's row: the usage is complete only now.
+    for rec, cols in finished:
+        rss = parse_size_mb(cols[10], "K") if cols[10] else None
+        steps = step_rss.get(rec.job_id)
+        if steps is not None:
+            rss = steps if rss is None else max(rss, steps)
+        rec.usage = _usage(cols[7], cols[8], cols[9], rss, cols[11], cols[12])
     return out
 
 
@@ -379,17 +383,28 @@ def query_jobs(job_ids: Sequence[str], *, chunk: int = 1000) -> dict[str, JobRec
     """What SLURM knows about these jobs, keyed by job id ("123_4" or "123").
 
     An array task id is queried through its array job; asking for an array job id ("123") returns all
-    of its tasks. One squeue and one sacct call per ``chunk`` distinct job ids. Jobs SLURM does not
-    know (yet) are absent.
+    of its tasks. One squeue and at most one sacct call per ``chunk`` distinct job ids. Jobs SLURM
+    does not know (yet) are absent.
+
+    sacct is asked only about the jobs squeue does not show queued or running (finished, or purged
+    from slurmctld's memory), with their step rows: their usage (MaxRSS) is only there, and step rows
+    make sacct ~5x slower per job, which asking for every running job would pay on every reconcile.
     """
     _check_ids(job_ids)
     wanted = set(job_ids)
-    bases = list(dict.fromkeys(j.split("_", 1)[0] for j in job_ids))
+    by_base: dict[str, list[str]] = {}
+    for job_id in job_ids:
+        by_base.setdefault(job_id.split("_", 1)[0], []).append(job_id)
     found: dict[str, JobRecord] = {}
-    for part in _chunks(bases, chunk):
-        selector = ["-j", ",".join(part)]
-        live = _squeue(selector)
-        acct = _sacct(selector, steps=True)
+    for part in _chunks(list(by_base), chunk):
+        live = _squeue(["-j", ",".join(part)])
+        active = {r.job_id for r in live if not r.finished}
+        settled: list[str] = []
+        for base in part:
+            rest = [j for j in by_base[base] if j not in active]
+            # A whole array is one selector; a task apart from its running siblings is its own.
+            settled.extend([base] if len(rest) == len(by_base[base]) and base not in active else rest)
+        acct = _sacct(["-j", ",".join(dict.fromkeys(settled))], steps=True) if settled else []
         for rec in _merge(acct, live).values():
             if rec.job_id in wanted or rec.array_job_id in wanted:
                 found[rec.job_id] = rec
