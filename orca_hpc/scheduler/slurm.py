@@ -1,6 +1,6 @@
 """SLURM behind the ``Scheduler`` interface: the only module that runs sbatch, squeue, sacct and scancel.
 
-Queries are batched (one squeue + one sacct per chunk of job ids) because per-job sacct calls are
+Queries are batched (one squeue + at most one sacct per chunk of job ids) because per-job sacct calls are
 ~350x slower and load slurmdbd. SLURM failures are never swallowed: an unreachable slurmctld or
 slurmdbd raises ``SchedulerUnavailable`` (try again later), anything else ``OrcaHpcError``.
 A job missing from the answers means "not known yet" (sacct lags squeue by up to ~5 s), not "lost".
@@ -471,7 +471,7 @@ def sbatch(script: Path) -> str:
 
 
 class SlurmScheduler(Scheduler):
-    """Arrays through sbatch; state from one squeue + one sacct per chunk of ids."""
+    """Arrays through sbatch; state from one squeue + at most one sacct per chunk of ids."""
 
     kind = "slurm"
 
