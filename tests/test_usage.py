@@ -260,14 +260,18 @@ def test_rightsizing_never_goes_below_the_inputs_own_maxcore(campaign: Campaign)
     fix = resize(own, group, s, campaign.site, own_maxcore=True)
     assert fix is not None and fix["handler"] == "rightsize" and "20 took <= 100 s" in fix["why"]
     assert (own.mem_mb, own.maxcore_mb, own.time_min) == (2500, 1000, s.walltime_min)
-    default = _plan(maxcore=800)  # the site's default was written in: %maxcore follows the memory
+    default = _plan(maxcore=800)  # the site's default was written in: %maxcore follows the suggestion
     resize(default, group, s, campaign.site, own_maxcore=False)
-    assert s.mem_mb is not None and default.mem_mb == s.mem_mb == 300
-    assert default.maxcore_mb == 300 * 4 // (5 * 2)
+    assert s.mem_mb == 300 and default.maxcore_mb == 150  # 150 MB x 2 processes = the suggestion
+    assert default.mem_mb == job_memory_mb(150, 2) == 375  # the memory rule on top
     huge = suggest(Evidence(elapsed_s=[10**6] * 20), margin=0.2, signal_s=30, min_samples=20)
     capped = _plan(maxcore=800)
     resize(capped, group, huge, campaign.site, own_maxcore=True)
-    assert capped.time_min == campaign.site.max_walltime_min  # never beyond the site's limit
+    assert capped.time_min == campaign.site.max_walltime_min  # never beyond the site's limits
+    greedy = suggest(Evidence(rss_mb=[10**6] * 20), margin=0.2, signal_s=30, min_samples=20)
+    big = _plan(maxcore=800)
+    resize(big, group, greedy, campaign.site, own_maxcore=False)
+    assert big.mem_mb == campaign.site.max_mem_mb and big.maxcore_mb == big.mem_mb * 4 // (5 * 2)
 
 
 def test_submit_right_sizes_similar_jobs_with_enough_evidence(campaign: Campaign) -> None:
@@ -288,9 +292,14 @@ def test_submit_right_sizes_similar_jobs_with_enough_evidence(campaign: Campaign
         fix["handler"] == "rightsize" and "3 took <= 120 s" in fix["why"] and "3 used <= 400 MB" in fix["why"]
     )
     spec = json.loads((campaign.root / job.latest.dir / "spec.json").read_text())
-    assert (spec["time_min"], spec["mem_mb"]) == (math.ceil((120 * 1.2 + 30) / 60), 500)
-    assert "%maxcore 400" in (campaign.root / job.latest.dir / "e.inp").read_text()
-    assert fake.requests[-1].mem_mb == 500
+    # 400 MB used + 20 % = 500 MB for ORCA (%maxcore, 1 process), / 0.8 for the job
+    assert (spec["time_min"], spec["maxcore_mb"], spec["mem_mb"]) == (
+        math.ceil((120 * 1.2 + 30) / 60),
+        500,
+        625,
+    )
+    assert "%maxcore 500" in (campaign.root / job.latest.dir / "e.inp").read_text()
+    assert fake.requests[-1].mem_mb == 625
 
 
 @pytest.mark.parametrize(

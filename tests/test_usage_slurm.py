@@ -74,5 +74,9 @@ def test_usage_is_recorded_reported_and_right_sizes_the_next_job(tmp_path: Path)
     [fix] = attempt["corrections"]
     assert fix["handler"] == "rightsize" and "3 took" in fix["why"]
     spec = json.loads((Path(attempt["folder"]) / "spec.json").read_text())
-    assert (spec["time_min"], spec["mem_mb"]) == (walltime, memory)
-    assert spec["maxcore_mb"] == memory * 4 // 5  # the input had no %maxcore: it follows the memory
+    # the input had no %maxcore: ORCA gets the suggested memory (1 process), the job that / 0.8
+    assert (spec["time_min"], spec["maxcore_mb"], spec["mem_mb"]) == (
+        walltime,
+        memory,
+        math.ceil(memory / 0.8),
+    )

@@ -3,9 +3,11 @@ walltime and memory that ``orca-hpc usage`` suggests for its group of similar jo
 (``controller/usage_report.py``), so a campaign of 10,000 jobs learns from its first hundred.
 
 Only a group with at least ``min_evidence`` samples is used. The result is never below what the input
-needs: with its own ``%maxcore``, the memory stays at least ``%maxcore`` x processes / 0.8 (the
-memory rule of ``config/site.py``) and ``%maxcore`` is kept; without one (the site's default was
-written in), ``%maxcore`` follows the new memory by the same rule. It never exceeds the site's
+needs: with its own ``%maxcore``, the job's memory is the suggestion but at least ``%maxcore`` x
+processes / 0.8 (the memory rule of ``config/site.py``) and ``%maxcore`` is kept; without one (the
+site's default was written in), ``%maxcore`` x processes becomes the suggested memory and the job asks
+for that / 0.8 by the same rule (so ORCA may use what the group used plus the margin, and a group whose
+memory follows ``%maxcore`` does not shrink with every generation). It never exceeds the site's
 ``max_walltime`` / ``max_mem_mb``, and the walltime stays longer than the runner's warning
 (``signal_before_end_s``). Each change is recorded as a correction on the attempt (handler
 ``rightsize``) that names its evidence, so ``orca-hpc show`` tells why the job asked for what it did.
@@ -64,12 +66,18 @@ def resize(
             changes.append(f"walltime {plan.time_min} -> {minutes} min")
             plan.time_min = minutes
     if s.mem_mb is not None:
-        mem = s.mem_mb if site.max_mem_mb is None else min(s.mem_mb, site.max_mem_mb)
         maxcore = plan.maxcore_mb
         if own_maxcore:
-            mem = max(mem, job_memory_mb(plan.maxcore_mb, plan.nprocs))
+            mem = max(s.mem_mb, job_memory_mb(plan.maxcore_mb, plan.nprocs))
         else:
-            maxcore = max(1, mem * MEM_FRACTION_NUM // (MEM_FRACTION_DEN * plan.nprocs))
+            # ORCA's share (maxcore x processes) is the suggestion itself, so it stays above what the
+            # group used and a group bound by %maxcore does not shrink a little with every generation.
+            maxcore = -(-s.mem_mb // plan.nprocs)
+            mem = job_memory_mb(maxcore, plan.nprocs)
+        if site.max_mem_mb is not None and mem > site.max_mem_mb:
+            mem = site.max_mem_mb  # an input's own need was held to it when it was validated
+            if not own_maxcore:
+                maxcore = max(1, mem * MEM_FRACTION_NUM // (MEM_FRACTION_DEN * plan.nprocs))
         if mem != plan.mem_mb:
             extra = f" (%maxcore {plan.maxcore_mb} -> {maxcore} MB)" if maxcore != plan.maxcore_mb else ""
             changes.append(f"memory {plan.mem_mb} -> {mem} MB{extra}")
