@@ -57,6 +57,9 @@ def make_job(n: int, state: JobState) -> Job:
             att.exit_code = "0:0" if att.slurm_state == "COMPLETED" else "1:0"
             att.outcome = "success" if att.slurm_state == "COMPLETED" else "scf_not_converged"
             att.energy = -76.02663273 - n * 1e-6 if att.outcome == "success" else None
+            # what sacct reports for it (controller/usage.py): the ledger's biggest per-attempt record
+            att.usage = {"el": 3000 + n % 600, "tl": 7200, "cpu": 11000 + n % 999, "rss": 1500 + n % 500,
+                         "mem": 4000, "np": 4, "node": f"node{n % 64:03d}"}  # fmt: skip
         if k > 1:
             att.corrections = [{"handler": "scf", "change": "added SlowConv", "why": "SCF not converged"}]
     job.retry_count = attempts - 1

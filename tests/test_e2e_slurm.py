@@ -192,7 +192,12 @@ def _restart_cluster() -> None:
 def test_reconcile_exits_75_and_changes_nothing_while_slurmdbd_is_down(tmp_path: Path) -> None:
     camp = new_campaign(tmp_path)
     paths = write_inputs(tmp_path / "in", {"w.inp": orca_input()})
-    cli(camp, "submit", *paths)
+    [job] = json.loads(cli(camp, "submit", "--json", *paths).stdout)["submitted"]
+    # sacct is asked only about jobs squeue no longer shows queued or running: wait until it ended
+    deadline = time.monotonic() + 60
+    while not all(r.finished for r in slurm._squeue(["-j", job["slurm_job_id"].split("_")[0]])):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
     before = ledger_bytes(camp)
     os.kill(_daemon_pid("slurmdbd"), signal.SIGTERM)
     try:

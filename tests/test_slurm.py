@@ -21,17 +21,18 @@ from orca_hpc.scheduler.script import ScriptLayout
 
 T = TypeVar("T")
 
-# Captured from SLURM 22.05.8 (sacct -P -n -o slurm.SACCT_FIELDS, without -X so step rows show).
+# Captured from SLURM 22.05.8 (sacct -P -n -o slurm.SACCT_FIELDS, without -X so step rows show); the
+# usage columns (ElapsedRaw .. AllocCPUS) were added later in the form of tests/test_usage.py's captures.
 SACCT_TEXT = """\
-2_0|FAILED|3:0|2026-11-28T21:08:16|2026-11-28T21:08:16|2026-11-28T21:08:17|vm|wrap
-2_0.batch|FAILED|3:0|2026-11-28T21:08:16|2026-11-28T21:08:16|2026-11-28T21:08:17|vm|batch
-2_1|COMPLETED|0:0|2026-11-28T21:08:16|2026-11-28T21:08:16|2026-11-28T21:08:17|vm|wrap
-2_[6-9%2]|PENDING|0:0|2026-11-28T21:08:16|Unknown|Unknown|None assigned|wrap
-15|FAILED|0:11|2026-11-28T21:09:50|2026-11-28T21:09:51|2026-11-28T21:09:51|vm|seg|fault
-15.batch|CANCELLED|0:11|2026-11-28T21:09:51|2026-11-28T21:09:51|2026-11-28T21:09:51|vm|batch
-16|CANCELLED by 0|0:0|2026-11-28T21:09:50|2026-11-28T21:09:51|2026-11-28T21:09:53|vm|sleeper
-17|RUNNING|0:0|2026-11-28T21:09:50|2026-11-28T21:09:51|Unknown|vm|ohpc-abc
-"""
+2_0|FAILED|3:0|2026-11-28T21:08:16|2026-11-28T21:08:16|2026-11-28T21:08:17|vm|1|30|00:00.412||2000M|1|wrap
+2_0.batch|FAILED|3:0|2026-11-28T21:08:16|2026-11-28T21:08:16|2026-11-28T21:08:17|vm|1||00:00.412|1024K||1|batch
+2_1|COMPLETED|0:0|2026-11-28T21:08:16|2026-11-28T21:08:16|2026-11-28T21:08:17|vm|1|30|00:00.398||2000M|1|wrap
+2_[6-9%2]|PENDING|0:0|2026-11-28T21:08:16|Unknown|Unknown|None assigned|0|30|00:00:00||2000M|1|wrap
+15|FAILED|0:11|2026-11-28T21:09:50|2026-11-28T21:09:51|2026-11-28T21:09:51|vm|0|UNLIMITED|00:00.020||2000M|1|seg|fault
+15.batch|CANCELLED|0:11|2026-11-28T21:09:51|2026-11-28T21:09:51|2026-11-28T21:09:51|vm|0||00:00.020|0||1|batch
+16|CANCELLED by 0|0:0|2026-11-28T21:09:50|2026-11-28T21:09:51|2026-11-28T21:09:53|vm|2|UNLIMITED|00:00:00||2000M|1|sleeper
+17|RUNNING|0:0|2026-11-28T21:09:50|2026-11-28T21:09:51|Unknown|vm|5|30|00:00:00||2000M|1|ohpc-abc
+"""  # noqa: E501
 
 # Captured from squeue -h -r -t all -O with slurm.SQUEUE_FIELDS; exit_code is a raw wait status.
 SQUEUE_TEXT = """\
@@ -124,7 +125,7 @@ def test_merge_prefers_squeue() -> None:
 
 
 def test_merge_drops_stale_plain_row_of_an_array() -> None:
-    stale = "2|PENDING|0:0|2026-11-28T21:08:16|Unknown|Unknown|None assigned|wrap\n"
+    stale = "2|PENDING|0:0|2026-11-28T21:08:16|Unknown|Unknown|None assigned|0|30|00:00:00||2000M|1|wrap\n"
     merged = slurm._merge(slurm.parse_sacct(stale), slurm.parse_squeue(SQUEUE_TEXT))
     assert "2" not in merged and "2_7" in merged
     # a plain job nobody lists as an array stays
@@ -153,7 +154,9 @@ def test_query_dedupes_array_ids_and_filters_to_requested(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(slurm, "_run", fake_run)
     recs = slurm.query_jobs(["2_7", "2_8", "2_7", "16"])
-    assert [a[a.index("-j") + 1] for a in seen] == ["2,16", "2,16"]  # each array queried once
+    # each array asked once; sacct only about what squeue does not show queued or running (16 ended)
+    assert [a[a.index("-j") + 1] for a in seen] == ["2,16", "16"]
+    assert "-X" not in seen[1]  # with its step rows, for the usage
     assert sorted(recs) == ["16", "2_7", "2_8"]  # 2_0 etc. were not asked for
     assert recs["16"].source == "squeue"
     assert slurm.query_jobs([]) == {} and len(seen) == 2  # nothing asked, nothing run
@@ -294,14 +297,14 @@ def test_batching_costs_one_call_per_chunk_and_scancel(tmp_path: Path) -> None:
     try:
         slurm.CALLS.reset()
         recs = slurm.query_jobs(ids)
-        assert (slurm.CALLS["squeue"], slurm.CALLS["sacct"]) == (1, 1)
+        assert (slurm.CALLS["squeue"], slurm.CALLS["sacct"]) == (1, 0)  # all queued: no sacct needed
         assert sorted(recs) == sorted(ids)
         assert {r.state for r in recs.values()} == {"PENDING"}
         assert {r.reason for r in recs.values()} == {"JobHeldUser"}
 
         slurm.CALLS.reset()
         assert sorted(slurm.query_jobs(ids, chunk=100)) == sorted(ids)
-        assert (slurm.CALLS["squeue"], slurm.CALLS["sacct"]) == (3, 3)
+        assert (slurm.CALLS["squeue"], slurm.CALLS["sacct"]) == (3, 0)
     finally:
         slurm.CALLS.reset()
         slurm.scancel(ids)

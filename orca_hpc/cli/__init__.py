@@ -28,6 +28,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("status", "status"),
     ("status", "show"),
     ("status", "results"),
+    ("usage", "usage"),
     ("control", "retry"),
     ("control", "cancel"),
     ("control", "gc"),

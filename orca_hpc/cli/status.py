@@ -28,6 +28,7 @@ from orca_hpc.controller.by_molecule import progress_line, runs_of, step_progres
 from orca_hpc.controller.environment import pause_summary, paused
 from orca_hpc.controller.public import document as document_of
 from orca_hpc.controller.public import job_record, result_row
+from orca_hpc.controller.usage import usage_line
 from orca_hpc.ledger.records import Job
 from orca_hpc.orca.read import read_tail
 
@@ -215,6 +216,8 @@ def _show_one(campaign: Any, job: Job) -> None:
             click.echo(f"  correction [{fix.get('handler')}] {fix.get('change')}: {fix.get('why')}")
         if att.energy is not None:
             click.echo(f"  energy {att.energy:.10f} Eh")
+        if att.usage:
+            click.echo(f"  used: {usage_line(att.usage)}")
         if att.message:
             click.echo(f"  message: {att.message}")
         if folder is not None and folder.is_dir():

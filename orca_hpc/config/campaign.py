@@ -23,7 +23,44 @@ else:  # pragma: no cover
 
 CONFIG_NAME = "orca-hpc.toml"
 STATE_DIR = ".orca-hpc"
-_KNOWN_KEYS = {"name", "id", "site", "overrides", "mail", "method_template", "presets", "logging", "workflow"}
+_KNOWN_KEYS = {
+    "name", "id", "site", "overrides", "mail", "method_template", "presets", "logging", "rightsize",
+    "workflow",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RightSizing:
+    """``[rightsize]``: new submissions of similar jobs get the walltime and memory that ``orca-hpc
+    usage`` suggests (``controller/rightsize.py``). The report uses ``min_evidence`` and ``margin`` too."""
+
+    enabled: bool = False
+    min_evidence: int = 20  # finished attempts of similar jobs before their suggestion is used
+    margin: float = 0.2  # added to the 95th percentile of what they used
+
+
+def _rightsizing(table: Any, path: Path) -> RightSizing:
+    if table is None:
+        return RightSizing()
+    if not isinstance(table, dict):
+        raise UserError(f"{path}: [rightsize] must be a table")
+    unknown = sorted(set(table) - {"enabled", "min_evidence", "margin"})
+    if unknown:
+        known = "enabled, min_evidence, margin"
+        raise UserError(f"{path}: [rightsize] unknown key {unknown[0]!r} (known: {known})")
+    enabled = table.get("enabled", False)
+    evidence = table.get("min_evidence", RightSizing.min_evidence)
+    margin = table.get("margin", RightSizing.margin)
+    problems = []
+    if not isinstance(enabled, bool):
+        problems.append("enabled must be true or false")
+    if isinstance(evidence, bool) or not isinstance(evidence, int) or evidence < 1:
+        problems.append(f"min_evidence must be a whole number from 1, not {evidence!r}")
+    if isinstance(margin, bool) or not isinstance(margin, int | float) or not 0 <= margin <= 10:
+        problems.append(f"margin must be a number from 0 to 10 (0.2 = 20 %), not {margin!r}")
+    if problems:
+        raise UserError(f"{path}: [rightsize] " + "; ".join(problems))
+    return RightSizing(enabled, evidence, float(margin))
 
 
 @dataclass
@@ -34,6 +71,7 @@ class Campaign:
     site: SiteConfig
     config: dict[str, Any] = field(default_factory=dict)
     workflow: Workflow | None = None  # the steps of a workflow campaign (`config/workflow.py`)
+    rightsize: RightSizing = field(default_factory=RightSizing)
 
     @property
     def state_dir(self) -> Path:
@@ -161,4 +199,5 @@ def load_campaign(root: Path) -> Campaign:
     workflow = None
     if "workflow" in config:
         workflow = Workflow.parse(config["workflow"], config_path, presets, config.get("method_template"))
-    return Campaign(root, config["name"], config["id"], site, config, workflow)
+    rightsize = _rightsizing(config.get("rightsize"), config_path)
+    return Campaign(root, config["name"], config["id"], site, config, workflow, rightsize)

@@ -49,6 +49,22 @@ def attempt_record(att: Attempt, root: Path) -> dict[str, Any]:
         "counts_against_limit": att.counts_against_limit,
         "folder": _folder(root, att.dir),
         "submission_token": att.token or None,
+        "usage": usage_record(att.usage),
+    }
+
+
+def usage_record(use: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a finished attempt used (the ledger's ``use``) under public names; null if not known."""
+    if not use:
+        return None
+    return {
+        "elapsed_s": use.get("el"),
+        "time_limit_s": use.get("tl"),
+        "cpu_time_s": use.get("cpu"),
+        "max_rss_mb": use.get("rss"),
+        "requested_mem_mb": use.get("mem"),
+        "cpus": use.get("np"),
+        "node": use.get("node"),
     }
 
 

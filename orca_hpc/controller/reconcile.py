@@ -23,6 +23,7 @@ from orca_hpc.controller import chain, environment
 from orca_hpc.controller.ending import AttemptEnd, decide_end
 from orca_hpc.controller.recovery import Failure, Limits, plan_recovery
 from orca_hpc.controller.submit import Dispatcher, record_attempt
+from orca_hpc.controller.usage import usage_of
 from orca_hpc.errors import InputFileError, OrcaHpcError
 from orca_hpc.ledger.records import Job
 from orca_hpc.ledger.states import JobState
@@ -38,6 +39,8 @@ UNCONFIRMED_GRACE_S = 60.0
 # sacct lags up to ~5 s and squeue forgets finished jobs after MinJobAge: wait this long before
 # declaring a job that neither knows lost.
 LOST_GRACE_S = 300.0
+# A job slurmctld says has ended but sacct does not yet: wait this long for its usage (sacct lags ~5 s).
+USAGE_GRACE_S = 30.0
 LOG_TAIL_BYTES = 4096
 
 
@@ -186,6 +189,8 @@ class Reconciler:
             att.slurm_state = rec.state
             self._set(txn, job, JobState.RUNNING if rec.running else JobState.PENDING)
             return
+        if rec.usage_pending and self.now() - (epoch(utc_iso(rec.end)) or 0.0) < USAGE_GRACE_S:
+            return  # what it used is on its way to sacct: finish it on the next run, with its usage
         self._finish(txn, job, rec, read_result(attempt_dir))
 
     def _job_log(self, slurm_id: str | None) -> str:
@@ -217,6 +222,7 @@ class Reconciler:
         att.energy = end.energy
         att.message = (end.message or "")[:500] or None
         att.counts_against_limit = end.counts_against_limit
+        att.usage = usage_of(rec, result)
         environment.note_end(txn, end, job, self.campaign, self._notice)
         if end.success:
             self._set(txn, job, JobState.COMPLETED)

@@ -30,6 +30,7 @@ from orca_hpc.attempt.folder import (
 from orca_hpc.clock import now_iso
 from orca_hpc.config.campaign import Campaign
 from orca_hpc.config.site import resources_for
+from orca_hpc.controller import rightsize
 from orca_hpc.controller.fit import fit_request
 from orca_hpc.controller.gather import expand_inputs
 from orca_hpc.errors import InputFileError, OrcaHpcError, UserError
@@ -55,6 +56,8 @@ class NewJob:
     plan: AttemptPlan
     chain: dict[str, Any] | None = None  # a workflow step's link (`controller/chain.py`)
     max_retries: int | None = None  # the workflow step's own limit, else the site's
+    maxcore_given: bool = False  # the input has its own %maxcore (else the site's default was written in)
+    group: str | None = None  # its group of similar jobs, when right-sizing is on (controller/rightsize.py)
 
 
 @dataclass
@@ -133,7 +136,9 @@ def _from_inp(campaign: Campaign, path: Path, fit: bool) -> NewJob:
     explicit = any(job.nprocs for job in parsed.jobs)
     nprocs = parsed.nprocs if explicit else None
     plan = _plan(campaign, text, path.stem, nprocs, parsed.maxcore, extra, path, fit)
-    return NewJob(path, path.stem, _sha(plan.input_text, extra), plan)
+    return NewJob(
+        path, path.stem, _sha(plan.input_text, extra), plan, maxcore_given=parsed.maxcore is not None
+    )
 
 
 def _from_xyz(
@@ -413,6 +418,7 @@ def submit(
         )
     report = SubmitReport()
     ledger = campaign.ledger()
+    rightsize.apply(campaign, ledger, new_jobs)
     if dry_run:
         fresh = _not_yet_recorded(ledger.snapshot(), new_jobs, force, report)
         dispatcher = Dispatcher(campaign, ledger, scheduler or scheduler_for(campaign))
@@ -435,6 +441,8 @@ def submit(
                     nj.name, str(nj.source.absolute()), nj.sha, campaign.site.name, max_retries=retries
                 )
                 job.chain = nj.chain
+                if nj.group:
+                    job.extra["grp"] = nj.group
                 record_attempt(campaign, txn, job, nj.plan)
                 ids.append(job.id)
                 plans[job.id] = nj.plan

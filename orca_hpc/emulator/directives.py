@@ -35,7 +35,7 @@ FAILURE_MODES = (
 # Options that take a value; several also switch their failure mode on (see IMPLIES).
 OPTIONS = (
     "n_imaginary", "sleep", "alloc_mb", "need_mb", "max_procs", "keyword", "opt_cycles", "scf_cycles", "mpi",
-    "wording", "more_mb", "version",
+    "wording", "more_mb", "version", "cpu_s",
 )  # fmt: skip
 MPI_KINDS = ("slots", "launch", "orted", "libs")
 WORDINGS = ("orca42", "orca41")

@@ -120,6 +120,14 @@ def _allocate(megabytes: int) -> bytearray:
     return buf
 
 
+def _burn_cpu(seconds: float) -> None:
+    """Keep one core busy until this process has used ``seconds`` of CPU time (not wall time: on a
+    shared machine the wall time is longer, the CPU time accounting reports is still ``seconds``)."""
+    deadline = time.process_time() + seconds
+    while time.process_time() < deadline:
+        sum(range(10_000))
+
+
 def _scf(run: Run, job: EmuJob, energy: float) -> None:
     """Print one SCF; raises Terminated when the SCF is made to fail."""
     run.write(text.scf_header())
@@ -284,6 +292,8 @@ def _start_job(run: Run, job: EmuJob, previous: EmuJob | None) -> None:
         run.tmp_files.append(tmp)
     if "alloc_mb" in run.directives.options:
         run.memory = _allocate(int(run.directives.number("alloc_mb", 0)))
+    if "cpu_s" in run.directives.options:
+        _burn_cpu(run.directives.number("cpu_s", 0.0))
     if run.nprocs > 1:
         run.write(text.parallel_box(run.nprocs))
     if job.maxcore is not None:

@@ -19,7 +19,14 @@ Attempt
     (``Outcome`` value) · ``why`` reason (walltime/cancelled/preempted) · ``en`` energy (Eh) ·
     ``msg`` message · ``fix`` corrections applied before this attempt, a list of
     ``{"handler", "change", "why"}`` · ``dir`` attempt folder · ``free`` true when the
-    attempt does not count against the retry limit (node failure, preemption)
+    attempt does not count against the retry limit (node failure, preemption) · ``use`` what
+    the finished attempt used (``USAGE_KEYS``; only what is known)
+
+Usage (``use``, whole numbers)
+    ``el`` elapsed s · ``tl`` time limit s · ``cpu`` CPU time s (user + system, all processes) ·
+    ``rss`` max resident memory MB · ``mem`` memory requested MB · ``np`` CPUs allocated ·
+    ``node`` the node (a string). On SLURM all come from sacct; on the local site only ``el`` (from
+    ``result.json``) and ``node``.
 
 Times are ISO-8601 UTC strings (``2026-11-28T21:10:03Z``).
 """
@@ -31,6 +38,9 @@ from typing import Any
 
 from orca_hpc.errors import LedgerCorrupt
 from orca_hpc.ledger.states import JobState
+
+# The ``use`` keys that hold whole numbers (``node`` is the one string).
+USAGE_KEYS = ("el", "tl", "cpu", "rss", "mem", "np")
 
 
 @dataclass(slots=True, eq=True)
@@ -52,6 +62,7 @@ class Attempt:
     corrections: list[dict[str, Any]] = field(default_factory=list)
     dir: str = ""  # the attempt's folder, relative to the campaign
     counts_against_limit: bool = True
+    usage: dict[str, Any] | None = None  # ``use``: what the finished attempt used
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"n": self.n, "tok": self.token}
@@ -75,6 +86,8 @@ class Attempt:
             d["dir"] = self.dir
         if not self.counts_against_limit:
             d["free"] = True
+        if self.usage:
+            d["use"] = self.usage
         return d
 
     @classmethod
@@ -96,6 +109,7 @@ class Attempt:
             corrections=_copy_json(g("fix")) if "fix" in d else [],
             dir=g("dir") or "",
             counts_against_limit=not g("free", False),
+            usage=dict(d["use"]) if "use" in d else None,
         )
 
 

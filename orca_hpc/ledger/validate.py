@@ -25,6 +25,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from orca_hpc.ledger.records import USAGE_KEYS
 from orca_hpc.ledger.states import JobState
 
 JOB_ID = re.compile(r"j[0-9]{6,}")
@@ -69,6 +70,7 @@ _ATTEMPT_KEYS: dict[str, tuple[tuple[type, ...], bool]] = {
     "fix": ((list,), True),
     "dir": (_STR, False),
     "free": ((bool,), False),
+    "use": ((dict,), False),
 }
 _CHAIN_KEYS = ("mol", "conf", "step", "after")
 _COUNTS = frozenset({"rc", "nf", "max", "n"})
@@ -192,8 +194,24 @@ def _attempt_problems(where: str, a: Any, n: int, job_dir: str) -> list[str]:
         problems.append(f"{where}: numbered {a['n']}")
     if isinstance(a.get("fix"), list) and not all(isinstance(f, dict) for f in a["fix"]):
         problems.append(f"{where}: fix is not a list of objects")
+    if isinstance(a.get("use"), dict):
+        problems += [f"{where}: use.{p}" for p in usage_problems(a["use"])]
     if a.get("dir") not in (None, "", f"{job_dir}/attempt-{n}"):
         problems.append(f"{where}: dir is {a['dir']!r}, not '{job_dir}/attempt-{n}'")
+    return problems
+
+
+def usage_problems(use: dict[str, Any]) -> list[str]:
+    """What is wrong with an attempt's ``use``: known keys, whole numbers from 0, a plain node name."""
+    problems = []
+    for key, value in use.items():
+        if key == "node":
+            if not isinstance(value, str) or _CONTROL.search(value):
+                problems.append("node is not a plain string")
+        elif key not in USAGE_KEYS:
+            problems.append(f"{key} is not a usage key")
+        elif isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**53:
+            problems.append(f"{key} is {str(value)[:20]!r}, not a whole number from 0")
     return problems
 
 

@@ -38,6 +38,20 @@ TERMINAL_STATES = frozenset(
 RUNNING_STATES = frozenset({"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING", "RESIZING"})
 
 
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What a finished job used and was given, as the batch system's accounting says (None: not
+    known). Whole seconds and MB; ``max_rss_mb`` is the largest of its steps (the runner is never
+    wrapped in srun, so the batch step holds the whole run)."""
+
+    elapsed_s: int | None
+    limit_s: int | None  # the time limit; None when unlimited
+    cpu_s: int | None  # TotalCPU: user + system time of all its processes
+    max_rss_mb: int | None
+    req_mem_mb: int | None
+    cpus: int | None
+
+
 @dataclass(slots=True)
 class JobRecord:
     """What the scheduler says about one job or array task (SLURM's words for states)."""
@@ -55,6 +69,9 @@ class JobRecord:
     reason: str | None  # squeue's pending/end reason; None for sacct rows
     source: str  # "sacct", "squeue", "local" or "fake"
     submit: str | None = None  # with the name, tells a reused job id from the job we submitted
+    usage: Usage | None = None  # finished jobs only, from sacct
+    # Finished by slurmctld's word, but sacct has not recorded the end yet: its usage follows in seconds
+    usage_pending: bool = False
 
     @property
     def finished(self) -> bool:

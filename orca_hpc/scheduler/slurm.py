@@ -1,6 +1,6 @@
 """SLURM behind the ``Scheduler`` interface: the only module that runs sbatch, squeue, sacct and scancel.
 
-Queries are batched (one squeue + one sacct per chunk of job ids) because per-job sacct calls are
+Queries are batched (one squeue + at most one sacct per chunk of job ids) because per-job sacct calls are
 ~350x slower and load slurmdbd. SLURM failures are never swallowed: an unreachable slurmctld or
 slurmdbd raises ``SchedulerUnavailable`` (try again later), anything else ``OrcaHpcError``.
 A job missing from the answers means "not known yet" (sacct lags squeue by up to ~5 s), not "lost".
@@ -8,6 +8,7 @@ A job missing from the answers means "not known yet" (sacct lags squeue by up to
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -21,7 +22,7 @@ from orca_hpc.atomic import atomic_write_bytes
 from orca_hpc.config.site import SiteConfig
 from orca_hpc.errors import OrcaHpcError, SchedulerUnavailable
 from orca_hpc.perms import FILE_MODE, make_dir
-from orca_hpc.scheduler.base import TERMINAL_STATES, ArrayRequest, JobRecord, Scheduler, job_name
+from orca_hpc.scheduler.base import TERMINAL_STATES, ArrayRequest, JobRecord, Scheduler, Usage, job_name
 from orca_hpc.scheduler.nodes import Partition, parse_partition, partition_of
 from orca_hpc.scheduler.script import (
     JobScriptContext,
@@ -31,8 +32,24 @@ from orca_hpc.scheduler.script import (
     write_lines,
 )
 
-# Name last: it is the only free-text field and may itself contain the separator.
-SACCT_FIELDS = ("JobID", "State", "ExitCode", "Submit", "Start", "End", "NodeList", "JobName")
+# Name last: it is the only free-text field and may itself contain the separator. ElapsedRaw (s) and
+# TimelimitRaw (min) need no parsing; MaxRSS is only on the step rows (123_4.batch), not the job's.
+SACCT_FIELDS = (
+    "JobID",
+    "State",
+    "ExitCode",
+    "Submit",
+    "Start",
+    "End",
+    "NodeList",
+    "ElapsedRaw",
+    "TimelimitRaw",
+    "TotalCPU",
+    "MaxRSS",
+    "ReqMem",
+    "AllocCPUS",
+    "JobName",
+)
 SQUEUE_FIELDS = (
     "JobArrayID",
     "State",
@@ -136,6 +153,67 @@ def expand_job_id(text: str) -> list[tuple[str, str | None, int | None]]:
     return [(f"{base}_{t}", base, t) for t in tasks]
 
 
+# sacct's size suffixes, in MB; a bare number is in the field's own unit (MaxRSS K, ReqMem M)
+_SIZE_MB = {"K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0**2, "P": 1024.0**3}
+
+
+def parse_size_mb(text: str, bare: str = "M", cpus: int | None = None) -> int | None:
+    """sacct's MaxRSS / ReqMem ("41852K", "2000M", "1.50G", "0") -> whole MB, rounded up.
+
+    SLURM before 21.08 wrote ReqMem as "2000Mc" (per CPU: times ``cpus``) or "2000Mn" (per node)."""
+    if text[:-1].isdigit() and text[-1] in "KM":  # the usual forms, without float arithmetic
+        return -(-int(text[:-1]) // 1024) if text[-1] == "K" else int(text[:-1])
+    text = text.strip()
+    per_cpu = text.endswith("c")
+    text = text.rstrip("cn")
+    if not text:
+        return None
+    unit = text[-1].upper()
+    factor = _SIZE_MB.get(unit)
+    if factor is None:
+        factor, unit = _SIZE_MB[bare], ""
+    try:
+        value = float(text[: len(text) - len(unit)]) * factor
+    except ValueError:
+        return None
+    if per_cpu and cpus:
+        value *= cpus
+    return math.ceil(value - 1e-9) if math.isfinite(value) and value >= 0 else None
+
+
+def parse_duration_s(text: str) -> int | None:
+    """sacct's TotalCPU / Elapsed ("00:00.512", "01:02:03", "1-02:03:04") -> whole seconds."""
+    days, _, clock = text.strip().rpartition("-")
+    if not clock:
+        return None
+    seconds = 0.0
+    try:
+        for part in clock.split(":"):
+            seconds = seconds * 60 + float(part)
+        seconds += int(days) * 86400 if days else 0
+    except ValueError:
+        return None
+    return round(seconds) if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _count(text: str) -> int | None:
+    text = text.strip()
+    return int(text) if text.isdigit() else None  # "UNLIMITED", "Partition_Limit", "" -> None
+
+
+def _usage(elapsed: str, limit: str, cpu: str, rss_mb: int | None, req_mem: str, cpus: str) -> Usage:
+    ncpus = _count(cpus)
+    limit_min = _count(limit)
+    return Usage(
+        _count(elapsed),
+        None if limit_min is None else limit_min * 60,
+        parse_duration_s(cpu),
+        rss_mb,
+        parse_size_mb(req_mem, "M", ncpus),
+        ncpus,
+    )
+
+
 def _value(text: str) -> str | None:
     text = text.strip()
     return None if text in _EMPTY else text
@@ -173,12 +251,32 @@ def _records(
 
 
 def parse_sacct(text: str) -> list[JobRecord]:
-    """``sacct -X -P -n -o`` + SACCT_FIELDS output -> records (step rows skipped)."""
+    """``sacct -P -n -o`` + SACCT_FIELDS output -> records, one per job or array task.
+
+    A finished job's record carries its ``Usage``; its step rows (``123_4.batch``, ``123_4.extern``)
+    make no records of their own: their MaxRSS, which the job row leaves empty, is folded into it."""
     out: list[JobRecord] = []
-    for jid, state, exit_code, submit, start, end, node, name in _rows(text, len(SACCT_FIELDS)):
-        if "." in jid:  # a step row (123.batch); -X should already have removed them
+    step_rss: dict[str, int] = {}
+    finished: list[tuple[JobRecord, list[str]]] = []
+    for cols in _rows(text, len(SACCT_FIELDS)):
+        jid, state, exit_code, submit, start, end, node, *_usage_cols, name = cols
+        if "." in jid:
+            mb = parse_size_mb(cols[10], "K") if cols[10] else None
+            owner = jid.split(".", 1)[0]
+            if mb is not None and mb > step_rss.get(owner, -1):
+                step_rss[owner] = mb
             continue
-        out.extend(_records(jid, name, state, exit_code, start, end, node, None, "sacct", submit))
+        records = _records(jid, name, state, exit_code, start, end, node, None, "sacct", submit)
+        if len(records) == 1 and records[0].finished:
+            finished.append((records[0], cols))
+        out.extend(records)
+    # The step rows follow their job's row: the usage is complete only now.
+    for rec, cols in finished:
+        rss = parse_size_mb(cols[10], "K") if cols[10] else None
+        steps = step_rss.get(rec.job_id)
+        if steps is not None:
+            rss = steps if rss is None else max(rss, steps)
+        rec.usage = _usage(cols[7], cols[8], cols[9], rss, cols[11], cols[12])
     return out
 
 
@@ -257,13 +355,22 @@ def _squeue(selector: list[str]) -> list[JobRecord]:
     return parse_squeue(text)
 
 
-def _sacct(selector: list[str]) -> list[JobRecord]:
-    return parse_sacct(_run(["sacct", "-X", "-P", "-n", *selector, "-o", ",".join(SACCT_FIELDS)]))
+def _sacct(selector: list[str], *, steps: bool = False) -> list[JobRecord]:
+    """``steps``: with the step rows, whose MaxRSS the job's usage needs (about twice the lines)."""
+    allocations = [] if steps else ["-X"]
+    return parse_sacct(_run(["sacct", *allocations, "-P", "-n", *selector, "-o", ",".join(SACCT_FIELDS)]))
 
 
 def _merge(acct: list[JobRecord], live: list[JobRecord]) -> dict[str, JobRecord]:
     merged = {r.job_id: r for r in acct}
-    merged.update((r.job_id, r) for r in live)  # slurmctld's view is the current one
+    for rec in live:  # slurmctld's view is the current one; what the job used is only in sacct
+        if rec.finished:
+            known = merged.get(rec.job_id)
+            if known is not None and known.finished:
+                rec.usage = known.usage
+            else:
+                rec.usage_pending = True
+        merged[rec.job_id] = rec
     # Right after submission sacct can show an array as a plain job "123" (its task ids not recorded
     # yet); once any task of 123 is known, that row is stale and would look like an extra job.
     arrays = {r.array_job_id for r in merged.values() if r.array_job_id is not None}
@@ -277,17 +384,28 @@ def query_jobs(job_ids: Sequence[str], *, chunk: int = 1000) -> dict[str, JobRec
     """What SLURM knows about these jobs, keyed by job id ("123_4" or "123").
 
     An array task id is queried through its array job; asking for an array job id ("123") returns all
-    of its tasks. One squeue and one sacct call per ``chunk`` distinct job ids. Jobs SLURM does not
-    know (yet) are absent.
+    of its tasks. One squeue and at most one sacct call per ``chunk`` distinct job ids. Jobs SLURM
+    does not know (yet) are absent.
+
+    sacct is asked only about the jobs squeue does not show queued or running (finished, or purged
+    from slurmctld's memory), with their step rows: their usage (MaxRSS) is only there, and step rows
+    make sacct ~5x slower per job, which asking for every running job would pay on every reconcile.
     """
     _check_ids(job_ids)
     wanted = set(job_ids)
-    bases = list(dict.fromkeys(j.split("_", 1)[0] for j in job_ids))
+    by_base: dict[str, list[str]] = {}
+    for job_id in job_ids:
+        by_base.setdefault(job_id.split("_", 1)[0], []).append(job_id)
     found: dict[str, JobRecord] = {}
-    for part in _chunks(bases, chunk):
-        selector = ["-j", ",".join(part)]
-        live = _squeue(selector)
-        acct = _sacct(selector)
+    for part in _chunks(list(by_base), chunk):
+        live = _squeue(["-j", ",".join(part)])
+        active = {r.job_id for r in live if not r.finished}
+        settled: list[str] = []
+        for base in part:
+            rest = [j for j in by_base[base] if j not in active]
+            # A whole array is one selector; a task apart from its running siblings is its own.
+            settled.extend([base] if len(rest) == len(by_base[base]) and base not in active else rest)
+        acct = _sacct(["-j", ",".join(dict.fromkeys(settled))], steps=True) if settled else []
         for rec in _merge(acct, live).values():
             if rec.job_id in wanted or rec.array_job_id in wanted:
                 found[rec.job_id] = rec
@@ -354,7 +472,7 @@ def sbatch(script: Path) -> str:
 
 
 class SlurmScheduler(Scheduler):
-    """Arrays through sbatch; state from one squeue + one sacct per chunk of ids."""
+    """Arrays through sbatch; state from one squeue + at most one sacct per chunk of ids."""
 
     kind = "slurm"
 
