@@ -112,7 +112,13 @@ def test_chain_failing_middle_step_fix_and_retry_and_cancel_of_one_molecule(tmp_
 
 
 def _step_results(camp: Path, n: int) -> bool:
-    return len(list((camp / "jobs").glob("*/attempt-1/result.json"))) >= n
+    """``n`` first steps have ended on the cluster, and sacct has what they used (reconcile waits for
+    that before it finishes a job, and only then makes the next step)."""
+    if len(list((camp / "jobs").glob("*/attempt-1/result.json"))) < n:
+        return False
+    ids = [a.slurm_id for j in Ledger(camp / ".orca-hpc").snapshot().all_jobs() for a in j.attempts]
+    found = slurm.query_jobs([i for i in ids if i])
+    return len(found) >= n and all(r.finished and not r.usage_pending for r in found.values())
 
 
 def test_controller_killed_between_steps_loses_none_and_runs_none_twice(tmp_path: Path) -> None:
