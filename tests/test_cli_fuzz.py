@@ -7,6 +7,7 @@ bounded (``max_examples``) so that together they stay well under 30 s.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -236,3 +237,62 @@ def test_control_characters_in_job_names_never_reach_the_terminal(
         out = run(camp, *args).output
         assert "\x1b" not in out and "\\x1b[2J\\nj000099" in out
         assert not any(line.startswith("j000099") for line in out.splitlines())
+
+
+ARCHIVE_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=10)
+    | st.sampled_from(["COMPLETED", "j000001", "jobs/j000009", "\x1b[2J", "jobs/../../etc"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=5,
+)
+ARCHIVE_KEYS = ["id", "st", "name", "inp", "sha", "site", "rc", "nf", "max", "ct", "ut", "dir", "att", "x"]
+ATTEMPT_KEYS = [
+    "n",
+    "tok",
+    "sid",
+    "sub",
+    "beg",
+    "end",
+    "sst",
+    "exit",
+    "out",
+    "why",
+    "en",
+    "msg",
+    "fix",
+    "dir",
+]
+
+
+@FAST
+@given(
+    job=st.dictionaries(st.sampled_from(ARCHIVE_KEYS), ARCHIVE_VALUES, max_size=3),
+    attempt=st.dictionaries(st.sampled_from(ATTEMPT_KEYS), ARCHIVE_VALUES, max_size=3),
+)
+def test_hand_edited_archive_lines(
+    template_campaign: Path, tmp_path: Path, job: dict[str, object], attempt: dict[str, object]
+) -> None:
+    # Well-formed JSON with fields of any type, unlike the byte damage above: a hand edit.
+    camp = _fresh(template_campaign, tmp_path / "c")
+    archive = camp / ".orca-hpc" / "archive.jsonl"
+    line = json.loads(archive.read_text().splitlines()[0])
+    line.update(job)
+    if isinstance(line.get("att"), list) and line["att"] and isinstance(line["att"][0], dict):
+        line["att"][0].update(attempt)
+    with open(archive, "a") as fh:
+        fh.write(json.dumps(line) + "\n")
+    before = (camp / ".orca-hpc" / "ledger.json").read_bytes()
+    for args in (
+        ("ledger", "check"),
+        ("status", "--no-reconcile"),
+        ("show", "j000003", "--no-reconcile"),
+        ("results", "--all", "--json", "--no-reconcile"),
+    ):
+        result = run(camp, *args)
+        assert "\x1b" not in result.output
+        if result.exit_code:
+            assert (camp / ".orca-hpc" / "ledger.json").read_bytes() == before, args
