@@ -57,6 +57,9 @@ class NewJob:
 @dataclass
 class SubmitReport:
     submitted: list[tuple[str, str, str]] = field(default_factory=list)  # (job id, name, slurm id)
+    # Every job this submit recorded, in order, with its state when submit returned: PENDING when
+    # handed to the scheduler, CREATED when waiting for a free slot or held by a pause.
+    recorded: list[tuple[str, str, str]] = field(default_factory=list)  # (job id, name, state)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, existing job id)
     scripts: list[str] = field(default_factory=list)  # dry run: what would be submitted
     sbatch_calls: int = 0
@@ -412,6 +415,7 @@ def submit(
             # running right now, and whichever locks second must see the first one's jobs.
             fresh = _not_yet_recorded(txn, new_jobs, force, report)
             ids = []
+            names = {}
             plans = {}
             for count, nj in enumerate(fresh, 1):
                 job = txn.add_job(
@@ -419,17 +423,23 @@ def submit(
                 )
                 record_attempt(campaign, txn, job, nj.plan)
                 ids.append(job.id)
+                names[job.id] = nj.name
                 plans[job.id] = nj.plan
                 if progress and count % 100 == 0:
                     progress(100)
             report.paused = pause_holding(campaign, txn)
         if report.paused is not None:
             report.held = len(ids)  # recorded as CREATED; reconcile submits them when the pause ends
+            report.recorded = [(i, names[i], JobState.CREATED.value) for i in ids]
             return report
         dispatcher = Dispatcher(campaign, ledger, scheduler or scheduler_for(campaign), echo=echo)
         report.submitted = dispatcher.dispatch(ids, plans)
         report.waiting = dispatcher.waiting
         report.sbatch_calls = dispatcher.sbatch_calls
+    sent = {job_id for job_id, _name, _sid in report.submitted}
+    report.recorded = [
+        (i, names[i], (JobState.PENDING if i in sent else JobState.CREATED).value) for i in ids
+    ]
     return report
 
 
