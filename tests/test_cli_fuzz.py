@@ -12,6 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
@@ -195,6 +196,30 @@ def test_user_method_templates(template_campaign: Path, tmp_path: Path, template
 def test_a_site_file_that_is_a_device(tmp_path: Path) -> None:
     result = run(tmp_path, "init", str(tmp_path / "c"), "--site", "/dev/zero")
     assert result.exit_code == 1 and "/dev/zero" in result.output
+
+
+def test_a_site_file_that_is_a_fifo_does_not_block(tmp_path: Path) -> None:
+    fifo = tmp_path / "site.toml"
+    os.mkfifo(fifo)  # no writer: reading it would wait forever
+    result = run(tmp_path, "init", str(tmp_path / "c"), "--site", str(fifo))
+    assert result.exit_code == 1 and f"{fifo}" in result.output and "not a regular file" in result.output
+
+
+def test_messages_reach_the_terminal_with_control_characters_escaped(
+    tmp_path: Path, template_campaign: Path
+) -> None:
+    # reconcile and submit print job names and result messages through say()/warn().
+    from orca_hpc.cli.common import say, warn
+
+    @click.command()
+    def speak() -> None:
+        say(None, "j000001 evil\x1b[2J: COMPLETED\nsecond line \x07")
+        warn("odd \x1b]0;title\x07 file")
+
+    result = CliRunner().invoke(speak)
+    assert "\x1b" not in result.stdout + result.stderr and "\x07" not in result.stdout + result.stderr
+    assert result.stdout.splitlines() == ["j000001 evil\\x1b[2J: COMPLETED", "second line \\x07"]
+    assert "odd \\x1b]0;title\\x07 file" in result.stderr
 
 
 NESTED = "\nx = " + "[" * 3000 + "]" * 3000 + "\n"

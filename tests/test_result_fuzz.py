@@ -131,11 +131,15 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _campaign_with_two_finished_jobs(template: Path, where: Path) -> tuple[Any, FakeScheduler]:
+def _fresh_copy(template: Path, where: Path) -> Path:
     if where.exists():
         shutil.rmtree(where)
     shutil.copytree(template, where, symlinks=True)
-    campaign = load_campaign(where)
+    return where
+
+
+def _campaign_with_two_finished_jobs(template: Path, where: Path) -> tuple[Any, FakeScheduler]:
+    campaign = load_campaign(_fresh_copy(template, where))
     fake = FakeScheduler()
     submit(campaign, [where / "m0.inp", where / "m1.inp"], scheduler=fake)
     for job in campaign.ledger().snapshot().jobs.values():
@@ -228,3 +232,18 @@ def test_a_spec_that_is_no_file_never_hangs(tmp_path: Path, node: str) -> None:
         (tmp_path / SPEC_NAME).symlink_to("/dev/zero")
     with pytest.raises(InputFileError, match=r"symbolic link|not a regular file"):
         AttemptSpec.read(tmp_path)
+
+
+def test_a_waiting_job_with_a_damaged_spec_keeps_only_itself_back(template: Path, tmp_path: Path) -> None:
+    campaign = load_campaign(_fresh_copy(template, tmp_path / "c"))
+    fake = FakeScheduler(slots=0)  # no free slot: both jobs are recorded and wait as CREATED
+    submit(campaign, [campaign.root / "m0.inp", campaign.root / "m1.inp"], scheduler=fake)
+    first = campaign.ledger().snapshot().get("j000001").latest
+    (campaign.root / first.dir / SPEC_NAME).write_bytes(b"\x00damaged")
+    fake._slots = 2
+    said: list[str] = []
+    reconcile(campaign, scheduler=fake, echo=said.append)
+    after = campaign.ledger().snapshot()
+    assert after.get("j000002").state is JobState.PENDING
+    assert after.get("j000001").state is JobState.CREATED
+    assert any(line.startswith("j000001: not submitted: ") and SPEC_NAME in line for line in said)

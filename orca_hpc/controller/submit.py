@@ -297,7 +297,13 @@ class Dispatcher:
             jobs = []
             for job_id in take:
                 attempt_dir = self.campaign.root / txn.get(job_id).latest.dir
-                plan = (plans or {}).get(job_id) or self._current_plan(attempt_dir)
+                try:
+                    plan = (plans or {}).get(job_id) or self._current_plan(attempt_dir)
+                except (InputFileError, OSError) as err:
+                    # A damaged attempt folder keeps its own job back, never the others'.
+                    log.warning("%s: not submitted: %s", job_id, err)
+                    self.echo(f"{job_id}: not submitted: {err} (fix the file, or cancel the job)")
+                    continue
                 jobs.append((job_id, attempt_dir, plan))
             arrays = self.requests(jobs)
             for chunk, request in arrays:
