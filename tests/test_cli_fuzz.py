@@ -187,7 +187,8 @@ def test_user_method_templates(template_campaign: Path, tmp_path: Path, template
     config = camp / "orca-hpc.toml"
     quoted = template.replace("\\", "\\\\").replace('"', '\\"')
     quoted = "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in quoted)
-    config.write_text(config.read_text() + f'\nmethod_template = "{quoted}"\n')
+    # At the top: appended after the last table it would be that table's key, never a template.
+    config.write_text(f'method_template = "{quoted}"\n' + config.read_text())
     xyz = tmp_path / "w.xyz"
     xyz.write_text("3\nwater\nO 0 0 0.1178\nH 0 0.7555 -0.4712\nH 0 -0.7555 -0.4712\n")
     run(camp, "render", "--method", "B3LYP def2-SVP", str(xyz))
