@@ -322,3 +322,19 @@ def test_hand_edited_archive_lines(
         assert "\x1b" not in result.output
         if result.exit_code:
             assert (camp / ".orca-hpc" / "ledger.json").read_bytes() == before, args
+
+
+@pytest.mark.parametrize("bad", ['port = "x"', "host = 5", 'to = ["a", 3]', "max_attempts = true"])
+def test_a_wrong_type_in_mail_never_fails_a_reconcile(
+    tmp_path: Path, template_campaign: Path, bad: str
+) -> None:
+    # Issue 18: a wrong type in [mail] crashed reconcile after it had written the ledger.
+    camp = _fresh(template_campaign, tmp_path / "c")
+    config = camp / "orca-hpc.toml"
+    mail = {"host": '"smtp.example.org"', "from": '"a@example.org"', "to": '"b@example.org"'}
+    key = bad.split(" =")[0]
+    lines = [f"{k} = {v}" for k, v in mail.items() if k != key] + [bad]
+    config.write_text(config.read_text() + "\n[mail]\n" + "\n".join(lines) + "\n")
+    result = run(camp, "reconcile")
+    assert result.exit_code == 0, result.output
+    assert "mail not sent" in result.output and "[mail]" in result.output
