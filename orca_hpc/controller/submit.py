@@ -87,12 +87,13 @@ def _plan(
     maxcore: int | None,
     extra: dict[str, Path],
     source: Path,
+    parsed: orca_input.OrcaInput | None = None,
 ) -> AttemptPlan:
     site = campaign.site
     nprocs = nprocs or site.nprocs
     try:
         mem_mb, maxcore_mb = resources_for(site, nprocs, maxcore)
-        text = orca_input.set_resources(text, nprocs, maxcore_mb)
+        text = orca_input.set_resources(text, nprocs, maxcore_mb, parsed)
     except UserError as err:
         raise InputFileError(source, str(err)) from None
     return AttemptPlan(
@@ -108,7 +109,7 @@ def _plan(
 
 def _from_inp(campaign: Campaign, path: Path) -> NewJob:
     parsed = orca_input.parse_input(path)
-    text = path.read_text(encoding="utf-8-sig")
+    text = unedited = path.read_text(encoding="utf-8-sig")
     extra: dict[str, Path] = {}
     # Referenced files travel with the attempt; the runner copies them flat into scratch.
     for ref in parsed.files:
@@ -128,7 +129,11 @@ def _from_inp(campaign: Campaign, path: Path) -> NewJob:
             except UserError as err:
                 raise InputFileError(path, str(err), ref.line) from None
     explicit = any(job.nprocs for job in parsed.jobs)
-    plan = _plan(campaign, text, path.stem, parsed.nprocs if explicit else None, parsed.maxcore, extra, path)
+    # The parse is reused for the resource edit only while it describes ``text`` exactly.
+    same = parsed if text is unedited else None
+    plan = _plan(
+        campaign, text, path.stem, parsed.nprocs if explicit else None, parsed.maxcore, extra, path, same
+    )
     return NewJob(path, path.stem, _sha(plan.input_text, extra), plan)
 
 

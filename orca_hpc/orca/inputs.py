@@ -1049,11 +1049,12 @@ def _check_value(what: str, value: str) -> str:
     return value
 
 
-def set_resources(text: str, nprocs: int, maxcore_mb: int) -> str:
-    """Set ``%pal nprocs`` and ``%maxcore`` in every job, removing old ones and ``PALn`` keywords."""
+def set_resources(text: str, nprocs: int, maxcore_mb: int, parsed: OrcaInput | None = None) -> str:
+    """Set ``%pal nprocs`` and ``%maxcore`` in every job, removing old ones and ``PALn`` keywords.
+    ``parsed``: ``text`` already parsed (submit has it; a large input is then not parsed twice)."""
     if nprocs < 1 or maxcore_mb < 1:
         raise UserError(f"nprocs ({nprocs}) and maxcore ({maxcore_mb} MB) must be positive")
-    parsed = _parse_for_edit(text)
+    parsed = parsed or _parse_for_edit(text)
     editor = _Editor(text, parsed)
     for job in parsed.jobs:
         pal_kept = False
