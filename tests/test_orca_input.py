@@ -437,14 +437,16 @@ def test_hessian_and_other_file_references(tmp_path: Path) -> None:
     [
         lambda atoms: "* xyz 0 1\n" + atoms + "*\n",
         lambda atoms: "%coords\n coords\n" + atoms.replace("H", "  H") + " end\nend\n",
+        lambda atoms: "! a b c d e f g h i j\n" * 15000 + "* xyz 0 1\n" + atoms + "*\n",
     ],
-    ids=["inline xyz", "%coords"],
+    ids=["inline xyz", "%coords", "keyword lines"],
 )
 def test_memory_of_a_large_input_stays_a_small_multiple_of_its_size(
     atoms_section: Callable[[str], str], tmp_path: Path
 ) -> None:
     # Issue 18: every token of the file was an object at once, ~200 bytes of memory per input byte
-    # (an 8 MB input: 1.5 GB). The parse now holds the text, its lines and what it found: ~10 bytes.
+    # (an 8 MB input: 1.5 GB). The parse now holds the text, its lines and what it found: ~10 bytes
+    # (a keyword line keeps its text and finds its keywords again when asked).
     text = "! HF def2-SVP\n" + atoms_section("H 0.0 0.0 0.74\nH 0.0 0.0 0.0\n" * 5000)
     path = tmp_path / "big.inp"
     path.write_text(text)

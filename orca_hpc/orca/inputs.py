@@ -140,7 +140,7 @@ class _Tok:
     first: bool  # first token on its line
 
 
-@dataclass
+@dataclass(slots=True)
 class Option:
     key: str
     value: str
@@ -180,11 +180,28 @@ class FileRef:
     job: int
 
 
-@dataclass
+@dataclass(slots=True)
 class KeywordLine:
+    """A ``!`` line. Its keywords are found again from the line's text when asked: kept as objects,
+    the keywords of a large input took ~200 bytes of memory per input byte."""
+
     line: int  # 1-based
-    tokens: list[tuple[str, Span]]
-    bang_col: int = 0
+    code: str  # the line with comments blanked (``_strip_comments``: columns as in the raw line)
+    bang_col: int = 0  # where the keywords start (the first "!")
+
+    def words(self) -> Iterator[tuple[str, int, int]]:
+        """(keyword, start column, end column) of each keyword, the "!"s taken off."""
+        for match in _TOKEN_RE.finditer(self.code, self.bang_col):
+            text, col = match.group(), match.start()
+            while text.startswith("!"):
+                text, col = text[1:], col + 1
+            if text:
+                yield text, col, match.end()
+
+    @property
+    def tokens(self) -> list[tuple[str, Span]]:
+        index = self.line - 1
+        return [(text, Span(index, col, index, end)) for text, col, end in self.words()]
 
 
 @dataclass
@@ -209,7 +226,7 @@ class Job:
 
     @property
     def keywords(self) -> list[str]:
-        return [text for kl in self.keyword_lines for text, _ in kl.tokens]
+        return [text for kl in self.keyword_lines for text, _start, _end in kl.words()]
 
     @property
     def keywords_lower(self) -> frozenset[str]:
@@ -395,6 +412,21 @@ def _coordinate_problem(kind: str, words: list[str], n: int, symbol: str) -> str
     return None
 
 
+def _merge_groups(line_toks: list[_Tok]) -> list[list[_Tok]]:
+    """One line's words as groups: "print[ p_mos ]" is one key, "=" is dropped."""
+    merged: list[list[_Tok]] = []
+    open_bracket = False
+    for tok in line_toks:
+        if tok.text == "=":
+            continue
+        if open_bracket:
+            merged[-1].append(tok)
+        else:
+            merged.append([tok])
+        open_bracket = (open_bracket or "[" in tok.text) and "]" not in tok.text
+    return merged
+
+
 # Passed tokens are dropped in batches of this many (a list's front is costly to delete one by one).
 _KEEP_PASSED_TOKENS = 4096
 
@@ -410,6 +442,9 @@ class _Parser:
         self._toks: list[_Tok] = []  # the tokens from number self._base on
         self._base = 0
         self._next_line = 0  # the first line not tokenised yet
+        self._line = 0  # the line being tokenised, its matches not made into tokens yet
+        self._matches: Iterator[re.Match[str]] = iter(())
+        self._first = True  # the next token is the first of its line
         self.pos = 0
         self.jobs: list[Job] = [Job(index=0, line=1)]
         self.items = 0  # keyword lines, blocks and coordinate sections seen
@@ -421,16 +456,19 @@ class _Parser:
     # ---- token helpers
     def _tok(self, index: int) -> _Tok | None:
         """Token number ``index`` (never one the parser has passed by more than one), None after the
-        last."""
+        last. Made one at a time, even within a line (one line can be megabytes long)."""
         while index - self._base >= len(self._toks):
-            if self._next_line >= len(self.lines):
-                return None
-            line = self._next_line
-            self._next_line += 1
-            first = True
-            for match in _TOKEN_RE.finditer(_strip_comments(self.lines[line])):
-                self._toks.append(_Tok(match.group(), line, match.start(), match.end(), first))
-                first = False
+            match = next(self._matches, None)
+            if match is None:
+                if self._next_line >= len(self.lines):
+                    return None
+                self._line = self._next_line
+                self._next_line += 1
+                self._matches = _TOKEN_RE.finditer(_strip_comments(self.lines[self._line]))
+                self._first = True
+                continue
+            self._toks.append(_Tok(match.group(), self._line, match.start(), match.end(), self._first))
+            self._first = False
         return self._toks[index - self._base]
 
     def _peek(self) -> _Tok | None:
@@ -486,16 +524,10 @@ class _Parser:
 
     def _keyword_line(self) -> None:
         first = self._current()
-        toks = self._line_rest(first.line)
-        entries: list[tuple[str, Span]] = []
-        for tok in toks:
-            text, col = tok.text, tok.col
-            while text.startswith("!"):
-                text, col = text[1:], col + 1
-            if text:
-                entries.append((text, Span(tok.line, col, tok.line, tok.end)))
-        self.jobs[-1].keyword_lines.append(KeywordLine(first.line + 1, entries, first.col))
+        code = _strip_comments(self.lines[first.line])
+        self.jobs[-1].keyword_lines.append(KeywordLine(first.line + 1, code, first.col))
         self.items += 1
+        self._restart_tokens(first.line + 1)  # the rest of the line is keywords, read when asked
 
     def _block(self) -> None:
         start = self._current()
@@ -532,7 +564,21 @@ class _Parser:
     def _block_body(self, block: Block, opener: _Tok) -> None:
         """Consume tokens up to the block's closing "end", collecting its first-level options."""
         stack: list[tuple[str, str]] = [(block.name, "end")]
-        level1: list[_Tok] = []
+        # First-level options, a line at a time with one line of look-ahead (a key alone on its line
+        # takes the next line's first word): never every token of a large block at once.
+        line_toks: list[_Tok] = []
+        pending: list[list[_Tok]] | None = None
+        level1: list[Option] = []  # after the sub-blocks' options, as they always came
+
+        def line_done() -> None:
+            nonlocal line_toks, pending
+            merged = _merge_groups(line_toks)
+            line_toks = []
+            if merged:
+                if pending is not None:
+                    self._option_line(block, pending, merged, level1)
+                pending = merged
+
         sub_start: _Tok | None = None
         while True:
             tok = self._peek()
@@ -570,9 +616,15 @@ class _Parser:
                     sub_start = tok
                 continue
             if len(stack) == 1:
-                level1.append(tok)
+                if line_toks and tok.line != line_toks[-1].line:
+                    line_done()
+                line_toks.append(tok)
         block.raw = self._slice(block.span)
-        self._collect_options(block, level1)
+        if line_toks:
+            line_done()
+        if pending is not None:
+            self._option_line(block, pending, None, level1)
+        block.options.extend(level1)
 
     def _skip_lines(self, line: int, ctx: str, closer: str) -> bool:
         """Inside a sub-block (whose words are not options), go past the lines from ``line`` on that
@@ -601,6 +653,7 @@ class _Parser:
     def _restart_tokens(self, line: int) -> None:
         """The next token is the first of ``line`` (what was looked ahead at is made again)."""
         self._toks.clear()
+        self._matches = iter(())
         self._base, self._next_line = self.pos, line
 
     def _continue_block(self, block: Block) -> None:
@@ -637,7 +690,12 @@ class _Parser:
         return "\n".join(p.rstrip("\r") for p in parts)
 
     def _add_option(
-        self, block: Block, key_toks: list[_Tok], value_span: Span | None, value: str | None = None
+        self,
+        block: Block,
+        key_toks: list[_Tok],
+        value_span: Span | None,
+        value: str | None = None,
+        into: list[Option] | None = None,
     ) -> None:
         key = "".join(t.text for t in key_toks)
         first = key_toks[0]
@@ -645,58 +703,50 @@ class _Parser:
             value = self._slice(value_span).strip() if value_span else ""
         end = value_span if value_span else Span(first.line, first.col, key_toks[-1].line, key_toks[-1].end)
         span = Span(first.line, first.col, end.end_line, end.end_col)
-        block.options.append(Option(key, value, first.line + 1, span, value_span))
+        (block.options if into is None else into).append(Option(key, value, first.line + 1, span, value_span))
 
-    def _collect_options(self, block: Block, toks: list[_Tok]) -> None:
-        by_line: dict[int, list[_Tok]] = {}
-        for tok in toks:
-            by_line.setdefault(tok.line, []).append(tok)
-        lines: list[list[list[_Tok]]] = []
-        for line_toks in by_line.values():
-            # Merge "print[ p_mos ]" into one key; drop "=".
-            merged: list[list[_Tok]] = []
-            open_bracket = False
-            for tok in line_toks:
-                if tok.text == "=":
-                    continue
-                if open_bracket:
-                    merged[-1].append(tok)
-                else:
-                    merged.append([tok])
-                open_bracket = (open_bracket or "[" in tok.text) and "]" not in tok.text
-            if merged:
-                lines.append(merged)
-        for index, merged in enumerate(lines):
-            if not merged:
-                continue
-            if len(merged) == 1 and index + 1 < len(lines):
-                # A key alone on its line takes the next word as its value, as ORCA reads tokens.
-                value_group = lines[index + 1].pop(0)
-                v0, v1 = value_group[0], value_group[-1]
-                self._add_option(
-                    block,
-                    merged[0],
-                    Span(v0.line, v0.col, v1.line, v1.end),
-                    " ".join(t.text for t in value_group).rstrip(";"),
-                )
-                continue
-            simple = [g[0] for g in merged if len(g) == 1]
-            pairs = (
-                len(merged) > 2
-                and len(merged) % 2 == 0
-                and len(simple) == len(merged)
-                and all(re.match(r"[A-Za-z_]", merged[i][0].text) for i in range(0, len(merged), 2))
-                and all("," not in merged[i][0].text for i in range(1, len(merged), 2))
+    def _option_line(
+        self,
+        block: Block,
+        merged: list[list[_Tok]],
+        following: list[list[_Tok]] | None,
+        into: list[Option],
+    ) -> None:
+        """The options of one line of a block (its word groups, ``_merge_groups``); ``following`` is
+        the next line's groups, whose first a key alone on this line takes as its value."""
+        if not merged:
+            return  # its only word was the previous line's value
+        if len(merged) == 1 and following is not None:
+            # A key alone on its line takes the next word as its value, as ORCA reads tokens.
+            value_group = following.pop(0)
+            v0, v1 = value_group[0], value_group[-1]
+            self._add_option(
+                block,
+                merged[0],
+                Span(v0.line, v0.col, v1.line, v1.end),
+                " ".join(t.text for t in value_group).rstrip(";"),
+                into,
             )
-            if pairs:
-                for i in range(0, len(merged), 2):
-                    v = merged[i + 1][0]
-                    self._add_option(block, merged[i], Span(v.line, v.col, v.line, v.end), v.text.rstrip(";"))
-            else:
-                rest = [t for g in merged[1:] for t in g]
-                vspan = Span(rest[0].line, rest[0].col, rest[-1].line, rest[-1].end) if rest else None
-                value = " ".join(t.text for t in rest).rstrip(";") if rest else ""
-                self._add_option(block, merged[0], vspan, value)
+            return
+        simple = [g[0] for g in merged if len(g) == 1]
+        pairs = (
+            len(merged) > 2
+            and len(merged) % 2 == 0
+            and len(simple) == len(merged)
+            and all(re.match(r"[A-Za-z_]", merged[i][0].text) for i in range(0, len(merged), 2))
+            and all("," not in merged[i][0].text for i in range(1, len(merged), 2))
+        )
+        if pairs:
+            for i in range(0, len(merged), 2):
+                v = merged[i + 1][0]
+                self._add_option(
+                    block, merged[i], Span(v.line, v.col, v.line, v.end), v.text.rstrip(";"), into
+                )
+        else:
+            rest = [t for g in merged[1:] for t in g]
+            vspan = Span(rest[0].line, rest[0].col, rest[-1].line, rest[-1].end) if rest else None
+            value = " ".join(t.text for t in rest).rstrip(";") if rest else ""
+            self._add_option(block, merged[0], vspan, value, into)
 
     # ---- coordinates
     def _coordinates(self) -> None:
@@ -840,7 +890,7 @@ class _Parser:
 
     def _job_settings(self, job: Job) -> None:
         for kl in job.keyword_lines:
-            for kw, _ in kl.tokens:
+            for kw, _start, _end in kl.words():
                 match = _PAL_RE.match(kw)
                 if match:
                     if int(match.group(1)) < 1:
