@@ -12,9 +12,13 @@ Then it checks the end state against the ground truth and prints, for every job:
 found by token in sacct; or more than one COMPLETED job for one input), **wrongly failed** (not
 COMPLETED although the input always succeeds). Each must be 0; exit 1 otherwise.
 
-Run as root on the project's test machine (it stops and starts the cluster's daemons, by PID):
+Run as root on the project's test machine (it stops and starts the cluster's daemons, by PID), with
+the project's virtualenv first on PATH (``orca-hpc`` and ``orca-emulator`` are its console scripts):
 
-    python3 bench/bench_faults.py [--jobs 2000] [--task-seconds 2] [--size-mb 512]
+    PATH=$PWD/.venv/bin:$PATH python3 bench/bench_faults.py [--jobs 2000] [--task-seconds 2] [--size-mb 512]
+
+Exit status: 0 when lost, duplicated and wrongly failed are all 0; 1 otherwise; 2 when the submit
+itself failed (its message is printed).
 """
 
 from __future__ import annotations
@@ -97,12 +101,18 @@ def faults(campaign: Path, mount: Path) -> None:
     time.sleep(10)
     say("filling the campaign's file system")
     filler = mount / "filler"
-    with open(filler, "wb") as fh:
+    # Unbuffered: a buffered file would raise ENOSPC once more when it is closed.
+    with open(filler, "wb", buffering=0) as fh:
         try:
             while True:
                 fh.write(b"\0" * (1 << 20))
         except OSError:
-            pass  # ENOSPC: the disk is full now
+            pass  # ENOSPC: the disk is full now (a last smaller write may still fit)
+        try:
+            while True:
+                fh.write(b"\0" * 4096)
+        except OSError:
+            pass
     time.sleep(20)
     filler.unlink()
     say("freed the campaign's file system")
@@ -167,17 +177,25 @@ def run(mount: Path, args: argparse.Namespace) -> int:
         path.write_text(f"{directive}! B3LYP def2-SVP\n# {i}\n* xyz 0 1\n{WATER}*\n")
         paths.append(str(path))
     say(f"submitting {args.jobs} jobs")
-    orca_hpc(campaign, "submit", *paths, check=True)
+    submitted = orca_hpc(campaign, "submit", *paths)
+    if submitted.returncode != 0:
+        why = submitted.stderr.strip() or submitted.stdout.strip()
+        say(f"submit failed (exit {submitted.returncode}): {why}")
+        return 2
     drainer = Drainer(campaign, args.interval)
     drainer.start()
     t0 = time.monotonic()
     try:
         faults(campaign, mount)
+        said = 0.0
         while time.monotonic() - t0 < args.timeout:
             status = json.loads(orca_hpc(campaign, "status", "--json", "--no-reconcile").stdout or "{}")
             counts = status.get("counts", {})
             if sum(counts.get(s, 0) for s in ("COMPLETED", "PERMANENT_FAILED", "CANCELLED")) >= args.jobs:
                 break
+            if time.monotonic() - said > 60:  # a sign of life once a minute
+                said = time.monotonic()
+                say(f"{time.monotonic() - t0:.0f} s: {counts}")
             time.sleep(args.interval)
     finally:
         drainer.stop.set()

@@ -7,10 +7,12 @@ bounded (``max_examples``) so that together they stay well under 30 s.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
@@ -185,7 +187,8 @@ def test_user_method_templates(template_campaign: Path, tmp_path: Path, template
     config = camp / "orca-hpc.toml"
     quoted = template.replace("\\", "\\\\").replace('"', '\\"')
     quoted = "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in quoted)
-    config.write_text(config.read_text() + f'\nmethod_template = "{quoted}"\n')
+    # At the top: appended after the last table it would be that table's key, never a template.
+    config.write_text(f'method_template = "{quoted}"\n' + config.read_text())
     xyz = tmp_path / "w.xyz"
     xyz.write_text("3\nwater\nO 0 0 0.1178\nH 0 0.7555 -0.4712\nH 0 -0.7555 -0.4712\n")
     run(camp, "render", "--method", "B3LYP def2-SVP", str(xyz))
@@ -194,6 +197,30 @@ def test_user_method_templates(template_campaign: Path, tmp_path: Path, template
 def test_a_site_file_that_is_a_device(tmp_path: Path) -> None:
     result = run(tmp_path, "init", str(tmp_path / "c"), "--site", "/dev/zero")
     assert result.exit_code == 1 and "/dev/zero" in result.output
+
+
+def test_a_site_file_that_is_a_fifo_does_not_block(tmp_path: Path) -> None:
+    fifo = tmp_path / "site.toml"
+    os.mkfifo(fifo)  # no writer: reading it would wait forever
+    result = run(tmp_path, "init", str(tmp_path / "c"), "--site", str(fifo))
+    assert result.exit_code == 1 and f"{fifo}" in result.output and "not a regular file" in result.output
+
+
+def test_messages_reach_the_terminal_with_control_characters_escaped(
+    tmp_path: Path, template_campaign: Path
+) -> None:
+    # reconcile and submit print job names and result messages through say()/warn().
+    from orca_hpc.cli.common import say, warn
+
+    @click.command()
+    def speak() -> None:
+        say(None, "j000001 evil\x1b[2J: COMPLETED\nsecond line \x07")
+        warn("odd \x1b]0;title\x07 file")
+
+    result = CliRunner().invoke(speak)
+    assert "\x1b" not in result.stdout + result.stderr and "\x07" not in result.stdout + result.stderr
+    assert result.stdout.splitlines() == ["j000001 evil\\x1b[2J: COMPLETED", "second line \\x07"]
+    assert "odd \\x1b]0;title\\x07 file" in result.stderr
 
 
 NESTED = "\nx = " + "[" * 3000 + "]" * 3000 + "\n"
@@ -236,3 +263,78 @@ def test_control_characters_in_job_names_never_reach_the_terminal(
         out = run(camp, *args).output
         assert "\x1b" not in out and "\\x1b[2J\\nj000099" in out
         assert not any(line.startswith("j000099") for line in out.splitlines())
+
+
+ARCHIVE_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=10)
+    | st.sampled_from(["COMPLETED", "j000001", "jobs/j000009", "\x1b[2J", "jobs/../../etc"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=5,
+)
+ARCHIVE_KEYS = ["id", "st", "name", "inp", "sha", "site", "rc", "nf", "max", "ct", "ut", "dir", "att", "x"]
+ATTEMPT_KEYS = [
+    "n",
+    "tok",
+    "sid",
+    "sub",
+    "beg",
+    "end",
+    "sst",
+    "exit",
+    "out",
+    "why",
+    "en",
+    "msg",
+    "fix",
+    "dir",
+]
+
+
+@FAST
+@given(
+    job=st.dictionaries(st.sampled_from(ARCHIVE_KEYS), ARCHIVE_VALUES, max_size=3),
+    attempt=st.dictionaries(st.sampled_from(ATTEMPT_KEYS), ARCHIVE_VALUES, max_size=3),
+)
+def test_hand_edited_archive_lines(
+    template_campaign: Path, tmp_path: Path, job: dict[str, object], attempt: dict[str, object]
+) -> None:
+    # Well-formed JSON with fields of any type, unlike the byte damage above: a hand edit.
+    camp = _fresh(template_campaign, tmp_path / "c")
+    archive = camp / ".orca-hpc" / "archive.jsonl"
+    line = json.loads(archive.read_text().splitlines()[0])
+    line.update(job)
+    if isinstance(line.get("att"), list) and line["att"] and isinstance(line["att"][0], dict):
+        line["att"][0].update(attempt)
+    with open(archive, "a") as fh:
+        fh.write(json.dumps(line) + "\n")
+    before = (camp / ".orca-hpc" / "ledger.json").read_bytes()
+    for args in (
+        ("ledger", "check"),
+        ("status", "--no-reconcile"),
+        ("show", "j000003", "--no-reconcile"),
+        ("results", "--all", "--json", "--no-reconcile"),
+    ):
+        result = run(camp, *args)
+        assert "\x1b" not in result.output
+        if result.exit_code:
+            assert (camp / ".orca-hpc" / "ledger.json").read_bytes() == before, args
+
+
+@pytest.mark.parametrize("bad", ['port = "x"', "host = 5", 'to = ["a", 3]', "max_attempts = true"])
+def test_a_wrong_type_in_mail_never_fails_a_reconcile(
+    tmp_path: Path, template_campaign: Path, bad: str
+) -> None:
+    # Issue 18: a wrong type in [mail] crashed reconcile after it had written the ledger.
+    camp = _fresh(template_campaign, tmp_path / "c")
+    config = camp / "orca-hpc.toml"
+    mail = {"host": '"smtp.example.org"', "from": '"a@example.org"', "to": '"b@example.org"'}
+    key = bad.split(" =")[0]
+    lines = [f"{k} = {v}" for k, v in mail.items() if k != key] + [bad]
+    config.write_text(config.read_text() + "\n[mail]\n" + "\n".join(lines) + "\n")
+    result = run(camp, "reconcile")
+    assert result.exit_code == 0, result.output
+    assert "mail not sent" in result.output and "[mail]" in result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -35,3 +36,23 @@ def test_local_site_runs_jobs_without_slurm_within_its_parallelism(tmp_path: Pat
     assert all(j["slurm_job_id"].startswith("local-") for j in state["jobs"])
     hard = next(j for j in state["jobs"] if j["name"] == "hard")
     assert hard["attempts"] == 3
+
+
+def test_submit_json_lists_the_jobs_waiting_for_a_slot(tmp_path: Path) -> None:
+    # Issue 18: `submit --json` listed only the jobs handed to the scheduler, not those recorded and
+    # waiting for one of the local site's slots (array_parallelism = 2).
+    camp = tmp_path / "camp"
+    cli(tmp_path, "init", str(camp), "--site", "local")
+    config = camp / "orca-hpc.toml"
+    config.write_text(config.read_text() + '\n[overrides.orca]\npath = "orca-emulator"\n')
+    paths = write_inputs(tmp_path / "in", {f"m{i}.inp": orca_input(extra=f"# {i}\n") for i in range(4)})
+    out = json.loads(cli(camp, "submit", "--json", *paths).stdout)
+    try:
+        assert [j["name"] for j in out["jobs"]] == ["m0", "m1", "m2", "m3"] and out["waiting"] == 2
+        states = {j["id"]: (j["state"], j["slurm_job_id"]) for j in out["jobs"]}
+        in_ledger = {j["id"]: (j["state"], j["slurm_job_id"]) for j in status(camp)["jobs"]}
+        assert states == in_ledger  # what submit said is what was recorded
+        assert sorted(s for s, _sid in states.values()) == ["CREATED", "CREATED", "PENDING", "PENDING"]
+        assert {j["id"] for j in out["submitted"]} == {i for i, (s, _sid) in states.items() if s == "PENDING"}
+    finally:
+        cli(camp, "cancel", "--all", expect=None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -346,6 +348,32 @@ INVALID = {
         "second coordinate section",
     ),
     "stray text after coordinates": ("! HF\n* xyz 0 1\n" + WATER + "*\nMaxIter 100\n", 7, "unexpected text"),
+    # A file cut short in its last atom line (issue 18): ORCA would stop on the node; we refuse it here.
+    "truncated last atom": ("! HF\n* xyz 0 1\nO 0 0 0\nH 0 0 1\nH 0 1\n*\n", 5, "3 coordinates"),
+    "truncated last atom at the end of the file": ("! HF\n* xyz 0 1\nH 0 0 0\nH 0.0 0.0", 4, "3 coordinates"),
+    "truncated %coords atom": (
+        "! HF\n%coords\n Charge 0\n Mult 1\n coords\n  H 0 0 0\n  H 0.0 0.0\n end\nend\n",
+        7,
+        "3 coordinates",
+    ),
+    "bad %coords coordinate": (
+        "! HF\n%coords\n coords\n  H 0 0 0\n  H 0 0 0.7x\n end\nend\n",
+        5,
+        "bad coordinate '0.7x'",
+    ),
+    "truncated internal coordinates": (
+        "! HF\n* int 0 1\nH 0 0 0 0.0 0.0 0.0\nH 1 0 0 0.74\n*\n",
+        4,
+        "3 atom numbers and 3 values",
+    ),
+    "truncated %coords internal": (
+        "! HF\n%coords\n CTyp internal\n coords\n  H 0 0 0 0 0 0\n  H 1 0 0 0.74 0\n end\nend\n",
+        6,
+        "3 atom numbers and 3 values",
+    ),
+    "truncated gzmt": ("! HF\n* gzmt 0 1\nO\nH 1 0.96\nH 1 0.96 2\n*\n", 5, "2 atom number/value pair"),
+    "gzmt without bond length": ("! HF\n* gzmt 0 1\nH\nH 1\n*\n", 4, "1 atom number/value pair"),
+    "gzmt atom number not a number": ("! HF\n* gzmt 0 1\nH\nH x 0.74\n*\n", 4, "bad atom number 'x'"),
     "coords block parity": (
         "! HF\n%coords\n Charge 0\n Mult 2\n coords\n  O 0 0 0\n end\nend\n",
         2,
@@ -402,3 +430,31 @@ def test_hessian_and_other_file_references(tmp_path: Path) -> None:
     ]
     assert sorted(p.name for p in referenced_files(parsed)) == ["guess.gbw", "pc.txt", "ts.hess", "water.xyz"]
     assert {"opt", "ts", "moread"} <= parsed.flags
+
+
+@pytest.mark.parametrize(
+    "atoms_section",
+    [
+        lambda atoms: "* xyz 0 1\n" + atoms + "*\n",
+        lambda atoms: "%coords\n coords\n" + atoms.replace("H", "  H") + " end\nend\n",
+        lambda atoms: "! a b c d e f g h i j\n" * 15000 + "* xyz 0 1\n" + atoms + "*\n",
+    ],
+    ids=["inline xyz", "%coords", "keyword lines"],
+)
+def test_memory_of_a_large_input_stays_a_small_multiple_of_its_size(
+    atoms_section: Callable[[str], str], tmp_path: Path
+) -> None:
+    # Issue 18: every token of the file was an object at once, ~200 bytes of memory per input byte
+    # (an 8 MB input: 1.5 GB). The parse now holds the text, its lines and what it found: ~10 bytes
+    # (a keyword line keeps its text and finds its keywords again when asked).
+    text = "! HF def2-SVP\n" + atoms_section("H 0.0 0.0 0.74\nH 0.0 0.0 0.0\n" * 5000)
+    path = tmp_path / "big.inp"
+    path.write_text(text)
+    tracemalloc.start()
+    try:
+        parsed = parse_input(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert parsed.jobs[0].natoms == 10000
+    assert peak < 20 * len(text), f"peak {peak / len(text):.1f} bytes per input byte"

@@ -224,6 +224,28 @@ def test_template_errors_are_one_line(tmp_path: Path) -> None:
     assert "job.sh.j2:2: template error" in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{% extends "base.sh.j2" %}{% block scratch %}{{ 1/0 }}{% endblock %}',
+        '{% include "job.sh.j2" %}',
+        "{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}",
+        "{{ ''.join(1) }}",
+        "{{ site.name.upper(1, 2) }}",
+        "{{ [][3] }}",
+        b"\xff\xfe binary",
+    ],
+)
+def test_a_site_template_that_fails_while_rendering_is_one_line(tmp_path: Path, body: str | bytes) -> None:
+    # Issue 18: errors a template's own code raises (not Jinja2's) came out as tracebacks.
+    site = site_with_templates(tmp_path, {"job.sh.j2": "placeholder"})
+    job = tmp_path / "mysite-templates" / "job.sh.j2"
+    job.write_bytes(body if isinstance(body, bytes) else body.encode())
+    with pytest.raises(UserError) as info:
+        render_job_script(site, golden_context(site))
+    assert str(info.value).startswith("site mysite: job script template") and "\n" not in str(info.value)
+
+
 def test_undefined_values_are_errors(tmp_path: Path) -> None:
     site = site_with_templates(
         tmp_path,

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from test_runner_support import make_attempt, write_fake_orca
 
+from orca_hpc.attempt.folder import AttemptResult
 from orca_hpc.attempt.scratch import make_private_dir, top_name
 from orca_hpc.errors import InputFileError
 from orca_hpc.runner import run as runner
@@ -54,6 +55,8 @@ def scratch_root(tmp_path: Path) -> Path:
 
 
 def _result(attempt_dir: Path) -> dict:
+    # Whatever the outcome, the runner's file passes the strict read reconcile applies.
+    assert AttemptResult.read(attempt_dir) is not None
     return json.loads((attempt_dir / "result.json").read_text())
 
 

@@ -6,13 +6,21 @@ ended: written by the runner, read by the controller)."""
 from __future__ import annotations
 
 import dataclasses
+import errno
+import functools
 import json
+import math
+import os
 import re
+import stat
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from orca_hpc.atomic import atomic_copy, atomic_write_bytes, write_new_file
+from orca_hpc.clock import epoch
 from orca_hpc.errors import InputFileError
 from orca_hpc.perms import FILE_MODE, make_dir
 
@@ -20,6 +28,10 @@ SPEC_NAME = "spec.json"
 RESULT_NAME = "result.json"
 SPEC_VERSION = 1
 RESULT_VERSION = 1
+INPUT_MAX_BYTES = 256 * 1024 * 1024  # an attempt's input as read back for its next attempt
+RESULT_MAX_BYTES = 8 * 1024 * 1024  # spec and result: a few KiB (the copied-back file list is the most)
+# Processes, MB and minutes of one attempt: far above any machine, far below what breaks sbatch.
+_MAX_PLAN = 2**31 - 1
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 
 
@@ -56,8 +68,9 @@ class AttemptSpec:
         """The spec, validated; ``InputFileError`` naming ``path`` and every problem otherwise."""
         try:
             spec = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as err:
-            raise InputFileError(path, f"unreadable: {err}") from None
+        except (UnicodeDecodeError, ValueError, RecursionError) as err:
+            reason = "nested too deeply" if isinstance(err, RecursionError) else str(err)[:200]
+            raise InputFileError(path, f"unreadable: {reason}") from None
         if not isinstance(spec, dict):
             raise InputFileError(path, "not a JSON object")
         problems: list[str] = []
@@ -86,8 +99,8 @@ class AttemptSpec:
         ints = {}
         for key in ("nprocs", "maxcore_mb", "mem_mb", "time_min"):
             value = spec.get(key, 0)  # hand-made specs (tests, old versions) may leave the plan out
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                problems.append(f"{key!r} must be a whole number")
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _MAX_PLAN:
+                problems.append(f"{key!r} must be a whole number up to {_MAX_PLAN}")
             ints[key] = value
         threshold = spec.get("imag_threshold_cm1")
         if threshold is not None and (not isinstance(threshold, int | float) or isinstance(threshold, bool)):
@@ -111,10 +124,9 @@ class AttemptSpec:
     @classmethod
     def read(cls, directory: Path) -> AttemptSpec:
         path = directory / SPEC_NAME
-        try:
-            data = path.read_bytes()
-        except OSError as err:
-            raise InputFileError(path, f"unreadable: {err.strerror or err}") from None
+        data = _read_own_file(path, "spec file")
+        if data is None:
+            raise InputFileError(path, "unreadable: No such file or directory")
         return cls.from_json(data, path)
 
 
@@ -150,14 +162,164 @@ class AttemptResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AttemptResult:
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        if not isinstance(values.get("classification", {}), dict):
-            values["classification"] = {}
-        for key in ("files", "notes"):
-            if not isinstance(values.get(key, []), list):
-                values[key] = []
-        return cls(**values)
+        """The result with every field of the wrong type at its default (for display)."""
+        return cls.parse(data)[0]
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> tuple[AttemptResult, list[str]]:
+        """The result, tolerantly (a missing or wrong field takes its default; unknown ones are
+        ignored), and what is wrong with it: a field of the wrong type, a number JSON cannot hold, a
+        control character where an id or a time belongs, a classification value of the wrong type."""
+        problems: list[str] = []
+        values: dict[str, Any] = {}
+        for name, hint in _result_hints().items():
+            if name not in data:
+                continue
+            problem = _value_problem(name, data[name], hint, name in _PLAIN_FIELDS)
+            if problem is None and name in ("started", "ended") and data[name] is not None:
+                problem = (
+                    None if epoch(data[name]) is not None else f"{name} is not a time (YYYY-MM-DDTHH:MM:SSZ)"
+                )
+            if problem:
+                problems.append(problem)
+            else:
+                values[name] = data[name]
+        classification = values.get("classification", {})
+        known = _classification_hints()
+        wrong = set()
+        for key, value in classification.items():
+            hint = known.get(key)
+            problem = _value_problem(f"classification.{key}", value, hint, False) if hint else None
+            if problem:
+                problems.append(problem)
+                wrong.add(key)
+        if wrong:
+            values["classification"] = {k: v for k, v in classification.items() if k not in wrong}
+        return cls(**values), problems
+
+    @classmethod
+    def read(cls, directory: Path) -> AttemptResult | None:
+        """The runner's ``result.json`` in ``directory``, None when there is none (yet). Anything
+        else that is not a sound result raises ``InputFileError`` naming the file and every problem:
+        a symbolic link, a directory, a FIFO or device, a file too large, not JSON or JSON nested too
+        deeply, not an object, a field of the wrong type. Never follows a link, never blocks."""
+        path = directory / RESULT_NAME
+        data = _read_own_file(path, "result file")
+        if data is None:
+            return None
+        try:
+            body = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as err:
+            reason = "nested too deeply" if isinstance(err, RecursionError) else str(err)[:200]
+            raise InputFileError(path, f"not a result file: {reason}") from None
+        if not isinstance(body, dict):
+            raise InputFileError(path, "not a result file: not a JSON object")
+        result, problems = cls.parse(body)
+        if problems:
+            raise InputFileError(path, "; ".join(problems[:10]))
+        return result
+
+
+# Fields that reach the ledger's ids, times and reasons, or sort and compare as text: one short
+# line each. message, error, notes, files and scratch quote ORCA, the OS or file names.
+_PLAIN_FIELDS = frozenset({"job_id", "outcome", "reason", "started", "ended", "node", "slurm_job_id"})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_MAX_PLAIN = 200
+_MAX_INT = 2**63
+
+
+@functools.cache
+def _result_hints() -> dict[str, Any]:
+    return typing.get_type_hints(AttemptResult)
+
+
+@functools.cache
+def _classification_hints() -> dict[str, Any]:
+    """The classifier's fields and their types (``orca.classify.Classification``): the keys the
+    controller reads back. Its outcome is written as its string value."""
+    from orca_hpc.orca.classify import Classification
+
+    return {**typing.get_type_hints(Classification), "outcome": str}
+
+
+def _value_problem(name: str, value: Any, hint: Any, plain: bool) -> str | None:
+    """Why ``value`` is not of type ``hint`` (str, int, float, bool, None, unions, list[X], dict),
+    or None."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):  # here always "X | None"
+        options = [o for o in typing.get_args(hint) if o is not type(None)]
+        if value is None and len(options) < len(typing.get_args(hint)):
+            return None
+        return _value_problem(name, value, options[0], plain) if len(options) == 1 else None
+    if origin is list:
+        if not isinstance(value, list):
+            return f"{name} is {_kind(value)}, not a list"
+        (item,) = typing.get_args(hint) or (Any,)
+        for i, entry in enumerate(value):
+            problem = _value_problem(f"{name}[{i}]", entry, item, plain)
+            if problem:
+                return problem
+        return None
+    if origin is dict or hint is dict:
+        return None if isinstance(value, dict) else f"{name} is {_kind(value)}, not an object"
+    if hint is Any:
+        return None
+    if hint is bool:
+        return None if isinstance(value, bool) else f"{name} is {_kind(value)}, not true/false"
+    if hint is float or hint is int:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or (hint is int and isinstance(value, float))
+        ):
+            return f"{name} is {_kind(value)}, not {'a whole number' if hint is int else 'a number'}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{name} is {value}"
+        return f"{name} is out of range" if abs(value) > _MAX_INT else None
+    if isinstance(hint, type) and issubclass(hint, str):
+        if not isinstance(value, str):
+            return f"{name} is {_kind(value)}, not a string"
+        if plain and (len(value) > _MAX_PLAIN or _CONTROL.search(value)):
+            return f"{name} is not one short line of text"
+        return None
+    return None
+
+
+def _kind(value: Any) -> str:
+    return (
+        "null"
+        if value is None
+        else {bool: "true/false", dict: "an object", list: "a list"}.get(type(value), type(value).__name__)
+    )
+
+
+def _read_own_file(path: Path, what: str, limit: int = RESULT_MAX_BYTES) -> bytes | None:
+    """The bytes of ``spec.json`` or ``result.json``; None when it does not exist. Opened without
+    following a link and without blocking (a FIFO), read only when it is a regular file of at most
+    ``limit`` bytes: a planted link to /dev/zero or a FIFO must not hang reconcile or the runner."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise InputFileError(path, f"is a symbolic link, not the {what}") from None
+        raise InputFileError(path, f"unreadable: {err.strerror or err}") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise InputFileError(path, f"is a directory, not the {what}")
+        if not stat.S_ISREG(st.st_mode):
+            raise InputFileError(path, f"is not a regular file, not the {what}")
+        if st.st_size > limit:
+            raise InputFileError(path, f"is larger than {limit // (1024 * 1024)} MiB")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(limit + 1)
+    except OSError as err:
+        raise InputFileError(path, f"unreadable: {err.strerror or err}") from None
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -234,17 +396,19 @@ def write_attempt(
 
 
 def read_result(directory: Path) -> AttemptResult | None:
-    """The runner's result file, or None when there is none (yet) or it is unreadable."""
+    """The runner's result file for display, or None when there is none (yet) or it is no result file
+    at all; a field of the wrong type takes its default. Reconcile reads it strictly
+    (``AttemptResult.read``)."""
     try:
-        data = json.loads((directory / RESULT_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return AttemptResult.read(directory)
+    except InputFileError:
+        pass
+    try:  # damaged fields: what can be shown of the rest
+        data = _read_own_file(directory / RESULT_NAME, "result file")
+        body = json.loads(data.decode("utf-8")) if data is not None else None
+    except (InputFileError, UnicodeDecodeError, ValueError, RecursionError):
         return None
-    if not isinstance(data, dict):
-        return None
-    try:
-        return AttemptResult.from_dict(data)
-    except TypeError:  # a field of the wrong shape that from_dict cannot take: as if unreadable
-        return None
+    return AttemptResult.from_dict(body) if isinstance(body, dict) else None
 
 
 def plan_of(directory: Path) -> AttemptPlan:
@@ -265,9 +429,17 @@ def relay_environment(directory: Path, spec: AttemptSpec, orca: str, scratch_roo
 
 def plan_from_spec(directory: Path, spec: AttemptSpec) -> AttemptPlan:
     """The plan of the attempt in ``directory`` whose spec is ``spec`` (already read)."""
+    path = directory / spec.input
+    data = _read_own_file(path, "attempt's input", INPUT_MAX_BYTES)
+    if data is None:
+        raise InputFileError(path, "the attempt's input is missing")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputFileError(path, f"not UTF-8 text (byte {err.start})") from None
     return AttemptPlan(
         input_name=spec.input,
-        input_text=(directory / spec.input).read_text(encoding="utf-8"),
+        input_text=text,
         nprocs=spec.nprocs,
         maxcore_mb=spec.maxcore_mb,
         mem_mb=spec.mem_mb,

@@ -17,7 +17,9 @@ def campaign_of(obj: Any) -> Campaign:
 
 
 def say(obj: Any, message: str) -> None:
-    """A short message for the terminal (unless -q); it goes to the campaign log as well."""
+    """A short message for the terminal (unless -q); it goes to the campaign log as well. Job names
+    and result messages in it are shown with their control characters escaped, line by line."""
+    message = "\n".join(printable(line) for line in message.split("\n"))
     if not getattr(obj, "quiet", False):
         click.echo(message)
     log_echoed(message)
@@ -25,6 +27,7 @@ def say(obj: Any, message: str) -> None:
 
 def warn(message: str) -> None:
     """A warning on stderr (even with -q) and in the campaign log."""
+    message = "\n".join(printable(line) for line in message.split("\n"))
     click.echo(f"orca-hpc: warning: {message}", err=True)
     log_echoed(message, logging.WARNING)
 

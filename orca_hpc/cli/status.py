@@ -219,20 +219,20 @@ def _show_one(campaign: Any, job: Job) -> None:
         if att.usage:
             click.echo(f"  used: {usage_line(att.usage)}")
         if att.message:
-            click.echo(f"  message: {att.message}")
+            click.echo(f"  message: {printable(att.message)}")
         if folder is not None and folder.is_dir():
             click.echo(f"  folder: {folder}")
             for line in _summary_lines(attempt_summary(folder, att.outcome, att.reason)):
-                click.echo(f"  {line}")
+                click.echo(f"  {printable(line)}")
             result = read_result(folder)
             if result and result.files:
-                click.echo(f"  files: {', '.join(result.files)}")
+                click.echo(f"  files: {printable(', '.join(result.files))}")
             if att.outcome and att.outcome != "success":
                 for out in sorted(folder.glob("*.out"))[:1]:
                     lines = read_tail(out, 4096).splitlines()[-8:]  # outputs can be GB
                     click.echo("  last lines of the output:")
                     for line in lines:
-                        click.echo(f"    {line}")
+                        click.echo(f"    {printable(line)}")
 
 
 def _with_summaries(record: dict[str, Any], job: Job, root: Path) -> dict[str, Any]:

@@ -91,12 +91,25 @@ def decide_end(
     result: AttemptResult | None,
     job_log_tail: str = "",
     stderr_tail: str = "",
+    *,
+    result_problem: str | None = None,
 ) -> AttemptEnd:
     """The attempt's final outcome. ``slurm_state`` is the first word of sacct's State (or None if
-    SLURM no longer knows the job); ``stderr_tail`` is the end of ORCA's stderr file."""
-    return _as_environment(
-        _decide(slurm_state, exit_code, signal, result, job_log_tail), stderr_tail, job_log_tail
-    )
+    SLURM no longer knows the job); ``stderr_tail`` is the end of ORCA's stderr file;
+    ``result_problem`` says why a result file that is there could not be used (``result`` is None)."""
+    end = _decide(slurm_state, exit_code, signal, result, job_log_tail)
+    if result is None and result_problem:
+        if end.reason in (None, "lost"):  # nothing but the damaged file to go by: say so
+            state = slurm_state or "no record of the job"
+            end = AttemptEnd(
+                Outcome.UNKNOWN_ERROR,
+                None,
+                True,
+                f"the result file is damaged ({result_problem}); SLURM: {state}",
+            )
+        else:
+            end.message = f"{end.message}; the result file is damaged ({result_problem})"
+    return _as_environment(end, stderr_tail, job_log_tail)
 
 
 def _decide(

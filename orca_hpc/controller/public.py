@@ -116,8 +116,11 @@ def result_row(root: Path, job: Job, *, chemistry: bool) -> dict[str, Any]:
 
 def submit_document(report: Any) -> dict[str, Any]:
     """What `submit --json` prints, from a ``controller.submit.SubmitReport``."""
+    sids = {i: s for i, _n, s in report.submitted}
     return document(
         "submit",
+        # Every job recorded, those waiting for a slot or held by a pause too (they have no id yet).
+        jobs=[{"id": i, "name": n, "state": st, "slurm_job_id": sids.get(i)} for i, n, st in report.recorded],
         submitted=[{"id": i, "name": n, "slurm_job_id": s} for i, n, s in report.submitted],
         skipped=[{"file": f, "existing": e} for f, e in report.skipped],
         sbatch_calls=report.sbatch_calls,

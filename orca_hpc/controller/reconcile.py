@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orca_hpc.attempt.folder import AttemptResult, plan_of, read_result
+from orca_hpc.attempt.folder import RESULT_NAME, AttemptResult, plan_of
 from orca_hpc.clock import epoch, now_iso, utc_iso
 from orca_hpc.config.campaign import Campaign
 from orca_hpc.controller import chain, environment
@@ -177,11 +177,11 @@ class Reconciler:
             )
             rec = None
         if rec is None:
-            result = read_result(attempt_dir)
+            result, problem = self._result(job, attempt_dir)
             submitted = epoch(att.submitted) or epoch(job.updated) or 0.0
             if result is None and self.now() - submitted < LOST_GRACE_S:
                 return  # sacct has not caught up yet: "not known" is not "lost"
-            self._finish(txn, job, None, result)
+            self._finish(txn, job, None, result, problem)
             return
         if rec.start and not att.started:
             att.started = utc_iso(rec.start)
@@ -191,7 +191,24 @@ class Reconciler:
             return
         if rec.usage_pending and self.now() - (epoch(utc_iso(rec.end)) or 0.0) < USAGE_GRACE_S:
             return  # what it used is on its way to sacct: finish it on the next run, with its usage
-        self._finish(txn, job, rec, read_result(attempt_dir))
+        self._finish(txn, job, rec, *self._result(job, attempt_dir))
+
+    def _result(self, job: Job, folder: Path) -> tuple[AttemptResult | None, str | None]:
+        """The attempt's result file and, when it is damaged or another attempt's, why: a bad file
+        ends this attempt with that reason and never stops the reconcile of the others."""
+        try:
+            result = AttemptResult.read(folder)
+        except InputFileError as err:
+            return None, str(err)
+        att = job.attempt
+        assert att is not None
+        if result is not None and result.job_id and (result.job_id, result.attempt) != (job.id, att.n):
+            where = folder / RESULT_NAME
+            return (
+                None,
+                f"{where}: the result of {result.job_id} attempt {result.attempt}, not this attempt's",
+            )
+        return result, None
 
     def _job_log(self, slurm_id: str | None) -> str:
         if not slurm_id:
@@ -199,7 +216,12 @@ class Reconciler:
         return read_tail(self.campaign.state_dir / "slurm-logs" / f"{slurm_id}.out", LOG_TAIL_BYTES)
 
     def _finish(
-        self, txn: Transaction, job: Job, rec: JobRecord | None, result: AttemptResult | None
+        self,
+        txn: Transaction,
+        job: Job,
+        rec: JobRecord | None,
+        result: AttemptResult | None,
+        result_problem: str | None = None,
     ) -> None:
         att = job.attempt
         assert att is not None
@@ -210,6 +232,7 @@ class Reconciler:
             result,
             self._job_log(att.slurm_id),
             environment.attempt_stderr(self.campaign.root / att.dir),
+            result_problem=result_problem,
         )
         att.slurm_state = rec.state if rec else att.slurm_state
         if rec is not None:

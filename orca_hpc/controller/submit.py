@@ -63,6 +63,9 @@ class NewJob:
 @dataclass
 class SubmitReport:
     submitted: list[tuple[str, str, str]] = field(default_factory=list)  # (job id, name, slurm id)
+    # Every job this submit recorded, in order, with its state when submit returned: PENDING when
+    # handed to the scheduler, CREATED when waiting for a free slot or held by a pause.
+    recorded: list[tuple[str, str, str]] = field(default_factory=list)  # (job id, name, state)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, existing job id)
     scripts: list[str] = field(default_factory=list)  # dry run: what would be submitted
     sbatch_calls: int = 0
@@ -91,13 +94,14 @@ def _plan(
     extra: dict[str, Path],
     source: Path,
     fit: bool,
+    parsed: orca_input.OrcaInput | None = None,
 ) -> AttemptPlan:
     site = campaign.site
     try:
         # Never more than a node has: refused with the numbers, or scaled down to it (controller/fit.py).
         sized = fit_request(site, nprocs or site.nprocs, maxcore, site.walltime_min, fit=fit)
         mem_mb, maxcore_mb = resources_for(site, sized.nprocs, sized.maxcore_mb)
-        text = orca_input.set_resources(text, sized.nprocs, maxcore_mb)
+        text = orca_input.set_resources(text, sized.nprocs, maxcore_mb, parsed)
     except UserError as err:
         raise InputFileError(source, str(err)) from None
     return AttemptPlan(
@@ -114,7 +118,7 @@ def _plan(
 
 def _from_inp(campaign: Campaign, path: Path, fit: bool) -> NewJob:
     parsed = orca_input.parse_input(path)
-    text = path.read_text(encoding="utf-8-sig")
+    text = unedited = path.read_text(encoding="utf-8-sig")
     extra: dict[str, Path] = {}
     # Referenced files travel with the attempt; the runner copies them flat into scratch.
     for ref in parsed.files:
@@ -134,8 +138,10 @@ def _from_inp(campaign: Campaign, path: Path, fit: bool) -> NewJob:
             except UserError as err:
                 raise InputFileError(path, str(err), ref.line) from None
     explicit = any(job.nprocs for job in parsed.jobs)
+    # The parse is reused for the resource edit only while it describes ``text`` exactly.
+    same = parsed if text is unedited else None
     nprocs = parsed.nprocs if explicit else None
-    plan = _plan(campaign, text, path.stem, nprocs, parsed.maxcore, extra, path, fit)
+    plan = _plan(campaign, text, path.stem, nprocs, parsed.maxcore, extra, path, fit, same)
     return NewJob(
         path, path.stem, _sha(plan.input_text, extra), plan, maxcore_given=parsed.maxcore is not None
     )
@@ -309,7 +315,13 @@ class Dispatcher:
             jobs = []
             for job_id in take:
                 attempt_dir = self.campaign.root / txn.get(job_id).latest.dir
-                plan = (plans or {}).get(job_id) or self._current_plan(attempt_dir)
+                try:
+                    plan = (plans or {}).get(job_id) or self._current_plan(attempt_dir)
+                except (InputFileError, OSError) as err:
+                    # A damaged attempt folder keeps its own job back, never the others'.
+                    log.warning("%s: not submitted: %s", job_id, err)
+                    self.echo(f"{job_id}: not submitted: {err} (fix the file, or cancel the job)")
+                    continue
                 jobs.append((job_id, attempt_dir, plan))
             arrays = self.requests(jobs)
             for chunk, request in arrays:
@@ -434,6 +446,7 @@ def submit(
             # running right now, and whichever locks second must see the first one's jobs.
             fresh = _not_yet_recorded(txn, new_jobs, force, report)
             ids = []
+            names = {}
             plans = {}
             for count, nj in enumerate(fresh, 1):
                 retries = max_retries if nj.max_retries is None else nj.max_retries
@@ -445,17 +458,23 @@ def submit(
                     job.extra["grp"] = nj.group
                 record_attempt(campaign, txn, job, nj.plan)
                 ids.append(job.id)
+                names[job.id] = nj.name
                 plans[job.id] = nj.plan
                 if progress and count % 100 == 0:
                     progress(100)
             report.paused = pause_holding(campaign, txn)
         if report.paused is not None:
             report.held = len(ids)  # recorded as CREATED; reconcile submits them when the pause ends
+            report.recorded = [(i, names[i], JobState.CREATED.value) for i in ids]
             return report
         dispatcher = Dispatcher(campaign, ledger, scheduler or scheduler_for(campaign), echo=echo)
         report.submitted = dispatcher.dispatch(ids, plans)
         report.waiting = dispatcher.waiting
         report.sbatch_calls = dispatcher.sbatch_calls
+    sent = {job_id for job_id, _name, _sid in report.submitted}
+    report.recorded = [
+        (i, names[i], (JobState.PENDING if i in sent else JobState.CREATED).value) for i in ids
+    ]
     return report
 
 

@@ -18,13 +18,21 @@ line endings) and return new text, which the caller may re-parse.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from orca_hpc.errors import InputFileError, UserError
-from orca_hpc.orca.xyz import ATOMIC_NUMBERS, element_symbol, parse_float, spin_problem
+from orca_hpc.orca.xyz import (
+    ATOMIC_NUMBERS,
+    NUMBER_PATTERN,
+    element_symbol,
+    is_number,
+    parse_float,
+    spin_problem,
+)
 
 # One-line blocks: "%name value", no "end".
 _ONE_LINERS = frozenset({"maxcore", "moinp", "base", "pointcharges"})
@@ -113,7 +121,7 @@ _FILE_KEYS = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Span:
     """Text position: 0-based line indices, columns in the raw line; end is exclusive."""
 
@@ -123,7 +131,7 @@ class Span:
     end_col: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Tok:
     text: str
     line: int  # 0-based
@@ -132,7 +140,7 @@ class _Tok:
     first: bool  # first token on its line
 
 
-@dataclass
+@dataclass(slots=True)
 class Option:
     key: str
     value: str
@@ -172,11 +180,28 @@ class FileRef:
     job: int
 
 
-@dataclass
+@dataclass(slots=True)
 class KeywordLine:
+    """A ``!`` line. Its keywords are found again from the line's text when asked: kept as objects,
+    the keywords of a large input took ~200 bytes of memory per input byte."""
+
     line: int  # 1-based
-    tokens: list[tuple[str, Span]]
-    bang_col: int = 0
+    code: str  # the line with comments blanked (``_strip_comments``: columns as in the raw line)
+    bang_col: int = 0  # where the keywords start (the first "!")
+
+    def words(self) -> Iterator[tuple[str, int, int]]:
+        """(keyword, start column, end column) of each keyword, the "!"s taken off."""
+        for match in _TOKEN_RE.finditer(self.code, self.bang_col):
+            text, col = match.group(), match.start()
+            while text.startswith("!"):
+                text, col = text[1:], col + 1
+            if text:
+                yield text, col, match.end()
+
+    @property
+    def tokens(self) -> list[tuple[str, Span]]:
+        index = self.line - 1
+        return [(text, Span(index, col, index, end)) for text, col, end in self.words()]
 
 
 @dataclass
@@ -201,7 +226,7 @@ class Job:
 
     @property
     def keywords(self) -> list[str]:
-        return [text for kl in self.keyword_lines for text, _ in kl.tokens]
+        return [text for kl in self.keyword_lines for text, _start, _end in kl.words()]
 
     @property
     def keywords_lower(self) -> frozenset[str]:
@@ -302,6 +327,8 @@ def _decode(path: Path, data: bytes) -> str:
 
 def _strip_comments(line: str) -> str:
     """The line with comments blanked out (same length, so columns still match the raw line)."""
+    if "#" not in line:
+        return line
     out = []
     in_comment = False
     in_quote = False
@@ -327,19 +354,97 @@ def _int_token(token: str) -> int | None:
     return int(token) if re.fullmatch(r"[+-]?\d{1,18}", token) else None
 
 
+_LABEL_END = re.compile(r"[(:>]")
+_INT_WORD = re.compile(r"[+-]?\d{1,9}")
+
+
+@functools.lru_cache(maxsize=64)
+def _words_pattern(*words: str) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
+
+
+# Three plain numbers: one match for the common xyz atom line instead of three.
+_THREE_NUMBERS = re.compile(rf"(?:{NUMBER_PATTERN})(?: (?:{NUMBER_PATTERN})){{2}}")
+
+
+def _is_value(word: str) -> bool:
+    return is_number(word) or "{" in word  # "{R}": a %paras parameter
+
+
+def _coordinate_problem(kind: str, words: list[str], n: int, symbol: str) -> str | None:
+    """Why ORCA would refuse atom line ``words`` (the ``n``-th atom) of a ``kind`` coordinate section,
+    or None. A line cut short (a truncated file's last line) is refused here, not by ORCA on the node."""
+    label = words[0]
+    if kind == "xyz":
+        # Embedding atoms ("Zr>") and point charges ("Q") carry a charge before the coordinates.
+        at = 2 if (">" in label or symbol == "Q") else 1
+        coords = words[at : at + 3]
+        if _THREE_NUMBERS.fullmatch(" ".join(coords)):
+            return None
+        if len(coords) < 3:
+            return f"atom line needs an element and 3 coordinates: {' '.join(words)!r}"
+        for c in coords:
+            if not _is_value(c):
+                return f"bad coordinate {c!r} for atom {label!r}"
+        return None
+    # Z-matrices: "* int" lines carry 3 atom numbers and 3 values (zeros where unused); "* gzmt"
+    # lines (atom, value) pairs: none for atom 1, one for atom 2, two for atom 3, three after.
+    if kind == "int":
+        atoms, values = words[1:4], words[4:7]
+        if len(atoms) + len(values) < 6:
+            return f"'* int' atom line needs an element, 3 atom numbers and 3 values: {' '.join(words)!r}"
+    elif kind == "gzmt":
+        wanted = min(n - 1, 3)
+        atoms, values = words[1 : 2 * wanted : 2], words[2 : 2 * wanted + 1 : 2]
+        if len(values) < wanted:
+            return (
+                f"'* gzmt' atom {n} needs an element and {wanted} atom number/value pair(s): "
+                f"{' '.join(words)!r}"
+            )
+    else:
+        return None
+    for a in atoms:
+        if not _INT_WORD.fullmatch(a):
+            return f"bad atom number {a!r} for atom {label!r}"
+    for v in values:
+        if not _is_value(v):
+            return f"bad value {v!r} for atom {label!r}"
+    return None
+
+
+def _merge_groups(line_toks: list[_Tok]) -> list[list[_Tok]]:
+    """One line's words as groups: "print[ p_mos ]" is one key, "=" is dropped."""
+    merged: list[list[_Tok]] = []
+    open_bracket = False
+    for tok in line_toks:
+        if tok.text == "=":
+            continue
+        if open_bracket:
+            merged[-1].append(tok)
+        else:
+            merged.append([tok])
+        open_bracket = (open_bracket or "[" in tok.text) and "]" not in tok.text
+    return merged
+
+
+# Passed tokens are dropped in batches of this many (a list's front is costly to delete one by one).
+_KEEP_PASSED_TOKENS = 4096
+
+
 class _Parser:
     def __init__(self, path: Path, text: str, check_files: bool) -> None:
         self.path = path
         self.text = text
         self.lines = text.split("\n")
         self.check_files = check_files
-        self.toks: list[_Tok] = []
-        for index, raw in enumerate(self.lines):
-            code = _strip_comments(raw)
-            first = True
-            for match in _TOKEN_RE.finditer(code):
-                self.toks.append(_Tok(match.group(), index, match.start(), match.end(), first))
-                first = False
+        # Tokens are made a line at a time as the parser reaches them and dropped once it has passed
+        # them: all of an 8 MB input's tokens at once took ~200 bytes of memory per input byte.
+        self._toks: list[_Tok] = []  # the tokens from number self._base on
+        self._base = 0
+        self._next_line = 0  # the first line not tokenised yet
+        self._line = 0  # the line being tokenised, its matches not made into tokens yet
+        self._matches: Iterator[re.Match[str]] = iter(())
+        self._first = True  # the next token is the first of its line
         self.pos = 0
         self.jobs: list[Job] = [Job(index=0, line=1)]
         self.items = 0  # keyword lines, blocks and coordinate sections seen
@@ -349,13 +454,39 @@ class _Parser:
         return InputFileError(self.path, problem, line)
 
     # ---- token helpers
+    def _tok(self, index: int) -> _Tok | None:
+        """Token number ``index`` (never one the parser has passed by more than one), None after the
+        last. Made one at a time, even within a line (one line can be megabytes long)."""
+        while index - self._base >= len(self._toks):
+            match = next(self._matches, None)
+            if match is None:
+                if self._next_line >= len(self.lines):
+                    return None
+                self._line = self._next_line
+                self._next_line += 1
+                self._matches = _TOKEN_RE.finditer(_strip_comments(self.lines[self._line]))
+                self._first = True
+                continue
+            self._toks.append(_Tok(match.group(), self._line, match.start(), match.end(), self._first))
+            self._first = False
+        return self._toks[index - self._base]
+
     def _peek(self) -> _Tok | None:
-        return self.toks[self.pos] if self.pos < len(self.toks) else None
+        passed = self.pos - self._base - 1  # the parser steps back at most one token
+        if passed > _KEEP_PASSED_TOKENS:
+            del self._toks[:passed]
+            self._base += passed
+        return self._tok(self.pos)
+
+    def _current(self) -> _Tok:
+        tok = self._peek()
+        assert tok is not None  # callers have peeked at it already
+        return tok
 
     def _line_rest(self, line: int) -> list[_Tok]:
         out = []
-        while self.pos < len(self.toks) and self.toks[self.pos].line == line:
-            out.append(self.toks[self.pos])
+        while (tok := self._peek()) is not None and tok.line == line:
+            out.append(tok)
             self.pos += 1
         return out
 
@@ -392,20 +523,14 @@ class _Parser:
         return self._finish()
 
     def _keyword_line(self) -> None:
-        first = self.toks[self.pos]
-        toks = self._line_rest(first.line)
-        entries: list[tuple[str, Span]] = []
-        for tok in toks:
-            text, col = tok.text, tok.col
-            while text.startswith("!"):
-                text, col = text[1:], col + 1
-            if text:
-                entries.append((text, Span(tok.line, col, tok.line, tok.end)))
-        self.jobs[-1].keyword_lines.append(KeywordLine(first.line + 1, entries, first.col))
+        first = self._current()
+        code = _strip_comments(self.lines[first.line])
+        self.jobs[-1].keyword_lines.append(KeywordLine(first.line + 1, code, first.col))
         self.items += 1
+        self._restart_tokens(first.line + 1)  # the rest of the line is keywords, read when asked
 
     def _block(self) -> None:
-        start = self.toks[self.pos]
+        start = self._current()
         self.pos += 1
         name = start.text[1:].lower()
         if not name:
@@ -439,7 +564,21 @@ class _Parser:
     def _block_body(self, block: Block, opener: _Tok) -> None:
         """Consume tokens up to the block's closing "end", collecting its first-level options."""
         stack: list[tuple[str, str]] = [(block.name, "end")]
-        level1: list[_Tok] = []
+        # First-level options, a line at a time with one line of look-ahead (a key alone on its line
+        # takes the next line's first word): never every token of a large block at once.
+        line_toks: list[_Tok] = []
+        pending: list[list[_Tok]] | None = None
+        level1: list[Option] = []  # after the sub-blocks' options, as they always came
+
+        def line_done() -> None:
+            nonlocal line_toks, pending
+            merged = _merge_groups(line_toks)
+            line_toks = []
+            if merged:
+                if pending is not None:
+                    self._option_line(block, pending, merged, level1)
+                pending = merged
+
         sub_start: _Tok | None = None
         while True:
             tok = self._peek()
@@ -448,8 +587,10 @@ class _Parser:
                     f"%{block.name} block opened here has no matching 'end' before the end of the file",
                     opener.line + 1,
                 )
-            low = tok.text.lower()
             ctx, closer = stack[-1]
+            if len(stack) > 1 and tok.first and self._skip_lines(tok.line, ctx, closer):
+                continue
+            low = tok.text.lower()
             if ctx not in _OPAQUE and tok.first and low[:1] in ("!", "*", "$", "%") and low != "%":
                 raise self.error(
                     f"%{block.name} block opened here has no matching 'end' before line {tok.line + 1}",
@@ -475,13 +616,49 @@ class _Parser:
                     sub_start = tok
                 continue
             if len(stack) == 1:
-                level1.append(tok)
+                if line_toks and tok.line != line_toks[-1].line:
+                    line_done()
+                line_toks.append(tok)
         block.raw = self._slice(block.span)
-        self._collect_options(block, level1)
+        if line_toks:
+            line_done()
+        if pending is not None:
+            self._option_line(block, pending, None, level1)
+        block.options.extend(level1)
+
+    def _skip_lines(self, line: int, ctx: str, closer: str) -> bool:
+        """Inside a sub-block (whose words are not options), go past the lines from ``line`` on that
+        hold neither its closer, nor a nested opener, nor a directive, without a token object each
+        (a %coords block can hold 100,000s of atoms). True when it skipped any."""
+        opens = _SUBBLOCKS.get(ctx, {})
+        index = line
+        while index < len(self.lines):
+            code = _strip_comments(self.lines[index])
+            words = _TOKEN_RE.findall(code)
+            if words:
+                head = words[0]
+                if ctx not in _OPAQUE and head[:1] in ("!", "*", "$", "%") and head != "%":
+                    break
+                # A cheap test first: most lines hold no such word at all.
+                if _words_pattern(closer, *opens).search(code) and (
+                    closer in (low := set(map(str.lower, words))) or not low.isdisjoint(opens)
+                ):
+                    break
+            index += 1
+        if index == line:
+            return False
+        self._restart_tokens(index)
+        return True
+
+    def _restart_tokens(self, line: int) -> None:
+        """The next token is the first of ``line`` (what was looked ahead at is made again)."""
+        self._toks.clear()
+        self._matches = iter(())
+        self._base, self._next_line = self.pos, line
 
     def _continue_block(self, block: Block) -> None:
         """Text right after a block: ORCA's sub-block we do not know, closed by a second "end"."""
-        tok = self.toks[self.pos]
+        tok = self._current()
         if tok.text.lower() == "end":
             self.pos += 1
             block.span = Span(block.span.start_line, block.span.start_col, tok.line, tok.end)
@@ -489,8 +666,7 @@ class _Parser:
             return
         # Find an "end" before the next directive; otherwise this is stray text ORCA would reject.
         scan = self.pos
-        while scan < len(self.toks):
-            t = self.toks[scan]
+        while (t := self._tok(scan)) is not None:
             if t.first and t.text[:1] in ("!", "*", "$", "%"):
                 break
             if t.text.lower() == "end":
@@ -514,7 +690,12 @@ class _Parser:
         return "\n".join(p.rstrip("\r") for p in parts)
 
     def _add_option(
-        self, block: Block, key_toks: list[_Tok], value_span: Span | None, value: str | None = None
+        self,
+        block: Block,
+        key_toks: list[_Tok],
+        value_span: Span | None,
+        value: str | None = None,
+        into: list[Option] | None = None,
     ) -> None:
         key = "".join(t.text for t in key_toks)
         first = key_toks[0]
@@ -522,62 +703,54 @@ class _Parser:
             value = self._slice(value_span).strip() if value_span else ""
         end = value_span if value_span else Span(first.line, first.col, key_toks[-1].line, key_toks[-1].end)
         span = Span(first.line, first.col, end.end_line, end.end_col)
-        block.options.append(Option(key, value, first.line + 1, span, value_span))
+        (block.options if into is None else into).append(Option(key, value, first.line + 1, span, value_span))
 
-    def _collect_options(self, block: Block, toks: list[_Tok]) -> None:
-        by_line: dict[int, list[_Tok]] = {}
-        for tok in toks:
-            by_line.setdefault(tok.line, []).append(tok)
-        lines: list[list[list[_Tok]]] = []
-        for line_toks in by_line.values():
-            # Merge "print[ p_mos ]" into one key; drop "=".
-            merged: list[list[_Tok]] = []
-            open_bracket = False
-            for tok in line_toks:
-                if tok.text == "=":
-                    continue
-                if open_bracket:
-                    merged[-1].append(tok)
-                else:
-                    merged.append([tok])
-                open_bracket = (open_bracket or "[" in tok.text) and "]" not in tok.text
-            if merged:
-                lines.append(merged)
-        for index, merged in enumerate(lines):
-            if not merged:
-                continue
-            if len(merged) == 1 and index + 1 < len(lines):
-                # A key alone on its line takes the next word as its value, as ORCA reads tokens.
-                value_group = lines[index + 1].pop(0)
-                v0, v1 = value_group[0], value_group[-1]
-                self._add_option(
-                    block,
-                    merged[0],
-                    Span(v0.line, v0.col, v1.line, v1.end),
-                    " ".join(t.text for t in value_group).rstrip(";"),
-                )
-                continue
-            simple = [g[0] for g in merged if len(g) == 1]
-            pairs = (
-                len(merged) > 2
-                and len(merged) % 2 == 0
-                and len(simple) == len(merged)
-                and all(re.match(r"[A-Za-z_]", merged[i][0].text) for i in range(0, len(merged), 2))
-                and all("," not in merged[i][0].text for i in range(1, len(merged), 2))
+    def _option_line(
+        self,
+        block: Block,
+        merged: list[list[_Tok]],
+        following: list[list[_Tok]] | None,
+        into: list[Option],
+    ) -> None:
+        """The options of one line of a block (its word groups, ``_merge_groups``); ``following`` is
+        the next line's groups, whose first a key alone on this line takes as its value."""
+        if not merged:
+            return  # its only word was the previous line's value
+        if len(merged) == 1 and following is not None:
+            # A key alone on its line takes the next word as its value, as ORCA reads tokens.
+            value_group = following.pop(0)
+            v0, v1 = value_group[0], value_group[-1]
+            self._add_option(
+                block,
+                merged[0],
+                Span(v0.line, v0.col, v1.line, v1.end),
+                " ".join(t.text for t in value_group).rstrip(";"),
+                into,
             )
-            if pairs:
-                for i in range(0, len(merged), 2):
-                    v = merged[i + 1][0]
-                    self._add_option(block, merged[i], Span(v.line, v.col, v.line, v.end), v.text.rstrip(";"))
-            else:
-                rest = [t for g in merged[1:] for t in g]
-                vspan = Span(rest[0].line, rest[0].col, rest[-1].line, rest[-1].end) if rest else None
-                value = " ".join(t.text for t in rest).rstrip(";") if rest else ""
-                self._add_option(block, merged[0], vspan, value)
+            return
+        simple = [g[0] for g in merged if len(g) == 1]
+        pairs = (
+            len(merged) > 2
+            and len(merged) % 2 == 0
+            and len(simple) == len(merged)
+            and all(re.match(r"[A-Za-z_]", merged[i][0].text) for i in range(0, len(merged), 2))
+            and all("," not in merged[i][0].text for i in range(1, len(merged), 2))
+        )
+        if pairs:
+            for i in range(0, len(merged), 2):
+                v = merged[i + 1][0]
+                self._add_option(
+                    block, merged[i], Span(v.line, v.col, v.line, v.end), v.text.rstrip(";"), into
+                )
+        else:
+            rest = [t for g in merged[1:] for t in g]
+            vspan = Span(rest[0].line, rest[0].col, rest[-1].line, rest[-1].end) if rest else None
+            value = " ".join(t.text for t in rest).rstrip(";") if rest else ""
+            self._add_option(block, merged[0], vspan, value, into)
 
     # ---- coordinates
     def _coordinates(self) -> None:
-        start = self.toks[self.pos]
+        start = self._current()
         header = self._line_rest(start.line)
         words = [t.text for t in header]
         words[0] = words[0][1:]
@@ -622,6 +795,18 @@ class _Parser:
     def _inline_atoms(self, job: Job, start: _Tok) -> None:
         kind = job.coord_kind
         electrons: int | None = 0
+        # Plain atom lines are read as words, without a token object each (an input can hold 100,000s
+        # of atoms); the token loop below takes over at the closing "*" or anything else.
+        index = start.line + 1
+        while index < len(self.lines):
+            words = _TOKEN_RE.findall(_strip_comments(self.lines[index]))
+            if words:
+                if words[0][:1] in ("!", "%", "$", "*") or words[-1] == "*":
+                    break
+                z = self._atom_line(job, words, index + 1)
+                electrons = None if electrons is None or z is None else electrons + z
+            index += 1
+        self._restart_tokens(index)
         while True:
             tok = self._peek()
             if (
@@ -657,7 +842,7 @@ class _Parser:
         """Validate one atom line; return the electrons it adds, None when that is not plain."""
         label = words[0]
         plain = True
-        base = re.split(r"[(:>]", label, maxsplit=1)[0]
+        base = label if label.isalpha() else _LABEL_END.split(label, maxsplit=1)[0]
         if base != label:
             plain = ":" not in label and ">" not in label
         if base.upper() in _NOT_ATOMS:
@@ -668,18 +853,12 @@ class _Parser:
                 raise self.error(f"unknown element {label!r}", lineno)
         job.natoms += 1
         job.elements.append(symbol)
-        if job.coord_kind == "xyz":
-            # Embedding atoms ("Zr>") and point charges ("Q") carry a charge before the coordinates.
-            ncoord_at = 2 if (">" in label or symbol == "Q") else 1
-            coords = words[ncoord_at : ncoord_at + 3]
-            if len(coords) < 3:
-                raise self.error(f"atom line needs an element and 3 coordinates: {' '.join(words)!r}", lineno)
-            for c in coords:
-                if parse_float(c) is None and "{" not in c:
-                    raise self.error(f"bad coordinate {c!r} for atom {label!r}", lineno)
-            # "Z = 0.5" (nuclear charge) or a ":" ghost in the extras make the electron count unknown.
-            if any(w.lower() == "z" for w in words[4:]):
-                plain = False
+        problem = _coordinate_problem(job.coord_kind or "", words, job.natoms, symbol)
+        if problem:
+            raise self.error(problem, lineno)
+        # "Z = 0.5" (nuclear charge) or a ":" ghost in the extras make the electron count unknown.
+        if job.coord_kind == "xyz" and any(w.lower() == "z" for w in words[4:]):
+            plain = False
         if not plain or symbol in _NOT_ATOMS:
             return None
         return ATOMIC_NUMBERS[symbol]
@@ -711,7 +890,7 @@ class _Parser:
 
     def _job_settings(self, job: Job) -> None:
         for kl in job.keyword_lines:
-            for kw, _ in kl.tokens:
+            for kw, _start, _end in kl.words():
                 match = _PAL_RE.match(kw)
                 if match:
                     if int(match.group(1)) < 1:
@@ -768,24 +947,41 @@ class _Parser:
         coords = next((o for o in block.options if o.key.lower() == "coords"), None)
         if coords is None:
             return
-        body = coords.value.rsplit("end", 1)[0] if coords.value.lower().endswith("end") else coords.value
         electrons: int | None = 0
-        for offset, raw in enumerate(body.split("\n")):
-            words = _strip_comments(raw).split()
-            if not words:
-                continue
-            label = re.split(r"[(:>]", words[0], maxsplit=1)[0]
+        ctyp = (block.get("ctyp") or "xyz").lower()
+        kind = "int" if ctyp in ("int", "internal") else ctyp
+        for lineno, words in self._sub_block_lines(coords):
+            label = _LABEL_END.split(words[0], maxsplit=1)[0]
             symbol = element_symbol(label)
             if symbol is None and label.upper() not in _NOT_ATOMS:
-                raise self.error(f"unknown element {words[0]!r} in %coords", coords.line + offset)
+                raise self.error(f"unknown element {words[0]!r} in %coords", lineno)
             job.natoms += 1
             job.elements.append(symbol or label.upper())
+            problem = _coordinate_problem(kind, words, job.natoms, symbol or label.upper())
+            if problem:
+                raise self.error(f"{problem} in %coords", lineno)
             plain = symbol is not None and label == words[0]
             electrons = None if electrons is None or not plain else electrons + ATOMIC_NUMBERS[symbol or "H"]
         if electrons is not None and job.natoms:
             problem = spin_problem(electrons, charge, mult)
             if problem:
                 raise self.error(problem, block.line)
+
+    def _sub_block_lines(self, option: Option) -> Iterator[tuple[int, list[str]]]:
+        """(1-based line, words) of each non-empty line inside a sub-block option (``coords ... end``),
+        read from the input's lines rather than a copy of the option's text."""
+        span = option.value_span
+        if span is None:
+            return
+        for index in range(span.start_line, span.end_line + 1):
+            raw = self.lines[index]
+            end = span.end_col if index == span.end_line else len(raw)
+            start = span.start_col if index == span.start_line else 0
+            words = _strip_comments(raw[:end])[start:].split()
+            if index == span.end_line and words and words[-1].lower() == "end":
+                words.pop()  # the sub-block's closer
+            if words:
+                yield index + 1, words
 
     def _check_files(self, job: Job) -> None:
         folder = self.path.parent
@@ -807,6 +1003,7 @@ def parse_input(path: Path, text: str | None = None, *, check_files: bool = True
         except OSError as exc:
             raise InputFileError(path, f"cannot read input: {exc.strerror or exc}") from None
         text = _decode(path, data)
+        del data  # not held through the parse: the input's size once less
     else:
         if "\x00" in text:
             raise InputFileError(path, "binary file, not an ORCA input (contains NUL bytes)")
@@ -902,11 +1099,12 @@ def _check_value(what: str, value: str) -> str:
     return value
 
 
-def set_resources(text: str, nprocs: int, maxcore_mb: int) -> str:
-    """Set ``%pal nprocs`` and ``%maxcore`` in every job, removing old ones and ``PALn`` keywords."""
+def set_resources(text: str, nprocs: int, maxcore_mb: int, parsed: OrcaInput | None = None) -> str:
+    """Set ``%pal nprocs`` and ``%maxcore`` in every job, removing old ones and ``PALn`` keywords.
+    ``parsed``: ``text`` already parsed (submit has it; a large input is then not parsed twice)."""
     if nprocs < 1 or maxcore_mb < 1:
         raise UserError(f"nprocs ({nprocs}) and maxcore ({maxcore_mb} MB) must be positive")
-    parsed = _parse_for_edit(text)
+    parsed = parsed or _parse_for_edit(text)
     editor = _Editor(text, parsed)
     for job in parsed.jobs:
         pal_kept = False

@@ -27,6 +27,15 @@ DEFAULT_TEMPLATE = """\
 *
 """
 
+# What a template's own expressions can raise while it renders (Jinja2 passes them through).
+TEMPLATE_RUNTIME_ERRORS = (
+    ArithmeticError,
+    LookupError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    RecursionError,
+)
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
 
 
@@ -73,6 +82,8 @@ def render_preset(
         )
     except jinja2.TemplateError as exc:
         raise UserError(f"preset template: {exc}") from None
+    except TEMPLATE_RUNTIME_ERRORS as exc:  # the template's own code failed ({{ 1/0 }}, a loop of macros)
+        raise UserError(f"preset template: {type(exc).__name__}: {str(exc)[:200]}") from None
     try:
         parse_input(Path("<preset>"), text, check_files=False)
     except InputFileError as exc:

@@ -21,7 +21,8 @@ ATOMIC_NUMBERS: dict[str, int] = {sym: z for z, sym in enumerate(_SYMBOLS, start
 _BY_LOWER: dict[str, str] = {sym.lower(): sym for sym in _SYMBOLS}
 
 # Fortran-style exponents (1.0D-03) appear in files written by older programs; ORCA reads them.
-_FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eEdD][+-]?\d+)?$")
+NUMBER_PATTERN = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eEdD][+-]?\d+)?"
+_FLOAT_RE = re.compile(rf"^{NUMBER_PATTERN}$")
 
 
 def parse_float(token: str) -> float | None:
@@ -29,6 +30,11 @@ def parse_float(token: str) -> float | None:
     if not _FLOAT_RE.match(token):
         return None
     return float(token.replace("d", "e").replace("D", "e"))
+
+
+def is_number(token: str) -> bool:
+    """Whether ORCA reads ``token`` as a number (``parse_float`` without making the float)."""
+    return _FLOAT_RE.match(token) is not None
 
 
 def element_symbol(token: str) -> str | None:

@@ -25,6 +25,16 @@ from orca_hpc.perms import FILE_MODE, make_dir
 from orca_hpc.shipped import shipped_dir
 
 ENTRY_TEMPLATE = "job.sh.j2"
+# What a site template's own expressions can raise while it renders (Jinja2 passes them through); a
+# template file that is not UTF-8 raises UnicodeDecodeError (a ValueError).
+_TEMPLATE_RUNTIME_ERRORS = (
+    ArithmeticError,
+    LookupError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    RecursionError,
+)
 # The packaged templates are also reachable under this prefix, so a site's own base.sh.j2 can
 # extend "orca-hpc/base.sh.j2" without extending itself.
 PACKAGED_PREFIX = "orca-hpc"
@@ -201,4 +211,10 @@ def render_job_script(site: SiteConfig, ctx: JobScriptContext) -> str:
     except jinja2.UndefinedError as exc:
         raise UserError(
             f"site {site.name}: job script template uses an undefined value: {exc.message}"
+        ) from None
+    except jinja2.TemplateError as exc:
+        raise UserError(f"site {site.name}: job script template: {exc}") from None
+    except _TEMPLATE_RUNTIME_ERRORS as exc:  # the site template's own code ({{ 1/0 }}, self-include)
+        raise UserError(
+            f"site {site.name}: job script template failed: {type(exc).__name__}: {str(exc)[:200]}"
         ) from None
