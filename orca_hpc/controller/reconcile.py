@@ -164,7 +164,6 @@ class Reconciler:
     def _update(self, txn: Transaction, job: Job, rec: JobRecord | None) -> None:
         att = job.attempt
         assert att is not None
-        attempt_dir = self.campaign.root / att.dir
         expected = job_name(att.token.split("/")[0]) if att.token else None
         if rec is not None and rec.name and expected and rec.name != expected:
             # slurmctld lost our job and gave its id to another (seen after a crash): the token is the
@@ -174,7 +173,7 @@ class Reconciler:
             )
             rec = None
         if rec is None:
-            result = read_result(attempt_dir)
+            result = read_result(self.campaign.root / att.dir)
             submitted = epoch(att.submitted) or epoch(job.updated) or 0.0
             if result is None and self.now() - submitted < LOST_GRACE_S:
                 return  # sacct has not caught up yet: "not known" is not "lost"
@@ -186,7 +185,7 @@ class Reconciler:
             att.slurm_state = rec.state
             self._set(txn, job, JobState.RUNNING if rec.running else JobState.PENDING)
             return
-        self._finish(txn, job, rec, read_result(attempt_dir))
+        self._finish(txn, job, rec, read_result(self.campaign.root / att.dir))
 
     def _job_log(self, slurm_id: str | None) -> str:
         if not slurm_id:

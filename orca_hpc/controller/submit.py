@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import secrets
+import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,12 +86,13 @@ def _plan(
     maxcore: int | None,
     extra: dict[str, Path],
     source: Path,
+    parsed: orca_input.OrcaInput | None = None,
 ) -> AttemptPlan:
     site = campaign.site
     nprocs = nprocs or site.nprocs
     try:
         mem_mb, maxcore_mb = resources_for(site, nprocs, maxcore)
-        text = orca_input.set_resources(text, nprocs, maxcore_mb)
+        text = orca_input.set_resources(text, nprocs, maxcore_mb, parsed)
     except UserError as err:
         raise InputFileError(source, str(err)) from None
     return AttemptPlan(
@@ -104,8 +107,9 @@ def _plan(
 
 
 def _from_inp(campaign: Campaign, path: Path) -> NewJob:
-    parsed = orca_input.parse_input(path)
-    text = path.read_text(encoding="utf-8-sig")
+    raw = orca_input.read_input(path)  # read once: the parse and the attempt's input share it
+    parsed = orca_input.parse_input(path, raw)
+    text = raw.replace("\r\n", "\n").replace("\r", "\n")  # line ends as a text-mode read gives them
     extra: dict[str, Path] = {}
     # Referenced files travel with the attempt; the runner copies them flat into scratch.
     for ref in parsed.files:
@@ -125,7 +129,10 @@ def _from_inp(campaign: Campaign, path: Path) -> NewJob:
             except UserError as err:
                 raise InputFileError(path, str(err), ref.line) from None
     explicit = any(job.nprocs for job in parsed.jobs)
-    plan = _plan(campaign, text, path.stem, parsed.nprocs if explicit else None, parsed.maxcore, extra, path)
+    # The validating parse serves the resource edit too when the text is still what it parsed (no
+    # reference renamed, no CR the text read here translated): each input is parsed once.
+    nprocs = parsed.nprocs if explicit else None
+    plan = _plan(campaign, text, path.stem, nprocs, parsed.maxcore, extra, path, parsed)
     return NewJob(path, path.stem, _sha(plan.input_text, extra), plan)
 
 
@@ -152,6 +159,16 @@ def _from_xyz(
         plan = _plan(campaign, text, name, site.nprocs, maxcore, {}, path)
         out.append(NewJob(path, name, _sha(plan.input_text, {}), plan))
     return out
+
+
+def _check_not_folder_or_missing(path: Path) -> None:
+    """One stat (10,000 inputs are common): a folder or a missing path is a one-line error."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        raise UserError(f"{path}: no such file") from None
+    if stat.S_ISDIR(mode):
+        raise UserError(f"{path}: is a folder, not an ORCA input")
 
 
 def prepare_inputs(
@@ -189,10 +206,7 @@ def prepare_inputs(
         if progress is not None:
             progress(1)  # validation is most of a large submit's time: the bar shows it too
         try:
-            if path.is_dir():
-                raise UserError(f"{path}: is a folder, not an ORCA input")
-            if not path.exists():
-                raise UserError(f"{path}: no such file")
+            _check_not_folder_or_missing(path)
             if path.suffix.lower() == ".xyz":
                 if method_refused:
                     continue  # the method's own problem is reported already
@@ -287,21 +301,38 @@ class Dispatcher:
         # 1. The intent of every array, saved before the scheduler hears of any. One transaction
         # decodes each job once (a snapshot first would decode all of them a second time).
         with self.ledger.transaction() as txn:
-            busy = (JobState.SUBMITTING, JobState.PENDING, JobState.RUNNING)
-            slots = self.scheduler.free_slots(sum(s in busy for s in txn.states().values()))
-            take = list(job_ids) if slots is None else list(job_ids)[:slots]
-            self.waiting = len(job_ids) - len(take)
-            jobs = []
-            for job_id in take:
-                attempt_dir = self.campaign.root / txn.get(job_id).latest.dir
-                plan = (plans or {}).get(job_id) or self._current_plan(attempt_dir)
-                jobs.append((job_id, attempt_dir, plan))
-            arrays = self.requests(jobs)
-            for chunk, request in arrays:
-                for i, job_id in enumerate(chunk):
-                    job = txn.get(job_id)
-                    job.latest.token = f"{request.token}/{i}"
-                    txn.set_state(job, JobState.SUBMITTING)
+            arrays = self.intend(txn, job_ids, plans)
+        return self.send(arrays)
+
+    def intend(
+        self, txn: Transaction, job_ids: Sequence[str], plans: dict[str, AttemptPlan] | None = None
+    ) -> list[tuple[list[str], ArrayRequest]]:
+        """Step 1 of ``dispatch`` in the caller's transaction: group the jobs into arrays, give each
+        attempt its token and move it to SUBMITTING. ``send`` takes the arrays once ``txn`` is saved."""
+        if not job_ids:
+            return []
+        busy = (JobState.SUBMITTING, JobState.PENDING, JobState.RUNNING)
+        slots = self.scheduler.free_slots(sum(s in busy for s in txn.states().values()))
+        take = list(job_ids) if slots is None else list(job_ids)[:slots]
+        self.waiting = len(job_ids) - len(take)
+        jobs = []
+        root = self.campaign.root
+        for job_id in take:
+            attempt_dir = root / txn.get(job_id).latest.dir
+            plan = (plans or {}).get(job_id) or self._current_plan(attempt_dir)
+            jobs.append((job_id, attempt_dir, plan))
+        arrays = self.requests(jobs)
+        for chunk, request in arrays:
+            for i, job_id in enumerate(chunk):
+                job = txn.get(job_id)
+                job.latest.token = f"{request.token}/{i}"
+                txn.set_state(job, JobState.SUBMITTING)
+        return arrays
+
+    def send(self, arrays: list[tuple[list[str], ArrayRequest]]) -> list[tuple[str, str, str]]:
+        """Steps 2 and 3 of ``dispatch``: submit the arrays ``intend`` saved, then save the ids."""
+        if not arrays:
+            return []
         # 2. Submit, array by array, until one is refused.
         accepted: list[tuple[list[str], list[str]]] = []
         refused: OrcaHpcError | None = None
@@ -357,6 +388,7 @@ def record_attempt(campaign: Campaign, txn: Transaction, job: Job, plan: Attempt
         keep=site.keep,
         imag_threshold_cm1=site.imag_threshold_cm1,
     )
+    txn.sync_before_commit(campaign.jobs_dir)  # durable before the ledger names it: one sync per batch
 
 
 def _not_yet_recorded(
@@ -407,6 +439,7 @@ def submit(
         return report
     max_retries = campaign.site.max_retries if max_retries is None else max_retries
     with ledger.lock:
+        dispatcher = Dispatcher(campaign, ledger, scheduler or scheduler_for(campaign), echo=echo)
         with ledger.transaction() as txn:
             # Checked under the same lock as the insert: another submit of the same input may be
             # running right now, and whichever locks second must see the first one's jobs.
@@ -423,11 +456,14 @@ def submit(
                 if progress and count % 100 == 0:
                     progress(100)
             report.paused = pause_holding(campaign, txn)
+            # The jobs and the intent of their arrays are saved together (one transaction and one
+            # sync of the attempt folders instead of two): a crash before sbatch leaves SUBMITTING
+            # attempts with tokens, which reconcile adopts, or submits again when SLURM never saw them.
+            arrays = [] if report.paused is not None else dispatcher.intend(txn, ids, plans)
         if report.paused is not None:
             report.held = len(ids)  # recorded as CREATED; reconcile submits them when the pause ends
             return report
-        dispatcher = Dispatcher(campaign, ledger, scheduler or scheduler_for(campaign), echo=echo)
-        report.submitted = dispatcher.dispatch(ids, plans)
+        report.submitted = dispatcher.send(arrays)
         report.waiting = dispatcher.waiting
         report.sbatch_calls = dispatcher.sbatch_calls
     return report

@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from orca_hpc.errors import InputFileError, UserError
 from orca_hpc.orca.xyz import ATOMIC_NUMBERS, element_symbol, parse_float, spin_problem
@@ -97,6 +98,8 @@ _TS_OPT_KEYWORDS = frozenset({"optts", "l-optts", "scants"})
 _OPT_KEYWORDS = _MINIMUM_KEYWORDS | _TS_OPT_KEYWORDS
 _FREQ_KEYWORDS = frozenset({"freq", "numfreq", "anfreq"})
 _PAL_RE = re.compile(r"^pal(\d{1,18})$", re.IGNORECASE)  # PAL9999... (5,000 digits) is not a count
+_LABEL_END = re.compile(r"[(:>]")  # an atom label's element ends at "(", ":" or ">"
+_INT_TOKEN = re.compile(r"[+-]?\d{1,18}")
 _TOKEN_RE = re.compile(r'"[^"]*"?|=|[^\s"=]+')
 # Block options whose quoted value names a file ORCA reads.
 _FILE_KEYS = frozenset(
@@ -123,8 +126,7 @@ class Span:
     end_col: int
 
 
-@dataclass(frozen=True)
-class _Tok:
+class _Tok(NamedTuple):  # a tuple: an input of 100 lines makes hundreds, and a frozen dataclass is slow
     text: str
     line: int  # 0-based
     col: int
@@ -257,6 +259,7 @@ class OrcaInput:
     path: Path
     jobs: list[Job]
     crlf: bool = False
+    text: str = ""  # the text parsed (editors reuse a parse only of exactly this text)
 
     @property
     def first(self) -> Job:
@@ -302,6 +305,8 @@ def _decode(path: Path, data: bytes) -> str:
 
 def _strip_comments(line: str) -> str:
     """The line with comments blanked out (same length, so columns still match the raw line)."""
+    if "#" not in line:  # most lines: nothing to blank (a quote only matters around a '#')
+        return line
     out = []
     in_comment = False
     in_quote = False
@@ -324,7 +329,7 @@ def _unquote(token: str) -> str:
 
 def _int_token(token: str) -> int | None:
     # At most 18 digits: a 5,000-digit "number" is not a process count (and int() refuses 4,300+).
-    return int(token) if re.fullmatch(r"[+-]?\d{1,18}", token) else None
+    return int(token) if _INT_TOKEN.fullmatch(token) else None
 
 
 class _Parser:
@@ -334,11 +339,11 @@ class _Parser:
         self.lines = text.split("\n")
         self.check_files = check_files
         self.toks: list[_Tok] = []
+        append, new_tok = self.toks.append, tuple.__new__  # the hot loop of every parse
         for index, raw in enumerate(self.lines):
-            code = _strip_comments(raw)
             first = True
-            for match in _TOKEN_RE.finditer(code):
-                self.toks.append(_Tok(match.group(), index, match.start(), match.end(), first))
+            for match in _TOKEN_RE.finditer(_strip_comments(raw)):
+                append(new_tok(_Tok, (match.group(), index, match.start(), match.end(), first)))
                 first = False
         self.pos = 0
         self.jobs: list[Job] = [Job(index=0, line=1)]
@@ -657,7 +662,7 @@ class _Parser:
         """Validate one atom line; return the electrons it adds, None when that is not plain."""
         label = words[0]
         plain = True
-        base = re.split(r"[(:>]", label, maxsplit=1)[0]
+        base = _LABEL_END.split(label, maxsplit=1)[0]
         if base != label:
             plain = ":" not in label and ">" not in label
         if base.upper() in _NOT_ATOMS:
@@ -707,7 +712,7 @@ class _Parser:
             previous = job
         if self.check_files:
             self._check_files(self.jobs[0])
-        return OrcaInput(self.path, self.jobs, crlf="\r\n" in self.text)
+        return OrcaInput(self.path, self.jobs, crlf="\r\n" in self.text, text=self.text)
 
     def _job_settings(self, job: Job) -> None:
         for kl in job.keyword_lines:
@@ -774,7 +779,7 @@ class _Parser:
             words = _strip_comments(raw).split()
             if not words:
                 continue
-            label = re.split(r"[(:>]", words[0], maxsplit=1)[0]
+            label = _LABEL_END.split(words[0], maxsplit=1)[0]
             symbol = element_symbol(label)
             if symbol is None and label.upper() not in _NOT_ATOMS:
                 raise self.error(f"unknown element {words[0]!r} in %coords", coords.line + offset)
@@ -794,19 +799,25 @@ class _Parser:
                 raise self.error(f"{ref.kind} {ref.name!r} not found (looked in {folder})", ref.line)
 
 
+def read_input(path: Path) -> str:
+    """An input file's text as ``parse_input`` reads it (BOM dropped, line ends kept); one-line
+    ``InputFileError`` when it cannot be read or is not UTF-8 text."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputFileError(path, f"cannot read input: {exc.strerror or exc}") from None
+    return _decode(path, data)
+
+
 def parse_input(path: Path, text: str | None = None, *, check_files: bool = True) -> OrcaInput:
     """Parse and validate an ORCA input; ``text`` overrides reading ``path`` (which still names it).
 
     ``check_files``: the first job's ``xyzfile``/``gzmtfile``/``pdbfile`` must exist next to the input
     (later jobs may read files that earlier jobs write).
     """
-    path = Path(path)
+    path = path if isinstance(path, Path) else Path(path)  # Path(a Path) parses it again
     if text is None:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise InputFileError(path, f"cannot read input: {exc.strerror or exc}") from None
-        text = _decode(path, data)
+        text = read_input(path)
     else:
         if "\x00" in text:
             raise InputFileError(path, "binary file, not an ORCA input (contains NUL bytes)")
@@ -902,11 +913,15 @@ def _check_value(what: str, value: str) -> str:
     return value
 
 
-def set_resources(text: str, nprocs: int, maxcore_mb: int) -> str:
-    """Set ``%pal nprocs`` and ``%maxcore`` in every job, removing old ones and ``PALn`` keywords."""
+def set_resources(text: str, nprocs: int, maxcore_mb: int, parsed: OrcaInput | None = None) -> str:
+    """Set ``%pal nprocs`` and ``%maxcore`` in every job, removing old ones and ``PALn`` keywords.
+
+    ``parsed``: a parse the caller holds already; used only when it is a parse of exactly ``text``
+    (submit validates each input once, and parsing is most of its time)."""
     if nprocs < 1 or maxcore_mb < 1:
         raise UserError(f"nprocs ({nprocs}) and maxcore ({maxcore_mb} MB) must be positive")
-    parsed = _parse_for_edit(text)
+    if parsed is None or parsed.text != text:
+        parsed = _parse_for_edit(text)
     editor = _Editor(text, parsed)
     for job in parsed.jobs:
         pal_kept = False
