@@ -11,11 +11,15 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from orca_hpc.atomic import atomic_copy, atomic_write_bytes, write_new_file
 from orca_hpc.errors import InputFileError
 from orca_hpc.perms import FILE_MODE, make_dir
+
+# typing.TYPE_CHECKING without importing typing: the runner imports this once per array task.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SPEC_NAME = "spec.json"
 RESULT_NAME = "result.json"

@@ -18,11 +18,11 @@ line endings) and return new text, which the caller may re-parse.
 
 from __future__ import annotations
 
+import collections
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 from orca_hpc.errors import InputFileError, UserError
 from orca_hpc.orca.xyz import ATOMIC_NUMBERS, element_symbol, parse_float, spin_problem
@@ -126,12 +126,19 @@ class Span:
     end_col: int
 
 
-class _Tok(NamedTuple):  # a tuple: an input of 100 lines makes hundreds, and a frozen dataclass is slow
-    text: str
-    line: int  # 0-based
-    col: int
-    end: int
-    first: bool  # first token on its line
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the runner imports this module)
+if TYPE_CHECKING:
+    from typing import NamedTuple
+
+    class _Tok(NamedTuple):
+        text: str
+        line: int  # 0-based
+        col: int
+        end: int
+        first: bool  # first token on its line
+
+else:  # a tuple: an input of 100 lines makes hundreds, and a frozen dataclass is slow
+    _Tok = collections.namedtuple("_Tok", "text line col end first")
 
 
 @dataclass
