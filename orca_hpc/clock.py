@@ -39,7 +39,7 @@ def utc_iso(text: str | None) -> str | None:
     (as SLURM prints it). None stays None; text that is no time at all is kept as it is."""
     if not text:
         return None
-    if epoch(text) is not None:
+    if text.endswith("Z") and epoch(text) is not None:  # SLURM's zone-less times skip strptime's exception
         return text
     from datetime import datetime, timezone
 

@@ -119,7 +119,7 @@ def json_problem(value: Any, where: str, depth: int = 0) -> str | None:
 
 def job_problems(job_id: str, d: Any, *, archived: bool = False) -> list[str]:
     """What is wrong with one encoded job (a ``ledger.json`` value or, ``archived``, an archive line)."""
-    if not archived and _plainly_sound(job_id, d):
+    if _plainly_sound(job_id, d, archived):
         return []
     where = f"job {job_id}"
     if not JOB_ID.fullmatch(job_id):
@@ -172,7 +172,7 @@ def plainly_sound(job_id: str, d: Any) -> bool:
     Every value it accepts is of an exact JSON type (str keys, no tuples, finite numbers), so writing
     ``d`` as JSON and reading it back gives ``d`` again: a save may check the dict it encodes instead
     of decoding what it wrote."""
-    return _plainly_sound(job_id, d)
+    return _plainly_sound(job_id, d, False)
 
 
 def _plain_json(value: Any, depth: int) -> bool:
@@ -193,8 +193,10 @@ def _plain_json(value: Any, depth: int) -> bool:
     return False
 
 
-def _plainly_sound(job_id: str, d: Any) -> bool:
+def _plainly_sound(job_id: str, d: Any, archived: bool) -> bool:
     if type(d) is not dict or not JOB_ID.fullmatch(job_id):
+        return False
+    if archived and d.get("id") != job_id:
         return False
     plain: list[str] = []  # strings that may hold no control character: searched once, joined
     for key, value in d.items():
@@ -205,7 +207,7 @@ def _plainly_sound(job_id: str, d: Any) -> bool:
             elif key == "inp":
                 if "\x00" in value:
                     return False
-            elif key != "name":
+            elif key != "name" and not (key == "id" and archived):  # "id" equals job_id (checked above)
                 return False
         elif kind is int:
             if key not in _PLAIN_JOB_COUNT or not 0 <= value <= _MAX_INT:
@@ -223,8 +225,10 @@ def _plainly_sound(job_id: str, d: Any) -> bool:
     for key in _JOB_REQUIRED:
         if key not in d:
             return False
-    state = d["st"]
-    if state not in _STATES or d["dir"] != f"jobs/{job_id}" or _CONTROL.search("".join(plain)):
+    state = d["st"]  # a string by now
+    if state not in (_FINISHED if archived else _STATES) or d["dir"] != f"jobs/{job_id}":
+        return False
+    if _CONTROL.search("".join(plain)):
         return False
     return bool(d.get("att")) or state in _FINISHED or state == _CREATED
 

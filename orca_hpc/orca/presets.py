@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Mapping
 from pathlib import Path
-
-import jinja2
 
 from orca_hpc.errors import InputFileError, UserError
 from orca_hpc.orca.inputs import parse_input
 from orca_hpc.orca.xyz import Molecule, spin_problem
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import jinja2
 
 #: The default preset template; a site or campaign may pass its own (same variables).
 DEFAULT_TEMPLATE = """\
@@ -26,7 +29,14 @@ DEFAULT_TEMPLATE = """\
 *
 """
 
-_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    """The Jinja2 environment, made on first use: commands that never render a preset (status,
+    reconcile) import this module through submit and should not pay for jinja2."""
+    import jinja2
+
+    return jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
 
 
 def render_preset(
@@ -55,14 +65,20 @@ def render_preset(
         raise UserError(f"{molecule.formula} with charge {charge}, multiplicity {mult}: {problem}")
     comment = " ".join(molecule.comment.replace("#", " ").split()) or molecule.formula
     try:
-        text = _ENV.from_string(template or DEFAULT_TEMPLATE).render(
-            method=method,
-            molecule=molecule,
-            charge=int(charge),
-            mult=int(mult),
-            nprocs=int(nprocs),
-            maxcore=int(maxcore),
-            comment=comment,
+        import jinja2
+
+        text = (
+            _environment()
+            .from_string(template or DEFAULT_TEMPLATE)
+            .render(
+                method=method,
+                molecule=molecule,
+                charge=int(charge),
+                mult=int(mult),
+                nprocs=int(nprocs),
+                maxcore=int(maxcore),
+                comment=comment,
+            )
         )
     except jinja2.TemplateError as exc:
         raise UserError(f"preset template: {exc}") from None
