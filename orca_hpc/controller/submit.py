@@ -301,38 +301,21 @@ class Dispatcher:
         # 1. The intent of every array, saved before the scheduler hears of any. One transaction
         # decodes each job once (a snapshot first would decode all of them a second time).
         with self.ledger.transaction() as txn:
-            arrays = self.intend(txn, job_ids, plans)
-        return self.send(arrays)
-
-    def intend(
-        self, txn: Transaction, job_ids: Sequence[str], plans: dict[str, AttemptPlan] | None = None
-    ) -> list[tuple[list[str], ArrayRequest]]:
-        """Step 1 of ``dispatch`` in the caller's transaction: group the jobs into arrays, give each
-        attempt its token and move it to SUBMITTING. ``send`` takes the arrays once ``txn`` is saved."""
-        if not job_ids:
-            return []
-        busy = (JobState.SUBMITTING, JobState.PENDING, JobState.RUNNING)
-        slots = self.scheduler.free_slots(sum(s in busy for s in txn.states().values()))
-        take = list(job_ids) if slots is None else list(job_ids)[:slots]
-        self.waiting = len(job_ids) - len(take)
-        jobs = []
-        root = self.campaign.root
-        for job_id in take:
-            attempt_dir = root / txn.get(job_id).latest.dir
-            plan = (plans or {}).get(job_id) or self._current_plan(attempt_dir)
-            jobs.append((job_id, attempt_dir, plan))
-        arrays = self.requests(jobs)
-        for chunk, request in arrays:
-            for i, job_id in enumerate(chunk):
-                job = txn.get(job_id)
-                job.latest.token = f"{request.token}/{i}"
-                txn.set_state(job, JobState.SUBMITTING)
-        return arrays
-
-    def send(self, arrays: list[tuple[list[str], ArrayRequest]]) -> list[tuple[str, str, str]]:
-        """Steps 2 and 3 of ``dispatch``: submit the arrays ``intend`` saved, then save the ids."""
-        if not arrays:
-            return []
+            busy = (JobState.SUBMITTING, JobState.PENDING, JobState.RUNNING)
+            slots = self.scheduler.free_slots(sum(s in busy for s in txn.states().values()))
+            take = list(job_ids) if slots is None else list(job_ids)[:slots]
+            self.waiting = len(job_ids) - len(take)
+            jobs = []
+            for job_id in take:
+                attempt_dir = self.campaign.root / txn.get(job_id).latest.dir
+                plan = (plans or {}).get(job_id) or self._current_plan(attempt_dir)
+                jobs.append((job_id, attempt_dir, plan))
+            arrays = self.requests(jobs)
+            for chunk, request in arrays:
+                for i, job_id in enumerate(chunk):
+                    job = txn.get(job_id)
+                    job.latest.token = f"{request.token}/{i}"
+                    txn.set_state(job, JobState.SUBMITTING)
         # 2. Submit, array by array, until one is refused.
         accepted: list[tuple[list[str], list[str]]] = []
         refused: OrcaHpcError | None = None
@@ -439,7 +422,6 @@ def submit(
         return report
     max_retries = campaign.site.max_retries if max_retries is None else max_retries
     with ledger.lock:
-        dispatcher = Dispatcher(campaign, ledger, scheduler or scheduler_for(campaign), echo=echo)
         with ledger.transaction() as txn:
             # Checked under the same lock as the insert: another submit of the same input may be
             # running right now, and whichever locks second must see the first one's jobs.
@@ -456,14 +438,11 @@ def submit(
                 if progress and count % 100 == 0:
                     progress(100)
             report.paused = pause_holding(campaign, txn)
-            # The jobs and the intent of their arrays are saved together (one transaction and one
-            # sync of the attempt folders instead of two): a crash before sbatch leaves SUBMITTING
-            # attempts with tokens, which reconcile adopts, or submits again when SLURM never saw them.
-            arrays = [] if report.paused is not None else dispatcher.intend(txn, ids, plans)
         if report.paused is not None:
             report.held = len(ids)  # recorded as CREATED; reconcile submits them when the pause ends
             return report
-        report.submitted = dispatcher.send(arrays)
+        dispatcher = Dispatcher(campaign, ledger, scheduler or scheduler_for(campaign), echo=echo)
+        report.submitted = dispatcher.dispatch(ids, plans)
         report.waiting = dispatcher.waiting
         report.sbatch_calls = dispatcher.sbatch_calls
     return report
