@@ -39,6 +39,7 @@ from orca_hpc.scheduler.base import job_name
 
 CALLS_PER_1000 = 2
 OWN_TARGET_S = 0.3  # at 10,000 active jobs
+PROFILE_SORT = "cumulative"  # --profile-sort
 
 
 @dataclass
@@ -148,21 +149,24 @@ def reconcile_once(campaign: Campaign, profile: int, n: int) -> Row:
         raise SystemExit(f"unexpected reconcile outcome: {report}")
     if prof:
         out = io.StringIO()
-        pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(profile)
-        print(f"--- cProfile, N={n}, top {profile} by cumulative time (scheduler included) ---")
+        pstats.Stats(prof, stream=out).sort_stats(PROFILE_SORT).print_stats(profile)
+        print(f"--- cProfile, N={n}, top {profile} by {PROFILE_SORT} (scheduler included) ---")
         print(out.getvalue())
     return Row(n, wall, cpu, seen.seconds, dict(slurm.CALLS.counts))
 
 
-def bench(n: int, array: int, repeat: int, base: Path, profile: int) -> tuple[Row, Row]:
+def bench(
+    n: int, array: int, repeat: int, base: Path, profile: int, profile_first: bool = False
+) -> tuple[Row, Row]:
     """(the first reconcile, which records SLURM's state in every job; the median of REPEAT more)."""
     campaign = init_campaign(base / f"camp-{n}", "local-slurm")
     arrays: list[str] = []
     try:
         build(campaign, n, array, arrays)
         wait_for_sacct(arrays)
-        first = reconcile_once(campaign, 0, n)
-        runs = [reconcile_once(campaign, profile if k == repeat - 1 else 0, n) for k in range(repeat)]
+        first = reconcile_once(campaign, profile if profile_first else 0, n)
+        steady_profile = 0 if profile_first else profile
+        runs = [reconcile_once(campaign, steady_profile if k == repeat - 1 else 0, n) for k in range(repeat)]
         states = campaign.ledger().snapshot().states()
         pending = sum(1 for s in states.values() if s is JobState.PENDING)
         if pending != n:
@@ -183,12 +187,18 @@ def main() -> int:
         "--dir", default=None, help="where the temporary campaign goes (default: $TMPDIR or /tmp)"
     )
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the top N cProfile rows")
+    parser.add_argument("--profile-first", action="store_true", help="profile the first run instead")
+    parser.add_argument("--profile-sort", default="cumulative", help="pstats sort key (e.g. tottime)")
     args = parser.parse_args()
+    global PROFILE_SORT
+    PROFILE_SORT = args.profile_sort
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-reconcile-", dir=args.dir) as tmp:
         for n in sizes:
-            first, steady = bench(n, args.array, max(1, args.repeat), Path(tmp), args.profile)
+            first, steady = bench(
+                n, args.array, max(1, args.repeat), Path(tmp), args.profile, args.profile_first
+            )
             rows += [("first", first), (f"steady (median of {args.repeat})", steady)]
     print(
         f"arrays of {args.array} held tasks; targets: scheduler calls <= "

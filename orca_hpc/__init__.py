@@ -7,7 +7,11 @@ imported on first use, so ``import orca_hpc`` (and every CLI command) stays fast
 
 from __future__ import annotations
 
-from typing import Any
+# typing.TYPE_CHECKING without importing typing: the runner imports this once per array task.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 __version__ = "0.1.0"
 __all__ = ["CampaignHandle", "__version__", "create_campaign", "open_campaign"]

@@ -7,9 +7,12 @@ outbox compares and sorts as text.
 
 from __future__ import annotations
 
-import calendar
 import time
-from datetime import datetime, timezone
+
+# calendar and datetime are imported where they are used: the runner needs only now_iso, once per task.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from datetime import datetime
 
 FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -23,6 +26,8 @@ def epoch(text: str | None) -> float | None:
     """Seconds since the epoch for a time in the one format; None if absent or not in it."""
     if not text:
         return None
+    import calendar
+
     try:
         return float(calendar.timegm(time.strptime(text, FORMAT)))
     except ValueError:
@@ -34,8 +39,10 @@ def utc_iso(text: str | None) -> str | None:
     (as SLURM prints it). None stays None; text that is no time at all is kept as it is."""
     if not text:
         return None
-    if epoch(text) is not None:
+    if text.endswith("Z") and epoch(text) is not None:  # SLURM's zone-less times skip strptime's exception
         return text
+    from datetime import datetime, timezone
+
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -47,5 +54,7 @@ def utc_iso(text: str | None) -> str | None:
 
 def as_datetime(text: str) -> datetime:
     """A time in the one format (or any ISO-8601 form) as an aware datetime."""
+    from datetime import datetime
+
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.astimezone()

@@ -128,13 +128,10 @@ class LockedRotatingFileHandler(logging.Handler):
             os.fchmod(fd, stat.S_IMODE(st.st_mode) & ~stat.S_IWOTH)
         return fd
 
-    def _current_file(self) -> int:
-        """Our descriptor for the file the path names now (re-opened after another process rolled over)."""
-        try:
-            st = os.stat(self.path)
-            now_ino: tuple[int, int] | None = (st.st_dev, st.st_ino)
-        except FileNotFoundError:
-            now_ino = None
+    def _current_file(self, st: os.stat_result | None) -> int:
+        """Our descriptor for the file the path names now (re-opened after another process rolled over);
+        ``st``: the path's stat, taken under the lock (None: no file there)."""
+        now_ino = (st.st_dev, st.st_ino) if st is not None else None
         if self._fd is None or now_ino != self._ino:
             self._close_fd()
             self._fd = self._open_private(self.path, os.O_WRONLY | os.O_APPEND)
@@ -205,7 +202,8 @@ class LockedRotatingFileHandler(logging.Handler):
                 st = None
             if st is not None and self.rollover_due(st.st_size, st.st_mtime, len(data), time.time()):
                 self.do_rollover(st.st_mtime)
-            fd = self._current_file()
+                st = None  # renamed away: the path names no file now
+            fd = self._current_file(st)  # one stat per record, not two
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]

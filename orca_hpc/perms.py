@@ -26,12 +26,13 @@ def tighten_umask() -> int:
     return umask
 
 
-def make_dir(path: Path, *, parents: bool = False) -> None:
+def make_dir(path: Path | str, *, parents: bool = False) -> None:
     """``mkdir -p``-like, with ``DIR_MODE`` on each folder it creates; an existing folder of ours loses
     group/other write (a umask of 000 or 002 made it so before this fix)."""
-    path = Path(path)
-    if parents and not path.parent.exists():
-        make_dir(path.parent, parents=True)
+    if parents:
+        path = Path(path)
+        if not path.parent.exists():
+            make_dir(path.parent, parents=True)
     try:
         os.mkdir(path, DIR_MODE)  # the umask can only take bits away from DIR_MODE
     except FileExistsError:

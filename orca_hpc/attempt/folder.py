@@ -17,12 +17,16 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from orca_hpc.atomic import atomic_copy, atomic_write_bytes, write_new_file
 from orca_hpc.clock import epoch
 from orca_hpc.errors import InputFileError
 from orca_hpc.perms import FILE_MODE, make_dir
+
+# typing.TYPE_CHECKING without importing typing: the runner imports this once per array task.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SPEC_NAME = "spec.json"
 RESULT_NAME = "result.json"
@@ -365,14 +369,14 @@ def write_attempt(
     keep: tuple[str, ...] | list[str],
     imag_threshold_cm1: float | None = None,
 ) -> None:
-    """Lay out the attempt folder. Running it again for the same attempt is harmless."""
+    """Lay out the attempt folder. Running it again for the same attempt is harmless.
+
+    Nothing here is fsynced: the ledger transaction that records the attempt makes the folder
+    durable before it commits (``Transaction.sync_before_commit``), one file-system sync per batch."""
     make_dir(directory.parent)
     make_dir(directory)
-    data = plan.input_text.encode("utf-8")
-    try:  # a new attempt folder, the common case: one create, never through a planted link
-        write_new_file(directory / plan.input_name, data, FILE_MODE, fsync=False)
-    except FileExistsError:  # laid out again after an interruption: replace it whole
-        atomic_write_bytes(directory / plan.input_name, data, FILE_MODE, durable=False)
+    folder = os.fspath(directory)  # plain strings: Path arithmetic cost more than the writes on tmpfs
+    _write_fresh(f"{folder}/{plan.input_name}", plan.input_text.encode("utf-8"))
     for name, source in plan.extra_files.items():
         atomic_copy(Path(source), directory / name, FILE_MODE, follow_src=True)  # a user's own files
     spec = AttemptSpec(
@@ -391,8 +395,18 @@ def write_attempt(
         time_min=plan.time_min,
         imag_threshold_cm1=imag_threshold_cm1,  # the runner's classifier needs the site's value
     )
-    # Atomic (the runner never reads half a spec) but not fsynced: 10,000 of these per submit.
-    atomic_write_bytes(directory / SPEC_NAME, spec.to_json(), FILE_MODE, durable=False)
+    _write_fresh(f"{folder}/{SPEC_NAME}", spec.to_json())
+
+
+def _write_fresh(path: str, data: bytes) -> None:
+    """A file of an attempt folder being laid out. The common case is a new folder: one create,
+    never through a planted link, and no temp + rename, because no runner reads the folder before
+    the ledger records the attempt, which happens after this returns. Laid out again (after an
+    interruption left a file, possibly half-written): replaced atomically."""
+    try:
+        write_new_file(path, data, FILE_MODE, fsync=False)
+    except FileExistsError:
+        atomic_write_bytes(Path(path), data, FILE_MODE, durable=False)
 
 
 def read_result(directory: Path) -> AttemptResult | None:

@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import stat
-import tempfile
 from pathlib import Path
 
 FALLBACK_ROOT = Path("/tmp")
@@ -115,6 +114,8 @@ def private_top(root: Path) -> tuple[Path, str | None]:
         problem = (
             str(err) if isinstance(err, ScratchError) else f"scratch folder {top}: {err.strerror or err}"
         )
+    import tempfile  # here: the fallback is rare, and the runner imports this module once per task
+
     fresh = Path(tempfile.mkdtemp(prefix=f"{top.name}-", dir=root))  # 0700, unpredictable name
     return fresh, f"refused {problem}; using the fresh private folder {fresh}"
 

@@ -167,7 +167,6 @@ class Reconciler:
     def _update(self, txn: Transaction, job: Job, rec: JobRecord | None) -> None:
         att = job.attempt
         assert att is not None
-        attempt_dir = self.campaign.root / att.dir
         expected = job_name(att.token.split("/")[0]) if att.token else None
         if rec is not None and rec.name and expected and rec.name != expected:
             # slurmctld lost our job and gave its id to another (seen after a crash): the token is the
@@ -177,7 +176,7 @@ class Reconciler:
             )
             rec = None
         if rec is None:
-            result, problem = self._result(job, attempt_dir)
+            result, problem = self._result(job, self.campaign.root / att.dir)
             submitted = epoch(att.submitted) or epoch(job.updated) or 0.0
             if result is None and self.now() - submitted < LOST_GRACE_S:
                 return  # sacct has not caught up yet: "not known" is not "lost"
@@ -191,7 +190,7 @@ class Reconciler:
             return
         if rec.usage_pending and self.now() - (epoch(utc_iso(rec.end)) or 0.0) < USAGE_GRACE_S:
             return  # what it used is on its way to sacct: finish it on the next run, with its usage
-        self._finish(txn, job, rec, *self._result(job, attempt_dir))
+        self._finish(txn, job, rec, *self._result(job, self.campaign.root / att.dir))
 
     def _result(self, job: Job, folder: Path) -> tuple[AttemptResult | None, str | None]:
         """The attempt's result file and, when it is damaged or another attempt's, why: a bad file

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import secrets
+import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,8 +119,9 @@ def _plan(
 
 
 def _from_inp(campaign: Campaign, path: Path, fit: bool) -> NewJob:
-    parsed = orca_input.parse_input(path)
-    text = unedited = path.read_text(encoding="utf-8-sig")
+    raw = orca_input.read_input(path)  # read once: the parse and the attempt's input share it
+    parsed = orca_input.parse_input(path, raw)
+    text = raw.replace("\r\n", "\n").replace("\r", "\n")  # line ends as a text-mode read gives them
     extra: dict[str, Path] = {}
     # Referenced files travel with the attempt; the runner copies them flat into scratch.
     for ref in parsed.files:
@@ -138,8 +141,10 @@ def _from_inp(campaign: Campaign, path: Path, fit: bool) -> NewJob:
             except UserError as err:
                 raise InputFileError(path, str(err), ref.line) from None
     explicit = any(job.nprocs for job in parsed.jobs)
-    # The parse is reused for the resource edit only while it describes ``text`` exactly.
-    same = parsed if text is unedited else None
+    # The validating parse serves the resource edit too while the text is still the very string it
+    # parsed (no reference renamed, no CR translated: str.replace returns the same object when it
+    # changes nothing); otherwise set_resources parses the edited text again.
+    same = parsed if text is raw else None
     nprocs = parsed.nprocs if explicit else None
     plan = _plan(campaign, text, path.stem, nprocs, parsed.maxcore, extra, path, fit, same)
     return NewJob(
@@ -170,6 +175,16 @@ def _from_xyz(
         plan = _plan(campaign, text, name, site.nprocs, maxcore, {}, path, fit)
         out.append(NewJob(path, name, _sha(plan.input_text, {}), plan))
     return out
+
+
+def _check_not_folder_or_missing(path: Path) -> None:
+    """One stat (10,000 inputs are common): a folder or a missing path is a one-line error."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        raise UserError(f"{path}: no such file") from None
+    if stat.S_ISDIR(mode):
+        raise UserError(f"{path}: is a folder, not an ORCA input")
 
 
 def prepare_inputs(
@@ -210,10 +225,7 @@ def prepare_inputs(
         if progress is not None:
             progress(1)  # validation is most of a large submit's time: the bar shows it too
         try:
-            if path.is_dir():
-                raise UserError(f"{path}: is a folder, not an ORCA input")
-            if not path.exists():
-                raise UserError(f"{path}: no such file")
+            _check_not_folder_or_missing(path)
             if path.suffix.lower() == ".xyz":
                 if method_refused:
                     continue  # the method's own problem is reported already
@@ -384,6 +396,7 @@ def record_attempt(campaign: Campaign, txn: Transaction, job: Job, plan: Attempt
         keep=site.keep,
         imag_threshold_cm1=site.imag_threshold_cm1,
     )
+    txn.sync_before_commit(campaign.jobs_dir)  # durable before the ledger names it: one sync per batch
 
 
 def _not_yet_recorded(

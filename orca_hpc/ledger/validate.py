@@ -123,6 +123,8 @@ def json_problem(value: Any, where: str, depth: int = 0) -> str | None:
 
 def job_problems(job_id: str, d: Any, *, archived: bool = False) -> list[str]:
     """What is wrong with one encoded job (a ``ledger.json`` value or, ``archived``, an archive line)."""
+    if _plainly_sound(job_id, d, archived):
+        return []
     where = f"job {job_id}"
     if not JOB_ID.fullmatch(job_id):
         return [f"{where}: not a job id (j and 6 or more digits)"]
@@ -172,6 +174,115 @@ def _chain_problems(where: str, ch: dict[str, Any]) -> list[str]:
     if after is not None and not (isinstance(after, str) and JOB_ID.fullmatch(after)):
         problems.append(f"{where}: ch.after is not a job id")
     return problems
+
+
+# The quick path: every save checks each job it changed (10,000 per large submit, three times), and
+# nearly all of them are the writer's own plain jobs. ``_plainly_sound`` says yes only when each rule
+# above holds in its simplest form; anything else (an unusual type, a nested value, any doubt) answers
+# no, and the full rules run and name the problems. So it never accepts what they refuse.
+_MAX_INT = 2**63
+_PLAIN_JOB_STR = frozenset(k for k, (t, c) in _JOB_KEYS.items() if t == _STR and not c and k != "id")
+_PLAIN_JOB_COUNT = frozenset(k for k, (t, _c) in _JOB_KEYS.items() if t == (int,))
+_PLAIN_ATT_STR = frozenset(k for k, (t, c) in _ATTEMPT_KEYS.items() if str in t and not c)
+_CREATED = JobState.CREATED.value
+
+
+def plainly_sound(job_id: str, d: Any) -> bool:
+    """True only when ``job_problems(job_id, d)`` finds nothing, told quickly (False: ask it).
+
+    Every value it accepts is of an exact JSON type (str keys, no tuples, finite numbers), so writing
+    ``d`` as JSON and reading it back gives ``d`` again: a save may check the dict it encodes instead
+    of decoding what it wrote."""
+    return _plainly_sound(job_id, d, False)
+
+
+def _plain_json(value: Any, depth: int) -> bool:
+    """A nested value of exact JSON types that ``json_problem`` finds nothing wrong with."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return abs(value) <= _MAX_INT
+    if kind is float:
+        return math.isfinite(value)
+    if depth >= 20:
+        return False
+    if kind is dict:
+        return all(type(k) is str and _plain_json(v, depth + 1) for k, v in value.items())
+    if kind is list:
+        return all(_plain_json(v, depth + 1) for v in value)
+    return False
+
+
+def _plainly_sound(job_id: str, d: Any, archived: bool) -> bool:
+    if type(d) is not dict or not JOB_ID.fullmatch(job_id):
+        return False
+    if archived and d.get("id") != job_id:
+        return False
+    plain: list[str] = []  # strings that may hold no control character: searched once, joined
+    for key, value in d.items():
+        kind = type(value)
+        if kind is str:
+            if key in _PLAIN_JOB_STR:
+                plain.append(value)
+            elif key == "inp":
+                if "\x00" in value:
+                    return False
+            elif key != "name" and not (key == "id" and archived):  # "id" equals job_id (checked above)
+                return False
+        elif kind is int:
+            if key not in _PLAIN_JOB_COUNT or not 0 <= value <= _MAX_INT:
+                return False
+        elif kind is list and key == "att":
+            job_dir = d.get("dir")
+            for n, att in enumerate(value, 1):
+                if not _plain_attempt(att, n, job_dir, plain):
+                    return False
+        elif kind is dict and key == "x":
+            if not _plain_json(value, 0):
+                return False
+        else:
+            return False
+    for key in _JOB_REQUIRED:
+        if key not in d:
+            return False
+    state = d["st"]  # a string by now
+    if state not in (_FINISHED if archived else _STATES) or d["dir"] != f"jobs/{job_id}":
+        return False
+    if _CONTROL.search("".join(plain)):
+        return False
+    return bool(d.get("att")) or state in _FINISHED or state == _CREATED
+
+
+def _plain_attempt(a: Any, n: int, job_dir: Any, plain: list[str]) -> bool:
+    if type(a) is not dict or a.get("n") != n or type(a.get("n")) is not int or type(a.get("tok")) is not str:
+        return False
+    for key, value in a.items():
+        kind = type(value)
+        if kind is str:
+            if key in _PLAIN_ATT_STR:
+                plain.append(value)
+            elif key != "msg":
+                return False
+        elif kind is int:
+            if key not in ("n", "exit", "en") or not -_MAX_INT <= value <= _MAX_INT:
+                return False
+        elif kind is float:
+            if key != "en" or not math.isfinite(value):
+                return False
+        elif value is None:
+            if key not in _ATTEMPT_KEYS or key in ("n", "tok", "free"):
+                return False
+        elif kind is bool:
+            if key != "free":
+                return False
+        elif kind is list and key == "fix":
+            # depth 2: as deep as the full rules see it, through the job's "att" list
+            if not all(type(f) is dict for f in value) or not _plain_json(value, 2):
+                return False
+        else:
+            return False
+    return a.get("dir") in (None, "", f"{job_dir}/attempt-{n}")
 
 
 def _attempt_problems(where: str, a: Any, n: int, job_dir: str) -> list[str]:

@@ -17,7 +17,6 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from orca_hpc.errors import OrcaHpcError
 from orca_hpc.orca.chemistry import DEFAULT_IMAG_THRESHOLD_CM1, Chemistry, read_chemistry
@@ -34,6 +33,11 @@ from orca_hpc.orca.read import (
     read_output,
     scan_backwards,
 )
+
+# typing.TYPE_CHECKING without importing typing: the runner imports this once per array task.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Classification", "classify_output", "energy_is_suspicious"]
 

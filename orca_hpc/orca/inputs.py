@@ -990,6 +990,16 @@ class _Parser:
                 raise self.error(f"{ref.kind} {ref.name!r} not found (looked in {folder})", ref.line)
 
 
+def read_input(path: Path) -> str:
+    """An input file's text as ``parse_input`` reads it (BOM dropped, line ends kept); one-line
+    ``InputFileError`` when it cannot be read or is not UTF-8 text."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputFileError(path, f"cannot read input: {exc.strerror or exc}") from None
+    return _decode(path, data)
+
+
 def parse_input(path: Path, text: str | None = None, *, check_files: bool = True) -> OrcaInput:
     """Parse and validate an ORCA input; ``text`` overrides reading ``path`` (which still names it).
 

@@ -7,11 +7,13 @@ import functools
 from collections.abc import Mapping
 from pathlib import Path
 
-import jinja2
-
 from orca_hpc.errors import InputFileError, UserError
 from orca_hpc.orca.inputs import parse_input
 from orca_hpc.orca.xyz import Molecule, spin_problem
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import jinja2
 
 #: The default preset template; a site or campaign may pass its own (same variables).
 DEFAULT_TEMPLATE = """\
@@ -36,13 +38,21 @@ TEMPLATE_RUNTIME_ERRORS = (
     AttributeError,
     RecursionError,
 )
-_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    """The Jinja2 environment, made on first use: commands that never render a preset (status,
+    reconcile) import this module through submit and should not pay for jinja2."""
+    import jinja2
+
+    return jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
 
 
 @functools.lru_cache(maxsize=32)
 def _compiled(template: str) -> jinja2.Template:
     """Compiling costs more than rendering: a submit or a reconcile renders one template many times."""
-    return _ENV.from_string(template)
+    return _environment().from_string(template)
 
 
 def render_preset(
@@ -71,6 +81,8 @@ def render_preset(
         raise UserError(f"{molecule.formula} with charge {charge}, multiplicity {mult}: {problem}")
     comment = " ".join(molecule.comment.replace("#", " ").split()) or molecule.formula
     try:
+        import jinja2
+
         text = _compiled(template or DEFAULT_TEMPLATE).render(
             method=method,
             molecule=molecule,

@@ -16,7 +16,6 @@ Exit codes (the controller reads result.json; these are for sacct and for people
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import errno
 import fnmatch
@@ -24,15 +23,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from types import FrameType
-from typing import Any
+from types import FrameType, SimpleNamespace
 
 from orca_hpc.atomic import atomic_copy, atomic_write_bytes, copy_new_file
 from orca_hpc.attempt.folder import RESULT_NAME, SPEC_NAME, AttemptResult, AttemptSpec
@@ -52,6 +49,11 @@ from orca_hpc.orca.environment import DISK_FULL, ORCA_MISSING
 from orca_hpc.orca.outcomes import NOT_RETRYABLE, Outcome
 from orca_hpc.orca.read import read_tail
 from orca_hpc.perms import tighten_umask, unsafe_to_run, without_secrets
+
+# typing.TYPE_CHECKING without importing typing: the runner imports this once per array task.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 RUNNER_TAIL_BYTES = 65536  # the fallback check looks at the end of the output only
 
@@ -305,7 +307,7 @@ class _Attempt:
             attempt=spec.attempt,
             retryable=True,
             started=now_iso(),
-            node=socket.gethostname(),
+            node=os.uname().nodename,  # gethostname(); the socket module costs ms per task
             slurm_job_id=slurm_job_id(),
             scratch=str(self.scratch),
             notes=self.notes,
@@ -546,16 +548,55 @@ def exit_code_for(result: dict[str, Any]) -> int:
     return EXIT_SUCCESS if result.get("outcome") == Outcome.SUCCESS.value else EXIT_ORCA_FAILED
 
 
-def main(argv: list[str] | None = None) -> int:
-    # A job inherits sbatch's umask: what the runner and ORCA create is not group/world-writable.
-    tighten_umask()
+def _parse_args(argv: list[str] | None) -> Any:
+    import argparse  # only for --help and mistakes: it (and gettext) cost milliseconds per task
+
     parser = argparse.ArgumentParser(prog="python -m orca_hpc.runner", description=__doc__.splitlines()[0])
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--manifest", type=Path, help="array manifest: one attempt dir per line")
     where.add_argument("--attempt-dir", type=Path, help="run this attempt dir directly")
     parser.add_argument("--index", type=int, default=0, help="line of the manifest (SLURM_ARRAY_TASK_ID)")
     parser.add_argument("--copy-interval", type=float, default=5.0, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+_QUICK_OPTIONS = frozenset({"--manifest", "--attempt-dir", "--index", "--copy-interval"})
+
+
+def _quick_args(argv: list[str]) -> SimpleNamespace | None:
+    """The forms the job script and people use (``--manifest F --index I``, ``--attempt-dir D``, each
+    option once with its value as the next word), read without argparse; None for anything else, which
+    ``_parse_args`` then reads (or explains) exactly as before."""
+    if len(argv) % 2:
+        return None
+    given = dict(zip(argv[::2], argv[1::2], strict=True))
+    if len(given) * 2 != len(argv) or not given.keys() <= {
+        "--manifest",
+        "--attempt-dir",
+        "--index",
+        "--copy-interval",
+    }:
+        return None
+    if ("--manifest" in given) == ("--attempt-dir" in given):
+        return None
+    try:
+        index = int(given.get("--index", "0"))
+        copy_interval = float(given.get("--copy-interval", "5.0"))
+    except ValueError:
+        return None
+    manifest, attempt_dir = given.get("--manifest"), given.get("--attempt-dir")
+    return SimpleNamespace(
+        manifest=Path(manifest) if manifest is not None else None,
+        attempt_dir=Path(attempt_dir) if attempt_dir is not None else None,
+        index=index,
+        copy_interval=copy_interval,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    # A job inherits sbatch's umask: what the runner and ORCA create is not group/world-writable.
+    tighten_umask()
+    args = _quick_args(sys.argv[1:] if argv is None else argv) or _parse_args(argv)
     try:
         attempt_dir = args.attempt_dir or attempt_dir_from_manifest(args.manifest, args.index)
         result = run_attempt(attempt_dir, copy_interval=args.copy_interval)

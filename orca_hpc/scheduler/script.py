@@ -16,13 +16,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jinja2
-
 from orca_hpc.atomic import atomic_write_bytes
 from orca_hpc.config.site import SiteConfig, format_walltime
 from orca_hpc.errors import InputFileError, UserError
 from orca_hpc.perms import FILE_MODE, make_dir
 from orca_hpc.shipped import shipped_dir
+
+# jinja2 is imported where a script is rendered: status and reconcile load this module and never render.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    import jinja2
 
 ENTRY_TEMPLATE = "job.sh.j2"
 # What a site template's own expressions can raise while it renders (Jinja2 passes them through); a
@@ -139,6 +142,8 @@ def sbatch_quote(value: object) -> str:
 
 @functools.lru_cache(maxsize=16)
 def _environment(site_template_dir: str | None) -> jinja2.Environment:
+    import jinja2
+
     packaged = jinja2.FileSystemLoader(str(template_root() / "slurm"))
     loaders: list[jinja2.BaseLoader] = []
     if site_template_dir:
@@ -194,6 +199,8 @@ def render_job_script(site: SiteConfig, ctx: JobScriptContext) -> str:
         array_spec += f"%{site.array_parallelism}"
     env_vars = sorted({**site.env, **ctx.env}.items())
     template_dir = str(site.template_dir) if site.template_dir else None
+    import jinja2
+
     try:
         template = _environment(template_dir).get_template(ENTRY_TEMPLATE)
         return template.render(
