@@ -17,16 +17,12 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any  # at run time too: the strict result reader resolves these annotations
 
 from orca_hpc.atomic import atomic_copy, atomic_write_bytes, write_new_file
 from orca_hpc.clock import epoch
 from orca_hpc.errors import InputFileError
 from orca_hpc.perms import FILE_MODE, make_dir
-
-# typing.TYPE_CHECKING without importing typing: the runner imports this once per array task.
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
 
 SPEC_NAME = "spec.json"
 RESULT_NAME = "result.json"
