@@ -21,6 +21,7 @@ from orca_hpc.errors import EXIT_ERROR, EXIT_OK, EXIT_TEMPFAIL, EXIT_USAGE
 from orca_hpc.ledger.states import JobState
 from orca_hpc.ledger.store import Ledger
 from orca_hpc.logs import LOG_NAME
+from orca_hpc.scheduler import slurm
 from tests.e2e import REPO, WATER, cli, new_campaign, orca_input, reconcile_until_done, write_inputs
 
 UNITS = REPO / "contrib" / "systemd"
@@ -98,6 +99,18 @@ def campaign_with_job(tmp_path: Path) -> Path:
     return camp
 
 
+def campaign_with_ended_job(tmp_path: Path) -> Path:
+    """`campaign_with_job` once its job has ended on the cluster (not reconciled: the ledger still says
+    PENDING). Only then does reconcile need sacct: it asks slurmdbd only about the jobs squeue no
+    longer shows queued or running, so a database outage cannot stop the others' reconcile."""
+    camp = campaign_with_job(tmp_path)
+    slurm_id = Ledger(camp / ".orca-hpc").snapshot().get("j000001").latest.slurm_id
+    assert slurm_id is not None
+    base = slurm_id.split("_")[0]
+    wait_for(lambda: all(r.finished for r in slurm._squeue(["-j", base])), 120, "the job's end")
+    return camp
+
+
 # -- exit codes ------------------------------------------------------------------------------------
 
 
@@ -133,7 +146,7 @@ def test_locked_ledger_is_75_naming_the_holder(tmp_path: Path) -> None:
 
 @pytest.mark.slurm
 def test_scheduler_unreachable_is_75_and_changes_nothing(tmp_path: Path) -> None:
-    camp = campaign_with_job(tmp_path)
+    camp = campaign_with_ended_job(tmp_path)
     before = (camp / ".orca-hpc" / "ledger.json").read_bytes()
     proc = run("-C", str(camp), "reconcile", env={"SLURM_CONF": str(dead_database_conf(tmp_path))})
     assert proc.returncode == EXIT_TEMPFAIL, proc.stderr
@@ -176,7 +189,7 @@ def test_watch_exits_nonzero_on_damaged_ledger(tmp_path: Path) -> None:
 
 @pytest.mark.slurm
 def test_watch_backs_off_while_the_scheduler_is_down(tmp_path: Path) -> None:
-    camp = campaign_with_job(tmp_path)
+    camp = campaign_with_ended_job(tmp_path)
     state_before = Ledger(camp / ".orca-hpc").snapshot().get("j000001").state
     env = {"SLURM_CONF": str(dead_database_conf(tmp_path))}
     proc = start("-C", str(camp), "watch", "--interval", "1", "--max-backoff", "4", env=env)
