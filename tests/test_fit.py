@@ -15,12 +15,14 @@ from e2e import cli, ledger_bytes, new_campaign, reconcile_until_done, show, wri
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orca_hpc.config.campaign import load_campaign
+from orca_hpc.config.campaign import Campaign, load_campaign
 from orca_hpc.config.site import SiteConfig, job_memory_mb, load_site
 from orca_hpc.controller.check import check_campaign
-from orca_hpc.controller.fit import fit_request
+from orca_hpc.controller.fit import fit_request, with_node_facts
+from orca_hpc.controller.submit import submit
 from orca_hpc.errors import InputFileError, UserError
 from orca_hpc.orca.inputs import parse_input
+from orca_hpc.scheduler import scheduler_for
 from orca_hpc.scheduler.fake import FakeScheduler
 from orca_hpc.scheduler.nodes import Node, Partition, parse_pairs, partition_of
 
@@ -217,3 +219,43 @@ def test_submit_refuses_then_fit_runs_on_the_node(tmp_path: Path, shared_orca: P
     assert "ccsd" in text.lower() and "nprocs 2" in text  # the real input, edited in place
     human = cli(camp, "show", "--no-reconcile", done["jobs"][1]["id"]).output
     assert "correction [fit] nprocs 40 -> 2: a node has 2 cores" in human
+
+
+class _NodeOf8(FakeScheduler):
+    """A scheduler that knows its partition: one node of 8 CPUs and 16000 MB, MaxTime 2 h."""
+
+    def partition(self) -> Partition:
+        return Partition("debug", 120, (Node("n1", 8, 16000, "IDLE"),))
+
+
+def _undeclared(tmp_path: Path) -> Campaign:
+    camp = load_campaign(new_campaign(tmp_path))
+    site = dataclasses.replace(camp.site, cores_per_node=None, max_mem_mb=None, max_walltime_min=None)
+    return dataclasses.replace(camp, site=site)
+
+
+def test_an_undeclared_node_is_asked_of_the_scheduler(tmp_path: Path) -> None:
+    camp = _undeclared(tmp_path)
+    [big] = write_inputs(tmp_path / "in", {"big.inp": BIG})
+    before = ledger_bytes(camp.root)
+    refused = r"big.inp: asks for more.*40 processes \(%pal\) but a node has 8 cores"
+    with pytest.raises(UserError, match=refused):
+        submit(camp, [Path(big)], scheduler=_NodeOf8())
+    assert ledger_bytes(camp.root) == before
+    report = submit(camp, [Path(big)], fit=True, scheduler=_NodeOf8())
+    [job] = camp.ledger().snapshot().all_jobs()
+    assert len(report.submitted) == 1 and job.latest.corrections[0]["change"] == "nprocs 40 -> 8"
+    # A scheduler that knows nothing of its nodes (local, fake) leaves the site as it is.
+    assert with_node_facts(camp, FakeScheduler()).site.cores_per_node is None
+
+
+@pytest.mark.slurm
+def test_an_undeclared_site_is_refused_what_the_real_node_cannot_run(tmp_path: Path) -> None:
+    camp = _undeclared(tmp_path)
+    [big] = write_inputs(tmp_path / "in", {"big.inp": BIG})
+    node = scheduler_for(camp).partition()
+    assert node is not None and node.smallest() is not None
+    cpus = node.smallest()[0]  # type: ignore[index]
+    with pytest.raises(UserError, match=rf"40 processes \(%pal\) but a node has {cpus} cores"):
+        submit(camp, [Path(big)])
+    assert camp.ledger().snapshot().all_jobs() == []

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from orca_hpc.attempt.folder import AttemptPlan, plan_of, read_result
+from orca_hpc.attempt.folder import AttemptPlan, AttemptResult, plan_of, read_result
 from orca_hpc.config.campaign import Campaign
 from orca_hpc.config.site import resources_for
 from orca_hpc.config.workflow import Step
@@ -161,11 +161,12 @@ def _final_geometry(attempt_dir: Path, base: str) -> Molecule:
     return read_last_frame(path)
 
 
-def gate_problem(step: Step, attempt_dir: Path) -> str | None:
-    """Why the step's gate stops the molecule, or None when it passes (or the step has none)."""
+def gate_problem(step: Step, attempt_dir: Path, result: AttemptResult | None = None) -> str | None:
+    """Why the step's gate stops the molecule, or None when it passes (or the step has none).
+    ``result``: the attempt's result file where the caller has read it already."""
     if step.gate != "no-imaginary":
         return None
-    result = read_result(attempt_dir)
+    result = result or read_result(attempt_dir)
     found = (result.classification or {}).get("n_imaginary") if result is not None else None
     if found is None:
         return f"gate no-imaginary: no frequencies found in {attempt_dir}"
@@ -209,10 +210,18 @@ def next_plan(campaign: Campaign, step: Step, prev: Step | None, pred: Job, name
     return _step_plan(campaign, step, name, geometry, charge, mult, Path(pred.input_path), handed)
 
 
-def advance(campaign: Campaign, txn: Transaction, job: Job) -> Job | str | None:
+def advance(
+    campaign: Campaign,
+    txn: Transaction,
+    job: Job,
+    result: AttemptResult | None = None,
+    plans: dict[str, AttemptPlan] | None = None,
+) -> Job | str | None:
     """After ``job`` (a workflow step) became COMPLETED, in the transaction that records it: the next
     step's job (recorded now, CREATED), or why the molecule's chain stops here (also noted in
-    ``job.extra["stop"]``), or None after the last step."""
+    ``job.extra["stop"]``), or None after the last step. ``result``: the step's result file, read
+    already; ``plans``: where the new job's plan is put for the dispatch that follows (so it is not
+    read back from the files just written)."""
     chain = job.chain
     workflow = campaign.workflow
     if chain is None:
@@ -222,7 +231,7 @@ def advance(campaign: Campaign, txn: Transaction, job: Job) -> Job | str | None:
     step = workflow.step(chain["step"])
     if step is None:
         return _stop(job, f"step {chain['step']!r} is no longer in the campaign's workflow")
-    problem = gate_problem(step, campaign.root / job.latest.dir)
+    problem = gate_problem(step, campaign.root / job.latest.dir, result)
     if problem:
         return _stop(job, problem)
     following = workflow.after(step.name)
@@ -242,6 +251,8 @@ def advance(campaign: Campaign, txn: Transaction, job: Job) -> Job | str | None:
     successor = txn.add_job(name, job.input_path, sha, site.name, max_retries=retries)
     successor.chain = chain_of(chain["molecule"], chain["conformer"], following.name, job.id)
     record_attempt(campaign, txn, successor, plan)
+    if plans is not None:
+        plans[successor.id] = plan
     return successor
 
 

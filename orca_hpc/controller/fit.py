@@ -12,10 +12,13 @@ tells why the first attempt differs from the input.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
+from orca_hpc.config.campaign import Campaign
 from orca_hpc.config.site import SiteConfig, format_walltime, job_memory_mb, maxcore_within
-from orca_hpc.errors import UserError
+from orca_hpc.errors import OrcaHpcError, UserError
+from orca_hpc.scheduler import Scheduler
 
 HANDLER = "fit"
 FIT_HINT = "submit --fit (or [slurm] fit_to_node = true) scales it down to the node"
@@ -29,6 +32,30 @@ class Fitted:
     maxcore_mb: int | None
     time_min: int
     corrections: list[dict[str, str]] = field(default_factory=list)
+
+
+def with_node_facts(campaign: Campaign, scheduler: Scheduler) -> Campaign:
+    """The campaign, its site completed with what the scheduler says of the partition's smallest node
+    when the site does not declare its cores or memory (MaxTime too, if undeclared): a job is never
+    handed to a partition that cannot run it, declared or not. Two scontrol calls, only then."""
+    site = campaign.site
+    if site.cores_per_node is not None and site.max_mem_mb is not None:
+        return campaign
+    try:
+        partition = scheduler.partition()
+    except OrcaHpcError:
+        return campaign  # scontrol unreachable: sbatch will say so, with the exit code for it
+    smallest = partition.smallest() if partition is not None else None
+    if partition is None or smallest is None:
+        return campaign  # not known here (local, fake), or a partition without nodes
+    cpus, memory, _node = smallest
+    known = dataclasses.replace(
+        site,
+        cores_per_node=site.cores_per_node or cpus,
+        max_mem_mb=site.max_mem_mb or memory,
+        max_walltime_min=site.max_walltime_min or partition.max_time_min,
+    )
+    return dataclasses.replace(campaign, site=known)
 
 
 def _change(change: str, why: str) -> dict[str, str]:

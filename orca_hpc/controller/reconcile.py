@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orca_hpc.attempt.folder import RESULT_NAME, AttemptResult, plan_of
+from orca_hpc.attempt.folder import RESULT_NAME, AttemptPlan, AttemptResult, plan_of
 from orca_hpc.clock import epoch, now_iso, utc_iso
 from orca_hpc.config.campaign import Campaign
 from orca_hpc.controller import chain, environment
@@ -81,6 +81,7 @@ class Reconciler:
         self.echo = echo or (lambda _msg: None)
         self.report = ReconcileReport()
         self._permanent: list[dict[str, Any]] = []
+        self._plans: dict[str, AttemptPlan] = {}  # plans made in this run, handed to the dispatch
 
     # ------------------------------------------------------------ the run
 
@@ -127,7 +128,7 @@ class Reconciler:
                     to_submit = []  # paused after environment failures: the jobs wait, nothing is lost
             if to_submit:
                 dispatcher = Dispatcher(self.campaign, self.ledger, self.scheduler, echo=self.echo)
-                self.report.submitted = dispatcher.dispatch(to_submit)
+                self.report.submitted = dispatcher.dispatch(to_submit, self._plans)
         self.report.scheduler_calls = self.scheduler.call_count - calls_before
         return self.report
 
@@ -252,7 +253,7 @@ class Reconciler:
                 f"{job.id} {job.name}: COMPLETED" + (f", E = {end.energy:.8f} Eh" if end.energy else "")
             )
             if job.chain is not None:
-                self._advance(txn, job, end)
+                self._advance(txn, job, end, result)
             return
         if end.cancelled:
             self._set(txn, job, JobState.CANCELLED)
@@ -319,9 +320,9 @@ class Reconciler:
         fixes = "; ".join(c["change"] for c in plan.corrections)
         self.echo(f"{job.id} {job.name}: {end.outcome}, retrying as attempt {job.latest.n} ({fixes})")
 
-    def _advance(self, txn: Transaction, job: Job, end: AttemptEnd) -> None:
+    def _advance(self, txn: Transaction, job: Job, end: AttemptEnd, result: AttemptResult | None) -> None:
         """A workflow step completed: its successor is recorded in this same transaction."""
-        made = chain.advance(self.campaign, txn, job)
+        made = chain.advance(self.campaign, txn, job, result, self._plans)
         if isinstance(made, str):  # the molecule's chain stops here: one digest line
             self.echo(f"{job.id} {job.name}: chain stops: {made}")
             self._permanent.append(self._digest_row(job, end, made))

@@ -33,7 +33,7 @@ from orca_hpc.clock import now_iso
 from orca_hpc.config.campaign import Campaign
 from orca_hpc.config.site import resources_for
 from orca_hpc.controller import rightsize
-from orca_hpc.controller.fit import fit_request
+from orca_hpc.controller.fit import fit_request, with_node_facts
 from orca_hpc.controller.gather import expand_inputs
 from orca_hpc.errors import InputFileError, OrcaHpcError, UserError
 from orca_hpc.ledger.records import Job
@@ -433,6 +433,8 @@ def submit(
     warn: Callable[[str], None] | None = None,
 ) -> SubmitReport:
     echo = echo or (lambda _msg: None)
+    scheduler = scheduler or scheduler_for(campaign)
+    campaign = with_node_facts(campaign, scheduler)
     if campaign.workflow is not None:  # molecules in: each conformer's first step is a job
         from orca_hpc.controller.chain import workflow_inputs
 
