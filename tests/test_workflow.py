@@ -13,6 +13,7 @@ from e2e import cli
 from orca_hpc.config.campaign import Campaign, init_campaign, load_campaign
 from orca_hpc.controller import chain as chain_mod
 from orca_hpc.controller.actions import cancel_selected, retry_selected
+from orca_hpc.controller.by_molecule import molecule_tables, runs_of
 from orca_hpc.controller.reconcile import reconcile
 from orca_hpc.controller.select import Selector
 from orca_hpc.controller.submit import submit
@@ -99,6 +100,21 @@ def test_invalid_workflow_names_every_step_and_key_and_changes_nothing(tmp_path:
     assert (root / ".orca-hpc" / "ledger.json").read_bytes() == before
 
 
+@pytest.mark.parametrize("table", ["[workflow]\nsteps = []\n", '[workflow]\npreset = "opt-freq"\nsteps = []'])
+def test_a_workflow_without_steps_is_refused_in_one_line(tmp_path: Path, table: str) -> None:
+    root = tmp_path / "camp"
+    cli(tmp_path, "init", str(root), "--site", "local-slurm")
+    config = root / "orca-hpc.toml"
+    config.write_text(config.read_text() + "\n" + table)
+    before = (root / ".orca-hpc" / "ledger.json").read_bytes()
+    (root / "w.xyz").write_text(WATER)
+    result = cli(root, "submit", str(root / "w.xyz"), expect=1)
+    assert result.output.strip().splitlines() == [
+        f"orca-hpc: error: {config}: workflow: no steps (add [[workflow.steps]] tables, or preset = NAME)"
+    ]
+    assert (root / ".orca-hpc" / "ledger.json").read_bytes() == before
+
+
 def test_init_with_an_unknown_workflow_preset_is_refused(tmp_path: Path) -> None:
     result = cli(
         tmp_path, "init", str(tmp_path / "c"), "--site", "local-slurm", "--workflow", "opt-frq", expect=1
@@ -157,6 +173,12 @@ def test_gate_and_permanent_failure_stop_one_molecule_one_digest_line(campaign: 
     [digest] = campaign.ledger().snapshot().outbox
     text = json.dumps(digest)
     assert text.count("molecule two") == 1 and "water" not in text  # one line for the molecule
+    # `results --by molecule`: the gated conformer is failed for good (not "unfinished"), unweighed.
+    _water, two = molecule_tables(runs_of(_jobs(campaign), campaign.root))
+    gated, failed = two.conformers
+    assert (gated.status, gated.boltzmann_weight) == ("failed", None)
+    assert gated.note is not None and "imaginary" in gated.note and jobs["two.c1.opt"].id in gated.note
+    assert failed.status == "failed" and two.best_conformer is None
 
 
 def test_crash_in_the_hook_loses_no_step_and_makes_none_twice(
