@@ -115,6 +115,34 @@ def test_a_workflow_without_steps_is_refused_in_one_line(tmp_path: Path, table: 
     assert (root / ".orca-hpc" / "ledger.json").read_bytes() == before
 
 
+def test_every_step_is_held_to_the_node_at_submit_and_fitted_only_by_the_site_rule(tmp_path: Path) -> None:
+    # local-slurm: 8 cores, max_walltime 04:00:00. The second step asks for more; before, it was made
+    # by reconcile hours later (and refused: every molecule stopped), and a step's own walltime was
+    # never held to max_walltime; `submit --fit` was silently ignored for a workflow.
+    root = tmp_path / "camp"
+    cli(tmp_path, "init", str(root), "--site", "local-slurm")
+    config = root / "orca-hpc.toml"
+    steps = '[[workflow.steps]]\nname = "opt"\nmethod = "r2SCAN-3c Opt Freq"\nwalltime = "10:00:00"\n'
+    steps += '[[workflow.steps]]\nname = "sp"\nmethod = "wB97M-V def2-TZVP"\nnprocs = 16\n'
+    config.write_text(config.read_text() + "\n" + steps)
+    ledger = root / ".orca-hpc" / "ledger.json"
+    before = ledger.read_bytes()
+    (root / "w.xyz").write_text(WATER)
+    refused = cli(root, "submit", "--dry-run", str(root / "w.xyz"), expect=1).output.strip().splitlines()
+    assert len(refused) == 2 and "step 'opt'" in refused[0] and "step 'sp'" in refused[1], refused
+    assert "walltime 10:00:00 is longer than the partition's limit 04:00:00" in refused[0]
+    assert "16 processes (%pal) but a node has 8 cores" in refused[1]
+    flag = cli(root, "submit", "--dry-run", "--fit", str(root / "w.xyz"), expect=1).output
+    assert "set fit_to_node = true in [overrides.slurm]" in flag and len(flag.strip().splitlines()) == 1
+    assert ledger.read_bytes() == before
+    config.write_text(
+        config.read_text().replace("\n[overrides]\n", "\n[overrides.slurm]\nfit_to_node = true\n")
+    )
+    fitted = load_campaign(root)
+    [first] = chain_mod.workflow_inputs(fitted, [root / "w.xyz"])
+    assert first.plan.time_min == 240 and "--time 600 -> 240 min" in first.plan.corrections[0]["change"]
+
+
 def test_init_with_an_unknown_workflow_preset_is_refused(tmp_path: Path) -> None:
     result = cli(
         tmp_path, "init", str(tmp_path / "c"), "--site", "local-slurm", "--workflow", "opt-frq", expect=1

@@ -97,11 +97,13 @@ def _plan(
     source: Path,
     fit: bool,
     parsed: orca_input.OrcaInput | None = None,
+    time_min: int | None = None,
 ) -> AttemptPlan:
     site = campaign.site
     try:
         # Never more than a node has: refused with the numbers, or scaled down to it (controller/fit.py).
-        sized = fit_request(site, nprocs or site.nprocs, maxcore, site.walltime_min, fit=fit)
+        # ``time_min``: a workflow step's own walltime, held to the partition's limit like the site's.
+        sized = fit_request(site, nprocs or site.nprocs, maxcore, time_min or site.walltime_min, fit=fit)
         mem_mb, maxcore_mb = resources_for(site, sized.nprocs, sized.maxcore_mb)
         text = orca_input.set_resources(text, sized.nprocs, maxcore_mb, parsed)
     except UserError as err:
@@ -436,7 +438,7 @@ def submit(
     if campaign.workflow is not None:  # molecules in: each conformer's first step is a job
         from orca_hpc.controller.chain import workflow_inputs
 
-        new_jobs = workflow_inputs(campaign, paths, method=method, progress=progress)
+        new_jobs = workflow_inputs(campaign, paths, method=method, fit=fit, progress=progress)
     else:
         new_jobs = prepare_inputs(
             campaign, paths, method=method, charge=charge, mult=mult, fit=fit, warn=warn, progress=progress
