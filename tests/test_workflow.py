@@ -143,6 +143,24 @@ def test_every_step_is_held_to_the_node_at_submit_and_fitted_only_by_the_site_ru
     assert first.plan.time_min == 240 and "--time 600 -> 240 min" in first.plan.corrections[0]["change"]
 
 
+def test_another_molecule_under_a_name_the_campaign_has_is_refused(campaign: Campaign) -> None:
+    fake = FakeScheduler()
+    [water, _two] = _molecules(campaign)
+    submit(campaign, [water], scheduler=fake)
+    other = campaign.root / "batch2" / "water.xyz"  # a second batch: another geometry, the same name
+    other.parent.mkdir()
+    other.write_text(WATER.replace("0.1178", "0.3000"))
+    before = (campaign.root / ".orca-hpc" / "ledger.json").read_bytes()
+    with pytest.raises(UserError) as info:
+        submit(campaign, [other], scheduler=fake)
+    [line] = str(info.value).splitlines()
+    assert line.startswith(f"{other}: molecule 'water' conformer 1 is in this campaign already (j000001")
+    assert (campaign.root / ".orca-hpc" / "ledger.json").read_bytes() == before
+    assert submit(campaign, [water], scheduler=fake).skipped  # the same molecule again: skipped
+    submit(campaign, [other], scheduler=fake, force=True)  # on purpose
+    assert [j.name for j in _jobs(campaign)] == ["water.c1.opt", "water.c1.opt"]
+
+
 def test_init_with_an_unknown_workflow_preset_is_refused(tmp_path: Path) -> None:
     result = cli(
         tmp_path, "init", str(tmp_path / "c"), "--site", "local-slurm", "--workflow", "opt-frq", expect=1

@@ -415,7 +415,31 @@ def _not_yet_recorded(
             continue
         seen.add(nj.sha)
         fresh.append(nj)
+    if not force:
+        _refuse_molecule_clashes(view, fresh)
     return fresh
+
+
+def _refuse_molecule_clashes(view: LedgerView, fresh: Sequence[NewJob]) -> None:
+    """A workflow molecule's job name (``<molecule>.c<n>.<step>``) that the campaign already has, with
+    another input: another molecule under the same name (a second batch's ``ethanol.xyz``). Recorded,
+    its conformers would be ranked and Boltzmann-weighed with the first one's in `results --by
+    molecule`, and `retry`/`cancel --molecule` would act on both. The same input again was skipped
+    above; ``--force`` (run it again on purpose) is not checked."""
+    problems = []
+    for nj in fresh:
+        if nj.chain is None:
+            continue
+        existing = view.by_name(nj.name)
+        if existing:
+            problems.append(
+                f"{nj.source}: molecule {nj.chain['molecule']!r} conformer {nj.chain['conformer']} is in "
+                f"this campaign already ({existing[0].id}, from {existing[0].input_path}) with another "
+                "geometry, charge or step: rename the molecule (an .xyz file's name, a SMILES line's name, "
+                "an SDF record's title), or submit --force to run it again under the same name"
+            )
+    if problems:
+        raise UserError("\n".join(problems))
 
 
 def submit(
