@@ -326,6 +326,10 @@ def test_results_by_molecule_and_status_steps_through_the_cli(tmp_path: Path) ->
 def test_a_campaign_without_workflows_says_so(tmp_path: Path) -> None:
     camp = init_campaign(tmp_path / "camp", "local-slurm").root
     assert "no workflow jobs" in _by_molecule(camp).output
+    header = _by_molecule(camp, "--csv").output.splitlines()  # the columns, without rows
+    assert header == ["molecule,ranked_by,weights_temperature_K,conformer,status,note,best,free_energy_Eh,"
+                      "relative_kcal_mol,boltzmann_weight,high_level_step,high_level_energy_Eh,thermo_step,"
+                      "zpe_Eh,enthalpy_Eh,gibbs_Eh,temperature_K,n_imaginary,final_xyz"]  # fmt: skip
     empty = json.loads(_by_molecule(camp, "--json").stdout)
     assert empty["molecules"] == [] and empty["steps"] == []
     assert json.loads(cli(camp, "status", "--json", "--no-reconcile").stdout)["steps"] == []

@@ -381,6 +381,13 @@ def molecule_record(table: MoleculeTable) -> dict[str, Any]:
     }
 
 
+def csv_columns(steps: Sequence[str]) -> list[str]:
+    """The header of `results --by molecule --csv`, the same with or without rows."""
+    record = conformer_record(ConformerRow(1, "finished", None, []))
+    fixed = ["molecule", "ranked_by", "weights_temperature_K", *(k for k in record if k != "steps")]
+    return fixed + [f"{step}_{what}" for step in steps for what in ("job", "state", "energy_Eh")]
+
+
 def csv_rows(tables: Sequence[MoleculeTable], steps: Sequence[str]) -> list[dict[str, Any]]:
     """One row per conformer: the molecule's ranking, the conformer's thermochemistry, then each step's
     job, state and energy (``<step>_job``, ``<step>_state``, ``<step>_energy_Eh``)."""
