@@ -141,6 +141,10 @@ def test_every_step_is_held_to_the_node_at_submit_and_fitted_only_by_the_site_ru
     fitted = load_campaign(root)
     [first] = chain_mod.workflow_inputs(fitted, [root / "w.xyz"])
     assert first.plan.time_min == 240 and "--time 600 -> 240 min" in first.plan.corrections[0]["change"]
+    assert not first.maxcore_given  # the site's memory rule: right-sizing may set it
+    config.write_text(config.read_text().replace('name = "opt"\n', 'name = "opt"\nmaxcore = 3000\n'))
+    [own] = chain_mod.workflow_inputs(load_campaign(root), [root / "w.xyz"])
+    assert own.maxcore_given and own.plan.maxcore_mb == 3000  # the step's own: never lowered
 
 
 def test_another_molecule_under_a_name_the_campaign_has_is_refused(campaign: Campaign) -> None:

@@ -154,6 +154,7 @@ def workflow_inputs(
             nj = NewJob(mol.source, name, step_sha(name, plan), plan)
             nj.chain = chain_of(mol.name, conf.index, first.name, None)
             nj.max_retries = first.max_retries
+            nj.maxcore_given = first.maxcore is not None  # right-sizing never lowers a step's own maxcore
             jobs.append(nj)
     if errors:
         raise UserError(errors[0] if len(errors) == 1 else "\n".join(errors))
