@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The workflow demo, end to end: the real local SLURM cluster, the ORCA emulator, a campaign whose
 # molecules each go through r2SCAN-3c Opt Freq (gate: no imaginary mode) then a wB97M-V single point
-# (the `opt-freq-sp` preset). Three molecules from examples/: water with two conformers (a multi-frame
-# .xyz), ammonia, and ethylene, whose single point needs an automatic SCF recovery on the way.
+# (the `opt-freq-sp` preset). Three molecules from examples/: butane with two conformers (anti and
+# gauche, a multi-frame .xyz), ammonia, and ethylene, whose single point needs an automatic SCF
+# recovery on the way.
 # Usage: scripts/demo-workflow.sh [CAMPAIGN_DIR]   (default: ./demo-workflow, replaced if an earlier demo)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -170,6 +170,21 @@ def test_a_molecule_with_no_finished_conformer_and_one_without_thermochemistry()
         assert unknown.conformers[0].boltzmann_weight == pytest.approx(0.84394, abs=1e-5)
 
 
+def test_a_conformer_stopped_by_its_gate_at_the_last_step_is_failed_and_weighs_nothing() -> None:
+    # A one-step workflow (the opt-freq preset): the gate is checked after the last step, so the
+    # stopped conformer's chain is as long as a finished one's; it is a saddle point, not a minimum.
+    runs = [
+        _run("j1", "m", 1, "opt", None, energy=-1.0, gibbs_Eh=-0.9, temperature_K=298.15, n_imaginary=0),
+        _run("j2", "m", 2, "opt", None, energy=-1.1, gibbs_Eh=-1.0, temperature_K=298.15, n_imaginary=1),
+    ]
+    runs[1] = dataclasses.replace(runs[1], stop="gate no-imaginary: 1 imaginary mode(s)")
+    (table,) = molecule_tables(runs)
+    ok, saddle = table.conformers
+    assert table.best_conformer == 1 and ok.boltzmann_weight == 1.0
+    assert (saddle.status, saddle.boltzmann_weight, saddle.best) == ("failed", None, False)
+    assert saddle.note == "opt stopped the chain (j2): gate no-imaginary: 1 imaginary mode(s)"
+
+
 def test_step_order_follows_the_after_links_not_the_job_ids() -> None:
     # The sp jobs were made with lower ids than a late opt (a remade conformer): links decide.
     runs = [
@@ -311,6 +326,10 @@ def test_results_by_molecule_and_status_steps_through_the_cli(tmp_path: Path) ->
 def test_a_campaign_without_workflows_says_so(tmp_path: Path) -> None:
     camp = init_campaign(tmp_path / "camp", "local-slurm").root
     assert "no workflow jobs" in _by_molecule(camp).output
+    header = _by_molecule(camp, "--csv").output.splitlines()  # the columns, without rows
+    assert header == ["molecule,ranked_by,weights_temperature_K,conformer,status,note,best,free_energy_Eh,"
+                      "relative_kcal_mol,boltzmann_weight,high_level_step,high_level_energy_Eh,thermo_step,"
+                      "zpe_Eh,enthalpy_Eh,gibbs_Eh,temperature_K,n_imaginary,final_xyz"]  # fmt: skip
     empty = json.loads(_by_molecule(camp, "--json").stdout)
     assert empty["molecules"] == [] and empty["steps"] == []
     assert json.loads(cli(camp, "status", "--json", "--no-reconcile").stdout)["steps"] == []

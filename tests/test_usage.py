@@ -335,6 +335,8 @@ def test_usage_command_prints_text_csv_and_json(campaign: Campaign) -> None:
 
     rows = list(csv.DictReader(run("--csv").splitlines()))
     assert [r["id"] for r in rows] == [ids[1], ids[0]]  # the idler (longer, same CPU time) first
+    # The same header when no job is measured (a spreadsheet's columns do not depend on the data).
+    assert list(rows[0]) == run("--csv", "--state", "CANCELLED").splitlines()[0].split(",")
     assert float(rows[0]["cpu_efficiency"]) == pytest.approx(300 / (1200 * 2), abs=1e-4)
     document = json.loads(run("--json"))
     assert (document["schema"], document["kind"]) == (1, "usage")

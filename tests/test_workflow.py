@@ -13,6 +13,7 @@ from e2e import cli
 from orca_hpc.config.campaign import Campaign, init_campaign, load_campaign
 from orca_hpc.controller import chain as chain_mod
 from orca_hpc.controller.actions import cancel_selected, retry_selected
+from orca_hpc.controller.by_molecule import molecule_tables, runs_of
 from orca_hpc.controller.reconcile import reconcile
 from orca_hpc.controller.select import Selector
 from orca_hpc.controller.submit import submit
@@ -99,6 +100,71 @@ def test_invalid_workflow_names_every_step_and_key_and_changes_nothing(tmp_path:
     assert (root / ".orca-hpc" / "ledger.json").read_bytes() == before
 
 
+@pytest.mark.parametrize("table", ["[workflow]\nsteps = []\n", '[workflow]\npreset = "opt-freq"\nsteps = []'])
+def test_a_workflow_without_steps_is_refused_in_one_line(tmp_path: Path, table: str) -> None:
+    root = tmp_path / "camp"
+    cli(tmp_path, "init", str(root), "--site", "local-slurm")
+    config = root / "orca-hpc.toml"
+    config.write_text(config.read_text() + "\n" + table)
+    before = (root / ".orca-hpc" / "ledger.json").read_bytes()
+    (root / "w.xyz").write_text(WATER)
+    result = cli(root, "submit", str(root / "w.xyz"), expect=1)
+    assert result.output.strip().splitlines() == [
+        f"orca-hpc: error: {config}: workflow: no steps (add [[workflow.steps]] tables, or preset = NAME)"
+    ]
+    assert (root / ".orca-hpc" / "ledger.json").read_bytes() == before
+
+
+def test_every_step_is_held_to_the_node_at_submit_and_fitted_only_by_the_site_rule(tmp_path: Path) -> None:
+    # local-slurm: 8 cores, max_walltime 04:00:00. The second step asks for more; before, it was made
+    # by reconcile hours later (and refused: every molecule stopped), and a step's own walltime was
+    # never held to max_walltime; `submit --fit` was silently ignored for a workflow.
+    root = tmp_path / "camp"
+    cli(tmp_path, "init", str(root), "--site", "local-slurm")
+    config = root / "orca-hpc.toml"
+    steps = '[[workflow.steps]]\nname = "opt"\nmethod = "r2SCAN-3c Opt Freq"\nwalltime = "10:00:00"\n'
+    steps += '[[workflow.steps]]\nname = "sp"\nmethod = "wB97M-V def2-TZVP"\nnprocs = 16\n'
+    config.write_text(config.read_text() + "\n" + steps)
+    ledger = root / ".orca-hpc" / "ledger.json"
+    before = ledger.read_bytes()
+    (root / "w.xyz").write_text(WATER)
+    refused = cli(root, "submit", "--dry-run", str(root / "w.xyz"), expect=1).output.strip().splitlines()
+    assert len(refused) == 2 and "step 'opt'" in refused[0] and "step 'sp'" in refused[1], refused
+    assert "walltime 10:00:00 is longer than the partition's limit 04:00:00" in refused[0]
+    assert "16 processes (%pal) but a node has 8 cores" in refused[1]
+    flag = cli(root, "submit", "--dry-run", "--fit", str(root / "w.xyz"), expect=1).output
+    assert "set fit_to_node = true in [overrides.slurm]" in flag and len(flag.strip().splitlines()) == 1
+    assert ledger.read_bytes() == before
+    config.write_text(
+        config.read_text().replace("\n[overrides]\n", "\n[overrides.slurm]\nfit_to_node = true\n")
+    )
+    fitted = load_campaign(root)
+    [first] = chain_mod.workflow_inputs(fitted, [root / "w.xyz"])
+    assert first.plan.time_min == 240 and "--time 600 -> 240 min" in first.plan.corrections[0]["change"]
+    assert not first.maxcore_given  # the site's memory rule: right-sizing may set it
+    config.write_text(config.read_text().replace('name = "opt"\n', 'name = "opt"\nmaxcore = 3000\n'))
+    [own] = chain_mod.workflow_inputs(load_campaign(root), [root / "w.xyz"])
+    assert own.maxcore_given and own.plan.maxcore_mb == 3000  # the step's own: never lowered
+
+
+def test_another_molecule_under_a_name_the_campaign_has_is_refused(campaign: Campaign) -> None:
+    fake = FakeScheduler()
+    [water, _two] = _molecules(campaign)
+    submit(campaign, [water], scheduler=fake)
+    other = campaign.root / "batch2" / "water.xyz"  # a second batch: another geometry, the same name
+    other.parent.mkdir()
+    other.write_text(WATER.replace("0.1178", "0.3000"))
+    before = (campaign.root / ".orca-hpc" / "ledger.json").read_bytes()
+    with pytest.raises(UserError) as info:
+        submit(campaign, [other], scheduler=fake)
+    [line] = str(info.value).splitlines()
+    assert line.startswith(f"{other}: molecule 'water' conformer 1 is in this campaign already (j000001")
+    assert (campaign.root / ".orca-hpc" / "ledger.json").read_bytes() == before
+    assert submit(campaign, [water], scheduler=fake).skipped  # the same molecule again: skipped
+    submit(campaign, [other], scheduler=fake, force=True)  # on purpose
+    assert [j.name for j in _jobs(campaign)] == ["water.c1.opt", "water.c1.opt"]
+
+
 def test_init_with_an_unknown_workflow_preset_is_refused(tmp_path: Path) -> None:
     result = cli(
         tmp_path, "init", str(tmp_path / "c"), "--site", "local-slurm", "--workflow", "opt-frq", expect=1
@@ -157,6 +223,12 @@ def test_gate_and_permanent_failure_stop_one_molecule_one_digest_line(campaign: 
     [digest] = campaign.ledger().snapshot().outbox
     text = json.dumps(digest)
     assert text.count("molecule two") == 1 and "water" not in text  # one line for the molecule
+    # `results --by molecule`: the gated conformer is failed for good (not "unfinished"), unweighed.
+    _water, two = molecule_tables(runs_of(_jobs(campaign), campaign.root))
+    gated, failed = two.conformers
+    assert (gated.status, gated.boltzmann_weight) == ("failed", None)
+    assert gated.note is not None and "imaginary" in gated.note and jobs["two.c1.opt"].id in gated.note
+    assert failed.status == "failed" and two.best_conformer is None
 
 
 def test_crash_in_the_hook_loses_no_step_and_makes_none_twice(

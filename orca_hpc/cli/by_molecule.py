@@ -15,6 +15,7 @@ from orca_hpc.controller.by_molecule import (
     KB_KCAL_MOL_K,
     MoleculeTable,
     chain_of,
+    csv_columns,
     csv_rows,
     molecule_record,
     molecule_tables,
@@ -42,7 +43,7 @@ def echo_by_molecule(root: Path, every: list[Job], selected: list[Job], fmt: str
     elif fmt == "csv":
         rows = csv_rows(tables, steps)
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["molecule"], lineterminator="\n")
+        writer = csv.DictWriter(buf, fieldnames=csv_columns(steps), lineterminator="\n")
         writer.writeheader()
         for row in rows:
             writer.writerow(

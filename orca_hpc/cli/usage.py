@@ -21,7 +21,7 @@ from orca_hpc.cli.common import (
 )
 from orca_hpc.controller.public import document
 from orca_hpc.controller.select import select_jobs
-from orca_hpc.controller.usage_report import usage_report
+from orca_hpc.controller.usage_report import JOB_COLUMNS, usage_report
 
 JOB_HEADER = ("ID", "NAME", "STATE", "CORE-H", "UNUSED", "CPU", "MEM MB", "MEM", "TIME")
 GROUP_HEADER = ("GROUP", "METHOD", "ATOMS", "NP", "JOBS", "SAMPLES", "WALLTIME", "MEMORY")
@@ -75,7 +75,7 @@ def usage(
     if fmt == "csv":
         rows = report["jobs"]
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["id"], lineterminator="\n")
+        writer = csv.DictWriter(buf, fieldnames=list(JOB_COLUMNS), lineterminator="\n")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: "" if v is None else v for k, v in row.items()})

@@ -131,14 +131,16 @@ class Workflow:
                 problems.append(f"{where}: unknown preset {source!r} (presets: {', '.join(PRESETS)})")
             raw_steps = value.get("steps", PRESETS.get(source) if source else None)
             if raw_steps is None:
-                problems.append(f"{where}: no steps (add [[workflow.steps]] tables, or preset = NAME)")
-                raw_steps = []
+                raw_steps = []  # reported below, with an empty list of steps
             settings = _settings(value, where, problems)
         else:
             raise UserError(f"{where}: must be a preset name or a [workflow] table")
         if not isinstance(raw_steps, list) or not all(isinstance(s, dict) for s in raw_steps):
             problems.append(f"{where}: steps must be a list of tables ([[workflow.steps]])")
             raw_steps = []
+        elif not raw_steps:
+            # every chain starts at the first step: a workflow without one could never run
+            problems.append(f"{where}: no steps (add [[workflow.steps]] tables, or preset = NAME)")
         steps = []
         seen: set[str] = set()
         for number, raw in enumerate(raw_steps, 1):

@@ -90,6 +90,9 @@ class StepRun:
     chain: Chain
     energy: float | None = None
     chemistry: Mapping[str, Any] = field(default_factory=dict)
+    # Why the molecule's chain stopped after this COMPLETED step (its gate failed, or the next step
+    # could not be made: the job's ``extra["stop"]``); None when it went on or was the last step.
+    stop: str | None = None
 
 
 def runs_of(jobs: Iterable[Job], root: Path, *, chemistry: bool = True) -> list[StepRun]:
@@ -104,12 +107,14 @@ def runs_of(jobs: Iterable[Job], root: Path, *, chemistry: bool = True) -> list[
         if chain is None:
             continue
         att = job.attempt
+        stop = job.extra.get("stop") if isinstance(job.extra, Mapping) else None
+        stop = stop if isinstance(stop, str) and stop else None
         if chemistry and job.state.value == COMPLETED and att is not None and att.dir:
             folder = root / att.dir
             found = chemistry_columns(folder, read_result(folder))
-            runs.append(StepRun(job.id, job.state.value, chain, att.energy, found))
+            runs.append(StepRun(job.id, job.state.value, chain, att.energy, found, stop))
         else:
-            runs.append(StepRun(job.id, job.state.value, chain))
+            runs.append(StepRun(job.id, job.state.value, chain, stop=stop))
     return runs
 
 
@@ -233,8 +238,13 @@ def _conformer_row(number: int, by_step: dict[str, StepRun], order: Sequence[str
             )
         )
     stopped = next((s for s in steps if s.state in _STOPPED), None)
+    # A COMPLETED step whose gate failed (an imaginary mode: not a minimum) or whose successor could
+    # not be made ends the chain for good: failed, never weighed, even at the last step.
+    gated = next((s for s in steps if s.state == COMPLETED and by_step[s.step].stop), None)
     if stopped is not None:
         status, note = _STOPPED[stopped.state], f"{stopped.step} {stopped.state} ({stopped.job})"
+    elif gated is not None:
+        status, note = "failed", f"{gated.step} stopped the chain ({gated.job}): {by_step[gated.step].stop}"
     elif order and order[-1] in by_step and by_step[order[-1]].state == COMPLETED:
         status, note = "finished", None
     else:
@@ -369,6 +379,13 @@ def molecule_record(table: MoleculeTable) -> dict[str, Any]:
         "note": table.note,
         "conformers": [conformer_record(r) for r in table.conformers],
     }
+
+
+def csv_columns(steps: Sequence[str]) -> list[str]:
+    """The header of `results --by molecule --csv`, the same with or without rows."""
+    record = conformer_record(ConformerRow(1, "finished", None, []))
+    fixed = ["molecule", "ranked_by", "weights_temperature_K", *(k for k in record if k != "steps")]
+    return fixed + [f"{step}_{what}" for step in steps for what in ("job", "state", "energy_Eh")]
 
 
 def csv_rows(tables: Sequence[MoleculeTable], steps: Sequence[str]) -> list[dict[str, Any]]:

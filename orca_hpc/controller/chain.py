@@ -30,6 +30,7 @@ from orca_hpc.attempt.folder import AttemptPlan, AttemptResult, plan_of, read_re
 from orca_hpc.config.campaign import Campaign
 from orca_hpc.config.site import resources_for
 from orca_hpc.config.workflow import Step
+from orca_hpc.controller.fit import excesses
 from orca_hpc.controller.gather import expand_inputs
 from orca_hpc.controller.submit import NewJob, _plan, _sha, record_attempt
 from orca_hpc.errors import InputFileError, OrcaHpcError, UserError
@@ -83,11 +84,10 @@ def _step_plan(
         blocks.append(f'%geom\n  InHess Read\n  InHessName "{PREV_HESS}"\nend')
     if blocks:
         text = _before_coordinates(text, blocks)
-    # A step asking for more than a node has is refused, or fitted when the site says fit_to_node.
-    plan = _plan(campaign, text, name, nprocs, step.maxcore, handed, source, campaign.site.fit_to_node)
-    if step.walltime_min:
-        plan.time_min = step.walltime_min
-    return plan
+    # A step asking for more than a node has (its walltime too) is refused, or fitted when the site
+    # says fit_to_node.
+    fit = campaign.site.fit_to_node
+    return _plan(campaign, text, name, nprocs, step.maxcore, handed, source, fit, time_min=step.walltime_min)
 
 
 def _before_coordinates(text: str, blocks: list[str]) -> str:
@@ -110,6 +110,7 @@ def workflow_inputs(
     paths: Sequence[Path],
     *,
     method: str | None = None,
+    fit: bool | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[NewJob]:
     """The first step's job of every conformer of every molecule in ``paths``; every problem of every
@@ -120,6 +121,14 @@ def workflow_inputs(
         raise UserError(
             "this campaign runs a workflow: its methods come from [workflow] in orca-hpc.toml, not --method"
         )
+    if fit is not None and fit != campaign.site.fit_to_node:
+        # Later steps are made by reconcile, which never sees this submit's flag: one rule for all.
+        raise UserError(
+            "this campaign runs a workflow: its later steps are made by reconcile, which does not see "
+            f"--{'' if fit else 'no-'}fit; set fit_to_node = {'true' if fit else 'false'} in "
+            "[overrides.slurm] of orca-hpc.toml instead"
+        )
+    _check_steps_fit(campaign, workflow.steps)
     files, errors = expand_inputs(paths)
     settings = ConformerSettings(
         count=workflow.conformers, rmsd=workflow.rmsd, energy_window_kcal=workflow.energy_window_kcal
@@ -145,10 +154,31 @@ def workflow_inputs(
             nj = NewJob(mol.source, name, step_sha(name, plan), plan)
             nj.chain = chain_of(mol.name, conf.index, first.name, None)
             nj.max_retries = first.max_retries
+            nj.maxcore_given = first.maxcore is not None  # right-sizing never lowers a step's own maxcore
             jobs.append(nj)
     if errors:
         raise UserError(errors[0] if len(errors) == 1 else "\n".join(errors))
     return jobs
+
+
+def _check_steps_fit(campaign: Campaign, steps: Sequence[Step]) -> None:
+    """Every step's request against the node, before the first step runs: a later step that asks for
+    more would otherwise stop every molecule hours later, when reconcile makes it."""
+    site = campaign.site
+    if site.fit_to_node:
+        return  # each step is scaled down when it is made
+    problems = []
+    for step in steps:
+        nprocs = step.nprocs or site.nprocs
+        over = excesses(site, nprocs, step.maxcore, step.walltime_min or site.walltime_min)
+        if over:
+            problems.append(
+                f"{campaign.config_path}: workflow step {step.name!r}: asks for more than site "
+                f"{site.name}'s nodes have: {'; '.join(over)}; fit_to_node = true in [overrides.slurm] "
+                "scales it down to the node"
+            )
+    if problems:
+        raise UserError("\n".join(problems))
 
 
 # ---------------------------------------------------------------- reconcile: the next step

@@ -97,11 +97,13 @@ def _plan(
     source: Path,
     fit: bool,
     parsed: orca_input.OrcaInput | None = None,
+    time_min: int | None = None,
 ) -> AttemptPlan:
     site = campaign.site
     try:
         # Never more than a node has: refused with the numbers, or scaled down to it (controller/fit.py).
-        sized = fit_request(site, nprocs or site.nprocs, maxcore, site.walltime_min, fit=fit)
+        # ``time_min``: a workflow step's own walltime, held to the partition's limit like the site's.
+        sized = fit_request(site, nprocs or site.nprocs, maxcore, time_min or site.walltime_min, fit=fit)
         mem_mb, maxcore_mb = resources_for(site, sized.nprocs, sized.maxcore_mb)
         text = orca_input.set_resources(text, sized.nprocs, maxcore_mb, parsed)
     except UserError as err:
@@ -413,7 +415,31 @@ def _not_yet_recorded(
             continue
         seen.add(nj.sha)
         fresh.append(nj)
+    if not force:
+        _refuse_molecule_clashes(view, fresh)
     return fresh
+
+
+def _refuse_molecule_clashes(view: LedgerView, fresh: Sequence[NewJob]) -> None:
+    """A workflow molecule's job name (``<molecule>.c<n>.<step>``) that the campaign already has, with
+    another input: another molecule under the same name (a second batch's ``ethanol.xyz``). Recorded,
+    its conformers would be ranked and Boltzmann-weighed with the first one's in `results --by
+    molecule`, and `retry`/`cancel --molecule` would act on both. The same input again was skipped
+    above; ``--force`` (run it again on purpose) is not checked."""
+    problems = []
+    for nj in fresh:
+        if nj.chain is None:
+            continue
+        existing = view.by_name(nj.name)
+        if existing:
+            problems.append(
+                f"{nj.source}: molecule {nj.chain['molecule']!r} conformer {nj.chain['conformer']} is in "
+                f"this campaign already ({existing[0].id}, from {existing[0].input_path}) with another "
+                "geometry, charge or step: rename the molecule (an .xyz file's name, a SMILES line's name, "
+                "an SDF record's title), or submit --force to run it again under the same name"
+            )
+    if problems:
+        raise UserError("\n".join(problems))
 
 
 def submit(
@@ -438,7 +464,7 @@ def submit(
     if campaign.workflow is not None:  # molecules in: each conformer's first step is a job
         from orca_hpc.controller.chain import workflow_inputs
 
-        new_jobs = workflow_inputs(campaign, paths, method=method, progress=progress)
+        new_jobs = workflow_inputs(campaign, paths, method=method, fit=fit, progress=progress)
     else:
         new_jobs = prepare_inputs(
             campaign, paths, method=method, charge=charge, mult=mult, fit=fit, warn=warn, progress=progress

@@ -184,6 +184,14 @@ def _core_s(use: dict[str, Any]) -> int:
     return int(use.get("el", 0)) * int(use.get("np", 1))
 
 
+#: The keys of a `job_row`, in order: the CSV header of `usage --csv`, also when no job is measured.
+JOB_COLUMNS = (
+    "id", "name", "state", "attempts", "attempts_measured", "core_hours", "core_hours_successful",
+    "core_hours_wasted", "core_hours_unused", "cpu_efficiency", "max_rss_mb", "requested_mem_mb",
+    "mem_efficiency", "elapsed_s", "time_limit_s", "time_fraction", "cpus", "node",
+)  # fmt: skip
+
+
 def job_row(job: Job) -> dict[str, Any] | None:
     """One job's usage over all its attempts (None when no attempt has a usage record)."""
     measured = [a.usage for a in job.attempts if a.usage and "el" in a.usage]
