@@ -12,6 +12,11 @@ EXIT_USAGE = 2
 EXIT_TEMPFAIL = 75
 
 
+def one_line(problems: list[str]) -> str:
+    """Several problems as the one line every refusal prints: ``N problems: a; b``, or the problem."""
+    return problems[0] if len(problems) == 1 else f"{len(problems)} problems: " + "; ".join(problems)
+
+
 class OrcaHpcError(Exception):
     """An expected failure: the CLI prints ``str(self)`` on one line, no traceback."""
 

@@ -128,8 +128,10 @@ def test_every_step_is_held_to_the_node_at_submit_and_fitted_only_by_the_site_ru
     ledger = root / ".orca-hpc" / "ledger.json"
     before = ledger.read_bytes()
     (root / "w.xyz").write_text(WATER)
-    refused = cli(root, "submit", "--dry-run", str(root / "w.xyz"), expect=1).output.strip().splitlines()
-    assert len(refused) == 2 and "step 'opt'" in refused[0] and "step 'sp'" in refused[1], refused
+    said = cli(root, "submit", "--dry-run", str(root / "w.xyz"), expect=1).output.strip().splitlines()
+    assert len(said) == 1 and "2 problems: " in said[0], said  # one line, every problem
+    refused = said[0].split("2 problems: ", 1)[1].split("; fit_to_node = true in [overrides.slurm] scales")
+    assert "step 'opt'" in refused[0] and "step 'sp'" in refused[1], refused
     assert "walltime 10:00:00 is longer than the partition's limit 04:00:00" in refused[0]
     assert "16 processes (%pal) but a node has 8 cores" in refused[1]
     flag = cli(root, "submit", "--dry-run", "--fit", str(root / "w.xyz"), expect=1).output

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from orca_hpc.config.site import parse_walltime
-from orca_hpc.errors import UserError
+from orca_hpc.errors import UserError, one_line
 from orca_hpc.orca.inputs import input_intents
 from orca_hpc.orca.presets import render_preset, resolve_method
 from orca_hpc.orca.xyz import Atom, Molecule
@@ -92,7 +92,7 @@ class Step:
 class Workflow:
     steps: tuple[Step, ...]
     conformers: int = 10
-    rmsd: float = 0.5
+    rmsd: float = 0.125  # angstrom: CREST's default; 0.5 merges mirror-image rotamers (gauche+/-)
     energy_window_kcal: float = 10.0
     source: str = ""  # the preset it came from, if any
 
@@ -152,7 +152,7 @@ class Workflow:
                 seen.add(step.name)
                 steps.append(step)
         if problems:
-            raise UserError("\n".join(problems))
+            raise UserError(one_line(problems))
         return Workflow(tuple(steps), source=source, **settings)
 
 

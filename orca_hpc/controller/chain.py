@@ -33,7 +33,7 @@ from orca_hpc.config.workflow import Step
 from orca_hpc.controller.fit import excesses
 from orca_hpc.controller.gather import expand_inputs
 from orca_hpc.controller.submit import NewJob, _plan, _sha, record_attempt
-from orca_hpc.errors import InputFileError, OrcaHpcError, UserError
+from orca_hpc.errors import InputFileError, OrcaHpcError, UserError, one_line
 from orca_hpc.ledger.records import Job
 from orca_hpc.ledger.store import Transaction
 from orca_hpc.molecules import ConformerSettings, read_molecules
@@ -157,7 +157,7 @@ def workflow_inputs(
             nj.maxcore_given = first.maxcore is not None  # right-sizing never lowers a step's own maxcore
             jobs.append(nj)
     if errors:
-        raise UserError(errors[0] if len(errors) == 1 else "\n".join(errors))
+        raise UserError(one_line(errors))
     return jobs
 
 
@@ -178,7 +178,7 @@ def _check_steps_fit(campaign: Campaign, steps: Sequence[Step]) -> None:
                 "scales it down to the node"
             )
     if problems:
-        raise UserError("\n".join(problems))
+        raise UserError(one_line(problems))
 
 
 # ---------------------------------------------------------------- reconcile: the next step

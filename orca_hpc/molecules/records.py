@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orca_hpc.errors import InputFileError, UserError
+from orca_hpc.errors import InputFileError, UserError, one_line
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,9 @@ class ConformerSettings:
     """How many conformers to generate (SMILES, 2D SDF) or keep (multi-frame xyz, 3D SDF)."""
 
     count: int = 10
-    rmsd: float = 0.5  # angstrom, heavy atoms after superposition: closer conformers are duplicates
+    rmsd: float = (
+        0.125  # angstrom, heavy atoms after superposition: closer ones are duplicates (CREST's default)
+    )
     energy_window_kcal: float = 10.0  # force-field energy window above the lowest (generated only)
     seed: int = 61453  # the embedding's random seed: the same input gives the same conformers
 
@@ -42,8 +44,7 @@ class MoleculeInputError(UserError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
-        head = "" if len(self.problems) == 1 else f"{len(self.problems)} problems: "
-        super().__init__(head + "; ".join(self.problems))
+        super().__init__(one_line(self.problems))
 
 
 @dataclass
