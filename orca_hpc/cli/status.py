@@ -236,11 +236,11 @@ def _show_one(campaign: Any, job: Job) -> None:
 
 
 def _with_summaries(record: dict[str, Any], job: Job, root: Path) -> dict[str, Any]:
-    """The job's public record; each attempt with a result file gains ``summary`` (from result.json)."""
+    """The job's public record; each attempt's ``summary`` from its result.json (null without one:
+    every key is always present)."""
     for att, entry in zip(job.attempts, record["attempts"], strict=True):
         summary = attempt_summary(root / att.dir, att.outcome, att.reason) if att.dir else {}
-        if summary:
-            entry["summary"] = summary
+        entry["summary"] = summary or None
     return record
 
 
