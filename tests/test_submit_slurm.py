@@ -39,6 +39,10 @@ def test_dry_run_submits_nothing(tmp_path: Path) -> None:
     assert ledger_bytes(camp) == before_ledger
     assert _queue() == before_queue
     assert cli(camp, "render", *paths).output == out
+    # --json: the same scripts as a document, still nothing recorded or queued
+    document = json.loads(cli(camp, "submit", "--dry-run", "--json", *paths).stdout)
+    assert document["kind"] == "submit_dry_run" and document["scripts"] == [out]
+    assert ledger_bytes(camp) == before_ledger and _queue() == before_queue
 
 
 def test_hostile_file_names_run_and_cannot_inject(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import click
 
 from orca_hpc.cli.common import auto_reconcile, campaign_of, say, warn
 from orca_hpc.controller.gather import read_list_file
-from orca_hpc.controller.public import submit_document
+from orca_hpc.controller.public import dry_run_document, submit_document
 from orca_hpc.controller.submit import submit as submit_inputs
 from orca_hpc.errors import UserError
 
@@ -124,6 +124,9 @@ def submit(
         from orca_hpc.controller.check import remember_check
 
         remember_check(campaign)
+    if dry_run and as_json:
+        click.echo(json.dumps(dry_run_document(report), indent=1))
+        return
     if dry_run:
         for script in report.scripts:
             click.echo(script, nl=False)

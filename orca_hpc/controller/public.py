@@ -130,6 +130,15 @@ def submit_document(report: Any) -> dict[str, Any]:
     )
 
 
+def dry_run_document(report: Any) -> dict[str, Any]:
+    """What `submit --dry-run --json` prints: the job scripts that would be submitted, nothing else done."""
+    return document(
+        "submit_dry_run",
+        scripts=list(report.scripts),
+        skipped=[{"file": f, "existing": e} for f, e in report.skipped],
+    )
+
+
 def reconcile_document(report: Any) -> dict[str, Any]:
     """What `reconcile --json` prints, from a ``controller.reconcile.ReconcileReport``."""
     return document(
