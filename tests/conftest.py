@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from filelock import FileLock
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "local-slurm.sh"
@@ -25,10 +26,13 @@ def slurm_cluster() -> str:
 
     Fails rather than skips: a silently skipped scheduler test would hide exactly the bugs it is for.
     """
+    # Parallel test workers (pytest-xdist) each confirm the cluster: one at a time, one install.
+    lock = FileLock(Path(tempfile.gettempdir()) / "orca-hpc-tests-cluster.lock")
     try:
-        proc = subprocess.run(
-            ["bash", str(SCRIPT), "start"], capture_output=True, text=True, timeout=900, check=False
-        )
+        with lock:
+            proc = subprocess.run(
+                ["bash", str(SCRIPT), "start"], capture_output=True, text=True, timeout=900, check=False
+            )
     except subprocess.TimeoutExpired:
         pytest.fail(f"{SCRIPT} start did not finish within 900 s", pytrace=False)
     ready = [ln for ln in proc.stdout.splitlines() if ln.startswith("SLURM CLUSTER READY")]
@@ -36,6 +40,19 @@ def slurm_cluster() -> str:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
         pytest.fail(f"{SCRIPT} start failed (exit {proc.returncode}):\n{tail}", pytrace=False)
     return ready[0]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`--dist loadgroup`, scripts/test.sh): the cluster's tests run one after
+    another in one worker, as alone: the one-node cluster's slots are what they wait for, and two at
+    once would make each wait for the other's jobs. Every test of the machine's second user runs in
+    one worker too: the session that made the accounts removes them at its end, which must not be
+    while another worker still uses them."""
+    for item in items:
+        if item.get_closest_marker("slurm") is not None:
+            item.add_marker(pytest.mark.xdist_group("cluster"))
+        elif "local_users" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("local_users"))
 
 
 @pytest.fixture(autouse=True)

@@ -189,6 +189,7 @@ def _restart_cluster() -> None:
     )
 
 
+@pytest.mark.disruptive
 def test_reconcile_exits_75_and_changes_nothing_while_slurmdbd_is_down(tmp_path: Path) -> None:
     camp = new_campaign(tmp_path)
     paths = write_inputs(tmp_path / "in", {"w.inp": orca_input()})
@@ -213,6 +214,7 @@ def test_reconcile_exits_75_and_changes_nothing_while_slurmdbd_is_down(tmp_path:
     assert reconcile_until_done(camp)["counts"] == {"COMPLETED": 1}
 
 
+@pytest.mark.disruptive
 def test_submit_exits_75_when_slurmctld_is_down_and_records_nothing_as_submitted(tmp_path: Path) -> None:
     camp = new_campaign(tmp_path)
     paths = write_inputs(tmp_path / "in", {"w.inp": orca_input()})
@@ -325,6 +327,7 @@ def test_walltime_kill_restarts_from_saved_files_with_more_time(tmp_path: Path) 
     assert status(camp)["jobs"][0]["state"] == "CANCELLED"
 
 
+@pytest.mark.disruptive
 def test_node_failure_is_retried_without_counting(tmp_path: Path) -> None:
     camp = new_campaign(tmp_path)
     paths = write_inputs(tmp_path / "in", {"nf.inp": orca_input(directive="sleep=300")})

@@ -24,25 +24,29 @@ HOSTILE = [
 ]
 
 
-def _queue() -> str:
-    return subprocess.run(["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True, check=True).stdout
+def _queue(camp: Path) -> list[str]:
+    """The campaign's jobs in squeue (their script lives in the campaign): other tests run beside this
+    one on the same cluster, so the whole queue is not this test's to compare."""
+    argv = ["squeue", "-h", "-o", "%i %j %o"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if str(camp) in line]
 
 
 def test_dry_run_submits_nothing(tmp_path: Path) -> None:
     camp = new_campaign(tmp_path)
     paths = write_inputs(tmp_path / "in", {"w.inp": orca_input(extra="%pal nprocs 2 end\n%maxcore 600\n")})
-    before_ledger, before_queue = ledger_bytes(camp), _queue()
+    before_ledger, before_queue = ledger_bytes(camp), _queue(camp)
     out = cli(camp, "submit", "--dry-run", *paths).output
     assert out.startswith("#!/bin/bash")
     assert "#SBATCH --ntasks=2" in out and "#SBATCH --mem=1500M" in out
     assert "orca_hpc.runner" in out and "srun" not in out and "mpirun" not in out
     assert ledger_bytes(camp) == before_ledger
-    assert _queue() == before_queue
+    assert _queue(camp) == before_queue
     assert cli(camp, "render", *paths).output == out
     # --json: the same scripts as a document, still nothing recorded or queued
     document = json.loads(cli(camp, "submit", "--dry-run", "--json", *paths).stdout)
     assert document["kind"] == "submit_dry_run" and document["scripts"] == [out]
-    assert ledger_bytes(camp) == before_ledger and _queue() == before_queue
+    assert ledger_bytes(camp) == before_ledger and _queue(camp) == before_queue
 
 
 def test_hostile_file_names_run_and_cannot_inject(tmp_path: Path) -> None:

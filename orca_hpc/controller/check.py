@@ -96,19 +96,21 @@ def _check_scratch(campaign: Campaign, report: CheckReport) -> None:
         report.passed.append(f"scratch root {root} is writable")
 
 
-def _check_resources(campaign: Campaign, scheduler: Scheduler, report: CheckReport) -> None:
+def _check_resources(campaign: Campaign, scheduler: Scheduler, report: CheckReport) -> bool:
+    """The site's default job against ``sbatch --test-only``; False when the scheduler did not answer
+    (each further call would wait out the same timeout: the submit's own sbatch will say so)."""
     site = campaign.site
     try:
         mem, _maxcore = resources_for(site, site.nprocs, None)
     except OrcaHpcError as err:
         report.problems.append(str(err))
-        return
+        return True
     request = ArrayRequest("check", (campaign.jobs_dir / "check",), site.nprocs, mem, site.walltime_min)
     try:
         problem = scheduler.test_only(request)
     except TemporaryFailure as err:
         report.notes.append(f"the scheduler could not be asked: {err}")
-        return
+        return False
     if problem:
         report.problems.append(
             f"the scheduler refuses the site's default job ({site.nprocs} processes, {mem} MB, "
@@ -116,6 +118,7 @@ def _check_resources(campaign: Campaign, scheduler: Scheduler, report: CheckRepo
         )
     else:
         report.passed.append(f"the scheduler accepts a {site.nprocs}-process, {mem} MB job")
+    return True
 
 
 def _check_node(campaign: Campaign, scheduler: Scheduler, report: CheckReport) -> None:
@@ -248,8 +251,8 @@ def check_campaign(campaign: Campaign, scheduler: Scheduler | None = None) -> Ch
     _check_paths(campaign, report)
     _check_scratch(campaign, report)
     scheduler = scheduler or scheduler_for(campaign)
-    _check_resources(campaign, scheduler, report)
-    _check_node(campaign, scheduler, report)
+    if _check_resources(campaign, scheduler, report):
+        _check_node(campaign, scheduler, report)
     _check_mail(campaign, report)
     _check_lock(campaign, report)
     return report
