@@ -242,19 +242,33 @@ def _classification_hints() -> dict[str, Any]:
     return {**typing.get_type_hints(Classification), "outcome": str}
 
 
+@functools.cache
+def _shape(hint: Any) -> tuple[bool, Any, Any, tuple[Any, ...]]:
+    """(None allowed, origin, type, args) of a hint, "X | None" unwrapped to X; worked out once per hint
+    (``typing.get_origin``/``get_args`` cost more than the check, and reconcile checks every field of
+    10,000 result files after a mass completion). A union of several types is not checked (Any)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    nullable = False
+    if origin in (typing.Union, types.UnionType):  # here always "X | None"
+        options = [o for o in args if o is not type(None)]
+        nullable = len(options) < len(args)
+        if len(options) != 1:
+            return nullable, None, Any, ()
+        hint = options[0]
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    return nullable, origin, hint, args
+
+
 def _value_problem(name: str, value: Any, hint: Any, plain: bool) -> str | None:
     """Why ``value`` is not of type ``hint`` (str, int, float, bool, None, unions, list[X], dict),
     or None."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):  # here always "X | None"
-        options = [o for o in typing.get_args(hint) if o is not type(None)]
-        if value is None and len(options) < len(typing.get_args(hint)):
-            return None
-        return _value_problem(name, value, options[0], plain) if len(options) == 1 else None
+    nullable, origin, hint, args = _shape(hint)
+    if value is None and nullable:
+        return None
     if origin is list:
         if not isinstance(value, list):
             return f"{name} is {_kind(value)}, not a list"
-        (item,) = typing.get_args(hint) or (Any,)
+        (item,) = args or (Any,)
         for i, entry in enumerate(value):
             problem = _value_problem(f"{name}[{i}]", entry, item, plain)
             if problem:
