@@ -39,6 +39,7 @@ import re
 import stat
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,7 @@ class LockedRotatingFileHandler(logging.Handler):
         self._fd: int | None = None
         self._ino: tuple[int, int] | None = None
         self._failed = False
+        self._held: list[str] | None = None  # records kept by ``hold`` for one write
 
     # -- files ------------------------------------------------------------------------------
 
@@ -192,7 +194,11 @@ class LockedRotatingFileHandler(logging.Handler):
     # -- writing ----------------------------------------------------------------------------
 
     def write_line(self, line: str) -> None:
-        data = (line.rstrip("\n") + "\n").encode("utf-8", errors="replace")
+        self.write_lines([line])
+
+    def write_lines(self, lines: list[str]) -> None:
+        """Append ``lines`` with one lock, one stat and one write (a mass completion logs a line per job)."""
+        data = "".join(line.rstrip("\n") + "\n" for line in lines).encode("utf-8", errors="replace")
         lock_fd = self._open_private(self.lock_path, os.O_RDWR)
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX)
@@ -215,11 +221,35 @@ class LockedRotatingFileHandler(logging.Handler):
             line = self.format(record)
             self.acquire()  # threads of this process: one descriptor, one writer at a time
             try:
-                self.write_line(line)
+                if self._held is not None:
+                    self._held.append(line)
+                else:
+                    self.write_line(line)
             finally:
                 self.release()
         except Exception:
             self.handleError(record)
+
+    def hold(self) -> None:
+        """Keep records in memory until ``write_held`` (see ``held_records``)."""
+        self.acquire()
+        try:
+            if self._held is None:
+                self._held = []
+        finally:
+            self.release()
+
+    def write_held(self) -> None:
+        """Write the records kept since ``hold`` in one append, and write each record at once again."""
+        self.acquire()
+        try:
+            held, self._held = self._held, None
+            if held:
+                self.write_lines(held)
+        except Exception:
+            self.handleError(logging.LogRecord(self.name or "", logging.ERROR, "", 0, "", None, None))
+        finally:
+            self.release()
 
     def handleError(self, record: logging.LogRecord) -> None:
         # A full disk or a read-only campaign must not break the command, nor print a traceback per record.
@@ -279,6 +309,23 @@ class _StderrHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, _value: Any) -> None:
         pass
+
+
+@contextlib.contextmanager
+def held_records() -> Iterator[None]:
+    """Records for the campaign log are written together when the block ends: one lock, one stat and
+    one append instead of one each per record (a reconcile after 1,000 completions logs 1,000 lines).
+
+    They are written when the block ends however it ends (an exception included), after what they
+    report was saved; a process killed inside the block loses them, as it loses a line being written."""
+    files = [h for h in _installed if isinstance(h, LockedRotatingFileHandler)]
+    for handler in files:
+        handler.hold()
+    try:
+        yield
+    finally:
+        for handler in files:
+            handler.write_held()
 
 
 def teardown_logging() -> None:

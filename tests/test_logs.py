@@ -294,3 +294,21 @@ def test_campaign_settings_drive_the_handler(tmp_path: Path) -> None:
         teardown_logging()
     assert len(handler.backups()) == 2
     assert "debug line 39" in _log_of(camp)
+
+
+def test_held_records_are_written_together_when_the_block_ends(tmp_path: Path) -> None:
+    from orca_hpc.logs import held_records, log_echoed
+
+    campaign = new_campaign(tmp_path)
+    setup_logging(campaign, command="test")
+    try:
+        log_echoed("before")
+        with held_records():
+            for i in range(3):
+                log_echoed(f"held {i}")
+            assert "held" not in _log_of(campaign)  # kept until the block ends
+        log_echoed("after")
+        messages = [LINE.match(line).group(5) for line in _log_of(campaign).splitlines()]  # type: ignore[union-attr]
+        assert messages == ["before", "held 0", "held 1", "held 2", "after"]
+    finally:
+        teardown_logging()

@@ -168,6 +168,29 @@ def test_reused_job_id_is_not_taken_for_ours(campaign: Campaign) -> None:
     assert _job(campaign, job_id).state is JobState.PENDING  # not RUNNING on someone else's behalf
 
 
+def test_queue_state_moves_are_recorded_and_a_reused_id_is_still_not_ours(campaign: Campaign) -> None:
+    """SLURM's state of a job that stays queued or running is recorded without decoding the job (the
+    attempt is edited in its bytes): the same result as the full path, and a record that is someone
+    else's job is never written into ours."""
+    from dataclasses import replace
+
+    fake = FakeScheduler()
+    [job_id, other] = _submit(campaign, fake, 2)
+    sid, other_sid = _job(campaign, job_id).latest.slurm_id, _job(campaign, other).latest.slurm_id
+    fake.start(sid)
+    fake.start(other_sid)
+    reconcile(campaign, scheduler=fake)
+    assert _job(campaign, job_id).latest.slurm_state == "RUNNING"
+    fake.jobs[sid] = replace(fake.jobs[sid], state="COMPLETING")  # still running, a new SLURM state
+    fake.jobs[other_sid] = replace(fake.jobs[other_sid], state="COMPLETING", name="someone-elses-job")
+    reconcile(campaign, scheduler=fake)
+    job, theirs = _job(campaign, job_id), _job(campaign, other)
+    assert job.state is JobState.RUNNING and job.latest.slurm_state == "COMPLETING"
+    assert job.latest.started == "2026-01-01T00:00:00Z"
+    assert theirs.state is JobState.RUNNING and theirs.latest.slurm_state == "RUNNING"
+    assert campaign.ledger().check().ok
+
+
 def test_scheduler_down_changes_nothing(campaign: Campaign) -> None:
     fake = FakeScheduler()
     [job_id] = _submit(campaign, fake)

@@ -29,7 +29,7 @@ from orca_hpc.controller.usage_report import (
 from orca_hpc.errors import UserError
 from orca_hpc.ledger.records import Attempt, Job
 from orca_hpc.ledger.states import JobState
-from orca_hpc.ledger.validate import job_problems
+from orca_hpc.ledger.validate import job_problems, plainly_sound
 from orca_hpc.scheduler import slurm
 from orca_hpc.scheduler.base import Usage
 from orca_hpc.scheduler.fake import FakeScheduler
@@ -174,11 +174,14 @@ def test_ledger_accepts_usage_and_refuses_bad_values() -> None:
     good = _job([Attempt(1, "t", outcome="success", usage={"el": 5, "rss": 100, "node": "vm"})])
     assert job_problems("j000001", good.to_dict()) == []
     assert Job.from_dict("j000001", good.to_dict()) == good
+    assert plainly_sound("j000001", good.to_dict())  # the save's quick path takes a sound usage
     for bad, problem in (({"el": -1}, "use.el"), ({"zz": 1}, "use.zz"), ({"el": 1.5}, "use.el"),
-                         ({"node": "a\nb"}, "use.node"), ([1], "use is list")):  # fmt: skip
+                         ({"node": "a\nb"}, "use.node"), ([1], "use is list"), ({"el": 2**53}, "use.el"),
+                         ({"node": 5}, "use.node"), ({"el": True}, "use.el")):  # fmt: skip
         d = good.to_dict()
         d["att"][0]["use"] = bad
         assert any(problem in p for p in job_problems("j000001", d)), bad
+        assert not plainly_sound("j000001", d), bad  # never says yes where the full rules say no
 
 
 # ---------------------------------------------------------------- report arithmetic

@@ -9,7 +9,7 @@ import click
 
 from orca_hpc.config.campaign import Campaign, load_campaign
 from orca_hpc.errors import TemporaryFailure
-from orca_hpc.logs import log_echoed
+from orca_hpc.logs import held_records, log_echoed
 
 
 def campaign_of(obj: Any) -> Campaign:
@@ -54,8 +54,9 @@ def auto_reconcile(obj: Any, campaign: Campaign) -> None:
     from orca_hpc.controller.reconcile import reconcile
 
     try:
-        # Without -v what changed is not shown, but it still goes to the log.
-        reconcile(campaign, echo=(lambda m: say(obj, m)) if getattr(obj, "verbose", 0) else log_echoed)
+        # Without -v what changed is not shown, but it still goes to the log: in one append at the end.
+        with held_records():
+            reconcile(campaign, echo=(lambda m: say(obj, m)) if getattr(obj, "verbose", 0) else log_echoed)
     except TemporaryFailure as err:
         warn(f"not reconciled: {err}")
     warn_owed_mail(obj, campaign)

@@ -25,7 +25,7 @@ from orca_hpc.controller.recovery import Failure, Limits, plan_recovery
 from orca_hpc.controller.submit import Dispatcher, record_attempt
 from orca_hpc.controller.usage import usage_of
 from orca_hpc.errors import InputFileError, OrcaHpcError
-from orca_hpc.ledger.records import Job
+from orca_hpc.ledger.records import Attempt, Job
 from orca_hpc.ledger.states import JobState
 from orca_hpc.ledger.store import Transaction
 from orca_hpc.orca.read import read_tail
@@ -61,6 +61,24 @@ def _unchanged(state: JobState, peek: dict[str, str | None], rec: JobRecord | No
     if rec.running != (state == JobState.RUNNING):
         return False
     return not (rec.start and not peek["beg"])
+
+
+def _queue_edit(state: JobState, rec: JobRecord | None) -> Callable[[Attempt], bool] | None:
+    """What ``_update`` does to a queued or running attempt whose job stays in ``state``, as an edit of
+    the attempt alone (``Transaction.edit_latest_attempt``); None when the job's state changes."""
+    if rec is None or rec.finished or rec.running != (state == JobState.RUNNING):
+        return None
+
+    def edit(att: Attempt) -> bool:
+        expected = job_name(att.token.split("/")[0]) if att.token else None
+        if rec.name and expected and rec.name != expected:
+            return False  # not our job (slurmctld reused the id): _update decides
+        if rec.start and not att.started:
+            att.started = utc_iso(rec.start)
+        att.slurm_state = rec.state
+        return True
+
+    return edit
 
 
 class Reconciler:
@@ -118,8 +136,12 @@ class Reconciler:
                     self._adopt(txn, job, by_token)
                 for job_id, slurm_id in ids.items():
                     rec = records.get(slurm_id)
-                    if job_id in peeked and _unchanged(watched[job_id], peeked[job_id], rec):
-                        continue  # nothing to record: no need to decode the job
+                    if job_id in peeked:
+                        if _unchanged(watched[job_id], peeked[job_id], rec):
+                            continue  # nothing to record: no need to decode the job
+                        edit = _queue_edit(watched[job_id], rec)
+                        if edit is not None and txn.edit_latest_attempt(job_id, edit):
+                            continue  # only SLURM's state (or start) moved: recorded without a decode
                     self._update(txn, txn.get(job_id), rec)
                 if self._permanent:
                     self._queue_digest(txn)
@@ -225,15 +247,17 @@ class Reconciler:
     ) -> None:
         att = job.attempt
         assert att is not None
-        end = decide_end(
+        ending = (
             rec.state if rec else None,
             rec.exit_code if rec else None,
             rec.signal if rec else None,
             result,
             self._job_log(att.slurm_id),
-            environment.attempt_stderr(self.campaign.root / att.dir),
-            result_problem=result_problem,
         )
+        end = decide_end(*ending, result_problem=result_problem)
+        if not end.success:  # ORCA's stderr can only turn a failure into an environment failure
+            stderr = environment.attempt_stderr(self.campaign.root / att.dir)
+            end = decide_end(*ending, stderr, result_problem=result_problem)
         att.slurm_state = rec.state if rec else att.slurm_state
         if rec is not None:
             att.exit_code = f"{rec.exit_code or 0}:{rec.signal or 0}"

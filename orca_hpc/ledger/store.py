@@ -59,7 +59,7 @@ import os
 import stat
 import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +71,14 @@ from orca_hpc.ledger.lock import DEFAULT_STALE_AFTER, LedgerLock
 from orca_hpc.ledger.records import Attempt, Job, format_job_id, job_id_number
 from orca_hpc.ledger.schema import SCHEMA_VERSION, migrate_doc
 from orca_hpc.ledger.states import FINISHED, JobState, check_transition
-from orca_hpc.ledger.validate import counter_problem, head_problems, job_problems, plainly_sound, summarize
+from orca_hpc.ledger.validate import (
+    counter_problem,
+    head_problems,
+    job_problems,
+    plain_attempt,
+    plainly_sound,
+    summarize,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -351,6 +358,7 @@ class Transaction(LedgerView):
         self._orig_outbox = _dumps(self._outbox)
         self._sync_first: set[str] = set()  # folders whose file systems are synced before this commit
         self._encoded: dict[str, dict[str, Any]] = {}  # set by _changes: the dicts changed jobs encode
+        self._edited: set[str] = set()  # jobs whose latest attempt edit_latest_attempt re-encoded
 
     @LedgerView.meta.setter  # type: ignore[attr-defined]
     def meta(self, value: dict[str, Any]) -> None:
@@ -424,6 +432,49 @@ class Transaction(LedgerView):
             self.set_state(job, JobState.CREATED)
         return job
 
+    def edit_latest_attempt(self, job_id: str, edit: Callable[[Attempt], bool]) -> bool:
+        """Change the latest attempt of an active job that was not decoded, without decoding the job.
+
+        ``edit`` gets that attempt and changes it, or returns False to decline (then nothing changes).
+        Only the attempt is decoded and re-encoded, in place in the job's bytes: for a reconcile in
+        which SLURM's state of 10,000 queued jobs moved, that is ~5 us per job instead of ~40 for a
+        decode, encode and check of each. The job's own fields (state, ``updated``) cannot change
+        here. True when done; False when the caller must decode the job (``get``) to change it: the
+        job is decoded already, or its bytes are not as this writer wrote them (a migrated or
+        hand-edited file, where the attempt's place in the bytes is not certain).
+        """
+        if job_id in self._jobs or job_id not in self._ids or self.migrated:
+            return False
+        text = self._raw[job_id].decode("utf-8")
+        # In the writer's bytes the first '"att":[' is the job's own key: its keys before "att" are
+        # plain values, and a quote inside a string is escaped.
+        start = text.find('"att":[')
+        if start < 0:
+            return False
+        start += 7
+        try:
+            while True:
+                d, end = _decode_str(text, start)
+                if text[end] != ",":
+                    break
+                start = end + 1
+        except (ValueError, IndexError, RecursionError):
+            return False
+        if text[end] != "]" or type(d) is not dict:
+            return False
+        try:
+            att = Attempt.from_dict(d)
+        except (KeyError, ValueError, TypeError, AttributeError):
+            return False
+        if not edit(att):
+            return False
+        new = att.to_dict()
+        if not plain_attempt(job_id, new, d.get("n")):
+            return False  # not told quickly: the caller's decode, change and the save's full check
+        self._raw[job_id] = (text[:start] + _dumps(new) + text[end:]).encode("utf-8")
+        self._edited.add(job_id)
+        return True
+
     def sync_before_commit(self, folder: Path) -> None:
         """Files written under ``folder`` during this transaction must be durable before the ledger
         that names them is: the commit syncs ``folder``'s file system once, however many files.
@@ -447,6 +498,7 @@ class Transaction(LedgerView):
             or _dumps(self._meta) != self._orig_meta
             or _dumps(self._outbox) != self._orig_outbox
         )
+        changed = changed or bool(self._edited)
         hot: dict[str, bytes] = {}
         to_archive: list[dict[str, Any]] = []
         raw = self._raw

@@ -196,6 +196,16 @@ def plainly_sound(job_id: str, d: Any) -> bool:
     return _plainly_sound(job_id, d, False)
 
 
+def plain_attempt(job_id: str, a: Any, n: Any) -> bool:
+    """True only when attempt ``a`` (number ``n``) of job ``job_id`` passes the full rules, told quickly:
+    a job that was sound stays sound when only this attempt changes (``Transaction.edit_latest_attempt``).
+    """
+    plain: list[str] = []
+    if type(n) is not int or not _plain_attempt(a, n, f"jobs/{job_id}", plain):
+        return False
+    return not _CONTROL.search("".join(plain))
+
+
 def _plain_json(value: Any, depth: int) -> bool:
     """A nested value of exact JSON types that ``json_problem`` finds nothing wrong with."""
     kind = type(value)
@@ -280,6 +290,12 @@ def _plain_attempt(a: Any, n: int, job_dir: Any, plain: list[str]) -> bool:
             # depth 2: as deep as the full rules see it, through the job's "att" list
             if not all(type(f) is dict for f in value) or not _plain_json(value, 2):
                 return False
+        elif kind is dict and key == "use":  # every finished attempt has one: keep them on this path
+            for k, v in value.items():
+                if k == "node" and type(v) is str:
+                    plain.append(v)
+                elif k not in USAGE_KEYS or type(v) is not int or not 0 <= v < 2**53:
+                    return False
         else:
             return False
     return a.get("dir") in (None, "", f"{job_dir}/attempt-{n}")
