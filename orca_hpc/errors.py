@@ -12,6 +12,20 @@ EXIT_USAGE = 2
 EXIT_TEMPFAIL = 75
 
 
+# What a Jinja2 template's own expressions can raise while it renders ({{ 1/0 }}, a loop of macros, a
+# wrong call): Jinja2 passes them through. A template file that is not UTF-8 raises UnicodeDecodeError,
+# a ValueError. Method templates (orca/presets.py) and site job-script templates (scheduler/script.py)
+# turn these into one-line errors alike.
+TEMPLATE_RUNTIME_ERRORS: tuple[type[Exception], ...] = (
+    ArithmeticError,
+    LookupError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    RecursionError,
+)
+
+
 def one_line(problems: list[str]) -> str:
     """Several problems as the one line every refusal prints: ``N problems: a; b``, or the problem."""
     return problems[0] if len(problems) == 1 else f"{len(problems)} problems: " + "; ".join(problems)

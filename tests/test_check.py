@@ -37,7 +37,7 @@ def test_the_site_declarations_are_checked_against_the_real_node(tmp_path: Path)
     result = cli(camp, "check", expect=1)
     problems = [line for line in result.output.splitlines() if line.startswith("problem:")]
     assert len(problems) == 2, result.output
-    assert f"cores_per_node = {cpus + 1} but node" in problems[0] and f"has {cpus}" in problems[0]
+    assert f"cores_per_node = {cpus + 1} but the nodes" in problems[0] and f"have {cpus} " in problems[0]
     assert f"max_mem_mb = {memory + 1} but" in problems[1] and f"have {memory} MB" in problems[1]
 
 

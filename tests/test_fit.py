@@ -158,7 +158,7 @@ def test_the_check_reports_declarations_beyond_the_node(tmp_path: Path) -> None:
     report = check_campaign(load_campaign(camp), cluster)
     problems = "\n".join(report.problems)
     assert len(report.problems) == 4, problems
-    assert "cores_per_node = 16 but node vm of partition debug has 8" in problems
+    assert "cores_per_node = 16 but the nodes of partition debug have 8 (scontrol CPUTot)" in problems
     assert "max_mem_mb = 32000 but the nodes of partition debug have 16000 MB" in problems
     assert "walltime 03:00:00 is longer than partition debug's MaxTime 02:00:00" in problems
     assert "max_walltime is 04:00:00 but partition debug's MaxTime is 02:00:00" in problems

@@ -121,6 +121,31 @@ def _check_resources(campaign: Campaign, scheduler: Scheduler, report: CheckRepo
     return True
 
 
+def _declared(
+    report: CheckReport,
+    where: str,
+    key: str,
+    declared: int | None,
+    real: int,
+    unit: str,
+    field: str,
+    part: str,
+) -> None:
+    """One declaration of the node (cores or memory) against what scontrol says its nodes have."""
+    if declared is None:
+        report.notes.append(
+            f"{where} {key} is not set: the nodes of partition {part} have {real}{unit}; set {key} = {real} "
+            "so jobs asking for more are refused or fitted at submit (until then submit asks scontrol)"
+        )
+    elif declared > real:
+        report.problems.append(
+            f"{where} {key} = {declared} but the nodes of partition {part} have {real}{unit} "
+            f"(scontrol {field}); set {key} = {real}" + (" or less" if unit else "")
+        )
+    else:
+        report.passed.append(f"{key} = {declared} (the nodes have {real}{unit})")
+
+
 def _check_node(campaign: Campaign, scheduler: Scheduler, report: CheckReport) -> None:
     """The site's declarations of one node and the partition's time limit against scontrol's answer:
     jobs are fitted to the declarations (controller/fit.py), so a declaration above the real node lets
@@ -146,30 +171,8 @@ def _check_node(campaign: Campaign, scheduler: Scheduler, report: CheckReport) -
             report.notes.append(
                 f"no node of partition {partition.name} takes jobs now (e.g. {node.name}: {node.state})"
             )
-        if site.cores_per_node is None:
-            report.notes.append(
-                f"{where} cores_per_node is not set: the nodes of partition {partition.name} have {cores}; "
-                f"set cores_per_node = {cores} so jobs asking for more are refused or fitted at submit"
-            )
-        elif site.cores_per_node > cores:
-            report.problems.append(
-                f"{where} cores_per_node = {site.cores_per_node} but node {node.name} of partition "
-                f"{partition.name} has {cores} (scontrol CPUTot); set cores_per_node = {cores}"
-            )
-        else:
-            report.passed.append(f"cores_per_node = {site.cores_per_node} (the nodes have {cores})")
-        if site.max_mem_mb is None:
-            report.notes.append(
-                f"{where} max_mem_mb is not set: the nodes of partition {partition.name} have {memory} MB; "
-                f"set max_mem_mb = {memory} (or less) so jobs asking for more are refused or fitted at submit"
-            )
-        elif site.max_mem_mb > memory:
-            report.problems.append(
-                f"{where} max_mem_mb = {site.max_mem_mb} but the nodes of partition {partition.name} have "
-                f"{memory} MB (scontrol RealMemory); set max_mem_mb = {memory} or less"
-            )
-        else:
-            report.passed.append(f"max_mem_mb = {site.max_mem_mb} (the nodes have {memory} MB)")
+        _declared(report, where, "cores_per_node", site.cores_per_node, cores, "", "CPUTot", partition.name)
+        _declared(report, where, "max_mem_mb", site.max_mem_mb, memory, " MB", "RealMemory", partition.name)
     limit = partition.max_time_min
     if limit is None:
         return

@@ -7,7 +7,7 @@ import functools
 from collections.abc import Mapping
 from pathlib import Path
 
-from orca_hpc.errors import InputFileError, UserError
+from orca_hpc.errors import TEMPLATE_RUNTIME_ERRORS, InputFileError, UserError
 from orca_hpc.orca.inputs import parse_input
 from orca_hpc.orca.xyz import Molecule, spin_problem
 
@@ -28,16 +28,6 @@ DEFAULT_TEMPLATE = """\
 {% endfor -%}
 *
 """
-
-# What a template's own expressions can raise while it renders (Jinja2 passes them through).
-TEMPLATE_RUNTIME_ERRORS = (
-    ArithmeticError,
-    LookupError,
-    TypeError,
-    ValueError,
-    AttributeError,
-    RecursionError,
-)
 
 
 @functools.cache

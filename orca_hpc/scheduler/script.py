@@ -18,7 +18,7 @@ from pathlib import Path
 
 from orca_hpc.atomic import atomic_write_bytes
 from orca_hpc.config.site import SiteConfig, format_walltime
-from orca_hpc.errors import InputFileError, UserError
+from orca_hpc.errors import TEMPLATE_RUNTIME_ERRORS, InputFileError, UserError
 from orca_hpc.perms import FILE_MODE, make_dir
 from orca_hpc.shipped import shipped_dir
 
@@ -28,16 +28,6 @@ if TYPE_CHECKING:
     import jinja2
 
 ENTRY_TEMPLATE = "job.sh.j2"
-# What a site template's own expressions can raise while it renders (Jinja2 passes them through); a
-# template file that is not UTF-8 raises UnicodeDecodeError (a ValueError).
-_TEMPLATE_RUNTIME_ERRORS = (
-    ArithmeticError,
-    LookupError,
-    TypeError,
-    ValueError,
-    AttributeError,
-    RecursionError,
-)
 # The packaged templates are also reachable under this prefix, so a site's own base.sh.j2 can
 # extend "orca-hpc/base.sh.j2" without extending itself.
 PACKAGED_PREFIX = "orca-hpc"
@@ -221,7 +211,7 @@ def render_job_script(site: SiteConfig, ctx: JobScriptContext) -> str:
         ) from None
     except jinja2.TemplateError as exc:
         raise UserError(f"site {site.name}: job script template: {exc}") from None
-    except _TEMPLATE_RUNTIME_ERRORS as exc:  # the site template's own code ({{ 1/0 }}, self-include)
+    except TEMPLATE_RUNTIME_ERRORS as exc:  # the site template's own code ({{ 1/0 }}, self-include)
         raise UserError(
             f"site {site.name}: job script template failed: {type(exc).__name__}: {str(exc)[:200]}"
         ) from None
