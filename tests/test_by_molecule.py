@@ -218,11 +218,7 @@ def test_chain_of_reads_the_field_a_record_or_the_extras_and_refuses_nonsense() 
 
 
 def _set_chain(job: Job, chain: dict[str, Any]) -> None:
-    """Give a ledger job its chain: the ``Job.chain`` field where the ledger has it, else an extra."""
-    if "chain" in {f.name for f in dataclasses.fields(Job)}:
-        setattr(job, "chain", chain)  # noqa: B010 (the field may not exist in this version)
-    else:
-        job.extra["chain"] = chain
+    job.chain = chain
 
 
 def _finish(campaign: Campaign, job: Job, output: Path) -> None:

@@ -474,7 +474,7 @@ def submit(
     rightsize.apply(campaign, ledger, new_jobs)
     if dry_run:
         fresh = _not_yet_recorded(ledger.snapshot(), new_jobs, force, report)
-        dispatcher = Dispatcher(campaign, ledger, scheduler or scheduler_for(campaign))
+        dispatcher = Dispatcher(campaign, ledger, scheduler)
         placeholder = campaign.jobs_dir / "<job>" / "attempt-1"
         jobs = [(str(i), placeholder, nj.plan) for i, nj in enumerate(fresh)]
         for _chunk, request in dispatcher.requests(jobs, token=lambda: "dry-run"):
@@ -508,7 +508,7 @@ def submit(
             report.held = len(ids)  # recorded as CREATED; reconcile submits them when the pause ends
             report.recorded = [(i, names[i], JobState.CREATED.value) for i in ids]
             return report
-        dispatcher = Dispatcher(campaign, ledger, scheduler or scheduler_for(campaign), echo=echo)
+        dispatcher = Dispatcher(campaign, ledger, scheduler, echo=echo)
         report.submitted = dispatcher.dispatch(ids, plans)
         report.waiting = dispatcher.waiting
         report.sbatch_calls = dispatcher.sbatch_calls

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orca_hpc.errors import LedgerCorrupt
-from orca_hpc.ledger.states import JobState
+from orca_hpc.ledger.states import BY_VALUE, JobState
 
 # The ``use`` keys that hold whole numbers (``node`` is the one string).
 USAGE_KEYS = ("el", "tl", "cpu", "rss", "mem", "np")
@@ -192,7 +192,7 @@ class Job:
             input_path=d["inp"],
             input_sha=d["sha"],
             site=d["site"],
-            state=_STATE_BY_VALUE.get(d["st"]) or JobState(d["st"]),  # a dict lookup: 10,000s per load
+            state=BY_VALUE.get(d["st"]) or JobState(d["st"]),
             max_retries=d["max"],
             created=d["ct"],
             updated=d["ut"],
@@ -214,9 +214,6 @@ def _chain_to_disk(chain: dict[str, Any]) -> dict[str, Any]:
 
 def _chain_from_disk(d: dict[str, Any]) -> dict[str, Any]:
     return {"molecule": d["mol"], "conformer": d["conf"], "step": d["step"], "after": d.get("after")}
-
-
-_STATE_BY_VALUE = {s.value: s for s in JobState}
 
 
 def _copy_json(value: Any) -> Any:

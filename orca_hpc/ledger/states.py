@@ -25,6 +25,9 @@ class JobState(str, Enum):
         return self in FINISHED
 
 
+# A state from its stored word by a dict lookup, not JobState(...): loads make 100,000s of them.
+BY_VALUE: dict[str, JobState] = {s.value: s for s in JobState}
+
 FINISHED = frozenset({JobState.COMPLETED, JobState.PERMANENT_FAILED, JobState.CANCELLED})
 # Jobs that reconcile must look at: SLURM may know something the ledger does not yet.
 ACTIVE = frozenset(set(JobState) - FINISHED)

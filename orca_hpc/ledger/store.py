@@ -70,7 +70,7 @@ from orca_hpc.ledger.archive import Archive
 from orca_hpc.ledger.lock import DEFAULT_STALE_AFTER, LedgerLock
 from orca_hpc.ledger.records import Attempt, Job, format_job_id, job_id_number
 from orca_hpc.ledger.schema import SCHEMA_VERSION, migrate_doc
-from orca_hpc.ledger.states import FINISHED, JobState, check_transition
+from orca_hpc.ledger.states import BY_VALUE, FINISHED, JobState, check_transition
 from orca_hpc.ledger.validate import (
     counter_problem,
     head_problems,
@@ -94,7 +94,6 @@ __all__ = [
 LEDGER_FILE = "ledger.json"
 BACKUP_FILE = "ledger.json.bak"
 _FINISHED_VALUES = frozenset(s.value for s in FINISHED)
-_STATE_BY_VALUE = {s.value: s for s in JobState}
 
 
 class LedgerWriteError(OrcaHpcError):
@@ -310,7 +309,7 @@ class LedgerView:
     def states(self) -> dict[str, JobState]:
         """The state of every active job by id, without decoding the jobs (cheap at any size)."""
         out = {}
-        by_value = _STATE_BY_VALUE  # a dict lookup, not JobState(...): 100,000 of them
+        by_value = BY_VALUE
         for job_id in self._ids:
             job = self._jobs.get(job_id)
             state = job.state.value if job is not None else _peek(self._raw[job_id], b'"st":"')
