@@ -63,6 +63,20 @@ def _unchanged(state: JobState, peek: dict[str, str | None], rec: JobRecord | No
     return not (rec.start and not peek["beg"])
 
 
+def _foreign(att: Attempt, rec: JobRecord) -> str | None:
+    """The name our job would have when ``rec`` is another job's: slurmctld lost ours and gave its id
+    to another (seen after a crash); the submission token is the identity. None when it is ours."""
+    expected = job_name(att.token.split("/")[0]) if att.token else None
+    return expected if rec.name and expected and rec.name != expected else None
+
+
+def _note_queued(att: Attempt, rec: JobRecord) -> None:
+    """What a queued or running job's record tells of its attempt."""
+    if rec.start and not att.started:
+        att.started = utc_iso(rec.start)
+    att.slurm_state = rec.state
+
+
 def _queue_edit(state: JobState, rec: JobRecord | None) -> Callable[[Attempt], bool] | None:
     """What ``_update`` does to a queued or running attempt whose job stays in ``state``, as an edit of
     the attempt alone (``Transaction.edit_latest_attempt``); None when the job's state changes."""
@@ -70,12 +84,9 @@ def _queue_edit(state: JobState, rec: JobRecord | None) -> Callable[[Attempt], b
         return None
 
     def edit(att: Attempt) -> bool:
-        expected = job_name(att.token.split("/")[0]) if att.token else None
-        if rec.name and expected and rec.name != expected:
-            return False  # not our job (slurmctld reused the id): _update decides
-        if rec.start and not att.started:
-            att.started = utc_iso(rec.start)
-        att.slurm_state = rec.state
+        if _foreign(att, rec) is not None:
+            return False  # not our job: _update decides
+        _note_queued(att, rec)
         return True
 
     return edit
@@ -190,10 +201,8 @@ class Reconciler:
     def _update(self, txn: Transaction, job: Job, rec: JobRecord | None) -> None:
         att = job.attempt
         assert att is not None
-        expected = job_name(att.token.split("/")[0]) if att.token else None
-        if rec is not None and rec.name and expected and rec.name != expected:
-            # slurmctld lost our job and gave its id to another (seen after a crash): the token is the
-            # identity, so this record is not ours.
+        expected = _foreign(att, rec) if rec is not None else None
+        if rec is not None and expected is not None:
             log.warning(
                 "%s: SLURM id %s now belongs to job %r, not %s", job.id, att.slurm_id, rec.name, expected
             )
@@ -205,12 +214,12 @@ class Reconciler:
                 return  # sacct has not caught up yet: "not known" is not "lost"
             self._finish(txn, job, None, result, problem)
             return
-        if rec.start and not att.started:
-            att.started = utc_iso(rec.start)
         if not rec.finished:
-            att.slurm_state = rec.state
+            _note_queued(att, rec)
             self._set(txn, job, JobState.RUNNING if rec.running else JobState.PENDING)
             return
+        if rec.start and not att.started:
+            att.started = utc_iso(rec.start)
         if rec.usage_pending and self.now() - (epoch(utc_iso(rec.end)) or 0.0) < USAGE_GRACE_S:
             return  # what it used is on its way to sacct: finish it on the next run, with its usage
         self._finish(txn, job, rec, *self._result(job, self.campaign.root / att.dir))
