@@ -210,6 +210,31 @@ def test_chain_advances_once_per_step_in_arrays(campaign: Campaign) -> None:
     assert len({(j.chain["molecule"], j.chain["conformer"], j.chain["step"]) for j in done if j.chain}) == 6
 
 
+def test_orbitals_are_shared_not_copied_and_a_planted_link_is_never_followed(campaign: Campaign) -> None:
+    """The .gbw handed over is the predecessor's own file under a second name (a hard link: a large
+    file is neither copied nor read to name the step), in the runner's mode; a symbolic link put in
+    its place stops that molecule with a reason instead of handing over what it points at."""
+    fake = FakeScheduler()
+    submit(campaign, _molecules(campaign), scheduler=fake)
+    first = {j.name: j for j in _jobs(campaign)}
+    for job in first.values():
+        _finish(campaign, fake, job)
+        (campaign.root / job.latest.dir / f"{job.name}.gbw").chmod(0o640)  # as the runner leaves it
+    secret = campaign.root / "secret.gbw"
+    secret.write_bytes(b"not the step's orbitals")
+    planted = campaign.root / first["two.c2.opt"].latest.dir / "two.c2.opt.gbw"
+    planted.unlink()
+    planted.symlink_to(secret)
+    reconcile(campaign, scheduler=fake)
+    jobs = {j.name: j for j in _jobs(campaign)}
+    src = campaign.root / first["water.c1.opt"].latest.dir / "water.c1.opt.gbw"
+    handed = campaign.root / jobs["water.c1.sp"].latest.dir / "prev.gbw"
+    assert handed.read_bytes() == src.read_bytes() and handed.stat().st_ino == src.stat().st_ino
+    assert handed.stat().st_mode & 0o777 == 0o640
+    assert "two.c2.sp" not in jobs and "is missing" in jobs["two.c2.opt"].extra["stop"]
+    assert all(b"not the step" not in f.read_bytes() for f in campaign.root.glob("jobs/*/attempt-*/prev.gbw"))
+
+
 def test_gate_and_permanent_failure_stop_one_molecule_one_digest_line(campaign: Campaign) -> None:
     fake = FakeScheduler()
     submit(campaign, _molecules(campaign), scheduler=fake)

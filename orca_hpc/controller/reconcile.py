@@ -111,6 +111,7 @@ class Reconciler:
         self.report = ReconcileReport()
         self._permanent: list[dict[str, Any]] = []
         self._plans: dict[str, AttemptPlan] = {}  # plans made in this run, handed to the dispatch
+        self._steps_done: list[tuple[Job, AttemptEnd, AttemptResult | None]] = []
 
     # ------------------------------------------------------------ the run
 
@@ -154,6 +155,10 @@ class Reconciler:
                         if edit is not None and txn.edit_latest_attempt(job_id, edit):
                             continue  # only SLURM's state (or start) moved: recorded without a decode
                     self._update(txn, txn.get(job_id), rec)
+                # The next steps of the workflow steps that completed, together, in this transaction
+                # (one loop of the same work, as submit makes its jobs, runs faster than interleaving).
+                if self._steps_done:
+                    self._advance(txn)
                 if self._permanent:
                     self._queue_digest(txn)
                 to_submit = [j.id for j in txn.jobs_by_state(JobState.CREATED, JobState.FAILED)]
@@ -286,7 +291,7 @@ class Reconciler:
                 f"{job.id} {job.name}: COMPLETED" + (f", E = {end.energy:.8f} Eh" if end.energy else "")
             )
             if job.chain is not None:
-                self._advance(txn, job, end, result)
+                self._steps_done.append((job, end, result))  # their next steps: after every update
             return
         if end.cancelled:
             self._set(txn, job, JobState.CANCELLED)
@@ -353,14 +358,16 @@ class Reconciler:
         fixes = "; ".join(c["change"] for c in plan.corrections)
         self.echo(f"{job.id} {job.name}: {end.outcome}, retrying as attempt {job.latest.n} ({fixes})")
 
-    def _advance(self, txn: Transaction, job: Job, end: AttemptEnd, result: AttemptResult | None) -> None:
-        """A workflow step completed: its successor is recorded in this same transaction."""
-        made = chain.advance(self.campaign, txn, job, result, self._plans)
-        if isinstance(made, str):  # the molecule's chain stops here: one digest line
-            self.echo(f"{job.id} {job.name}: chain stops: {made}")
-            self._permanent.append(self._digest_row(job, end, made))
-        elif made is not None:
-            self.echo(f"{job.id} {job.name}: next step {made.id} {made.name}")
+    def _advance(self, txn: Transaction) -> None:
+        """Workflow steps completed: their successors are recorded in this same transaction."""
+        done = self._steps_done
+        made = chain.advance(self.campaign, txn, [(job, result) for job, _end, result in done], self._plans)
+        for (job, end, _result), next_job in zip(done, made, strict=True):
+            if isinstance(next_job, str):  # the molecule's chain stops here: one digest line
+                self.echo(f"{job.id} {job.name}: chain stops: {next_job}")
+                self._permanent.append(self._digest_row(job, end, next_job))
+            elif next_job is not None:
+                self.echo(f"{job.id} {job.name}: next step {next_job.id} {next_job.name}")
 
     # ------------------------------------------------------------ notifications
 
