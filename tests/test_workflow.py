@@ -246,6 +246,8 @@ def test_gate_and_permanent_failure_stop_one_molecule_one_digest_line(campaign: 
     jobs = {j.name: j for j in _jobs(campaign)}
     assert set(jobs) == {"water.c1.opt", "water.c1.sp", "two.c1.opt", "two.c2.opt"}
     assert "imaginary" in jobs["two.c1.opt"].extra["stop"]
+    # Not COMPLETED: a step whose result its gate refuses is not a result anything may build on.
+    assert jobs["two.c1.opt"].state is JobState.PERMANENT_FAILED
     assert jobs["two.c2.opt"].state is JobState.PERMANENT_FAILED
     [digest] = campaign.ledger().snapshot().outbox
     text = json.dumps(digest)
@@ -256,6 +258,29 @@ def test_gate_and_permanent_failure_stop_one_molecule_one_digest_line(campaign: 
     assert (gated.status, gated.boltzmann_weight) == ("failed", None)
     assert gated.note is not None and "imaginary" in gated.note and jobs["two.c1.opt"].id in gated.note
     assert failed.status == "failed" and two.best_conformer is None
+
+
+def test_a_gate_stopped_step_is_retried_after_a_fix_and_the_chain_goes_on(campaign: Campaign) -> None:
+    fake = FakeScheduler()
+    submit(campaign, _molecules(campaign)[:1], scheduler=fake)
+    [opt] = _jobs(campaign)
+    _finish(campaign, fake, opt, n_imag=1)
+    reconcile(campaign, scheduler=fake)
+    [opt] = _jobs(campaign)
+    assert opt.state is JobState.PERMANENT_FAILED and "gate no-imaginary" in opt.extra["stop"]
+    # The chemist tightens the optimisation in orca-hpc.toml and retries the molecule.
+    config = campaign.config_path
+    config.write_text(config.read_text().replace("r2SCAN-3c Opt Freq", "r2SCAN-3c TightOpt Freq"))
+    fixed = load_campaign(campaign.root)
+    retried = retry_selected(fixed, Selector(molecule="water"), scheduler=fake)
+    assert retried.done == [opt.id] and retried.edited == [opt.id]
+    again = fixed.ledger().snapshot().get(opt.id)
+    assert len(again.attempts) == 2 and "stop" not in again.extra  # the gate decides afresh
+    assert "TightOpt" in (fixed.root / again.latest.dir / "water.c1.opt.inp").read_text()
+    _finish(fixed, fake, again)
+    reconcile(fixed, scheduler=fake)
+    states = {j.name: j.state for j in _jobs(fixed)}
+    assert states == {"water.c1.opt": JobState.COMPLETED, "water.c1.sp": JobState.PENDING}
 
 
 def test_crash_in_the_hook_loses_no_step_and_makes_none_twice(

@@ -219,6 +219,16 @@ def gate_problem(step: Step, attempt_dir: Path, result: AttemptResult | None = N
     return None
 
 
+def gate_of(campaign: Campaign, job: Job, result: AttemptResult | None) -> str | None:
+    """Why the step's gate refuses the successful attempt of workflow step ``job`` (None: it passes,
+    or the step has no gate). Decided before the job is called COMPLETED."""
+    workflow = campaign.workflow
+    step = workflow.step(job.chain["step"]) if workflow is not None and job.chain is not None else None
+    if step is None or step.gate is None:
+        return None
+    return gate_problem(step, campaign.root / job.latest.dir, result)
+
+
 _COORDS_LINE = re.compile(r"^[ \t]*\*[ \t]*[A-Za-z]+[ \t]+(-?\d+)[ \t]+(\d+)", re.MULTILINE)
 
 
@@ -313,9 +323,6 @@ def _next_input(
     step = workflow.step(chain["step"])
     if step is None:
         return _stop(job, f"step {chain['step']!r} is no longer in the campaign's workflow")
-    problem = gate_problem(step, campaign.root / job.latest.dir, result)
-    if problem:
-        return _stop(job, problem)
     following = workflow.after(step.name)
     if following is None:
         return None

@@ -285,6 +285,10 @@ class Reconciler:
         att.counts_against_limit = end.counts_against_limit
         att.usage = usage_of(rec, result)
         environment.note_end(txn, end, job, self.campaign, self._notice)
+        gate = chain.gate_of(self.campaign, job, result) if end.success and job.chain is not None else None
+        if gate is not None:  # ORCA succeeded, but the workflow cannot go on from this result
+            self._gate_stop(txn, job, end, gate)
+            return
         if end.success:
             self._set(txn, job, JobState.COMPLETED)
             self.echo(
@@ -298,6 +302,17 @@ class Reconciler:
             return
         self._set(txn, job, JobState.FAILED)
         self._retry_or_give_up(txn, job, end)
+
+    def _gate_stop(self, txn: Transaction, job: Job, end: AttemptEnd, why: str) -> None:
+        """A workflow step whose result fails its gate (an imaginary mode: not a minimum) ends for good:
+        not COMPLETED (nothing builds on it), its molecule stops, one digest line; `retry` after a fix
+        of the step in orca-hpc.toml runs it again."""
+        job.extra["stop"] = why[:500]
+        self._set(txn, job, JobState.FAILED)
+        self._set(txn, job, JobState.PERMANENT_FAILED)
+        self.report.permanent_failed.append(job.id)
+        self._permanent.append(self._digest_row(job, end, why))
+        self.echo(f"{job.id} {job.name}: PERMANENT_FAILED ({why})")
 
     def _retry_or_give_up(self, txn: Transaction, job: Job, end: AttemptEnd) -> None:
         site = self.campaign.site
