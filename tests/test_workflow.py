@@ -268,6 +268,8 @@ def test_a_gate_stopped_step_is_retried_after_a_fix_and_the_chain_goes_on(campai
     reconcile(campaign, scheduler=fake)
     [opt] = _jobs(campaign)
     assert opt.state is JobState.PERMANENT_FAILED and "gate no-imaginary" in opt.extra["stop"]
+    [digest] = campaign.ledger().snapshot().outbox
+    assert "outcome: gate" in digest["body"] and "success" not in digest["body"]  # never called a success
     # The chemist tightens the optimisation in orca-hpc.toml and retries the molecule.
     config = campaign.config_path
     config.write_text(config.read_text().replace("r2SCAN-3c Opt Freq", "r2SCAN-3c TightOpt Freq"))

@@ -311,7 +311,9 @@ class Reconciler:
         self._set(txn, job, JobState.FAILED)
         self._set(txn, job, JobState.PERMANENT_FAILED)
         self.report.permanent_failed.append(job.id)
-        self._permanent.append(self._digest_row(job, end, why))
+        row = self._digest_row(job, end, why)
+        row["outcome"] = "gate"  # ORCA's run succeeded; the workflow refused what it found
+        self._permanent.append(row)
         self.echo(f"{job.id} {job.name}: PERMANENT_FAILED ({why})")
 
     def _retry_or_give_up(self, txn: Transaction, job: Job, end: AttemptEnd) -> None:
