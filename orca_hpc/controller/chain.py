@@ -48,7 +48,7 @@ from orca_hpc.ledger.records import Job
 from orca_hpc.ledger.store import Transaction
 from orca_hpc.molecules import ConformerSettings, read_molecules
 from orca_hpc.orca.inputs import parse_input
-from orca_hpc.orca.presets import render_parsed
+from orca_hpc.orca.presets import render_preset
 from orca_hpc.orca.xyz import Molecule, read_last_frame, read_xyz
 
 PREV_GBW = "prev.gbw"
@@ -89,7 +89,7 @@ def _step_plan(
     if PREV_HESS in handed:
         blocks += (f'%geom\n  InHess Read\n  InHessName "{PREV_HESS}"\nend',)
     try:
-        text, parsed = render_parsed(method, geometry, charge, mult, nprocs, maxcore, step.template, blocks)
+        text, parsed = render_preset(method, geometry, charge, mult, nprocs, maxcore, step.template, blocks)
     except UserError as err:
         raise InputFileError(source, f"step {step.name!r}: {err}") from None
     # A step asking for more than a node has (its walltime too) is refused, or fitted when the site

@@ -53,28 +53,12 @@ def render_preset(
     nprocs: int,
     maxcore: int,
     template: str | None = None,
-) -> str:
-    """An ORCA input for ``molecule``, e.g. ``render_preset("r2SCAN-3c Opt", mol, 0, 1, 8, 3000)``.
-
-    The result is parsed before it is returned, so a template or method that ORCA would refuse fails
-    here, as ``UserError``.
-    """
-    return render_parsed(method, molecule, charge, mult, nprocs, maxcore, template)[0]
-
-
-def render_parsed(
-    method: str,
-    molecule: Molecule,
-    charge: int,
-    mult: int,
-    nprocs: int,
-    maxcore: int,
-    template: str | None = None,
     blocks: tuple[str, ...] = (),
 ) -> tuple[str, OrcaInput]:
-    """`render_preset` with the parse that checked it (submit's resource edit reuses it rather than
-    parsing the input again). ``blocks``: lines put before the coordinates (a workflow step's
-    ``%moinp``), part of what is parsed."""
+    """An ORCA input for ``molecule``, e.g. ``render_preset("r2SCAN-3c Opt", mol, 0, 1, 8, 3000)``, and
+    its parse: a template or method that ORCA would refuse fails here, as ``UserError``, and the
+    resource edit that follows reuses the parse rather than parsing the input again. ``blocks``: lines
+    put before the coordinates (a workflow step's ``%moinp``), part of what is parsed."""
     method = method.strip().lstrip("!").strip()
     if not method or any(ch in method for ch in "\n\r#%*$"):
         raise UserError(f"method line {method!r} must be one line of ORCA keywords")
