@@ -1,7 +1,7 @@
 """Benchmark a workflow's next steps against `submit`, per job, in one run (issue 17: "turning N
 completed steps into the next step's jobs costs the same per job as submit").
 
-Usage: python bench/bench_chain.py [--molecules 1000] [--dir DIR] [--profile N]
+Usage: python bench/bench_chain.py [--molecules 1000] [--repeat R] [--dir DIR] [--profile N]
 
 A campaign with a two-step workflow (opt with `hand_over = ["orbitals"]`, then a single point) on the
 in-memory FakeScheduler (no SLURM: both sides pay the same for the scheduler, which is not measured
@@ -20,6 +20,7 @@ import cProfile
 import io
 import json
 import pstats
+import statistics
 import sys
 import tempfile
 import time
@@ -28,6 +29,7 @@ from pathlib import Path
 from orca_hpc.config.campaign import init_campaign, load_campaign
 from orca_hpc.controller.reconcile import reconcile
 from orca_hpc.controller.submit import submit
+from orca_hpc.perms import FILE_MODE
 from orca_hpc.scheduler.fake import FakeScheduler
 
 STEPS = """
@@ -58,6 +60,7 @@ def _leave_results(root: Path, fake: FakeScheduler) -> int:
         base = json.loads((folder / "spec.json").read_text())["input"][: -len(".inp")]
         (folder / f"{base}.xyz").write_text(_water(0).replace("water 0", f"final of {job.id}"))
         (folder / f"{base}.gbw").write_bytes(b"orbitals")
+        (folder / f"{base}.gbw").chmod(FILE_MODE)  # as the runner copies it back
         body = {"result_version": 1, "job_id": job.id, "attempt": att.n, "outcome": "success",
                 "retryable": False, "energy": -76.0, "classification": {"n_imaginary": 0}}  # fmt: skip
         (folder / "result.json").write_text(json.dumps(body))
@@ -113,23 +116,31 @@ def _run(tmp: Path, label: str, molecules: int, steps: str, profile: int) -> tup
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--molecules", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=1, help="pairs of campaigns, one after the other")
     parser.add_argument("--dir", default=None, help="where the campaigns live (default: a temp dir)")
     parser.add_argument("--profile", type=int, default=0, help="print the N top cumulative entries")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        n, plain_submit, plain_done, plain_prof = _run(Path(tmp), "plain", args.molecules, "", args.profile)
-        n, flow_submit, flow_done, flow_prof = _run(Path(tmp), "chain", args.molecules, STEPS, args.profile)
-    ms = 1e3 / n
-    next_steps = flow_done - plain_done
-    print(f"molecules: {n}")
-    print(f"submit, plain .xyz jobs:                 {plain_submit * ms:.2f} ms CPU per job")
-    print(f"submit, a workflow's first steps:        {flow_submit * ms:.2f} ms CPU per job")
-    print(f"reconcile completing plain jobs:         {plain_done * ms:.2f} ms CPU per job")
-    print(f"reconcile completing steps + next steps: {flow_done * ms:.2f} ms CPU per job")
-    print(f"making the next steps (the difference):  {next_steps * ms:.2f} ms CPU per job")
-    print(f"ratio next steps / submit of the first steps: {next_steps / flow_submit:.2f}x")
-    if args.profile:
-        print(plain_prof + flow_prof)
+    rows = []
+    for _ in range(args.repeat):
+        with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+            folder, size, depth = Path(tmp), args.molecules, args.profile
+            n, plain_submit, plain_done, plain_prof = _run(folder, "plain", size, "", depth)
+            n, flow_submit, flow_done, flow_prof = _run(folder, "chain", size, STEPS, depth)
+        ms = 1e3 / n
+        next_steps = flow_done - plain_done
+        rows.append((next_steps / flow_submit, plain_submit * ms, flow_submit * ms, plain_done * ms,
+                     flow_done * ms, next_steps * ms))  # fmt: skip
+        if args.profile:
+            print(plain_prof + flow_prof)
+    print(f"molecules: {n}, pairs of runs: {len(rows)} (medians; per run: ratio)")
+    med = [statistics.median(col) for col in zip(*rows, strict=True)]
+    print(f"submit, plain .xyz jobs:                 {med[1]:.2f} ms CPU per job")
+    print(f"submit, a workflow's first steps:        {med[2]:.2f} ms CPU per job")
+    print(f"reconcile completing plain jobs:         {med[3]:.2f} ms CPU per job")
+    print(f"reconcile completing steps + next steps: {med[4]:.2f} ms CPU per job")
+    print(f"making the next steps (the difference):  {med[5]:.2f} ms CPU per job")
+    each = ", ".join(f"{row[0]:.2f}" for row in rows)
+    print(f"ratio next steps / submit of the first steps: {med[0]:.2f}x (each run: {each})")
     return 0
 
 

@@ -125,6 +125,35 @@ def atomic_copy(
         raise
 
 
+def atomic_link(src: Path, dst: Path, mode: int = 0o600) -> None:
+    """Make ``dst`` name the same file as ``src`` (a hard link); a copy where the file system cannot
+    link (another device, no hard links) or where ``src`` is not plainly a regular file of ``mode``
+    (a symbolic link is never followed, nor shared). Only for files nobody rewrites in place: a later
+    change to one would show in both. An existing ``dst`` is replaced atomically."""
+    dst = Path(dst)
+    made = None
+    try:
+        try:
+            os.link(src, dst, follow_symlinks=False)  # the common case: a new attempt folder
+            made = dst
+        except FileExistsError:
+            made = temp_name(dst)
+            os.link(src, made, follow_symlinks=False)
+        st = os.lstat(made)  # what was linked: ``src`` as it was at that moment
+        if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == mode:
+            if made != dst:
+                os.replace(made, dst)
+            return
+        os.unlink(made)
+    except OSError as err:
+        if made is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(made)
+        if err.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+    atomic_copy(src, dst, mode)
+
+
 def remove_stale_temps(path: Path) -> int:
     """Delete temp files left next to ``path`` by writers that were killed. Returns how many."""
     prefix = f".{path.name}{TEMP_MARK}"

@@ -230,3 +230,69 @@ def test_check_names_every_problem(camp: Path) -> None:
     out = cli(camp, "ledger", "check", expect=1).output
     assert "j000001: unknown key 'zz'" in out and "j000002: max is str" in out
     assert "(the backup is good)" in out and len(out.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- the save's quick path
+
+_SOUND_ATTEMPT = {"n": 1, "tok": "a1b2", "sid": "12_0", "sst": "COMPLETED", "out": "success", "en": -76.4,
+                  "dir": "jobs/j000007/attempt-1", "use": {"el": 5, "node": "vm"},
+                  "fix": [{"handler": "scf", "change": "MaxIter 500"}]}  # fmt: skip
+_SOUND_JOB = {"st": "COMPLETED", "name": "water.c1.opt", "inp": "/in/water.xyz", "sha": "0" * 64,
+              "site": "local", "rc": 0, "max": 3, "ct": "2026-01-01T00:00:00Z",
+              "ut": "2026-01-01T00:00:00Z", "dir": "jobs/j000007", "att": [_SOUND_ATTEMPT],
+              "ch": {"mol": "water", "conf": 1, "step": "opt", "after": "j000003"}}  # fmt: skip
+_ODD_VALUES = (None, True, False, 0, -1, 1, 2**31, 2**63 + 1, 1.5, float("nan"), float("inf"), "", "x",
+               "a\nb", "a\x00b", "a\x85b", "j000001", "jobs/j000007", "COMPLETED", "RUNNING", [], [1], {},
+               {"k": float("nan")}, {"mol": "m"})  # fmt: skip
+_KEYS = ("st", "name", "inp", "sha", "max", "rc", "dir", "att", "ch", "x", "zz", "id")
+_CHAIN_KEYS = ("mol", "conf", "step", "after", "zz")
+_ATT_KEYS = ("n", "tok", "sid", "en", "dir", "use", "fix", "free", "msg", "zz")
+
+
+def _edits() -> list[tuple[str, str, Any]]:
+    """Every single edit: each key of the job, its chain and its attempt set to each odd value, or
+    deleted."""
+    out: list[tuple[str, str, Any]] = []
+    for where, keys in (("job", _KEYS), ("chain", _CHAIN_KEYS), ("att", _ATT_KEYS)):
+        out += [(where, key, value) for key in keys for value in _ODD_VALUES]
+        out += [(f"del-{where}", key, None) for key in keys]
+    return out
+
+
+def _apply(edits: list[tuple[str, str, Any]]) -> dict[str, Any]:
+    d = json.loads(json.dumps(_SOUND_JOB))
+    for where, key, value in edits:
+        target = {"job": d, "del-job": d, "chain": d.get("ch"), "del-chain": d.get("ch")}.get(where)
+        if where in ("att", "del-att"):
+            atts = d.get("att")
+            target = atts[0] if isinstance(atts, list) and atts and isinstance(atts[0], dict) else None
+        if not isinstance(target, dict):
+            continue
+        if where.startswith("del-"):
+            target.pop(key, None)
+        else:
+            target[key] = json.loads(json.dumps(value)) if isinstance(value, (list, dict)) else value
+    return d
+
+
+def test_quick_path_never_accepts_what_the_full_rules_refuse() -> None:
+    """`plainly_sound` answers for every save of a job it changed (workflow steps included, with their
+    ``ch``): wherever it says yes, the full rules must find nothing. Every single edit of a sound job,
+    and a fixed sample of pairs and triples of them."""
+    import random
+
+    from orca_hpc.ledger.validate import full_job_problems, plainly_sound
+
+    assert plainly_sound("j000007", _SOUND_JOB) and full_job_problems("j000007", _SOUND_JOB) == []
+    no_after = {**_SOUND_JOB, "ch": {"mol": "water", "conf": 1, "step": "opt", "after": None}}
+    assert plainly_sound("j000007", no_after)
+    singles = _edits()
+    rnd = random.Random(17)
+    cases = [[e] for e in singles] + [rnd.sample(singles, rnd.choice((2, 3))) for _ in range(3000)]
+    said_yes = 0
+    for edits in cases:
+        d = _apply(edits)
+        if plainly_sound("j000007", d):
+            said_yes += 1
+            assert full_job_problems("j000007", d) == [], edits
+    assert said_yes > 50  # exercised on accepted mutants, not only on refused ones

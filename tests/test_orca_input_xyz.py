@@ -108,7 +108,7 @@ def test_spin_problem_message_matches_orca() -> None:
 
 def test_render_preset_default_template_parses_back() -> None:
     mol = read_xyz(INPUTS / "water.xyz")
-    text = render_preset("r2SCAN-3c Opt", mol, 0, 1, 8, 3000)
+    text, _parsed = render_preset("r2SCAN-3c Opt", mol, 0, 1, 8, 3000)
     parsed = parse_input(Path("/x/water.inp"), text)
     job = parsed.first
     assert job.keywords == ["r2SCAN-3c", "Opt"]
@@ -123,7 +123,7 @@ def test_render_preset_custom_template() -> None:
         "! {{ method }} PAL{{ nprocs }}\n%maxcore {{ maxcore }}\n*xyz {{ charge }} {{ mult }}\n"
         "{% for a in molecule.atoms %}{{ a.symbol }} {{ a.x }} {{ a.y }} {{ a.z }}\n{% endfor %}*\n"
     )
-    text = render_preset("!HF def2-SVP", mol, 1, 2, 4, 1000, template)
+    text, _parsed = render_preset("!HF def2-SVP", mol, 1, 2, 4, 1000, template)
     parsed = parse_input(Path("/x/w.inp"), text)
     assert (parsed.nprocs, parsed.first.charge, parsed.first.multiplicity) == (4, 1, 2)
 

@@ -210,6 +210,31 @@ def test_chain_advances_once_per_step_in_arrays(campaign: Campaign) -> None:
     assert len({(j.chain["molecule"], j.chain["conformer"], j.chain["step"]) for j in done if j.chain}) == 6
 
 
+def test_orbitals_are_shared_not_copied_and_a_planted_link_is_never_followed(campaign: Campaign) -> None:
+    """The .gbw handed over is the predecessor's own file under a second name (a hard link: a large
+    file is neither copied nor read to name the step), in the runner's mode; a symbolic link put in
+    its place stops that molecule with a reason instead of handing over what it points at."""
+    fake = FakeScheduler()
+    submit(campaign, _molecules(campaign), scheduler=fake)
+    first = {j.name: j for j in _jobs(campaign)}
+    for job in first.values():
+        _finish(campaign, fake, job)
+        (campaign.root / job.latest.dir / f"{job.name}.gbw").chmod(0o640)  # as the runner leaves it
+    secret = campaign.root / "secret.gbw"
+    secret.write_bytes(b"not the step's orbitals")
+    planted = campaign.root / first["two.c2.opt"].latest.dir / "two.c2.opt.gbw"
+    planted.unlink()
+    planted.symlink_to(secret)
+    reconcile(campaign, scheduler=fake)
+    jobs = {j.name: j for j in _jobs(campaign)}
+    src = campaign.root / first["water.c1.opt"].latest.dir / "water.c1.opt.gbw"
+    handed = campaign.root / jobs["water.c1.sp"].latest.dir / "prev.gbw"
+    assert handed.read_bytes() == src.read_bytes() and handed.stat().st_ino == src.stat().st_ino
+    assert handed.stat().st_mode & 0o777 == 0o640
+    assert "two.c2.sp" not in jobs and "is missing" in jobs["two.c2.opt"].extra["stop"]
+    assert all(b"not the step" not in f.read_bytes() for f in campaign.root.glob("jobs/*/attempt-*/prev.gbw"))
+
+
 def test_gate_and_permanent_failure_stop_one_molecule_one_digest_line(campaign: Campaign) -> None:
     fake = FakeScheduler()
     submit(campaign, _molecules(campaign), scheduler=fake)
@@ -221,6 +246,8 @@ def test_gate_and_permanent_failure_stop_one_molecule_one_digest_line(campaign: 
     jobs = {j.name: j for j in _jobs(campaign)}
     assert set(jobs) == {"water.c1.opt", "water.c1.sp", "two.c1.opt", "two.c2.opt"}
     assert "imaginary" in jobs["two.c1.opt"].extra["stop"]
+    # Not COMPLETED: a step whose result its gate refuses is not a result anything may build on.
+    assert jobs["two.c1.opt"].state is JobState.PERMANENT_FAILED
     assert jobs["two.c2.opt"].state is JobState.PERMANENT_FAILED
     [digest] = campaign.ledger().snapshot().outbox
     text = json.dumps(digest)
@@ -231,6 +258,31 @@ def test_gate_and_permanent_failure_stop_one_molecule_one_digest_line(campaign: 
     assert (gated.status, gated.boltzmann_weight) == ("failed", None)
     assert gated.note is not None and "imaginary" in gated.note and jobs["two.c1.opt"].id in gated.note
     assert failed.status == "failed" and two.best_conformer is None
+
+
+def test_a_gate_stopped_step_is_retried_after_a_fix_and_the_chain_goes_on(campaign: Campaign) -> None:
+    fake = FakeScheduler()
+    submit(campaign, _molecules(campaign)[:1], scheduler=fake)
+    [opt] = _jobs(campaign)
+    _finish(campaign, fake, opt, n_imag=1)
+    reconcile(campaign, scheduler=fake)
+    [opt] = _jobs(campaign)
+    assert opt.state is JobState.PERMANENT_FAILED and "gate no-imaginary" in opt.extra["stop"]
+    [digest] = campaign.ledger().snapshot().outbox
+    assert "outcome: gate" in digest["body"] and "success" not in digest["body"]  # never called a success
+    # The chemist tightens the optimisation in orca-hpc.toml and retries the molecule.
+    config = campaign.config_path
+    config.write_text(config.read_text().replace("r2SCAN-3c Opt Freq", "r2SCAN-3c TightOpt Freq"))
+    fixed = load_campaign(campaign.root)
+    retried = retry_selected(fixed, Selector(molecule="water"), scheduler=fake)
+    assert retried.done == [opt.id] and retried.edited == [opt.id]
+    again = fixed.ledger().snapshot().get(opt.id)
+    assert len(again.attempts) == 2 and "stop" not in again.extra  # the gate decides afresh
+    assert "TightOpt" in (fixed.root / again.latest.dir / "water.c1.opt.inp").read_text()
+    _finish(fixed, fake, again)
+    reconcile(fixed, scheduler=fake)
+    states = {j.name: j.state for j in _jobs(fixed)}
+    assert states == {"water.c1.opt": JobState.COMPLETED, "water.c1.sp": JobState.PENDING}
 
 
 def test_crash_in_the_hook_loses_no_step_and_makes_none_twice(

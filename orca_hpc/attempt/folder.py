@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any  # at run time too: the strict result reader resolves these annotations
 
-from orca_hpc.atomic import atomic_copy, atomic_write_bytes, write_new_file
+from orca_hpc.atomic import atomic_copy, atomic_link, atomic_write_bytes, write_new_file
 from orca_hpc.clock import epoch
 from orca_hpc.errors import InputFileError
 from orca_hpc.perms import FILE_MODE, make_dir
@@ -354,6 +354,9 @@ class AttemptPlan:
     mem_mb: int
     time_min: int
     extra_files: dict[str, Path] = field(default_factory=dict)  # name in the attempt dir -> source
+    # Extra files the campaign itself wrote and nobody rewrites (a step's handed-over orbitals): linked,
+    # not copied, when the file system allows.
+    shared_files: frozenset[str] = frozenset()
     corrections: list[dict[str, str]] = field(default_factory=list)
 
     @property
@@ -395,7 +398,10 @@ def write_attempt(
     folder = os.fspath(directory)  # plain strings: Path arithmetic cost more than the writes on tmpfs
     _write_fresh(f"{folder}/{plan.input_name}", plan.input_text.encode("utf-8"))
     for name, source in plan.extra_files.items():
-        atomic_copy(Path(source), directory / name, FILE_MODE, follow_src=True)  # a user's own files
+        if name in plan.shared_files:
+            atomic_link(Path(source), directory / name, FILE_MODE)
+        else:
+            atomic_copy(Path(source), directory / name, FILE_MODE, follow_src=True)  # a user's own files
     spec = AttemptSpec(
         campaign=campaign,
         job_id=job_id,
@@ -461,13 +467,9 @@ def relay_environment(directory: Path, spec: AttemptSpec, orca: str, scratch_roo
 def plan_from_spec(directory: Path, spec: AttemptSpec) -> AttemptPlan:
     """The plan of the attempt in ``directory`` whose spec is ``spec`` (already read)."""
     path = directory / spec.input
-    data = _read_own_file(path, "attempt's input", INPUT_MAX_BYTES)
-    if data is None:
+    text = read_attempt_input(path)
+    if text is None:
         raise InputFileError(path, "the attempt's input is missing")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise InputFileError(path, f"not UTF-8 text (byte {err.start})") from None
     return AttemptPlan(
         input_name=spec.input,
         input_text=text,
@@ -478,3 +480,15 @@ def plan_from_spec(directory: Path, spec: AttemptSpec) -> AttemptPlan:
         # Files the input reads (an xyzfile, orbitals) go along to every later attempt.
         extra_files={name: directory / name for name in spec.extra_inputs},
     )
+
+
+def read_attempt_input(path: Path) -> str | None:
+    """The text of an attempt's ORCA input (None when there is none), read as its spec is: never
+    through a link, never more than the input limit."""
+    data = _read_own_file(path, "attempt's input", INPUT_MAX_BYTES)
+    if data is None:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputFileError(path, f"not UTF-8 text (byte {err.start})") from None

@@ -246,7 +246,7 @@ def _step(
     freq = False
     if method and len(problems) == before:
         try:
-            text = render_preset(method, _PROBE, 0, 1, 1, 100, template)
+            text, _parsed = render_preset(method, _PROBE, 0, 1, 1, 100, template)
             freq = any(intent.freq for intent in input_intents(Path("<step>"), text))
         except UserError as err:
             problems.append(f"{where}: key 'method': {err}")

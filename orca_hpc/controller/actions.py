@@ -163,6 +163,7 @@ def _retry_locked(
             txn.set_state(job, JobState.CREATED)  # brings an archived job back to the active ledger
             job.retry_count = 0
             job.nodefail_count = 0
+            job.extra.pop("stop", None)  # a workflow step's gate decides again on the new attempt
             if max_retries is not None:
                 job.max_retries = max_retries
             plan = _edited_plan(campaign, job, (replacements or {}).get(job.id), report)

@@ -243,6 +243,8 @@ def _conformer_row(number: int, by_step: dict[str, StepRun], order: Sequence[str
     gated = next((s for s in steps if s.state == COMPLETED and by_step[s.step].stop), None)
     if stopped is not None:
         status, note = _STOPPED[stopped.state], f"{stopped.step} {stopped.state} ({stopped.job})"
+        if by_step[stopped.step].stop:  # a failed gate says why
+            note = f"{note}: {by_step[stopped.step].stop}"
     elif gated is not None:
         status, note = "failed", f"{gated.step} stopped the chain ({gated.job}): {by_step[gated.step].stop}"
     elif order and order[-1] in by_step and by_step[order[-1]].state == COMPLETED:

@@ -21,18 +21,28 @@ multiplicity and comment line; ``orbitals`` hands the ``.gbw`` over as ``MORead`
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from orca_hpc.attempt.folder import AttemptPlan, AttemptResult, plan_of, read_result
+from orca_hpc.attempt.folder import (
+    AttemptPlan,
+    AttemptResult,
+    plan_of,
+    read_attempt_input,
+    read_result,
+    safe_base,
+)
 from orca_hpc.config.campaign import Campaign
 from orca_hpc.config.site import resources_for
 from orca_hpc.config.workflow import Step
 from orca_hpc.controller.fit import excesses
 from orca_hpc.controller.gather import expand_inputs
-from orca_hpc.controller.submit import NewJob, _plan, _sha, record_attempt
+from orca_hpc.controller.submit import NewJob, _plan, record_attempt
 from orca_hpc.errors import InputFileError, OrcaHpcError, UserError, one_line
 from orca_hpc.ledger.records import Job
 from orca_hpc.ledger.store import Transaction
@@ -73,33 +83,35 @@ def _step_plan(
         raise InputFileError(source, f"step {step.name!r}: {err}") from None
     handed = dict(handed or {})
     method = step.method + (" MORead" if PREV_GBW in handed else "")
+    blocks: tuple[str, ...] = ()
+    if PREV_GBW in handed:
+        blocks += (f'%moinp "{PREV_GBW}"',)
+    if PREV_HESS in handed:
+        blocks += (f'%geom\n  InHess Read\n  InHessName "{PREV_HESS}"\nend',)
     try:
-        text = render_preset(method, geometry, charge, mult, nprocs, maxcore, step.template)
+        text, parsed = render_preset(method, geometry, charge, mult, nprocs, maxcore, step.template, blocks)
     except UserError as err:
         raise InputFileError(source, f"step {step.name!r}: {err}") from None
-    blocks = []
-    if PREV_GBW in handed:
-        blocks.append(f'%moinp "{PREV_GBW}"')
-    if PREV_HESS in handed:
-        blocks.append(f'%geom\n  InHess Read\n  InHessName "{PREV_HESS}"\nend')
-    if blocks:
-        text = _before_coordinates(text, blocks)
     # A step asking for more than a node has (its walltime too) is refused, or fitted when the site
-    # says fit_to_node.
+    # says fit_to_node. The files handed over are the campaign's own, never rewritten in place: shared
+    # with the predecessor's folder (a hard link) rather than copied.
     fit = campaign.site.fit_to_node
-    return _plan(campaign, text, name, nprocs, step.maxcore, handed, source, fit, time_min=step.walltime_min)
+    plan = _plan(campaign, text, name, nprocs, step.maxcore, handed, source, fit, parsed, step.walltime_min)
+    plan.shared_files = frozenset(handed)
+    return plan
 
 
-def _before_coordinates(text: str, blocks: list[str]) -> str:
-    lines = text.splitlines(keepends=True)
-    at = next((i for i, line in enumerate(lines) if line.lstrip().startswith("*")), len(lines))
-    return "".join(lines[:at]) + "".join(b + "\n" for b in blocks) + "".join(lines[at:])
-
-
-def step_sha(name: str, plan: AttemptPlan) -> str:
+def step_sha(name: str, plan: AttemptPlan, root: Path) -> str:
     """A step's identity: its input and the job's name (molecule, conformer, step), so two molecules
-    that happen to share a geometry both run, and submitting the same molecules again skips them."""
-    return _sha(f"{name}\0{plan.input_text}", plan.extra_files)
+    that happen to share a geometry both run, and submitting the same molecules again skips them.
+    A file handed over counts by where it comes from in the campaign (the predecessor's attempt
+    folder, never rewritten), not by its bytes: a .gbw of hundreds of MB is not read to name a job."""
+    digest = hashlib.sha256(f"{name}\0{plan.input_text}".encode())
+    inside = os.path.join(root, "")
+    for handed in sorted(plan.extra_files):
+        where = os.fspath(plan.extra_files[handed])
+        digest.update(f"\0{handed}\0{where.removeprefix(inside)}".encode())
+    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------- submit: the first steps
@@ -151,7 +163,7 @@ def workflow_inputs(
             except OrcaHpcError as err:
                 errors.append(str(err))
                 continue
-            nj = NewJob(mol.source, name, step_sha(name, plan), plan)
+            nj = NewJob(mol.source, name, step_sha(name, plan, campaign.root), plan)
             nj.chain = chain_of(mol.name, conf.index, first.name, None)
             nj.max_retries = first.max_retries
             nj.maxcore_given = first.maxcore is not None  # right-sizing never lowers a step's own maxcore
@@ -207,6 +219,16 @@ def gate_problem(step: Step, attempt_dir: Path, result: AttemptResult | None = N
     return None
 
 
+def gate_of(campaign: Campaign, job: Job, result: AttemptResult | None) -> str | None:
+    """Why the step's gate refuses the successful attempt of workflow step ``job`` (None: it passes,
+    or the step has no gate). Decided before the job is called COMPLETED."""
+    workflow = campaign.workflow
+    step = workflow.step(job.chain["step"]) if workflow is not None and job.chain is not None else None
+    if step is None or step.gate is None:
+        return None
+    return gate_problem(step, campaign.root / job.latest.dir, result)
+
+
 _COORDS_LINE = re.compile(r"^[ \t]*\*[ \t]*[A-Za-z]+[ \t]+(-?\d+)[ \t]+(\d+)", re.MULTILINE)
 
 
@@ -223,19 +245,28 @@ def _charge_mult(path: Path, text: str) -> tuple[int, int]:
 def next_plan(campaign: Campaign, step: Step, prev: Step | None, pred: Job, name: str) -> AttemptPlan:
     """The plan of ``step`` that starts where ``pred`` (the job of step ``prev``) ended."""
     pred_dir = campaign.root / pred.latest.dir
-    pred_plan = plan_of(pred_dir)
-    base = Path(pred_plan.input_name).stem
-    charge, mult = _charge_mult(pred_dir / pred_plan.input_name, pred_plan.input_text)
+    # A step's input is named after its job (`_plan`): read it alone, not its spec first.
+    input_name = f"{safe_base(pred.name)}.inp"
+    input_text = read_attempt_input(pred_dir / input_name)
+    if input_text is None:
+        pred_plan = plan_of(pred_dir)
+        input_name, input_text = pred_plan.input_name, pred_plan.input_text
+    base = Path(input_name).stem
+    charge, mult = _charge_mult(pred_dir / input_name, input_text)
     geometry = _final_geometry(pred_dir, base)
     # The comment line travels with the molecule (it may say where the geometry came from).
-    head = pred_plan.input_text.splitlines()[0] if pred_plan.input_text else ""
+    head = (input_text.split("\n", 1)[0].splitlines() or [""])[0]
     geometry.comment = head.lstrip("#").strip() if head.startswith("#") else geometry.comment
     handed: dict[str, Path] = {}
     for kind, suffix, as_name in (("orbitals", ".gbw", PREV_GBW), ("hessian", ".hess", PREV_HESS)):
         if prev is not None and kind in prev.hand_over:
             path = pred_dir / f"{base}{suffix}"
-            if not path.is_file():
-                raise UserError(f"step {prev.name!r} hands over {kind}, but {path} is missing")
+            try:
+                plain = stat.S_ISREG(os.lstat(path).st_mode)  # a link there is not the step's own file
+            except OSError:
+                plain = False
+            if not plain:
+                raise UserError(f"step {prev.name!r} hands over {kind}, but {path} is missing or not a file")
             handed[as_name] = path
     return _step_plan(campaign, step, name, geometry, charge, mult, Path(pred.input_path), handed)
 
@@ -243,15 +274,46 @@ def next_plan(campaign: Campaign, step: Step, prev: Step | None, pred: Job, name
 def advance(
     campaign: Campaign,
     txn: Transaction,
-    job: Job,
-    result: AttemptResult | None = None,
+    done: Sequence[tuple[Job, AttemptResult | None]],
     plans: dict[str, AttemptPlan] | None = None,
-) -> Job | str | None:
-    """After ``job`` (a workflow step) became COMPLETED, in the transaction that records it: the next
-    step's job (recorded now, CREATED), or why the molecule's chain stops here (also noted in
-    ``job.extra["stop"]``), or None after the last step. ``result``: the step's result file, read
-    already; ``plans``: where the new job's plan is put for the dispatch that follows (so it is not
-    read back from the files just written)."""
+) -> list[Job | str | None]:
+    """After the jobs in ``done`` (workflow steps, each with its result file as read) became COMPLETED,
+    in the transaction that records them: for each, the next step's job (recorded now, CREATED), or
+    why the molecule's chain stops there (also noted in ``job.extra["stop"]``), or None after the
+    last step. ``plans``: where each new job's plan is put for the dispatch that follows (so it is not
+    read back from the files just written). All inputs are made first, then all attempt folders laid
+    out: the same work in one loop after another, as submit does it, costs less than interleaved."""
+    made: list[Job | str | None] = []
+    todo: list[tuple[int, Job, Step, str, AttemptPlan]] = []
+    for job, result in done:
+        outcome = _next_input(campaign, job, result)
+        if isinstance(outcome, tuple):
+            todo.append((len(made), job, *outcome))
+        made.append(outcome if not isinstance(outcome, tuple) else None)
+    site = campaign.site
+    for at, job, following, name, plan in todo:
+        chain = job.chain
+        assert chain is not None
+        sha = step_sha(name, plan, campaign.root)
+        mine = (j for j in txn.find_by_hash(sha) if j.chain and j.chain.get("after") == job.id)
+        existing = next(mine, None)
+        if existing is not None:
+            made[at] = existing  # made already (never twice)
+            continue
+        retries = following.max_retries if following.max_retries is not None else site.max_retries
+        successor = txn.add_job(name, job.input_path, sha, site.name, max_retries=retries)
+        successor.chain = chain_of(chain["molecule"], chain["conformer"], following.name, job.id)
+        record_attempt(campaign, txn, successor, plan)
+        if plans is not None:
+            plans[successor.id] = plan
+        made[at] = successor
+    return made
+
+
+def _next_input(
+    campaign: Campaign, job: Job, result: AttemptResult | None
+) -> tuple[Step, str, AttemptPlan] | str | None:
+    """The step after completed ``job``, its job's name and plan; or why the chain stops; or None."""
     chain = job.chain
     workflow = campaign.workflow
     if chain is None:
@@ -261,29 +323,14 @@ def advance(
     step = workflow.step(chain["step"])
     if step is None:
         return _stop(job, f"step {chain['step']!r} is no longer in the campaign's workflow")
-    problem = gate_problem(step, campaign.root / job.latest.dir, result)
-    if problem:
-        return _stop(job, problem)
     following = workflow.after(step.name)
     if following is None:
         return None
     name = job_name(chain["molecule"], chain["conformer"], following.name)
     try:
-        plan = next_plan(campaign, following, step, job, name)
+        return following, name, next_plan(campaign, following, step, job, name)
     except (OrcaHpcError, OSError) as err:
         return _stop(job, f"cannot make step {following.name!r}: {err}")
-    sha = step_sha(name, plan)
-    for existing in txn.find_by_hash(sha):
-        if existing.chain is not None and existing.chain.get("after") == job.id:
-            return existing  # made already (never twice)
-    site = campaign.site
-    retries = following.max_retries if following.max_retries is not None else site.max_retries
-    successor = txn.add_job(name, job.input_path, sha, site.name, max_retries=retries)
-    successor.chain = chain_of(chain["molecule"], chain["conformer"], following.name, job.id)
-    record_attempt(campaign, txn, successor, plan)
-    if plans is not None:
-        plans[successor.id] = plan
-    return successor
 
 
 def _stop(job: Job, why: str) -> str:
@@ -318,7 +365,7 @@ def replan(campaign: Campaign, txn: Transaction, job: Job) -> AttemptPlan | None
         mol, conf = found[0]
         geometry = read_xyz(mol.source, conf.xyz)
         plan = _step_plan(campaign, step, job.name, geometry, mol.charge, mol.multiplicity, mol.source)
-    sha = step_sha(job.name, plan)
+    sha = step_sha(job.name, plan, campaign.root)
     if sha == job.input_sha:
         return None
     plan.corrections = [

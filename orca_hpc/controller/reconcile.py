@@ -111,6 +111,7 @@ class Reconciler:
         self.report = ReconcileReport()
         self._permanent: list[dict[str, Any]] = []
         self._plans: dict[str, AttemptPlan] = {}  # plans made in this run, handed to the dispatch
+        self._steps_done: list[tuple[Job, AttemptEnd, AttemptResult | None]] = []
 
     # ------------------------------------------------------------ the run
 
@@ -154,6 +155,10 @@ class Reconciler:
                         if edit is not None and txn.edit_latest_attempt(job_id, edit):
                             continue  # only SLURM's state (or start) moved: recorded without a decode
                     self._update(txn, txn.get(job_id), rec)
+                # The next steps of the workflow steps that completed, together, in this transaction
+                # (one loop of the same work, as submit makes its jobs, runs faster than interleaving).
+                if self._steps_done:
+                    self._advance(txn)
                 if self._permanent:
                     self._queue_digest(txn)
                 to_submit = [j.id for j in txn.jobs_by_state(JobState.CREATED, JobState.FAILED)]
@@ -280,19 +285,36 @@ class Reconciler:
         att.counts_against_limit = end.counts_against_limit
         att.usage = usage_of(rec, result)
         environment.note_end(txn, end, job, self.campaign, self._notice)
+        gate = chain.gate_of(self.campaign, job, result) if end.success and job.chain is not None else None
+        if gate is not None:  # ORCA succeeded, but the workflow cannot go on from this result
+            self._gate_stop(txn, job, end, gate)
+            return
         if end.success:
             self._set(txn, job, JobState.COMPLETED)
             self.echo(
                 f"{job.id} {job.name}: COMPLETED" + (f", E = {end.energy:.8f} Eh" if end.energy else "")
             )
             if job.chain is not None:
-                self._advance(txn, job, end, result)
+                self._steps_done.append((job, end, result))  # their next steps: after every update
             return
         if end.cancelled:
             self._set(txn, job, JobState.CANCELLED)
             return
         self._set(txn, job, JobState.FAILED)
         self._retry_or_give_up(txn, job, end)
+
+    def _gate_stop(self, txn: Transaction, job: Job, end: AttemptEnd, why: str) -> None:
+        """A workflow step whose result fails its gate (an imaginary mode: not a minimum) ends for good:
+        not COMPLETED (nothing builds on it), its molecule stops, one digest line; `retry` after a fix
+        of the step in orca-hpc.toml runs it again."""
+        job.extra["stop"] = why[:500]
+        self._set(txn, job, JobState.FAILED)
+        self._set(txn, job, JobState.PERMANENT_FAILED)
+        self.report.permanent_failed.append(job.id)
+        row = self._digest_row(job, end, why)
+        row["outcome"] = "gate"  # ORCA's run succeeded; the workflow refused what it found
+        self._permanent.append(row)
+        self.echo(f"{job.id} {job.name}: PERMANENT_FAILED ({why})")
 
     def _retry_or_give_up(self, txn: Transaction, job: Job, end: AttemptEnd) -> None:
         site = self.campaign.site
@@ -353,14 +375,16 @@ class Reconciler:
         fixes = "; ".join(c["change"] for c in plan.corrections)
         self.echo(f"{job.id} {job.name}: {end.outcome}, retrying as attempt {job.latest.n} ({fixes})")
 
-    def _advance(self, txn: Transaction, job: Job, end: AttemptEnd, result: AttemptResult | None) -> None:
-        """A workflow step completed: its successor is recorded in this same transaction."""
-        made = chain.advance(self.campaign, txn, job, result, self._plans)
-        if isinstance(made, str):  # the molecule's chain stops here: one digest line
-            self.echo(f"{job.id} {job.name}: chain stops: {made}")
-            self._permanent.append(self._digest_row(job, end, made))
-        elif made is not None:
-            self.echo(f"{job.id} {job.name}: next step {made.id} {made.name}")
+    def _advance(self, txn: Transaction) -> None:
+        """Workflow steps completed: their successors are recorded in this same transaction."""
+        done = self._steps_done
+        made = chain.advance(self.campaign, txn, [(job, result) for job, _end, result in done], self._plans)
+        for (job, end, _result), next_job in zip(done, made, strict=True):
+            if isinstance(next_job, str):  # the molecule's chain stops here: one digest line
+                self.echo(f"{job.id} {job.name}: chain stops: {next_job}")
+                self._permanent.append(self._digest_row(job, end, next_job))
+            elif next_job is not None:
+                self.echo(f"{job.id} {job.name}: next step {next_job.id} {next_job.name}")
 
     # ------------------------------------------------------------ notifications
 

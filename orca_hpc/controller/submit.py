@@ -171,10 +171,12 @@ def _from_xyz(
         frame_charge = charge if own_charge is None else own_charge
         frame_mult = mult if own_mult is None else own_mult
         try:
-            text = render_preset(method, molecule, frame_charge, frame_mult, site.nprocs, maxcore, template)
+            text, parsed = render_preset(
+                method, molecule, frame_charge, frame_mult, site.nprocs, maxcore, template
+            )
         except UserError as err:
             raise InputFileError(path, f"{where}{err}") from None
-        plan = _plan(campaign, text, name, site.nprocs, maxcore, {}, path, fit)
+        plan = _plan(campaign, text, name, site.nprocs, maxcore, {}, path, fit, parsed)
         out.append(NewJob(path, name, _sha(plan.input_text, {}), plan))
     return out
 

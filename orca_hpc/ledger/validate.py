@@ -125,6 +125,11 @@ def job_problems(job_id: str, d: Any, *, archived: bool = False) -> list[str]:
     """What is wrong with one encoded job (a ``ledger.json`` value or, ``archived``, an archive line)."""
     if _plainly_sound(job_id, d, archived):
         return []
+    return full_job_problems(job_id, d, archived=archived)
+
+
+def full_job_problems(job_id: str, d: Any, *, archived: bool = False) -> list[str]:
+    """`job_problems` by the full rules alone (the quick path is tested against them)."""
     where = f"job {job_id}"
     if not JOB_ID.fullmatch(job_id):
         return [f"{where}: not a job id (j and 6 or more digits)"]
@@ -251,6 +256,9 @@ def _plainly_sound(job_id: str, d: Any, archived: bool) -> bool:
         elif kind is dict and key == "x":
             if not _plain_json(value, 0):
                 return False
+        elif kind is dict and key == "ch":  # a workflow step's link (every job of a workflow has one)
+            if not _plain_chain(value):
+                return False
         else:
             return False
     for key in _JOB_REQUIRED:
@@ -262,6 +270,27 @@ def _plainly_sound(job_id: str, d: Any, archived: bool) -> bool:
     if _CONTROL.search("".join(plain)):
         return False
     return bool(d.get("att")) or state in _FINISHED or state == _CREATED
+
+
+def _plain_chain(ch: dict[str, Any]) -> bool:
+    """``ch`` as `_chain_problems` accepts it, in its simplest form."""
+    for key, value in ch.items():
+        kind = type(value)
+        if key == "mol":
+            if kind is not str or not value or "\x00" in value:
+                return False
+        elif key == "conf":
+            if kind is not int or not 1 <= value < 2**31:
+                return False
+        elif key == "step":
+            if kind is not str or not value or _CONTROL.search(value):
+                return False
+        elif key == "after":
+            if value is not None and (kind is not str or not JOB_ID.fullmatch(value)):
+                return False
+        else:
+            return False
+    return "mol" in ch and "conf" in ch and "step" in ch
 
 
 def _plain_attempt(a: Any, n: int, job_dir: Any, plain: list[str]) -> bool:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from orca_hpc.errors import TEMPLATE_RUNTIME_ERRORS, InputFileError, UserError
-from orca_hpc.orca.inputs import parse_input
+from orca_hpc.orca.inputs import OrcaInput, parse_input
 from orca_hpc.orca.xyz import Molecule, spin_problem
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
@@ -53,12 +53,12 @@ def render_preset(
     nprocs: int,
     maxcore: int,
     template: str | None = None,
-) -> str:
-    """An ORCA input for ``molecule``, e.g. ``render_preset("r2SCAN-3c Opt", mol, 0, 1, 8, 3000)``.
-
-    The result is parsed before it is returned, so a template or method that ORCA would refuse fails
-    here, as ``UserError``.
-    """
+    blocks: tuple[str, ...] = (),
+) -> tuple[str, OrcaInput]:
+    """An ORCA input for ``molecule``, e.g. ``render_preset("r2SCAN-3c Opt", mol, 0, 1, 8, 3000)``, and
+    its parse: a template or method that ORCA would refuse fails here, as ``UserError``, and the
+    resource edit that follows reuses the parse rather than parsing the input again. ``blocks``: lines
+    put before the coordinates (a workflow step's ``%moinp``), part of what is parsed."""
     method = method.strip().lstrip("!").strip()
     if not method or any(ch in method for ch in "\n\r#%*$"):
         raise UserError(f"method line {method!r} must be one line of ORCA keywords")
@@ -86,11 +86,19 @@ def render_preset(
         raise UserError(f"preset template: {exc}") from None
     except TEMPLATE_RUNTIME_ERRORS as exc:  # the template's own code failed ({{ 1/0 }}, a loop of macros)
         raise UserError(f"preset template: {type(exc).__name__}: {str(exc)[:200]}") from None
+    if blocks:
+        text = _before_coordinates(text, blocks)
     try:
-        parse_input(Path("<preset>"), text, check_files=False)
+        parsed = parse_input(Path("<preset>"), text, check_files=False)
     except InputFileError as exc:
         raise UserError(f"the preset template makes an input ORCA would refuse: {exc}") from None
-    return text
+    return text, parsed
+
+
+def _before_coordinates(text: str, blocks: tuple[str, ...]) -> str:
+    lines = text.splitlines(keepends=True)
+    at = next((i for i, line in enumerate(lines) if line.lstrip().startswith("*")), len(lines))
+    return "".join(lines[:at]) + "".join(b + "\n" for b in blocks) + "".join(lines[at:])
 
 
 def resolve_method(method: str, presets: Mapping[str, str]) -> str:
