@@ -28,7 +28,6 @@ from orca_hpc.clock import now_iso
 from orca_hpc.config.campaign import Campaign
 from orca_hpc.config.site import SiteConfig
 from orca_hpc.controller.ending import AttemptEnd
-from orca_hpc.controller.submit import record_attempt
 from orca_hpc.errors import InputFileError
 from orca_hpc.ledger.records import Job
 from orca_hpc.ledger.store import Transaction
@@ -171,5 +170,7 @@ def retry_unchanged(campaign: Campaign, txn: Transaction, job: Job, end: Attempt
         "why": f"{end.reason or 'environment'}: the machine failed, not the input; run it again unchanged",
     }
     plan = dataclasses.replace(previous, extra_files=dict(previous.extra_files), corrections=[change])
+    from orca_hpc.controller.submit import record_attempt  # here: `status` reads pauses without it
+
     record_attempt(campaign, txn, job, plan)
     return True

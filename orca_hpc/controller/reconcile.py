@@ -19,20 +19,26 @@ from typing import Any
 from orca_hpc.attempt.folder import RESULT_NAME, AttemptPlan, AttemptResult, plan_of
 from orca_hpc.clock import epoch, now_iso, utc_iso
 from orca_hpc.config.campaign import Campaign
-from orca_hpc.controller import chain, environment
+from orca_hpc.controller import environment
 from orca_hpc.controller.ending import AttemptEnd, decide_end
-from orca_hpc.controller.recovery import Failure, Limits, plan_recovery
-from orca_hpc.controller.submit import Dispatcher, record_attempt
 from orca_hpc.controller.usage import usage_of
 from orca_hpc.errors import InputFileError, OrcaHpcError
 from orca_hpc.ledger.records import Attempt, Job
 from orca_hpc.ledger.states import JobState
-from orca_hpc.ledger.store import Transaction
+from orca_hpc.ledger.store import LedgerView, Transaction
 from orca_hpc.orca.read import read_tail
-from orca_hpc.scheduler import Scheduler, scheduler_for
-from orca_hpc.scheduler.base import JobRecord, job_name
+from orca_hpc.scheduler.base import JobRecord, Scheduler, job_name
+
+# Imported where they are needed, not here: the scheduler's module (a job to ask about), `submit`
+# (attempts to send), `recovery` (a failure to correct) and `chain` with the workflow and molecule
+# modules behind it (a workflow step that completed). A command whose reconcile has nothing to do
+# (`needs_reconcile`) loads none of them.
 
 log = logging.getLogger(__name__)
+
+# What a reconcile asks the scheduler about, and what it sends.
+WATCHED = (JobState.SUBMITTING, JobState.PENDING, JobState.RUNNING)
+TO_SEND = (JobState.CREATED, JobState.FAILED)
 
 # A submission intent that SLURM does not know after this long was never submitted.
 UNCONFIRMED_GRACE_S = 60.0
@@ -42,6 +48,16 @@ LOST_GRACE_S = 300.0
 # A job slurmctld says has ended but sacct does not yet: wait this long for its usage (sacct lags ~5 s).
 USAGE_GRACE_S = 30.0
 LOG_TAIL_BYTES = 4096
+
+
+def needs_reconcile(view: LedgerView) -> bool:
+    """Whether a reconcile could change anything in this ledger: a job to ask the scheduler about
+    (``WATCHED``) or to send (``TO_SEND``), or an environment pause that may end. When none, a command
+    shows the ledger as it is and asks no scheduler (read from a lockless snapshot: every save is an
+    atomic rename, and a change saved just after it is seen by the next command, as if this one had
+    run a moment earlier)."""
+    wanted = (*WATCHED, *TO_SEND)
+    return environment.paused(view.meta) is not None or any(s in wanted for s in view.states().values())
 
 
 @dataclass
@@ -104,7 +120,7 @@ class Reconciler:
     ) -> None:
         self.campaign = campaign
         self.resume = resume  # end an environment pause now (reconcile --resume)
-        self.scheduler = scheduler or scheduler_for(campaign)
+        self._scheduler = scheduler
         self.ledger = campaign.ledger()
         self.now = now
         self.echo = echo or (lambda _msg: None)
@@ -112,19 +128,27 @@ class Reconciler:
         self._permanent: list[dict[str, Any]] = []
         self._plans: dict[str, AttemptPlan] = {}  # plans made in this run, handed to the dispatch
 
+    @property
+    def scheduler(self) -> Scheduler:
+        """The campaign's scheduler, made (and its module imported) when first asked for."""
+        if self._scheduler is None:
+            from orca_hpc.scheduler import scheduler_for
+
+            self._scheduler = scheduler_for(self.campaign)
+        return self._scheduler
+
+    def _calls(self) -> int:
+        return self._scheduler.call_count if self._scheduler is not None else 0
+
     # ------------------------------------------------------------ the run
 
     def run(self) -> ReconcileReport:
-        calls_before = self.scheduler.call_count
+        calls_before = self._calls()
         with self.ledger.lock:
             # One transaction: each job is decoded once. Should SLURM not answer, the exception leaves
             # the ledger exactly as it was (a transaction that raises writes nothing).
             with self.ledger.transaction() as txn:
-                watched = {
-                    job_id: state
-                    for job_id, state in txn.states().items()
-                    if state in (JobState.SUBMITTING, JobState.PENDING, JobState.RUNNING)
-                }
+                watched = {job_id: state for job_id, state in txn.states().items() if state in WATCHED}
                 ids: dict[str, str] = {}  # job id -> SLURM id, peeked without decoding where possible
                 peeked: dict[str, dict[str, str | None]] = {}
                 unconfirmed = []
@@ -139,10 +163,9 @@ class Reconciler:
                         ids[job_id] = job.attempt.slurm_id
                     elif job.attempt is not None:
                         unconfirmed.append(job)
-                by_token = self.scheduler.find_by_tokens(
-                    sorted({j.latest.token.split("/")[0] for j in unconfirmed if j.latest.token})
-                )
-                records = self.scheduler.query(list(ids.values()))
+                tokens = sorted({j.latest.token.split("/")[0] for j in unconfirmed if j.latest.token})
+                by_token = self.scheduler.find_by_tokens(tokens) if tokens else {}
+                records = self.scheduler.query(list(ids.values())) if ids else {}
                 for job in unconfirmed:
                     self._adopt(txn, job, by_token)
                 for job_id, slurm_id in ids.items():
@@ -156,13 +179,15 @@ class Reconciler:
                     self._update(txn, txn.get(job_id), rec)
                 if self._permanent:
                     self._queue_digest(txn)
-                to_submit = [j.id for j in txn.jobs_by_state(JobState.CREATED, JobState.FAILED)]
+                to_submit = [j.id for j in txn.jobs_by_state(*TO_SEND)]
                 if not environment.may_dispatch(txn, self.campaign.site, self.resume, self._notice):
                     to_submit = []  # paused after environment failures: the jobs wait, nothing is lost
             if to_submit:
+                from orca_hpc.controller.submit import Dispatcher
+
                 dispatcher = Dispatcher(self.campaign, self.ledger, self.scheduler, echo=self.echo)
                 self.report.submitted = dispatcher.dispatch(to_submit, self._plans)
-        self.report.scheduler_calls = self.scheduler.call_count - calls_before
+        self.report.scheduler_calls = self._calls() - calls_before
         return self.report
 
     def _notice(self, message: str) -> None:
@@ -295,6 +320,9 @@ class Reconciler:
         self._retry_or_give_up(txn, job, end)
 
     def _retry_or_give_up(self, txn: Transaction, job: Job, end: AttemptEnd) -> None:
+        from orca_hpc.controller.recovery import Failure, Limits, plan_recovery
+        from orca_hpc.controller.submit import record_attempt
+
         site = self.campaign.site
         att = job.attempt
         assert att is not None
@@ -355,6 +383,8 @@ class Reconciler:
 
     def _advance(self, txn: Transaction, job: Job, end: AttemptEnd, result: AttemptResult | None) -> None:
         """A workflow step completed: its successor is recorded in this same transaction."""
+        from orca_hpc.controller import chain
+
         made = chain.advance(self.campaign, txn, job, result, self._plans)
         if isinstance(made, str):  # the molecule's chain stops here: one digest line
             self.echo(f"{job.id} {job.name}: chain stops: {made}")
@@ -383,7 +413,10 @@ class Reconciler:
         from orca_hpc.notify.digest import build_failure_digest
 
         rows = self._permanent
-        if self.campaign.workflow is not None:  # one line per molecule, not per step or conformer
+        if self.campaign.workflow is not None:
+            from orca_hpc.controller import chain
+
+            # one line per molecule, not per step or conformer
             rows = chain.by_molecule(rows, {r["id"]: txn.get(r["id"]) for r in rows})
         txn.outbox.append(build_failure_digest(rows, self.campaign.name))
         self.report.notices.append(f"{len(rows)} job(s) failed permanently; one digest queued")
