@@ -52,7 +52,7 @@ def timed(argv: list[str]) -> tuple[float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=1000, help="finished, archived jobs of the second campaign")
+    parser.add_argument("--jobs", type=int, default=1000, help="finished jobs of the 2nd campaign")
     parser.add_argument("--repeat", type=int, default=11, help="rounds (medians are reported)")
     parser.add_argument("--dir", default=None, help="where the campaigns go (default: $TMPDIR or /tmp)")
     parser.add_argument("--cli", default=None, help="the orca-hpc to time (default: this interpreter's)")

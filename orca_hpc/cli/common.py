@@ -59,10 +59,12 @@ def auto_reconcile(obj: Any, campaign: Campaign) -> LedgerView:
 
     When nothing in the ledger could change (``needs_reconcile``: no job queued, running or waiting to
     be sent, no pause), no lock is taken, no scheduler asked and the ledger is read once."""
-    from orca_hpc.controller.reconcile import needs_reconcile, reconcile
+    from orca_hpc.controller.watched import needs_reconcile
 
     view = campaign.ledger().snapshot()
     if needs_reconcile(view):
+        from orca_hpc.controller.reconcile import reconcile
+
         try:
             # Without -v what changed is not shown, but it still goes to the log: in one append at the end.
             with held_records():

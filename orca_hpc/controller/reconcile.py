@@ -22,23 +22,20 @@ from orca_hpc.config.campaign import Campaign
 from orca_hpc.controller import environment
 from orca_hpc.controller.ending import AttemptEnd, decide_end
 from orca_hpc.controller.usage import usage_of
+from orca_hpc.controller.watched import TO_SEND, WATCHED
 from orca_hpc.errors import InputFileError, OrcaHpcError
 from orca_hpc.ledger.records import Attempt, Job
 from orca_hpc.ledger.states import JobState
-from orca_hpc.ledger.store import LedgerView, Transaction
+from orca_hpc.ledger.store import Transaction
 from orca_hpc.orca.read import read_tail
 from orca_hpc.scheduler.base import JobRecord, Scheduler, job_name
 
 # Imported where they are needed, not here: the scheduler's module (a job to ask about), `submit`
 # (attempts to send), `recovery` (a failure to correct) and `chain` with the workflow and molecule
 # modules behind it (a workflow step that completed). A command whose reconcile has nothing to do
-# (`needs_reconcile`) loads none of them.
+# (`watched.needs_reconcile`) does not load this module at all.
 
 log = logging.getLogger(__name__)
-
-# What a reconcile asks the scheduler about, and what it sends.
-WATCHED = (JobState.SUBMITTING, JobState.PENDING, JobState.RUNNING)
-TO_SEND = (JobState.CREATED, JobState.FAILED)
 
 # A submission intent that SLURM does not know after this long was never submitted.
 UNCONFIRMED_GRACE_S = 60.0
@@ -48,16 +45,6 @@ LOST_GRACE_S = 300.0
 # A job slurmctld says has ended but sacct does not yet: wait this long for its usage (sacct lags ~5 s).
 USAGE_GRACE_S = 30.0
 LOG_TAIL_BYTES = 4096
-
-
-def needs_reconcile(view: LedgerView) -> bool:
-    """Whether a reconcile could change anything in this ledger: a job to ask the scheduler about
-    (``WATCHED``) or to send (``TO_SEND``), or an environment pause that may end. When none, a command
-    shows the ledger as it is and asks no scheduler (read from a lockless snapshot: every save is an
-    atomic rename, and a change saved just after it is seen by the next command, as if this one had
-    run a moment earlier)."""
-    wanted = (*WATCHED, *TO_SEND)
-    return environment.paused(view.meta) is not None or any(s in wanted for s in view.states().values())
 
 
 @dataclass
