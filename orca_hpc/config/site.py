@@ -25,7 +25,7 @@ else:  # pragma: no cover - exercised only on 3.10
 
 from orca_hpc.config.tomlfile import read_config_text
 from orca_hpc.errors import InputFileError, UserError
-from orca_hpc.orca.chemistry import DEFAULT_IMAG_THRESHOLD_CM1
+from orca_hpc.orca.outcomes import DEFAULT_IMAG_THRESHOLD_CM1
 from orca_hpc.shipped import shipped_dir
 
 SITE_DIR_ENV = "ORCA_HPC_SITE_DIR"
