@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections import Counter
@@ -20,6 +19,7 @@ from orca_hpc.cli.common import (
 )
 from orca_hpc.clock import epoch
 from orca_hpc.controller.environment import pause_summary, paused
+from orca_hpc.controller.public import as_text
 from orca_hpc.controller.public import document as document_of
 
 # What only `show` and `results` need (result files, chemistry, CSV), and the workflow steps, are
@@ -131,7 +131,7 @@ def status(
             paused=paused(view.meta),
             steps=[{"step": p.step, "completed": p.completed, "total": p.total} for p in steps],
         )
-        click.echo(json.dumps(document, indent=1))
+        click.echo(as_text(document))
         return
     if not summary:
         _table(jobs)
@@ -193,7 +193,7 @@ def show(
     jobs = _selected(view, refs, states, name_glob, everything, required=True)
     if as_json:
         records = [_with_summaries(job_record(job, campaign.root), job, campaign.root) for job in jobs]
-        click.echo(json.dumps(document_of("show", jobs=records), indent=1))
+        click.echo(as_text(document_of("show", jobs=records)))
         return
     for i, job in enumerate(jobs):
         if i:
@@ -326,7 +326,7 @@ def results(
         # the plain listing shows no chemistry: no result file to read
         rows.append(result_row(campaign.root, job, chemistry=fmt is not None))
     if fmt == "json":
-        click.echo(json.dumps(document_of("results", jobs=rows), indent=1))
+        click.echo(as_text(document_of("results", jobs=rows)))
         return
     if fmt == "csv":
         buf = io.StringIO()
