@@ -1,7 +1,7 @@
 """Benchmark the command's start-up: ``--version``, ``status`` of an idle campaign, ``status --json`` of a
 campaign whose jobs all finished, against ``python -c pass`` and one ``sacct`` in the same run.
 
-Usage: python bench/bench_startup.py [--jobs 1000] [--repeat 11] [--dir DIR] [--cli PATH]
+Usage: python bench/bench_startup.py [--jobs 1000] [--repeat 11] [--dir DIR] [--cli PATH] [--old PATH]
 
 Two local-slurm campaigns are built without the cluster: an idle one (``orca-hpc init``, no jobs) and one
 whose JOBS jobs finished and were archived (the ledger is built with ``bench_reconcile.build_fake`` and
@@ -11,7 +11,8 @@ asks no scheduler). Then, interleaved round by round so that the machine's load 
 without the size of an array), ``orca-hpc --version``, ``orca-hpc status`` of the idle campaign and
 ``orca-hpc status --json`` of the finished one. Reported: medians of wall time and of the child's CPU
 (user + system), and their ratios to ``python -c pass`` and to the sacct. ``--cli`` times another
-installed ``orca-hpc`` (an old tree's) on the same campaigns.
+installed ``orca-hpc``; ``--old`` adds an old tree's ``orca-hpc`` to every round, on the same campaigns,
+so old and new are measured side by side under the same load.
 """
 
 from __future__ import annotations
@@ -56,8 +57,11 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=11, help="rounds (medians are reported)")
     parser.add_argument("--dir", default=None, help="where the campaigns go (default: $TMPDIR or /tmp)")
     parser.add_argument("--cli", default=None, help="the orca-hpc to time (default: this interpreter's)")
+    parser.add_argument("--old", default=None, help="an old tree's orca-hpc, timed in the same rounds")
     args = parser.parse_args()
-    cli = [args.cli or str(Path(sys.executable).with_name("orca-hpc"))]
+    clis = {"": [args.cli or str(Path(sys.executable).with_name("orca-hpc"))]}
+    if args.old:
+        clis = {"old ": [args.old], "new ": clis[""]}
     with tempfile.TemporaryDirectory(prefix="bench-startup-", dir=args.dir) as tmp:
         idle = init_campaign(Path(tmp) / "idle", "local-slurm")
         done = init_campaign(Path(tmp) / "done", "local-slurm")
@@ -66,10 +70,12 @@ def main() -> int:
         commands = {
             "python -c pass": [sys.executable, "-c", "pass"],
             "one sacct": ["sacct", "-X", "-P", "-n", "-j", "1", "-o", ",".join(slurm.SACCT_FIELDS)],
-            "orca-hpc --version": [*cli, "--version"],
-            "status, idle campaign": [*cli, "-C", str(idle.root), "status"],
-            f"status --json, {args.jobs:,} finished": [*cli, "-C", str(done.root), "status", "--json"],
         }
+        for label, cli in clis.items():
+            commands[f"{label}orca-hpc --version"] = [*cli, "--version"]
+            commands[f"{label}status, idle campaign"] = [*cli, "-C", str(idle.root), "status"]
+            done_status = [*cli, "-C", str(done.root), "status", "--json"]
+            commands[f"{label}status --json, {args.jobs:,} finished"] = done_status
         for argv in commands.values():
             subprocess.run(argv, check=True, capture_output=True, env=ENV)  # warm-up: bytecode, caches
         runs: dict[str, list[tuple[float, float]]] = {what: [] for what in commands}
@@ -79,7 +85,10 @@ def main() -> int:
     wall = {what: statistics.median(w for w, _ in r) for what, r in runs.items()}
     cpu = {what: statistics.median(c for _, c in r) for what, r in runs.items()}
     bare, sacct = wall["python -c pass"], wall["one sacct"]
-    print(f"medians of {args.repeat} interleaved rounds; cli: {cli[0]}")
+    print(
+        f"medians of {args.repeat} interleaved rounds; "
+        + ", ".join(f"{k or 'cli '}{v[0]}" for k, v in clis.items())
+    )
     print("| command | wall | CPU | wall / python -c pass | wall / one sacct |")
     print("| :--- | ---: | ---: | ---: | ---: |")
     for what in commands:
@@ -87,8 +96,9 @@ def main() -> int:
             f"| {what} | {wall[what]:.3f} s | {cpu[what]:.3f} s | {wall[what] / bare:.1f}x "
             f"| {wall[what] / sacct:.2f}x |"
         )
-    version, idle_status = wall["orca-hpc --version"], wall["status, idle campaign"]
-    print(f"--version {version:.3f} s (target {VERSION_TARGET_S} s); ", end="")
+    label = "new " if args.old else ""
+    version, idle_status = wall[f"{label}orca-hpc --version"], wall[f"{label}status, idle campaign"]
+    print(f"{label}--version {version:.3f} s (target {VERSION_TARGET_S} s); ", end="")
     print(f"idle status {idle_status:.3f} s (target {IDLE_STATUS_TARGET_S} s)")
     return 0
 
