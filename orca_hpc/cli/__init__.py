@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 # (module under orca_hpc.cli, attribute): each module owns one command or group. Only the module of
 # the command that runs is imported (like pip's CLI): `orca-hpc --version` loads no ledger, no
 # submitit, no Jinja2, and not even `logging` or `pathlib` (the log is set up once a command runs).
-# tests/test_startup.py holds these lines.
+# tests/test_architecture.py holds these lines.
 COMMANDS: list[tuple[str, str]] = [
     ("init", "init"),
     ("check", "check"),
