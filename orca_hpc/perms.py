@@ -12,7 +12,10 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterable, Mapping
-from pathlib import Path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # pathlib only where a folder's parents are made: `orca-hpc --version` needs none
+    from pathlib import Path
 
 DIR_MODE = 0o750
 FILE_MODE = 0o640
@@ -30,9 +33,9 @@ def make_dir(path: Path | str, *, parents: bool = False) -> None:
     """``mkdir -p``-like, with ``DIR_MODE`` on each folder it creates; an existing folder of ours loses
     group/other write (a umask of 000 or 002 made it so before this fix)."""
     if parents:
-        path = Path(path)
-        if not path.parent.exists():
-            make_dir(path.parent, parents=True)
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.exists(parent):
+            make_dir(parent, parents=True)
     try:
         os.mkdir(path, DIR_MODE)  # the umask can only take bits away from DIR_MODE
     except FileExistsError:

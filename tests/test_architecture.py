@@ -83,16 +83,44 @@ def test_the_runner_and_emulator_start_without_the_controller() -> None:
     assert out.strip() == ""
 
 
-def test_the_cli_imports_only_the_command_that_runs() -> None:
+def _loaded_by(argv: list[str], heavy: tuple[str, ...]) -> tuple[str, list[str]]:
+    """The output of ``orca-hpc ARGV`` run in a fresh interpreter, and which of ``heavy`` it imported."""
     import subprocess
     import sys
 
     code = (
         "import sys; from orca_hpc.cli import main\n"
-        "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
-        "heavy = ('submitit', 'jinja2', 'filelock', 'orca_hpc.ledger', 'orca_hpc.controller',"
-        " 'orca_hpc.scheduler')\n"
-        "print('loaded:' + ','.join(sorted(m for m in sys.modules if m.startswith(heavy))))"
+        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        f"print('loaded:' + ','.join(sorted(m for m in sys.modules if m.startswith({heavy!r}))))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.startswith("orca-hpc, version") and out.splitlines()[-1] == "loaded:"
+    head, _, loaded = out.rpartition("loaded:")
+    return head, [m for m in loaded.strip().split(",") if m]
+
+
+def test_the_cli_imports_only_the_command_that_runs() -> None:
+    # --version: click and nothing of the house, not even the log (logging is set up when a command runs).
+    heavy = ("submitit", "jinja2", "filelock", "orca_hpc.ledger", "orca_hpc.controller", "orca_hpc.scheduler")
+    out, loaded = _loaded_by(["--version"], (*heavy, "orca_hpc.logs", "logging", "pathlib"))
+    assert out.startswith("orca-hpc, version") and loaded == []
+
+
+def test_an_idle_status_loads_no_scheduler_lock_parser_or_mail(tmp_path: Path) -> None:
+    # No job to ask about or send: the ledger is read once, without the lock (filelock), the scheduler,
+    # the reconcile, the input parser, the workflow or the mail modules.
+    from orca_hpc.config.campaign import init_campaign
+
+    camp = init_campaign(tmp_path / "camp", "local-slurm")
+    heavy = (
+        "submitit", "jinja2", "filelock", "smtplib", "orca_hpc.scheduler.slurm", "orca_hpc.scheduler.local",
+        "orca_hpc.controller.reconcile", "orca_hpc.controller.submit", "orca_hpc.orca.inputs",
+        "orca_hpc.config.workflow", "orca_hpc.molecules", "orca_hpc.notify",
+    )  # fmt: skip
+    out, loaded = _loaded_by(["-C", str(camp.root), "status"], heavy)
+    assert "no jobs" in out and loaded == []
+    # A pause that may end is a reconcile's work: the same status reconciles then (under the lock).
+    ledger = camp.ledger()
+    with ledger.lock, ledger.transaction() as txn:
+        txn.meta["environment"] = {"paused": {"since": "2026-01-01T00:00:00Z", "reason": "mpi"}}
+    out, loaded = _loaded_by(["-C", str(camp.root), "status"], heavy)
+    assert "PAUSED" in out and "orca_hpc.controller.reconcile" in loaded and "filelock" in loaded

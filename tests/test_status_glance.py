@@ -3,16 +3,20 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from e2e import cli
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orca_hpc.cli import main
 from orca_hpc.cli.status import age
 from orca_hpc.clock import epoch
 from orca_hpc.config.campaign import load_campaign
+from orca_hpc.controller.public import as_text
 
 
 def test_age_is_short_and_readable() -> None:
@@ -54,3 +58,18 @@ def test_colour_on_a_terminal_and_never_with_no_color(camp: Path, monkeypatch: p
     assert "\x1b[35m" in coloured  # CANCELLED in magenta on a terminal
     monkeypatch.setenv("NO_COLOR", "1")
     assert "\x1b[" not in CliRunner().invoke(main, args, color=True).output
+
+
+_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8)
+_documents = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(_documents)
+def test_json_text_is_what_json_dumps_with_indent_writes(document: object) -> None:
+    # `--json` of status/show/results comes from as_text: the same characters, only written faster.
+    assert as_text(document) == json.dumps(document, indent=1)

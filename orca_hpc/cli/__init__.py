@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import sys
-from pathlib import Path
 
 import click
 
 from orca_hpc import __version__
 from orca_hpc.errors import EXIT_ERROR, OrcaHpcError, TemporaryFailure
-from orca_hpc.logs import log_echoed, setup_logging, teardown_logging
 from orca_hpc.perms import tighten_umask
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # (module under orca_hpc.cli, attribute): each module owns one command or group. Only the module of
 # the command that runs is imported (like pip's CLI): `orca-hpc --version` loads no ledger, no
-# submitit, no Jinja2.
+# submitit, no Jinja2, and not even `logging` or `pathlib` (the log is set up once a command runs).
+# tests/test_architecture.py holds these lines.
 COMMANDS: list[tuple[str, str]] = [
     ("init", "init"),
     ("check", "check"),
@@ -74,6 +76,15 @@ def _recorded(obj: object) -> str:
     )
 
 
+def _log_exit(message: str, level: str) -> None:
+    """How the command ended, for the campaign log (``logging`` is imported here, not at start-up)."""
+    import logging
+
+    from orca_hpc.logs import log_echoed
+
+    log_echoed(message, getattr(logging, level))
+
+
 class OrcaHpcGroup(click.Group):
     """Loads each command's module only when that command runs; turns expected errors into one line on
     stderr and the documented exit code."""
@@ -96,8 +107,9 @@ class OrcaHpcGroup(click.Group):
             return result
         except OrcaHpcError as err:
             click.echo(f"orca-hpc: error: {err}", err=True)
-            level = logging.WARNING if isinstance(err, TemporaryFailure) else logging.ERROR
-            log_echoed(f"exit {err.exit_code}: {err}", level)
+            _log_exit(
+                f"exit {err.exit_code}: {err}", "WARNING" if isinstance(err, TemporaryFailure) else "ERROR"
+            )
             sys.exit(err.exit_code)
         except BrokenPipeError:
             # `orca-hpc status | head`: the reader has all it wanted. Quiet, like cat; stdout goes to
@@ -108,29 +120,34 @@ class OrcaHpcGroup(click.Group):
         except KeyboardInterrupt:
             message = f"interrupted; {_recorded(ctx.obj)}"
             click.echo(f"orca-hpc: {message}", err=True)
-            log_echoed(f"exit {EXIT_INTERRUPTED}: {message}", logging.WARNING)
+            _log_exit(f"exit {EXIT_INTERRUPTED}: {message}", "WARNING")
             sys.exit(EXIT_INTERRUPTED)
         except OSError as err:
             # A file we were pointed at is missing or unreadable: a user problem, not a bug.
             where = f"{err.filename}: " if err.filename else ""
             click.echo(f"orca-hpc: error: {where}{err.strerror or err}", err=True)
-            log_echoed(f"exit {EXIT_ERROR}: {where}{err.strerror or err}", logging.ERROR)
+            _log_exit(f"exit {EXIT_ERROR}: {where}{err.strerror or err}", "ERROR")
             sys.exit(EXIT_ERROR)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception:
             # A bug: the traceback goes to the log too, where an unattended run's trouble is looked for.
+            import logging
+
             logging.getLogger("orca_hpc.cli").exception("unexpected error", extra={"echoed": True})
             raise
         finally:
-            teardown_logging()
+            if "orca_hpc.logs" in sys.modules:  # else no command ran: nothing was set up
+                from orca_hpc.logs import teardown_logging
+
+                teardown_logging()
 
 
 @click.group(cls=OrcaHpcGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "-C",
     "directory",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(file_okay=False),
     default=".",
     help="Campaign folder, or any folder inside one (default: the current folder).",
 )
@@ -138,23 +155,28 @@ class OrcaHpcGroup(click.Group):
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on the terminal.")
 @click.version_option(__version__, prog_name="orca-hpc")
 @click.pass_context
-def main(ctx: click.Context, directory: Path, verbose: int, quiet: bool) -> None:
+def main(ctx: click.Context, directory: str, verbose: int, quiet: bool) -> None:
     """Run ORCA calculations on SLURM clusters, unattended.
 
     \b
     Exit codes: 0 success, 1 error, 2 usage error,
     75 temporary failure (ledger locked, scheduler unreachable: try again later).
     """
+    import logging
+    from pathlib import Path
+
+    from orca_hpc.logs import setup_logging
+
     # Nothing a command creates (ours, submitit's, filelock's) may be group- or world-writable.
     tighten_umask()
-    directory = directory.absolute()
+    where = Path(directory).absolute()
     if ctx.invoked_subcommand != "init":
         from orca_hpc.config.campaign import find_campaign_root
 
         # Like git: from anywhere inside a campaign (or -C anywhere inside one), the campaign is the
         # nearest folder up with an orca-hpc.toml. `init` makes a new one, relative to where it is run.
-        directory = find_campaign_root(directory) or directory
-    ctx.obj = Context(directory, verbose, quiet)
+        where = find_campaign_root(where) or where
+    ctx.obj = Context(where, verbose, quiet)
     # The campaign's log gets every command's details; the terminal gets -v/-q's share.
     setup_logging(ctx.obj.directory, verbose=verbose, quiet=quiet, command=ctx.invoked_subcommand or "-")
     logging.getLogger("orca_hpc.cli").debug("orca-hpc %s started", " ".join(sys.argv[1:]))

@@ -11,6 +11,10 @@ from orca_hpc.config.campaign import Campaign, load_campaign
 from orca_hpc.errors import TemporaryFailure
 from orca_hpc.logs import held_records, log_echoed
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from orca_hpc.ledger.store import LedgerView
+
 
 def campaign_of(obj: Any) -> Campaign:
     return load_campaign(obj.directory)
@@ -32,12 +36,13 @@ def warn(message: str) -> None:
     log_echoed(message, logging.WARNING)
 
 
-def warn_owed_mail(obj: Any, campaign: Campaign) -> None:
-    """Once per command: failure notifications are waiting and nothing can send them."""
+def warn_owed_mail(obj: Any, campaign: Campaign, view: LedgerView | None = None) -> None:
+    """Once per command: failure notifications are waiting and nothing can send them. ``view``: the
+    ledger as the command read it last (an empty outbox owes nothing: the mail modules stay unloaded)."""
+    if getattr(obj, "warned_owed_mail", False) or (view is not None and not view.outbox):
+        return
     from orca_hpc.notify.outbox import owed_without_mail
 
-    if getattr(obj, "warned_owed_mail", False):
-        return
     owed = owed_without_mail(campaign)
     if owed:
         warn(
@@ -48,18 +53,28 @@ def warn_owed_mail(obj: Any, campaign: Campaign) -> None:
             obj.warned_owed_mail = True
 
 
-def auto_reconcile(obj: Any, campaign: Campaign) -> None:
-    """Bring the ledger up to date before showing it; a busy lock or an unreachable scheduler only warns
-    (the command still shows what the ledger knows)."""
-    from orca_hpc.controller.reconcile import reconcile
+def auto_reconcile(obj: Any, campaign: Campaign) -> LedgerView:
+    """Bring the ledger up to date before showing it, and return it (a read-only view); a busy lock or
+    an unreachable scheduler only warns (the command still shows what the ledger knows).
 
-    try:
-        # Without -v what changed is not shown, but it still goes to the log: in one append at the end.
-        with held_records():
-            reconcile(campaign, echo=(lambda m: say(obj, m)) if getattr(obj, "verbose", 0) else log_echoed)
-    except TemporaryFailure as err:
-        warn(f"not reconciled: {err}")
-    warn_owed_mail(obj, campaign)
+    When nothing in the ledger could change (``needs_reconcile``: no job queued, running or waiting to
+    be sent, no pause), no lock is taken, no scheduler asked and the ledger is read once."""
+    from orca_hpc.controller.watched import needs_reconcile
+
+    view = campaign.ledger().snapshot()
+    if needs_reconcile(view):
+        from orca_hpc.controller.reconcile import reconcile
+
+        try:
+            # Without -v what changed is not shown, but it still goes to the log: in one append at the end.
+            with held_records():
+                echo = (lambda m: say(obj, m)) if getattr(obj, "verbose", 0) else log_echoed
+                reconcile(campaign, echo=echo)
+        except TemporaryFailure as err:
+            warn(f"not reconciled: {err}")
+        view = campaign.ledger().snapshot()
+    warn_owed_mail(obj, campaign, view)
+    return view
 
 
 no_reconcile_option = click.option(

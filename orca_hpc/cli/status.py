@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import click
 
-from orca_hpc.attempt.folder import read_result
-from orca_hpc.attempt.summary import attempt_summary
 from orca_hpc.cli.common import (
     auto_reconcile,
     campaign_of,
@@ -24,13 +18,17 @@ from orca_hpc.cli.common import (
     selector_of,
 )
 from orca_hpc.clock import epoch
-from orca_hpc.controller.by_molecule import progress_line, runs_of, step_progress
 from orca_hpc.controller.environment import pause_summary, paused
+from orca_hpc.controller.public import as_text
 from orca_hpc.controller.public import document as document_of
-from orca_hpc.controller.public import job_record, result_row
-from orca_hpc.controller.usage import usage_line
-from orca_hpc.ledger.records import Job
-from orca_hpc.orca.read import read_tail
+
+# What only `show` and `results` need (result files, chemistry, CSV), and the workflow steps, are
+# imported inside them: `status` starts fast (tests/test_architecture.py holds what it loads).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from orca_hpc.ledger.records import Job
 
 
 def shorten(text: str, width: int) -> str:
@@ -117,12 +115,14 @@ def status(
     """Every job's state, how long it has been in it, attempts, SLURM id, outcome and energy, and the
     counts per state (all jobs, or those JOB ids/names, --state and --name choose)."""
     campaign = campaign_of(obj)
-    if not no_reconcile:
-        auto_reconcile(obj, campaign)
-    view = campaign.ledger().snapshot()
+    view = campaign.ledger().snapshot() if no_reconcile else auto_reconcile(obj, campaign)
     jobs = _selected(view, refs, states, name_glob, everything, required=False)
     counts = dict(sorted(Counter(j.state.value for j in jobs).items()))
-    steps = step_progress(runs_of(jobs, campaign.root, chemistry=False))  # workflows: per step
+    steps = []
+    if any(j.chain is not None or "chain" in j.extra for j in jobs):  # workflows: per step
+        from orca_hpc.controller.by_molecule import runs_of, step_progress
+
+        steps = step_progress(runs_of(jobs, campaign.root, chemistry=False))
     if as_json:
         document = document_of(
             "status",
@@ -131,12 +131,14 @@ def status(
             paused=paused(view.meta),
             steps=[{"step": p.step, "completed": p.completed, "total": p.total} for p in steps],
         )
-        click.echo(json.dumps(document, indent=1))
+        click.echo(as_text(document))
         return
     if not summary:
         _table(jobs)
     click.echo(", ".join(_colour(f"{k} {v}", k) for k, v in counts.items()) or "no jobs")
     if steps:
+        from orca_hpc.controller.by_molecule import progress_line
+
         click.echo(f"steps: {printable(progress_line(steps))}")
     pause = pause_summary(view.meta)
     if pause:
@@ -184,14 +186,14 @@ def show(
 ) -> None:
     """Every attempt of the jobs: SLURM id and state, outcome, corrections, files, last lines of the
     error. JOB is a job id or a job name (a name several jobs share shows them all)."""
+    from orca_hpc.controller.public import job_record
+
     campaign = campaign_of(obj)
-    if not no_reconcile:
-        auto_reconcile(obj, campaign)
-    view = campaign.ledger().snapshot()
+    view = campaign.ledger().snapshot() if no_reconcile else auto_reconcile(obj, campaign)
     jobs = _selected(view, refs, states, name_glob, everything, required=True)
     if as_json:
         records = [_with_summaries(job_record(job, campaign.root), job, campaign.root) for job in jobs]
-        click.echo(json.dumps(document_of("show", jobs=records), indent=1))
+        click.echo(as_text(document_of("show", jobs=records)))
         return
     for i, job in enumerate(jobs):
         if i:
@@ -200,6 +202,11 @@ def show(
 
 
 def _show_one(campaign: Any, job: Job) -> None:
+    from orca_hpc.attempt.folder import read_result
+    from orca_hpc.attempt.summary import attempt_summary
+    from orca_hpc.controller.usage import usage_line
+    from orca_hpc.orca.read import read_tail
+
     click.echo(
         f"{job.id}  {printable(job.name)}  {job.state.value}  (retries {job.retry_count}/{job.max_retries}, "
         f"node failures {job.nodefail_count})"
@@ -238,6 +245,8 @@ def _show_one(campaign: Any, job: Job) -> None:
 def _with_summaries(record: dict[str, Any], job: Job, root: Path) -> dict[str, Any]:
     """The job's public record; each attempt's ``summary`` from its result.json (null without one:
     every key is always present)."""
+    from orca_hpc.attempt.summary import attempt_summary
+
     for att, entry in zip(job.attempts, record["attempts"], strict=True):
         summary = attempt_summary(root / att.dir, att.outcome, att.reason) if att.dir else {}
         entry["summary"] = summary or None
@@ -299,11 +308,14 @@ def results(
     frequency, <S**2>, ORCA version, final geometry). --by molecule: per molecule of a workflow (of the
     chosen jobs), each conformer's energies from every step, free energy, relative free energy,
     Boltzmann weight, final geometry, and the best conformer."""
+    import csv
+    import io
+
+    from orca_hpc.controller.public import result_row
+
     campaign = campaign_of(obj)
-    if not no_reconcile:
-        auto_reconcile(obj, campaign)
+    view = campaign.ledger().snapshot() if no_reconcile else auto_reconcile(obj, campaign)
     rows = []
-    view = campaign.ledger().snapshot()
     if by == "molecule":
         from orca_hpc.cli.by_molecule import echo_by_molecule
 
@@ -314,7 +326,7 @@ def results(
         # the plain listing shows no chemistry: no result file to read
         rows.append(result_row(campaign.root, job, chemistry=fmt is not None))
     if fmt == "json":
-        click.echo(json.dumps(document_of("results", jobs=rows), indent=1))
+        click.echo(as_text(document_of("results", jobs=rows)))
         return
     if fmt == "csv":
         buf = io.StringIO()

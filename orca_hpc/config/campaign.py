@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +10,6 @@ from typing import Any
 
 from orca_hpc.config.site import SiteConfig, load_site
 from orca_hpc.config.tomlfile import parse_toml, read_config_text
-from orca_hpc.config.workflow import Workflow
 from orca_hpc.errors import UserError
 from orca_hpc.ledger.store import Ledger
 from orca_hpc.perms import DIR_MODE, make_dir
@@ -20,6 +18,10 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the workflow module (and the input parser it needs) loads for workflow campaigns only
+    from orca_hpc.config.workflow import Workflow
 
 CONFIG_NAME = "orca-hpc.toml"
 STATE_DIR = ".orca-hpc"
@@ -116,6 +118,10 @@ def init_campaign(
 ) -> Campaign:
     """Create a campaign folder; refuses to touch an existing campaign. ``workflow``: a shipped
     workflow preset (``config.workflow.PRESETS``) written into the config."""
+    import secrets
+
+    from orca_hpc.config.workflow import Workflow
+
     root = root.absolute()
     flow = None if workflow is None else Workflow.parse(workflow, root / CONFIG_NAME, {}, None)
     config_path = root / CONFIG_NAME
@@ -198,6 +204,8 @@ def load_campaign(root: Path) -> Campaign:
         site = site.with_overrides(overrides, source=str(config_path))
     workflow = None
     if "workflow" in config:
+        from orca_hpc.config.workflow import Workflow
+
         workflow = Workflow.parse(config["workflow"], config_path, presets, config.get("method_template"))
     rightsize = _rightsizing(config.get("rightsize"), config_path)
     return Campaign(root, config["name"], config["id"], site, config, workflow, rightsize)

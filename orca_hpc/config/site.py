@@ -9,7 +9,6 @@ value but the name in its `[overrides]` table (`SiteConfig.with_overrides`). Eve
 from __future__ import annotations
 
 import copy
-import difflib
 import math
 import os
 import re
@@ -26,7 +25,7 @@ else:  # pragma: no cover - exercised only on 3.10
 
 from orca_hpc.config.tomlfile import read_config_text
 from orca_hpc.errors import InputFileError, UserError
-from orca_hpc.orca.chemistry import DEFAULT_IMAG_THRESHOLD_CM1
+from orca_hpc.orca.outcomes import DEFAULT_IMAG_THRESHOLD_CM1
 from orca_hpc.shipped import shipped_dir
 
 SITE_DIR_ENV = "ORCA_HPC_SITE_DIR"
@@ -438,6 +437,8 @@ def _normalise_key(key: str) -> str:
 
 
 def _suggest(word: str, choices: Iterable[str]) -> str:
+    import difflib  # only for a mistyped key: every command loads this module
+
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

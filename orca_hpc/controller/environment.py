@@ -18,21 +18,23 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from orca_hpc.attempt.folder import plan_of
 from orca_hpc.clock import now_iso
-from orca_hpc.config.campaign import Campaign
-from orca_hpc.config.site import SiteConfig
-from orca_hpc.controller.ending import AttemptEnd
-from orca_hpc.controller.submit import record_attempt
 from orca_hpc.errors import InputFileError
-from orca_hpc.ledger.records import Job
-from orca_hpc.ledger.store import Transaction
-from orca_hpc.orca.read import read_tail
+
+# `status` reads the pause (``paused``, ``pause_summary``) and loads nothing more: what acts on a
+# failure (attempt plans, output tails, the login-node check, submit) is imported where it is used.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from orca_hpc.config.campaign import Campaign
+    from orca_hpc.config.site import SiteConfig
+    from orca_hpc.controller.ending import AttemptEnd
+    from orca_hpc.ledger.records import Job
+    from orca_hpc.ledger.store import Transaction
 
 META_KEY = "environment"
 HANDLER = "environment"
@@ -43,6 +45,8 @@ MAX_JOBS_LISTED = 20
 
 def attempt_stderr(attempt_dir: Path) -> str:
     """The end of ORCA's stderr (``<base>.err``, copied back by the runner), or ""."""
+    from orca_hpc.orca.read import read_tail
+
     parts = [read_tail(p, STDERR_TAIL_BYTES) for p in sorted(attempt_dir.glob("*.err")) if p.is_file()]
     return "\n".join(p for p in parts if p)
 
@@ -81,6 +85,8 @@ def pause_summary(meta: dict[str, Any]) -> str | None:
 
 def recheck(site: SiteConfig) -> list[str]:
     """What the login node can see of the environment: problems with the ORCA path and scratch root."""
+    import shutil
+
     problems = []
     orca = site.orca_path
     found = orca if os.path.isabs(orca) else shutil.which(orca)
@@ -159,6 +165,9 @@ def retry_unchanged(campaign: Campaign, txn: Transaction, job: Job, end: Attempt
     Returns False when the failed attempt's plan cannot be read (the caller then treats it as any
     other failure).
     """
+    from orca_hpc.attempt.folder import plan_of
+    from orca_hpc.controller.submit import record_attempt
+
     att = job.attempt
     assert att is not None
     try:

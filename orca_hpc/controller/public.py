@@ -10,6 +10,7 @@ removes a key, or changes its meaning, raises ``SCHEMA``; new keys do not.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,43 @@ SCHEMA = 1
 def document(kind: str, **body: Any) -> dict[str, Any]:
     """A top-level JSON document: ``{"schema": 1, "kind": KIND, ...body}``."""
     return {"schema": SCHEMA, "kind": kind, **body}
+
+
+def as_text(value: Any) -> str:
+    """``json.dumps(value, indent=1)``, character for character, at a fraction of its cost.
+
+    With an indent the json module encodes in Python, a call per value (17 ms for `status --json` of
+    1,000 jobs); here each object or list of plain values (a job's row) is one call of the C encoder,
+    whose separators carry the line breaks and the indent."""
+    return _indented(value, 0, {})
+
+
+def _plain(values: Any) -> bool:
+    return all(v is None or isinstance(v, (str, int, float)) for v in values)
+
+
+def _indented(value: Any, level: int, encoders: dict[int, json.JSONEncoder]) -> str:
+    pad = "\n" + " " * (level + 1)
+    if isinstance(value, (dict, list, tuple)) and value:
+        opening, closing = ("{", "}") if isinstance(value, dict) else ("[", "]")
+        if _plain(value.values() if isinstance(value, dict) else value):
+            encoder = encoders.get(level)
+            if encoder is None:
+                encoder = encoders[level] = json.JSONEncoder(separators=("," + pad, ": "))
+            return opening + pad + encoder.encode(value)[1:-1] + pad[:-1] + closing
+        if isinstance(value, dict):
+            items = [f"{json.dumps(_key(k))}: {_indented(v, level + 1, encoders)}" for k, v in value.items()]
+        else:
+            items = [_indented(v, level + 1, encoders) for v in value]
+        return opening + pad + ("," + pad).join(items) + pad[:-1] + closing
+    return json.dumps(value)
+
+
+def _key(key: Any) -> Any:
+    """A key as json writes it: str, int and float keys as strings, True/False/None as JSON words."""
+    if isinstance(key, str):
+        return key
+    return json.dumps(key)
 
 
 def _folder(root: Path, relative: str) -> str | None:

@@ -19,18 +19,21 @@ from typing import Any
 from orca_hpc.attempt.folder import RESULT_NAME, AttemptPlan, AttemptResult, plan_of
 from orca_hpc.clock import epoch, now_iso, utc_iso
 from orca_hpc.config.campaign import Campaign
-from orca_hpc.controller import chain, environment
+from orca_hpc.controller import environment
 from orca_hpc.controller.ending import AttemptEnd, decide_end
-from orca_hpc.controller.recovery import Failure, Limits, plan_recovery
-from orca_hpc.controller.submit import Dispatcher, record_attempt
 from orca_hpc.controller.usage import usage_of
+from orca_hpc.controller.watched import TO_SEND, WATCHED
 from orca_hpc.errors import InputFileError, OrcaHpcError
 from orca_hpc.ledger.records import Attempt, Job
 from orca_hpc.ledger.states import JobState
 from orca_hpc.ledger.store import Transaction
 from orca_hpc.orca.read import read_tail
-from orca_hpc.scheduler import Scheduler, scheduler_for
-from orca_hpc.scheduler.base import JobRecord, job_name
+from orca_hpc.scheduler.base import JobRecord, Scheduler, job_name
+
+# Imported where they are needed, not here: the scheduler's module (a job to ask about), `submit`
+# (attempts to send), `recovery` (a failure to correct) and `chain` with the workflow and molecule
+# modules behind it (a workflow step that completed). A command whose reconcile has nothing to do
+# (`watched.needs_reconcile`) does not load this module at all.
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +107,7 @@ class Reconciler:
     ) -> None:
         self.campaign = campaign
         self.resume = resume  # end an environment pause now (reconcile --resume)
-        self.scheduler = scheduler or scheduler_for(campaign)
+        self._scheduler = scheduler
         self.ledger = campaign.ledger()
         self.now = now
         self.echo = echo or (lambda _msg: None)
@@ -113,19 +116,27 @@ class Reconciler:
         self._plans: dict[str, AttemptPlan] = {}  # plans made in this run, handed to the dispatch
         self._steps_done: list[tuple[Job, AttemptEnd, AttemptResult | None]] = []
 
+    @property
+    def scheduler(self) -> Scheduler:
+        """The campaign's scheduler, made (and its module imported) when first asked for."""
+        if self._scheduler is None:
+            from orca_hpc.scheduler import scheduler_for
+
+            self._scheduler = scheduler_for(self.campaign)
+        return self._scheduler
+
+    def _calls(self) -> int:
+        return self._scheduler.call_count if self._scheduler is not None else 0
+
     # ------------------------------------------------------------ the run
 
     def run(self) -> ReconcileReport:
-        calls_before = self.scheduler.call_count
+        calls_before = self._calls()
         with self.ledger.lock:
             # One transaction: each job is decoded once. Should SLURM not answer, the exception leaves
             # the ledger exactly as it was (a transaction that raises writes nothing).
             with self.ledger.transaction() as txn:
-                watched = {
-                    job_id: state
-                    for job_id, state in txn.states().items()
-                    if state in (JobState.SUBMITTING, JobState.PENDING, JobState.RUNNING)
-                }
+                watched = {job_id: state for job_id, state in txn.states().items() if state in WATCHED}
                 ids: dict[str, str] = {}  # job id -> SLURM id, peeked without decoding where possible
                 peeked: dict[str, dict[str, str | None]] = {}
                 unconfirmed = []
@@ -140,10 +151,9 @@ class Reconciler:
                         ids[job_id] = job.attempt.slurm_id
                     elif job.attempt is not None:
                         unconfirmed.append(job)
-                by_token = self.scheduler.find_by_tokens(
-                    sorted({j.latest.token.split("/")[0] for j in unconfirmed if j.latest.token})
-                )
-                records = self.scheduler.query(list(ids.values()))
+                tokens = sorted({j.latest.token.split("/")[0] for j in unconfirmed if j.latest.token})
+                by_token = self.scheduler.find_by_tokens(tokens) if tokens else {}
+                records = self.scheduler.query(list(ids.values())) if ids else {}
                 for job in unconfirmed:
                     self._adopt(txn, job, by_token)
                 for job_id, slurm_id in ids.items():
@@ -161,13 +171,15 @@ class Reconciler:
                     self._advance(txn)
                 if self._permanent:
                     self._queue_digest(txn)
-                to_submit = [j.id for j in txn.jobs_by_state(JobState.CREATED, JobState.FAILED)]
+                to_submit = [j.id for j in txn.jobs_by_state(*TO_SEND)]
                 if not environment.may_dispatch(txn, self.campaign.site, self.resume, self._notice):
                     to_submit = []  # paused after environment failures: the jobs wait, nothing is lost
             if to_submit:
+                from orca_hpc.controller.submit import Dispatcher
+
                 dispatcher = Dispatcher(self.campaign, self.ledger, self.scheduler, echo=self.echo)
                 self.report.submitted = dispatcher.dispatch(to_submit, self._plans)
-        self.report.scheduler_calls = self.scheduler.call_count - calls_before
+        self.report.scheduler_calls = self._calls() - calls_before
         return self.report
 
     def _notice(self, message: str) -> None:
@@ -285,7 +297,11 @@ class Reconciler:
         att.counts_against_limit = end.counts_against_limit
         att.usage = usage_of(rec, result)
         environment.note_end(txn, end, job, self.campaign, self._notice)
-        gate = chain.gate_of(self.campaign, job, result) if end.success and job.chain is not None else None
+        gate = None
+        if end.success and job.chain is not None:
+            from orca_hpc.controller import chain
+
+            gate = chain.gate_of(self.campaign, job, result)
         if gate is not None:  # ORCA succeeded, but the workflow cannot go on from this result
             self._gate_stop(txn, job, end, gate)
             return
@@ -317,6 +333,9 @@ class Reconciler:
         self.echo(f"{job.id} {job.name}: PERMANENT_FAILED ({why})")
 
     def _retry_or_give_up(self, txn: Transaction, job: Job, end: AttemptEnd) -> None:
+        from orca_hpc.controller.recovery import Failure, Limits, plan_recovery
+        from orca_hpc.controller.submit import record_attempt
+
         site = self.campaign.site
         att = job.attempt
         assert att is not None
@@ -377,6 +396,8 @@ class Reconciler:
 
     def _advance(self, txn: Transaction) -> None:
         """Workflow steps completed: their successors are recorded in this same transaction."""
+        from orca_hpc.controller import chain
+
         done = self._steps_done
         made = chain.advance(self.campaign, txn, [(job, result) for job, _end, result in done], self._plans)
         for (job, end, _result), next_job in zip(done, made, strict=True):
@@ -407,7 +428,10 @@ class Reconciler:
         from orca_hpc.notify.digest import build_failure_digest
 
         rows = self._permanent
-        if self.campaign.workflow is not None:  # one line per molecule, not per step or conformer
+        if self.campaign.workflow is not None:
+            from orca_hpc.controller import chain
+
+            # one line per molecule, not per step or conformer
             rows = chain.by_molecule(rows, {r["id"]: txn.get(r["id"]) for r in rows})
         txn.outbox.append(build_failure_digest(rows, self.campaign.name))
         self.report.notices.append(f"{len(rows)} job(s) failed permanently; one digest queued")

@@ -25,7 +25,7 @@ from orca_hpc.config.site import job_memory_mb
 from orca_hpc.errors import OrcaHpcError
 from orca_hpc.orca import chemistry
 from orca_hpc.orca import inputs as orca_input
-from orca_hpc.orca.outcomes import Outcome
+from orca_hpc.orca.outcomes import DEFAULT_IMAG_THRESHOLD_CM1, Outcome
 
 PREVIOUS_GBW = "previous.gbw"
 RESTART_XYZ = "restart.xyz"
@@ -258,7 +258,7 @@ class ImaginaryModeHandler(Handler):
         output = failure.file(".out")
         if output is None:
             raise NoCorrection("the output with the normal modes is gone")
-        threshold = failure.classification.get("imag_threshold") or chemistry.DEFAULT_IMAG_THRESHOLD_CM1
+        threshold = failure.classification.get("imag_threshold") or DEFAULT_IMAG_THRESHOLD_CM1
         mode, value, vector, geometry = _unwanted_mode(output, failure, float(threshold))
         displaced = displace(geometry, vector, DISPLACEMENT_A)
         path = failure.attempt_dir / f".{DISPLACED_XYZ}"

@@ -10,7 +10,6 @@ is an error that lists them (commands that change jobs, where a guess would be c
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import re
 from collections.abc import Iterable, Sequence
@@ -77,6 +76,8 @@ def _states(values: Iterable[str]) -> set[JobState]:
 
 
 def _unknown(ref: str, candidates: Sequence[str]) -> UserError:
+    import difflib  # only for a mistyped job: every status loads this module
+
     close = difflib.get_close_matches(ref, candidates, n=3, cutoff=0.6)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     return UserError(f"no job {ref!r} in this campaign (neither a job id nor a job name){hint}")
@@ -142,6 +143,8 @@ def select_jobs(view: LedgerView, selector: Selector, *, many_per_name: bool = T
     if selector.molecule is not None and not selection.jobs and not selector.refs:
         molecules = sorted({j.chain["molecule"] for j in all_jobs() if j.chain is not None})
         if selector.molecule not in molecules:
+            import difflib
+
             close = difflib.get_close_matches(selector.molecule, molecules, n=3, cutoff=0.6)
             hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
             raise UserError(f"no molecule {selector.molecule!r} in this campaign's workflow jobs{hint}")

@@ -25,12 +25,9 @@ import errno
 import json
 import logging
 import os
-import socket
 import time
 from pathlib import Path
 from typing import Any
-
-import filelock
 
 from orca_hpc.atomic import atomic_write_bytes
 from orca_hpc.errors import LedgerLocked, UserError
@@ -38,6 +35,12 @@ from orca_hpc.errors import LedgerLocked, UserError
 log = logging.getLogger("orca_hpc.ledger.store")
 
 LOCK_KINDS = ("flock", "soft")
+
+# filelock and socket (~20 ms of imports) load when a lock is taken: a status with nothing to
+# reconcile reads the ledger without the lock (its writes are atomic renames) and needs neither.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import filelock
 
 
 def _lock_hint(err: BaseException, kind: str) -> str:
@@ -126,6 +129,8 @@ class LedgerLock:
         return info if isinstance(info, dict) else None
 
     def _write_info(self) -> None:
+        import socket
+
         pid = os.getpid()
         info = {
             "pid": pid,
@@ -162,6 +167,8 @@ class LedgerLock:
         info = self.read_info()
         # A note older than the lock file belongs to an earlier holder: judge by the file's age.
         if info and isinstance(info.get("t"), (int, float)) and lock_st.st_mtime <= info["t"] + 1.0:
+            import socket
+
             pid, host = info.get("pid"), info.get("host")
             if host == socket.gethostname() and isinstance(pid, int) and not pid_alive(pid, info.get("pst")):
                 return f"held by pid {pid} on host {host} since {info.get('since')}, and that process is gone"
@@ -195,6 +202,8 @@ class LedgerLock:
     # -- acquire / release ----------------------------------------------------------------
 
     def acquire(self) -> None:
+        import filelock
+
         if self.path.is_symlink():
             raise UserError(f"{self.path} is a symbolic link; refusing to use it as the ledger lock")
         self.break_if_stale()

@@ -169,7 +169,10 @@ class LedgerView:
         self._jobs: dict[str, Job] = {}  # decoded active jobs (and new ones)
         self._decoded: dict[str, dict[str, Any]] = {}  # what they were decoded from, to spot changes
         self._archived: dict[str, Job] = {}  # decoded archived jobs still finished
-        self._archived_orig: dict[str, str] = {}  # their encoding when read, to spot changes
+        # Their encoding when read, to spot changes; only a transaction saves, so a read-only view
+        # (`status --json` of 1,000 finished jobs) does not encode each archived job again.
+        self._archived_orig: dict[str, str] = {}
+        self._keeps_originals = writable
         self._by_sha: dict[str, list[str]] | None = None  # active-job indexes, built on first use
         self._by_name: dict[str, list[str]] | None = None
         self.archive = Archive(state_dir, writable=writable)
@@ -206,7 +209,8 @@ class LedgerView:
         d = self.archive.get(job_id)
         if d is None:
             return None
-        self._archived_orig[job_id] = _dumps(d)
+        if self._keeps_originals:
+            self._archived_orig[job_id] = _dumps(d)
         job = self._decode(job_id, d, self.archive.path)
         self._archived[job_id] = job
         return job
@@ -340,7 +344,8 @@ class LedgerView:
         scan = self.archive.scan()
         for job_id, d in scan.jobs.items():
             if job_id not in self._ids and job_id not in self._archived:
-                self._archived_orig[job_id] = _dumps(d)
+                if self._keeps_originals:
+                    self._archived_orig[job_id] = _dumps(d)
                 self._archived[job_id] = self._decode(job_id, d, self.archive.path)
         return self._sorted(list(self._ids) + list(scan.jobs) + list(self._archived))
 

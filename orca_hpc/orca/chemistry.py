@@ -14,7 +14,6 @@ from pathlib import Path
 
 from orca_hpc.orca.read import find_last_offset, read_window
 
-DEFAULT_IMAG_THRESHOLD_CM1 = 20.0
 # The frequency list holds 3N lines of ~40 characters; 2 MB covers about 15,000 atoms.
 FREQ_WINDOW_BYTES = 2 * 1024 * 1024
 # NORMAL MODES is a 3N x 3N table (~11 characters a value): 64 MB covers about 1,200 atoms.

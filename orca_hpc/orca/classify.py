@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from orca_hpc.errors import OrcaHpcError
-from orca_hpc.orca.chemistry import DEFAULT_IMAG_THRESHOLD_CM1, Chemistry, read_chemistry
+from orca_hpc.orca.chemistry import Chemistry, read_chemistry
 from orca_hpc.orca.environment import environment_cause
 from orca_hpc.orca.inputs import MINIMUM, SADDLE, StepIntent, input_intents
-from orca_hpc.orca.outcomes import NOT_RETRYABLE, Outcome
+from orca_hpc.orca.outcomes import DEFAULT_IMAG_THRESHOLD_CM1, NOT_RETRYABLE, Outcome
 from orca_hpc.orca.read import (
     HEAD_BYTES,
     TAIL_BYTES,

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from enum import Enum
 
+# An imaginary frequency smaller than this (cm**-1) is numerical noise, not a mode (IMAGINARY_MODES,
+# TS_MODE_COUNT): the default of the site's `[chemistry] imag_threshold_cm1`. Here, not in chemistry.py,
+# so that loading a site config does not compile the output readers' patterns.
+DEFAULT_IMAG_THRESHOLD_CM1 = 20.0
+
 
 class Outcome(str, Enum):
     """How one ORCA attempt ended (the classifier's vocabulary)."""
