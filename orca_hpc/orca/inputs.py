@@ -131,7 +131,7 @@ class Span:
     end_col: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs 2x, and tokens are never changed
 class _Tok:
     text: str
     line: int  # 0-based
@@ -351,7 +351,10 @@ def _unquote(token: str) -> str:
 
 def _int_token(token: str) -> int | None:
     # At most 18 digits: a 5,000-digit "number" is not a process count (and int() refuses 4,300+).
-    return int(token) if re.fullmatch(r"[+-]?\d{1,18}", token) else None
+    return int(token) if _INT_TOKEN.fullmatch(token) else None
+
+
+_INT_TOKEN = re.compile(r"[+-]?\d{1,18}")
 
 
 _LABEL_END = re.compile(r"[(:>]")
@@ -427,6 +430,8 @@ def _merge_groups(line_toks: list[_Tok]) -> list[list[_Tok]]:
     return merged
 
 
+# A line up to this long is made into tokens at once; a longer one a token at a time.
+_WHOLE_LINE = 4096
 # Passed tokens are dropped in batches of this many (a list's front is costly to delete one by one).
 _KEEP_PASSED_TOKENS = 4096
 
@@ -457,19 +462,27 @@ class _Parser:
     def _tok(self, index: int) -> _Tok | None:
         """Token number ``index`` (never one the parser has passed by more than one), None after the
         last. Made one at a time, even within a line (one line can be megabytes long)."""
-        while index - self._base >= len(self._toks):
+        toks = self._toks
+        while index - self._base >= len(toks):
             match = next(self._matches, None)
             if match is None:
                 if self._next_line >= len(self.lines):
                     return None
-                self._line = self._next_line
+                line = self._line = self._next_line
                 self._next_line += 1
-                self._matches = _TOKEN_RE.finditer(_strip_comments(self.lines[self._line]))
+                code = _strip_comments(self.lines[line])
+                if len(code) <= _WHOLE_LINE:  # nearly every line: its tokens at once
+                    toks.extend(
+                        _Tok(m.group(), line, m.start(), m.end(), i == 0)
+                        for i, m in enumerate(_TOKEN_RE.finditer(code))
+                    )
+                    continue
+                self._matches = _TOKEN_RE.finditer(code)
                 self._first = True
                 continue
-            self._toks.append(_Tok(match.group(), self._line, match.start(), match.end(), self._first))
+            toks.append(_Tok(match.group(), self._line, match.start(), match.end(), self._first))
             self._first = False
-        return self._toks[index - self._base]
+        return toks[index - self._base]
 
     def _peek(self) -> _Tok | None:
         passed = self.pos - self._base - 1  # the parser steps back at most one token
@@ -984,8 +997,8 @@ class _Parser:
                 yield index + 1, words
 
     def _check_files(self, job: Job) -> None:
-        folder = self.path.parent
         for ref in job.files:
+            folder = self.path.parent
             if ref.kind in _FILE_KINDS and not (folder / ref.name).is_file():
                 raise self.error(f"{ref.kind} {ref.name!r} not found (looked in {folder})", ref.line)
 
@@ -1006,7 +1019,7 @@ def parse_input(path: Path, text: str | None = None, *, check_files: bool = True
     ``check_files``: the first job's ``xyzfile``/``gzmtfile``/``pdbfile`` must exist next to the input
     (later jobs may read files that earlier jobs write).
     """
-    path = Path(path)
+    path = path if isinstance(path, Path) else Path(path)
     if text is None:
         try:
             data = path.read_bytes()
