@@ -318,9 +318,7 @@ def held_records() -> Iterator[None]:
 
     They are written when the block ends however it ends (an exception included), after what they
     report was saved; a process killed inside the block loses them, as it loses a line being written."""
-    # A block inside another one (a submit's dispatch inside a held reconcile) leaves the outer
-    # block's records to the outer block: only handlers not holding yet are held and written here.
-    files = [h for h in _installed if isinstance(h, LockedRotatingFileHandler) and h._held is None]
+    files = [h for h in _installed if isinstance(h, LockedRotatingFileHandler)]
     for handler in files:
         handler.hold()
     try:

@@ -39,7 +39,6 @@ from orca_hpc.errors import InputFileError, OrcaHpcError, UserError
 from orca_hpc.ledger.records import Attempt, Job
 from orca_hpc.ledger.states import JobState
 from orca_hpc.ledger.store import Ledger, LedgerView, Transaction
-from orca_hpc.logs import held_records
 from orca_hpc.orca import inputs as orca_input
 from orca_hpc.orca.presets import render_preset, resolve_method
 from orca_hpc.orca.xyz import read_xyz_frames
@@ -396,9 +395,12 @@ class Dispatcher:
                     job = txn.get(job_id)
                     job.latest.token = ""
                     txn.set_state(job, JobState.CREATED)
-        with held_records():  # a line per job, in one append to the campaign log
-            for job_id, _name, scheduler_id in out:
-                log.info("%s: attempt submitted as %s", job_id, scheduler_id)
+        for chunk, ids in accepted:
+            # One line per array (a record per job cost more than recording the job): grep finds a job.
+            pairs = ", ".join(
+                f"{job_id} as {scheduler_id}" for job_id, scheduler_id in zip(chunk, ids, strict=True)
+            )
+            log.info("%d attempt(s) submitted: %s", len(chunk), pairs)
         for chunk, ids in accepted:
             self.echo(f"submitted {len(chunk)} job(s) {self.scheduler.describe(ids)}")
         if refused is not None:
@@ -435,8 +437,9 @@ def record_attempt(campaign: Campaign, txn: Transaction, job: Job, plan: Attempt
     att = job.new_attempt(token="")
     att.corrections = list(plan.corrections)
     site = campaign.site
+    root = os.fspath(campaign.root)  # strings: a Path per job cost more than laying the folder out
     write_attempt(
-        campaign.root / att.dir,
+        f"{root}/{att.dir}",
         plan,
         campaign=campaign.slug,
         job_id=job.id,
@@ -447,7 +450,7 @@ def record_attempt(campaign: Campaign, txn: Transaction, job: Job, plan: Attempt
         keep=site.keep,
         imag_threshold_cm1=site.imag_threshold_cm1,
     )
-    txn.sync_before_commit(campaign.jobs_dir)  # durable before the ledger names it: one sync per batch
+    txn.sync_before_commit(f"{root}/jobs")  # durable before the ledger names it: one sync per batch
 
 
 def _not_yet_recorded(

@@ -499,7 +499,7 @@ class Transaction(LedgerView):
         self._raw[job_id] = raw[:ut] + now_iso().encode() + raw[raw.find(b'"', ut) :]
         return True
 
-    def sync_before_commit(self, folder: Path) -> None:
+    def sync_before_commit(self, folder: Path | str) -> None:
         """Files written under ``folder`` during this transaction must be durable before the ledger
         that names them is: the commit syncs ``folder``'s file system once, however many files.
 
