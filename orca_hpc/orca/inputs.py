@@ -450,6 +450,7 @@ class _Parser:
         self._line = 0  # the line being tokenised, its matches not made into tokens yet
         self._matches: Iterator[re.Match[str]] = iter(())
         self._first = True  # the next token is the first of its line
+        self._whole = False  # the line being tokenised became tokens at once (it is short)
         self.pos = 0
         self.jobs: list[Job] = [Job(index=0, line=1)]
         self.items = 0  # keyword lines, blocks and coordinate sections seen
@@ -461,7 +462,8 @@ class _Parser:
     # ---- token helpers
     def _tok(self, index: int) -> _Tok | None:
         """Token number ``index`` (never one the parser has passed by more than one), None after the
-        last. Made one at a time, even within a line (one line can be megabytes long)."""
+        last. Made a line at a time; a line longer than ``_WHOLE_LINE`` one token at a time (one line
+        can be megabytes long)."""
         toks = self._toks
         while index - self._base >= len(toks):
             match = next(self._matches, None)
@@ -471,7 +473,8 @@ class _Parser:
                 line = self._line = self._next_line
                 self._next_line += 1
                 code = _strip_comments(self.lines[line])
-                if len(code) <= _WHOLE_LINE:  # nearly every line: its tokens at once
+                self._whole = len(code) <= _WHOLE_LINE
+                if self._whole:  # nearly every line: its tokens at once
                     toks.extend(
                         _Tok(m.group(), line, m.start(), m.end(), i == 0)
                         for i, m in enumerate(_TOKEN_RE.finditer(code))
@@ -501,6 +504,8 @@ class _Parser:
         while (tok := self._peek()) is not None and tok.line == line:
             out.append(tok)
             self.pos += 1
+            if self._whole and self._line == line and self.pos - self._base >= len(self._toks):
+                break  # the line's last token: the next line need not become tokens to show it
         return out
 
     # ---- top level
@@ -1152,20 +1157,21 @@ def set_resources(text: str, nprocs: int, maxcore_mb: int, parsed: OrcaInput | N
 
 def _remove_tokens(editor: _Editor, kl: KeywordLine, predicate: Callable[[str], bool]) -> None:
     """Remove keywords from a "!" line; a line left with only "!" goes entirely."""
-    doomed = [span for kw, span in kl.tokens if predicate(kw)]
+    words = list(kl.words())  # no Span per keyword: most lines lose none (submit asks of every input)
+    doomed = [(start, end) for kw, start, end in words if predicate(kw)]
     if not doomed:
         return
-    if len(doomed) == len(kl.tokens):
-        line = kl.line - 1
-        editor.replace(Span(line, kl.bang_col, line, doomed[-1].end_col), "")
+    line = kl.line - 1
+    if len(doomed) == len(words):
+        editor.replace(Span(line, kl.bang_col, line, doomed[-1][1]), "")
         return
-    for span in doomed:
+    for start, end in doomed:
         # Take the whitespace before the keyword with it.
-        raw = editor.lines[span.start_line]
-        col = span.start_col
+        raw = editor.lines[line]
+        col = start
         while col > 0 and raw[col - 1] in " \t" and raw[col - 2 : col - 1] != "!":
             col -= 1
-        editor.replace(Span(span.start_line, col, span.end_line, span.end_col), "")
+        editor.replace(Span(line, col, line, end), "")
 
 
 def add_keywords(text: str, *keywords: str, job: int | None = None) -> str:
