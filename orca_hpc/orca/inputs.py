@@ -366,6 +366,8 @@ def _words_pattern(*words: str) -> re.Pattern[str]:
     return re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
 
 
+# A "* xyz" atom line that is an element symbol and three plain numbers (``_inline_atoms``).
+_PLAIN_XYZ_ATOM = re.compile(rf"[ \t]*([A-Za-z]{{1,2}})(?:[ \t]+(?:{NUMBER_PATTERN})){{3}}[ \t]*")
 # Three plain numbers: one match for the common xyz atom line instead of three.
 _THREE_NUMBERS = re.compile(rf"(?:{NUMBER_PATTERN})(?: (?:{NUMBER_PATTERN})){{2}}")
 
@@ -816,8 +818,22 @@ class _Parser:
         # Plain atom lines are read as words, without a token object each (an input can hold 100,000s
         # of atoms); the token loop below takes over at the closing "*" or anything else.
         index = start.line + 1
-        while index < len(self.lines):
-            words = _TOKEN_RE.findall(_strip_comments(self.lines[index]))
+        lines = self.lines
+        plain = _PLAIN_XYZ_ATOM.fullmatch if kind == "xyz" else None
+        while index < len(lines):
+            line = lines[index]
+            # An element and three numbers, nothing else (the common line): one match instead of
+            # words, and the same outcome as _atom_line's (an unknown element, a point charge "Q" and
+            # every other line go the long way, which names the problem).
+            if plain is not None and (m := plain(line)) is not None:
+                symbol = element_symbol(m.group(1))
+                if symbol is not None and symbol not in _NOT_ATOMS:
+                    job.natoms += 1
+                    job.elements.append(symbol)
+                    electrons = None if electrons is None else electrons + ATOMIC_NUMBERS[symbol]
+                    index += 1
+                    continue
+            words = _TOKEN_RE.findall(_strip_comments(line))
             if words:
                 if words[0][:1] in ("!", "%", "$", "*") or words[-1] == "*":
                     break
