@@ -517,3 +517,54 @@ def test_edit_latest_attempt_writes_what_a_decode_would(campaign: Path) -> None:
     edited.path.write_text(json.dumps(doc, indent=1))  # not the writer's bytes any more
     with edited.transaction() as txn:
         assert txn.migrated and not txn.edit_latest_attempt("j000001", edit)
+
+
+def test_move_latest_attempt_writes_what_set_state_would(
+    campaign: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Submit's SUBMITTING and PENDING written into a job's bytes save exactly what decoding, set_state
+    and encoding save, even with a name and extras that spell the keys it edits; an illegal change
+    raises and changes nothing; a finished state, a decoded job or a migrated file declines."""
+    clock = ["2026-01-02T03:04:05Z"]
+    monkeypatch.setattr("orca_hpc.ledger.store.now_iso", lambda: clock[0])
+    tricky = 'x","ut":"1999","st":"COMPLETED'
+    ledgers = []
+    for name in ("moved", "decoded"):
+        ledger = Ledger.create(campaign / name, {"campaign": "t", "site": "local"}, lock_timeout=2)
+        with ledger.transaction() as txn:
+            job = txn.add_job(tricky, "a.inp", SHA, "local", 3, note={"st": "X", "ut": "Y"})
+            job.new_attempt("")
+        ledgers.append(ledger)
+    moved, decoded = ledgers
+
+    def set_token(att: Attempt) -> bool:
+        att.token = "abc/0"
+        return True
+
+    def set_id(att: Attempt) -> bool:
+        att.slurm_id, att.submitted = "7_0", "2026-01-02T03:04:06Z"
+        return True
+
+    for second, state, edit in ((6, JobState.SUBMITTING, set_token), (7, JobState.PENDING, set_id)):
+        clock[0] = f"2026-01-02T03:04:0{second}Z"  # "ut" must move with the state
+        with moved.transaction() as txn:
+            assert txn.move_latest_attempt("j000001", state, edit)
+            assert txn.states() == {"j000001": state}  # the same transaction sees it
+        with decoded.transaction() as txn:
+            job = txn.get("j000001")
+            edit(job.latest)
+            txn.set_state(job, state)
+            assert not txn.move_latest_attempt("j000001", state, edit)  # decoded: the caller changes it
+        assert moved.path.read_bytes().split(b"\n")[1:] == decoded.path.read_bytes().split(b"\n")[1:]
+    assert moved.check().ok and moved.snapshot().get("j000001").name == tricky
+    generation = moved.snapshot().generation
+    with moved.transaction() as txn:
+        with pytest.raises(IllegalTransition):
+            txn.move_latest_attempt("j000001", JobState.CREATED, set_token)  # PENDING -> CREATED
+        assert not txn.move_latest_attempt("j000001", JobState.COMPLETED, set_token)  # archives: decode
+        assert not txn.move_latest_attempt("j000001", JobState.RUNNING, lambda att: False)
+    assert moved.snapshot().generation == generation  # nothing to save
+    doc = json.loads(moved.path.read_text())
+    moved.path.write_text(json.dumps(doc, indent=1))  # not the writer's bytes any more
+    with moved.transaction() as txn:
+        assert txn.migrated and not txn.move_latest_attempt("j000001", JobState.RUNNING, set_token)

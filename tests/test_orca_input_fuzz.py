@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -135,3 +136,59 @@ def test_edit_errors_are_user_errors() -> None:
         assert "unexpected text" in str(exc)
     else:
         raise AssertionError("set_resources accepted a non-input")
+
+
+# Atom lines near the quick path's edge: elements and not-elements, point charges, ghosts, numbers in
+# every form ORCA reads and some it does not, tabs, CR, comments and a closing "*" on the line. Plain
+# lines are drawn most often, so that whole inputs are accepted (and their electrons counted) often.
+_LABELS = ["H", "H", "C", "C", "O", "he", "Cl", "CL", "Q", "q", "DA", "Da", "X", "Xx", "H:", "Zr>", "6", "O1"]
+_NUMBERS = ["0", "-0.5", "+1.", ".5", "1e3", "1D-2", "1.0e+1", "2.25", "1e", "e1", "--1", "1.2.3", "{R}"]
+_PLAIN_NUMBERS = _NUMBERS[:8]
+_SEPARATORS = [" ", " ", "\t", "  ", " \t "]
+_ENDS = ["", "", "", " ", "\t", "\r", " # note", " *", "*"]
+
+
+@st.composite
+def _atom_line(draw: st.DrawFn) -> str:
+    count = draw(st.sampled_from([3, 3, 3, 3, 3, 0, 1, 2, 4, 5]))
+    numbers = draw(st.sampled_from([_PLAIN_NUMBERS, _PLAIN_NUMBERS, _NUMBERS]))
+    words = [draw(st.sampled_from(_LABELS))] + [draw(st.sampled_from(numbers)) for _ in range(count)]
+    text = "".join(w + draw(st.sampled_from(_SEPARATORS)) for w in words).rstrip(" \t")
+    return draw(st.sampled_from(["", "", " ", "\t"])) + text + draw(st.sampled_from(_ENDS))
+
+
+def _quick_and_long(text: str) -> tuple[str, str]:
+    """What the parser makes of ``text`` with the quick atom-line path, and with every line the long way."""
+    import orca_hpc.orca.inputs as inputs
+
+    def outcome() -> str:
+        try:
+            parsed = parse_input(Path("/nonexistent/job.inp"), text, check_files=False)
+        except InputFileError as exc:
+            return f"refused: {exc}"
+        return repr(parsed.jobs)
+
+    quick = outcome()
+    original = inputs._PLAIN_XYZ_ATOM
+    inputs._PLAIN_XYZ_ATOM = re.compile(r"(?!)")  # matches nothing
+    try:
+        return quick, outcome()
+    finally:
+        inputs._PLAIN_XYZ_ATOM = original
+
+
+@FAST
+@given(st.lists(_atom_line(), min_size=1, max_size=4), st.sampled_from(["0 1", "0 2", "1 1", "-1 2"]))
+def test_quick_atom_lines_decide_as_the_long_way(lines: list[str], charge_mult: str) -> None:
+    """The quick path for plain "* xyz" atom lines never changes what the parser accepts or refuses,
+    nor what it records (atom count, elements, electrons through the spin check)."""
+    quick, long = _quick_and_long("! HF def2-SVP\n* xyz " + charge_mult + "\n" + "\n".join(lines) + "\n*\n")
+    assert quick == long
+
+
+def test_quick_atom_lines_examples() -> None:
+    accepted = ["O 0 0 0\nH 0 0 1\nh\t0 1 0", "C 0 0 0\nCl 1 0 0\nH 0 1 0\nH 0 0 1\nH 1 1 1"]
+    refused = ["H 0 0 0", "Q 1 0 0", "Xx 0 0 0", "O 0 0 0\nH 0 0 1\nH 0 1"]  # spin, charge, element, short
+    for atoms in accepted + refused:
+        quick, long = _quick_and_long(f"! HF\n* xyz 0 1\n{atoms}\n*\n")
+        assert quick == long and quick.startswith("refused") == (atoms in refused), (atoms, quick)

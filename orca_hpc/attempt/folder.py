@@ -55,9 +55,9 @@ class AttemptSpec:
     imag_threshold_cm1: float | None = None  # the site's noise threshold for imaginary modes
 
     def to_json(self) -> bytes:
-        # Field by field, not dataclasses.asdict (a deep copy): 10,000 of these per submit.
-        body: dict[str, Any] = {"spec_version": SPEC_VERSION}
-        body.update((f, getattr(self, f)) for f in _SPEC_FIELDS)
+        # The instance's own dict, not dataclasses.asdict (a deep copy): 10,000 of these per submit.
+        # Its keys are the fields, in their order (a frozen dataclass sets each one in __init__).
+        body: dict[str, Any] = {"spec_version": SPEC_VERSION, **self.__dict__}
         body["extra_inputs"], body["keep"] = list(self.extra_inputs), list(self.keep)
         if self.imag_threshold_cm1 is None:
             del body["imag_threshold_cm1"]
@@ -128,9 +128,6 @@ class AttemptSpec:
         if data is None:
             raise InputFileError(path, "unreadable: No such file or directory")
         return cls.from_json(data, path)
-
-
-_SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(AttemptSpec))
 
 
 @dataclass
@@ -377,7 +374,7 @@ def safe_base(name: str, limit: int = 60) -> str:
 
 
 def write_attempt(
-    directory: Path,
+    directory: Path | str,
     plan: AttemptPlan,
     *,
     campaign: str,
@@ -393,15 +390,15 @@ def write_attempt(
 
     Nothing here is fsynced: the ledger transaction that records the attempt makes the folder
     durable before it commits (``Transaction.sync_before_commit``), one file-system sync per batch."""
-    make_dir(directory.parent)
-    make_dir(directory)
     folder = os.fspath(directory)  # plain strings: Path arithmetic cost more than the writes on tmpfs
+    make_dir(os.path.dirname(folder))
+    make_dir(folder)
     _write_fresh(f"{folder}/{plan.input_name}", plan.input_text.encode("utf-8"))
     for name, source in plan.extra_files.items():
         if name in plan.shared_files:
-            atomic_link(Path(source), directory / name, FILE_MODE)
+            atomic_link(Path(source), Path(folder, name), FILE_MODE)
         else:
-            atomic_copy(Path(source), directory / name, FILE_MODE, follow_src=True)  # a user's own files
+            atomic_copy(Path(source), Path(folder, name), FILE_MODE, follow_src=True)  # a user's own files
     spec = AttemptSpec(
         campaign=campaign,
         job_id=job_id,

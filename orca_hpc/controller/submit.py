@@ -16,7 +16,7 @@ import logging
 import os
 import secrets
 import stat
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from orca_hpc.controller import rightsize
 from orca_hpc.controller.fit import fit_request, with_node_facts
 from orca_hpc.controller.gather import expand_inputs
 from orca_hpc.errors import InputFileError, OrcaHpcError, UserError
-from orca_hpc.ledger.records import Job
+from orca_hpc.ledger.records import Attempt, Job
 from orca_hpc.ledger.states import JobState
 from orca_hpc.ledger.store import Ledger, LedgerView, Transaction
 from orca_hpc.orca import inputs as orca_input
@@ -314,13 +314,20 @@ class Dispatcher:
         return plan_from_spec(attempt_dir, spec)
 
     def dispatch(
-        self, job_ids: Sequence[str], plans: dict[str, AttemptPlan] | None = None
+        self,
+        job_ids: Sequence[str],
+        plans: dict[str, AttemptPlan] | None = None,
+        ready: Mapping[str, Ready] | None = None,
     ) -> list[tuple[str, str, str]]:
         """Submit every given CREATED job's latest attempt; returns (job id, name, scheduler id).
 
-        ``plans``: the attempts' plans where the caller has them (else read back from spec.json)."""
+        ``plans``: the attempts' plans where the caller has them (else read back from spec.json).
+        ``ready``: what the caller knows of jobs it has just recorded under the lock it still holds
+        (submit): their tokens, states and ids are then written into the jobs' bytes without a decode
+        (``Transaction.move_latest_attempt``)."""
         if not job_ids:
             return []
+        ready = ready or {}
         # 1. The intent of every array, saved before the scheduler hears of any. One transaction
         # decodes each job once (a snapshot first would decode all of them a second time).
         with self.ledger.transaction() as txn:
@@ -329,7 +336,12 @@ class Dispatcher:
             take = list(job_ids) if slots is None else list(job_ids)[:slots]
             self.waiting = len(job_ids) - len(take)
             jobs = []
+            root = os.fspath(self.campaign.root)
             for job_id in take:
+                known = ready.get(job_id)
+                if known is not None:
+                    jobs.append((job_id, Path(f"{root}/{known.attempt_dir}"), known.plan))
+                    continue
                 attempt_dir = self.campaign.root / txn.get(job_id).latest.dir
                 try:
                     plan = (plans or {}).get(job_id) or self._current_plan(attempt_dir)
@@ -342,8 +354,13 @@ class Dispatcher:
             arrays = self.requests(jobs)
             for chunk, request in arrays:
                 for i, job_id in enumerate(chunk):
+                    token = f"{request.token}/{i}"
+                    if job_id in ready and txn.move_latest_attempt(
+                        job_id, JobState.SUBMITTING, _setter(token=token)
+                    ):
+                        continue
                     job = txn.get(job_id)
-                    job.latest.token = f"{request.token}/{i}"
+                    job.latest.token = token
                     txn.set_state(job, JobState.SUBMITTING)
         # 2. Submit, array by array, until one is refused.
         accepted: list[tuple[list[str], list[str]]] = []
@@ -361,6 +378,12 @@ class Dispatcher:
         with self.ledger.transaction() as txn:
             for chunk, ids in accepted:
                 for job_id, scheduler_id in zip(chunk, ids, strict=True):
+                    known = ready.get(job_id)
+                    if known is not None and txn.move_latest_attempt(
+                        job_id, JobState.PENDING, _setter(slurm_id=scheduler_id, submitted=submitted)
+                    ):
+                        out.append((job_id, known.name, scheduler_id))
+                        continue
                     job = txn.get(job_id)
                     job.latest.slurm_id = scheduler_id
                     job.latest.submitted = submitted
@@ -368,16 +391,44 @@ class Dispatcher:
                     out.append((job_id, job.name, scheduler_id))
             for chunk, _request in arrays[len(accepted) :]:
                 for job_id in chunk:
+                    back = _setter(token="")
+                    if job_id in ready and txn.move_latest_attempt(job_id, JobState.CREATED, back):
+                        continue
                     job = txn.get(job_id)
                     job.latest.token = ""
                     txn.set_state(job, JobState.CREATED)
-        for job_id, _name, scheduler_id in out:
-            log.info("%s: attempt submitted as %s", job_id, scheduler_id)
+        for chunk, ids in accepted:
+            # One line per array (a record per job cost more than recording the job): grep finds a job.
+            pairs = ", ".join(
+                f"{job_id} as {scheduler_id}" for job_id, scheduler_id in zip(chunk, ids, strict=True)
+            )
+            log.info("%d attempt(s) submitted: %s", len(chunk), pairs)
         for chunk, ids in accepted:
             self.echo(f"submitted {len(chunk)} job(s) {self.scheduler.describe(ids)}")
         if refused is not None:
             raise refused
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """A CREATED job that its caller has just recorded: its name, its latest attempt's folder (relative
+    to the campaign) and that attempt's plan, so that dispatching it needs no decode of the job."""
+
+    name: str
+    attempt_dir: str
+    plan: AttemptPlan
+
+
+def _setter(**fields: str) -> Callable[[Attempt], bool]:
+    """An ``edit`` for ``Transaction.move_latest_attempt`` that sets these attempt fields."""
+
+    def edit(att: Attempt) -> bool:
+        for name, value in fields.items():
+            setattr(att, name, value)
+        return True
+
+    return edit
 
 
 def record_attempt(campaign: Campaign, txn: Transaction, job: Job, plan: AttemptPlan) -> None:
@@ -388,8 +439,9 @@ def record_attempt(campaign: Campaign, txn: Transaction, job: Job, plan: Attempt
     att = job.new_attempt(token="")
     att.corrections = list(plan.corrections)
     site = campaign.site
+    root = os.fspath(campaign.root)  # strings: a Path per job cost more than laying the folder out
     write_attempt(
-        campaign.root / att.dir,
+        f"{root}/{att.dir}",
         plan,
         campaign=campaign.slug,
         job_id=job.id,
@@ -400,7 +452,7 @@ def record_attempt(campaign: Campaign, txn: Transaction, job: Job, plan: Attempt
         keep=site.keep,
         imag_threshold_cm1=site.imag_threshold_cm1,
     )
-    txn.sync_before_commit(campaign.jobs_dir)  # durable before the ledger names it: one sync per batch
+    txn.sync_before_commit(f"{root}/jobs")  # durable before the ledger names it: one sync per batch
 
 
 def _not_yet_recorded(
@@ -490,7 +542,7 @@ def submit(
             fresh = _not_yet_recorded(txn, new_jobs, force, report)
             ids = []
             names = {}
-            plans = {}
+            ready: dict[str, Ready] = {}
             for count, nj in enumerate(fresh, 1):
                 retries = max_retries if nj.max_retries is None else nj.max_retries
                 job = txn.add_job(
@@ -502,7 +554,7 @@ def submit(
                 record_attempt(campaign, txn, job, nj.plan)
                 ids.append(job.id)
                 names[job.id] = nj.name
-                plans[job.id] = nj.plan
+                ready[job.id] = Ready(nj.name, job.latest.dir, nj.plan)
                 if progress and count % 100 == 0:
                     progress(100)
             report.paused = pause_holding(campaign, txn)
@@ -511,7 +563,7 @@ def submit(
             report.recorded = [(i, names[i], JobState.CREATED.value) for i in ids]
             return report
         dispatcher = Dispatcher(campaign, ledger, scheduler, echo=echo)
-        report.submitted = dispatcher.dispatch(ids, plans)
+        report.submitted = dispatcher.dispatch(ids, ready=ready)
         report.waiting = dispatcher.waiting
         report.sbatch_calls = dispatcher.sbatch_calls
     sent = {job_id for job_id, _name, _sid in report.submitted}

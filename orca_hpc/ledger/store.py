@@ -479,7 +479,32 @@ class Transaction(LedgerView):
         self._edited.add(job_id)
         return True
 
-    def sync_before_commit(self, folder: Path) -> None:
+    def move_latest_attempt(self, job_id: str, state: JobState, edit: Callable[[Attempt], bool]) -> bool:
+        """``edit_latest_attempt``, and the job moved to an active ``state`` (``updated`` stamped) in
+        the same bytes: a submission's SUBMITTING and PENDING of 10,000 new jobs without decoding,
+        encoding and checking each twice. ``IllegalTransition`` as ``set_state`` raises it (nothing
+        changed then); False when the caller must decode the job (``get``, ``set_state``).
+
+        Only in the writer's bytes (``edit_latest_attempt``'s conditions): there ``"st"`` opens the
+        job and its first ``,"ut":"`` is the job's own key (it precedes every nested value, and a quote
+        inside a string is escaped), so both values are where this looks for them."""
+        if state.finished or job_id in self._jobs or job_id not in self._ids or self.migrated:
+            return False
+        raw = self._raw[job_id]
+        old = _peek(raw, b'"st":"') if raw.startswith(b'{"st":"') else None
+        current = BY_VALUE.get(old) if old is not None else None
+        if old is None or current is None or raw.find(b',"ut":"') < 0:
+            return False
+        check_transition(current, state)
+        if not self.edit_latest_attempt(job_id, edit):
+            return False
+        raw = self._raw[job_id]
+        raw = b'{"st":"' + state.value.encode() + raw[7 + len(old.encode()) :]
+        ut = raw.find(b',"ut":"') + 7
+        self._raw[job_id] = raw[:ut] + now_iso().encode() + raw[raw.find(b'"', ut) :]
+        return True
+
+    def sync_before_commit(self, folder: Path | str) -> None:
         """Files written under ``folder`` during this transaction must be durable before the ledger
         that names them is: the commit syncs ``folder``'s file system once, however many files.
 

@@ -131,7 +131,7 @@ class Span:
     end_col: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs 2x, and tokens are never changed
 class _Tok:
     text: str
     line: int  # 0-based
@@ -351,7 +351,10 @@ def _unquote(token: str) -> str:
 
 def _int_token(token: str) -> int | None:
     # At most 18 digits: a 5,000-digit "number" is not a process count (and int() refuses 4,300+).
-    return int(token) if re.fullmatch(r"[+-]?\d{1,18}", token) else None
+    return int(token) if _INT_TOKEN.fullmatch(token) else None
+
+
+_INT_TOKEN = re.compile(r"[+-]?\d{1,18}")
 
 
 _LABEL_END = re.compile(r"[(:>]")
@@ -363,6 +366,8 @@ def _words_pattern(*words: str) -> re.Pattern[str]:
     return re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
 
 
+# A "* xyz" atom line that is an element symbol and three plain numbers (``_inline_atoms``).
+_PLAIN_XYZ_ATOM = re.compile(rf"[ \t]*([A-Za-z]{{1,2}})(?:[ \t]+(?:{NUMBER_PATTERN})){{3}}[ \t]*")
 # Three plain numbers: one match for the common xyz atom line instead of three.
 _THREE_NUMBERS = re.compile(rf"(?:{NUMBER_PATTERN})(?: (?:{NUMBER_PATTERN})){{2}}")
 
@@ -427,6 +432,8 @@ def _merge_groups(line_toks: list[_Tok]) -> list[list[_Tok]]:
     return merged
 
 
+# A line up to this long is made into tokens at once; a longer one a token at a time.
+_WHOLE_LINE = 4096
 # Passed tokens are dropped in batches of this many (a list's front is costly to delete one by one).
 _KEEP_PASSED_TOKENS = 4096
 
@@ -445,6 +452,7 @@ class _Parser:
         self._line = 0  # the line being tokenised, its matches not made into tokens yet
         self._matches: Iterator[re.Match[str]] = iter(())
         self._first = True  # the next token is the first of its line
+        self._whole = False  # the line being tokenised became tokens at once (it is short)
         self.pos = 0
         self.jobs: list[Job] = [Job(index=0, line=1)]
         self.items = 0  # keyword lines, blocks and coordinate sections seen
@@ -456,20 +464,30 @@ class _Parser:
     # ---- token helpers
     def _tok(self, index: int) -> _Tok | None:
         """Token number ``index`` (never one the parser has passed by more than one), None after the
-        last. Made one at a time, even within a line (one line can be megabytes long)."""
-        while index - self._base >= len(self._toks):
+        last. Made a line at a time; a line longer than ``_WHOLE_LINE`` one token at a time (one line
+        can be megabytes long)."""
+        toks = self._toks
+        while index - self._base >= len(toks):
             match = next(self._matches, None)
             if match is None:
                 if self._next_line >= len(self.lines):
                     return None
-                self._line = self._next_line
+                line = self._line = self._next_line
                 self._next_line += 1
-                self._matches = _TOKEN_RE.finditer(_strip_comments(self.lines[self._line]))
+                code = _strip_comments(self.lines[line])
+                self._whole = len(code) <= _WHOLE_LINE
+                if self._whole:  # nearly every line: its tokens at once
+                    toks.extend(
+                        _Tok(m.group(), line, m.start(), m.end(), i == 0)
+                        for i, m in enumerate(_TOKEN_RE.finditer(code))
+                    )
+                    continue
+                self._matches = _TOKEN_RE.finditer(code)
                 self._first = True
                 continue
-            self._toks.append(_Tok(match.group(), self._line, match.start(), match.end(), self._first))
+            toks.append(_Tok(match.group(), self._line, match.start(), match.end(), self._first))
             self._first = False
-        return self._toks[index - self._base]
+        return toks[index - self._base]
 
     def _peek(self) -> _Tok | None:
         passed = self.pos - self._base - 1  # the parser steps back at most one token
@@ -488,6 +506,8 @@ class _Parser:
         while (tok := self._peek()) is not None and tok.line == line:
             out.append(tok)
             self.pos += 1
+            if self._whole and self._line == line and self.pos - self._base >= len(self._toks):
+                break  # the line's last token: the next line need not become tokens to show it
         return out
 
     # ---- top level
@@ -798,8 +818,22 @@ class _Parser:
         # Plain atom lines are read as words, without a token object each (an input can hold 100,000s
         # of atoms); the token loop below takes over at the closing "*" or anything else.
         index = start.line + 1
-        while index < len(self.lines):
-            words = _TOKEN_RE.findall(_strip_comments(self.lines[index]))
+        lines = self.lines
+        plain = _PLAIN_XYZ_ATOM.fullmatch if kind == "xyz" else None
+        while index < len(lines):
+            line = lines[index]
+            # An element and three numbers, nothing else (the common line): one match instead of
+            # words, and the same outcome as _atom_line's (an unknown element, a point charge "Q" and
+            # every other line go the long way, which names the problem).
+            if plain is not None and (m := plain(line)) is not None:
+                symbol = element_symbol(m.group(1))
+                if symbol is not None and symbol not in _NOT_ATOMS:
+                    job.natoms += 1
+                    job.elements.append(symbol)
+                    electrons = None if electrons is None else electrons + ATOMIC_NUMBERS[symbol]
+                    index += 1
+                    continue
+            words = _TOKEN_RE.findall(_strip_comments(line))
             if words:
                 if words[0][:1] in ("!", "%", "$", "*") or words[-1] == "*":
                     break
@@ -984,8 +1018,8 @@ class _Parser:
                 yield index + 1, words
 
     def _check_files(self, job: Job) -> None:
-        folder = self.path.parent
         for ref in job.files:
+            folder = self.path.parent
             if ref.kind in _FILE_KINDS and not (folder / ref.name).is_file():
                 raise self.error(f"{ref.kind} {ref.name!r} not found (looked in {folder})", ref.line)
 
@@ -1006,7 +1040,7 @@ def parse_input(path: Path, text: str | None = None, *, check_files: bool = True
     ``check_files``: the first job's ``xyzfile``/``gzmtfile``/``pdbfile`` must exist next to the input
     (later jobs may read files that earlier jobs write).
     """
-    path = Path(path)
+    path = path if isinstance(path, Path) else Path(path)
     if text is None:
         try:
             data = path.read_bytes()
@@ -1139,20 +1173,21 @@ def set_resources(text: str, nprocs: int, maxcore_mb: int, parsed: OrcaInput | N
 
 def _remove_tokens(editor: _Editor, kl: KeywordLine, predicate: Callable[[str], bool]) -> None:
     """Remove keywords from a "!" line; a line left with only "!" goes entirely."""
-    doomed = [span for kw, span in kl.tokens if predicate(kw)]
+    words = list(kl.words())  # no Span per keyword: most lines lose none (submit asks of every input)
+    doomed = [(start, end) for kw, start, end in words if predicate(kw)]
     if not doomed:
         return
-    if len(doomed) == len(kl.tokens):
-        line = kl.line - 1
-        editor.replace(Span(line, kl.bang_col, line, doomed[-1].end_col), "")
+    line = kl.line - 1
+    if len(doomed) == len(words):
+        editor.replace(Span(line, kl.bang_col, line, doomed[-1][1]), "")
         return
-    for span in doomed:
+    for start, end in doomed:
         # Take the whitespace before the keyword with it.
-        raw = editor.lines[span.start_line]
-        col = span.start_col
+        raw = editor.lines[line]
+        col = start
         while col > 0 and raw[col - 1] in " \t" and raw[col - 2 : col - 1] != "!":
             col -= 1
-        editor.replace(Span(span.start_line, col, span.end_line, span.end_col), "")
+        editor.replace(Span(line, col, line, end), "")
 
 
 def add_keywords(text: str, *keywords: str, job: int | None = None) -> str:
