@@ -42,7 +42,7 @@ from orca_hpc.config.site import resources_for
 from orca_hpc.config.workflow import Step
 from orca_hpc.controller.fit import excesses
 from orca_hpc.controller.gather import expand_inputs
-from orca_hpc.controller.submit import NewJob, _plan, record_attempt
+from orca_hpc.controller.submit import NewJob, Ready, _plan, record_attempt
 from orca_hpc.errors import InputFileError, OrcaHpcError, UserError, one_line
 from orca_hpc.ledger.records import Job
 from orca_hpc.ledger.store import Transaction
@@ -275,14 +275,15 @@ def advance(
     campaign: Campaign,
     txn: Transaction,
     done: Sequence[tuple[Job, AttemptResult | None]],
-    plans: dict[str, AttemptPlan] | None = None,
+    ready: dict[str, Ready] | None = None,
 ) -> list[Job | str | None]:
     """After the jobs in ``done`` (workflow steps, each with its result file as read) became COMPLETED,
     in the transaction that records them: for each, the next step's job (recorded now, CREATED), or
     why the molecule's chain stops there (also noted in ``job.extra["stop"]``), or None after the
-    last step. ``plans``: where each new job's plan is put for the dispatch that follows (so it is not
-    read back from the files just written). All inputs are made first, then all attempt folders laid
-    out: the same work in one loop after another, as submit does it, costs less than interleaved."""
+    last step. ``ready``: where each new job is put for the dispatch that follows (its plan is not
+    read back from the files just written, nor the job decoded again). All inputs are made first, then
+    all attempt folders laid out: the same work in one loop after another, as submit does it, costs
+    less than interleaved."""
     made: list[Job | str | None] = []
     todo: list[tuple[int, Job, Step, str, AttemptPlan]] = []
     for job, result in done:
@@ -304,8 +305,8 @@ def advance(
         successor = txn.add_job(name, job.input_path, sha, site.name, max_retries=retries)
         successor.chain = chain_of(chain["molecule"], chain["conformer"], following.name, job.id)
         record_attempt(campaign, txn, successor, plan)
-        if plans is not None:
-            plans[successor.id] = plan
+        if ready is not None:
+            ready[successor.id] = Ready(successor.name, successor.latest.dir, plan)
         made[at] = successor
     return made
 

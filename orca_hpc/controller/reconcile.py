@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from orca_hpc.attempt.folder import RESULT_NAME, AttemptPlan, AttemptResult, plan_of
+from orca_hpc.attempt.folder import RESULT_NAME, AttemptResult, plan_of
 from orca_hpc.clock import epoch, now_iso, utc_iso
 from orca_hpc.config.campaign import Campaign
 from orca_hpc.controller import environment
@@ -34,6 +34,9 @@ from orca_hpc.scheduler.base import JobRecord, Scheduler, job_name
 # (attempts to send), `recovery` (a failure to correct) and `chain` with the workflow and molecule
 # modules behind it (a workflow step that completed). A command whose reconcile has nothing to do
 # (`watched.needs_reconcile`) does not load this module at all.
+
+if TYPE_CHECKING:
+    from orca_hpc.controller.submit import Ready
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +116,7 @@ class Reconciler:
         self.echo = echo or (lambda _msg: None)
         self.report = ReconcileReport()
         self._permanent: list[dict[str, Any]] = []
-        self._plans: dict[str, AttemptPlan] = {}  # plans made in this run, handed to the dispatch
+        self._ready: dict[str, Ready] = {}  # next steps made in this run, handed to the dispatch
         self._steps_done: list[tuple[Job, AttemptEnd, AttemptResult | None]] = []
 
     @property
@@ -178,7 +181,7 @@ class Reconciler:
                 from orca_hpc.controller.submit import Dispatcher
 
                 dispatcher = Dispatcher(self.campaign, self.ledger, self.scheduler, echo=self.echo)
-                self.report.submitted = dispatcher.dispatch(to_submit, self._plans)
+                self.report.submitted = dispatcher.dispatch(to_submit, ready=self._ready)
         self.report.scheduler_calls = self._calls() - calls_before
         return self.report
 
@@ -399,7 +402,7 @@ class Reconciler:
         from orca_hpc.controller import chain
 
         done = self._steps_done
-        made = chain.advance(self.campaign, txn, [(job, result) for job, _end, result in done], self._plans)
+        made = chain.advance(self.campaign, txn, [(job, result) for job, _end, result in done], self._ready)
         for (job, end, _result), next_job in zip(done, made, strict=True):
             if isinstance(next_job, str):  # the molecule's chain stops here: one digest line
                 self.echo(f"{job.id} {job.name}: chain stops: {next_job}")
