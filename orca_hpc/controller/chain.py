@@ -246,13 +246,13 @@ def next_plan(campaign: Campaign, step: Step, prev: Step | None, pred: Job, name
     """The plan of ``step`` that starts where ``pred`` (the job of step ``prev``) ended."""
     pred_dir = campaign.root / pred.latest.dir
     # A step's input is named after its job (`_plan`): read it alone, not its spec first.
-    input_name = f"{safe_base(pred.name)}.inp"
-    input_text = read_attempt_input(pred_dir / input_name)
+    input_path = pred_dir / f"{safe_base(pred.name)}.inp"
+    input_text = read_attempt_input(input_path)
     if input_text is None:
         pred_plan = plan_of(pred_dir)
-        input_name, input_text = pred_plan.input_name, pred_plan.input_text
-    base = Path(input_name).stem
-    charge, mult = _charge_mult(pred_dir / input_name, input_text)
+        input_path, input_text = pred_dir / pred_plan.input_name, pred_plan.input_text
+    base = input_path.stem
+    charge, mult = _charge_mult(input_path, input_text)
     geometry = _final_geometry(pred_dir, base)
     # The comment line travels with the molecule (it may say where the geometry came from).
     head = (input_text.split("\n", 1)[0].splitlines() or [""])[0]
