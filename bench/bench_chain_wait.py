@@ -4,7 +4,7 @@ step starts as soon as its predecessor is COMPLETED, by reconcile, or by SLURM d
 shortens the wait: measure and document which").
 
 Usage: python bench/bench_chain_wait.py [--molecules 6] [--intervals 1,2,5] [--step-s 3] [--spread-s 2]
-                                        [--rounds 1] [--dir DIR]
+                                        [--rounds 1] [--prototype] [--quiet-wait 600] [--dir DIR]
 
 M water molecules, each a two-step chain (an optimisation, then a single point on its final geometry),
 ORCA emulated (each step of molecule i sleeps step-s + spread-s * i / (M - 1) seconds, so the first
@@ -15,6 +15,8 @@ step's SLURM End), both from sacct (whole seconds). Variants, one after the othe
   submit`, then `orca-hpc watch --interval I --until-done` (orca-hpc as shipped: the runner, the
   result file, reconcile's verdict and gate, then the next step's job and sbatch). Also split into
   End -> Submit (orca-hpc noticing and submitting) and Submit -> Start (the scheduler).
+* **prototype** (`--prototype`; not orca-hpc as shipped): `orca-hpc reconcile` soon after a runner's
+  result file appears, and every 5 s in any case: what reacting to the file instead of polling would give.
 * **sbatch + afterok / aftercorr**: the best a dependency chain could do, with no orca-hpc at all: a raw
   `sbatch --array` of the emulator for the first steps, and at once a second array with
   `--dependency=afterok:<first>` (every first step must end) or `aftercorr:<first>` (task i waits for
@@ -24,8 +26,10 @@ step's SLURM End), both from sacct (whole seconds). Variants, one after the othe
 * **afterok on a failed predecessor** (context): what SLURM does with the dependent job.
 
 Prints the cluster's scheduler settings and a table: median, mean and max wait per variant and the
-ratio of each orca-hpc row to the best dependency row. Everything it submits is its own: it cancels
-only those ids, and removes only the temporary folder it made.
+ratio and difference of each row's mean to the best dependency row's. The cluster is shared: before
+each variant it waits (up to --quiet-wait) for others' jobs to leave the queue, reports how many were
+there, and leaves out a round that a restart or a DOWN node broke. Everything it submits is its own: it
+cancels only those ids, and removes only the temporary folder it made.
 """
 
 from __future__ import annotations
@@ -69,7 +73,13 @@ class Variant:
 
 
 def run(*cmd: str, env: dict[str, str] | None = None, check: bool = True) -> str:
-    return subprocess.run(cmd, capture_output=True, text=True, check=check, env=env).stdout
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+    if check and proc.returncode:
+        why = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        raise SystemExit(
+            f"bench_chain_wait: {cmd[0]} {cmd[1] if len(cmd) > 1 else ''} exit {proc.returncode}: {why}"
+        )
+    return proc.stdout
 
 
 def sbatch(*args: str) -> str:
@@ -373,10 +383,17 @@ def main() -> int:
     found = settings()
     variants: dict[str, Variant] = {}
     failure = "afterok on a FAILED predecessor: not measured (interrupted)"
+    lost: list[str] = []
 
     def measure(make: Callable[..., Variant], *how: object) -> None:
+        """One round of one variant; a round the shared cluster broke (a restart, a node DOWN) is left out."""
         before = wait_until_quiet(args.quiet_wait)
-        v = make(*how)
+        try:
+            v = make(*how)
+        except SystemExit as err:
+            lost.append(f"{make.__name__}: {err}")
+            cancel_own()
+            return
         kept = variants.setdefault(v.label, Variant(v.label))
         kept.waits += v.waits
         kept.noticed += v.noticed
@@ -393,7 +410,10 @@ def main() -> int:
                     measure(orca_hpc_chain, root / f"r{r}-watch{interval:g}", seconds, interval, args.timeout)
                 if args.prototype:
                     measure(orca_hpc_on_result, root / f"r{r}-on-result", seconds, 5.0, args.timeout)
-            failure = failed_predecessor()
+            try:
+                failure = failed_predecessor()
+            except SystemExit as err:
+                failure = f"afterok on a FAILED predecessor: not measured ({err})"
     except KeyboardInterrupt:
         print("interrupted: the rounds measured so far\n")
     finally:
@@ -407,6 +427,8 @@ def main() -> int:
     if variants:
         _table(variants)
     print(failure)
+    for line in lost:
+        print(f"round left out: {line}")
     return 0 if variants else 1
 
 
