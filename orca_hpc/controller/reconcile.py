@@ -103,6 +103,9 @@ class Reconciler:
         resume: bool = False,
     ) -> None:
         self.campaign = campaign
+        # Paths as strings: a Path join per finished job costs more than the reads they name.
+        self._root = str(campaign.root)
+        self._job_logs = f"{campaign.state_dir}/slurm-logs"
         self.resume = resume  # end an environment pause now (reconcile --resume)
         self.scheduler = scheduler or scheduler_for(campaign)
         self.ledger = campaign.ledger()
@@ -208,7 +211,7 @@ class Reconciler:
             )
             rec = None
         if rec is None:
-            result, problem = self._result(job, self.campaign.root / att.dir)
+            result, problem = self._result(job, f"{self._root}/{att.dir}")
             submitted = epoch(att.submitted) or epoch(job.updated) or 0.0
             if result is None and self.now() - submitted < LOST_GRACE_S:
                 return  # sacct has not caught up yet: "not known" is not "lost"
@@ -222,9 +225,9 @@ class Reconciler:
             att.started = utc_iso(rec.start)
         if rec.usage_pending and self.now() - (epoch(utc_iso(rec.end)) or 0.0) < USAGE_GRACE_S:
             return  # what it used is on its way to sacct: finish it on the next run, with its usage
-        self._finish(txn, job, rec, *self._result(job, self.campaign.root / att.dir))
+        self._finish(txn, job, rec, *self._result(job, f"{self._root}/{att.dir}"))
 
-    def _result(self, job: Job, folder: Path) -> tuple[AttemptResult | None, str | None]:
+    def _result(self, job: Job, folder: str) -> tuple[AttemptResult | None, str | None]:
         """The attempt's result file and, when it is damaged or another attempt's, why: a bad file
         ends this attempt with that reason and never stops the reconcile of the others."""
         try:
@@ -234,7 +237,7 @@ class Reconciler:
         att = job.attempt
         assert att is not None
         if result is not None and result.job_id and (result.job_id, result.attempt) != (job.id, att.n):
-            where = folder / RESULT_NAME
+            where = f"{folder}/{RESULT_NAME}"
             return (
                 None,
                 f"{where}: the result of {result.job_id} attempt {result.attempt}, not this attempt's",
@@ -244,7 +247,7 @@ class Reconciler:
     def _job_log(self, slurm_id: str | None) -> str:
         if not slurm_id:
             return ""
-        return read_tail(self.campaign.state_dir / "slurm-logs" / f"{slurm_id}.out", LOG_TAIL_BYTES)
+        return read_tail(f"{self._job_logs}/{slurm_id}.out", LOG_TAIL_BYTES)
 
     def _finish(
         self,
