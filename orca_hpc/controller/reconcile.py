@@ -77,19 +77,9 @@ def _note_queued(att: Attempt, rec: JobRecord) -> None:
     att.slurm_state = rec.state
 
 
-def _queue_edit(state: JobState, rec: JobRecord | None) -> Callable[[Attempt], bool] | None:
-    """What ``_update`` does to a queued or running attempt whose job stays in ``state``, as an edit of
-    the attempt alone (``Transaction.edit_latest_attempt``); None when the job's state changes."""
-    if rec is None or rec.finished or rec.running != (state == JobState.RUNNING):
-        return None
-
-    def edit(att: Attempt) -> bool:
-        if _foreign(att, rec) is not None:
-            return False  # not our job: _update decides
-        _note_queued(att, rec)
-        return True
-
-    return edit
+def _ours(rec: JobRecord) -> Callable[[str], bool]:
+    """Whether an attempt's submission token is the one ``rec`` names (``_foreign`` finds nothing)."""
+    return lambda token: not rec.name or not token or job_name(token.split("/")[0]) == rec.name
 
 
 class Reconciler:
@@ -153,8 +143,17 @@ class Reconciler:
                     if job_id in peeked:
                         if _unchanged(watched[job_id], peeked[job_id], rec):
                             continue  # nothing to record: no need to decode the job
-                        edit = _queue_edit(watched[job_id], rec)
-                        if edit is not None and txn.edit_latest_attempt(job_id, edit):
+                        if (
+                            rec is not None
+                            and not rec.finished
+                            and rec.running == (watched[job_id] is JobState.RUNNING)
+                            and txn.note_slurm_state(
+                                job_id,
+                                rec.state,
+                                utc_iso(rec.start) if rec.start else None,
+                                _ours(rec),
+                            )
+                        ):
                             continue  # only SLURM's state (or start) moved: recorded without a decode
                     self._update(txn, txn.get(job_id), rec)
                 if self._permanent:
