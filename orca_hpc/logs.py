@@ -67,13 +67,23 @@ _URL_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]+):[^@\s/]+@", re.I)
 
 
 # Every text either pattern above matches holds one of these: a text without any needs no masking
-# (one search instead of two substitutions: the campaign log gets a line per finished job).
+# (the campaign log gets a line per finished job). ASCII text is searched for them in lower case (a
+# few substring searches, ~20x cheaper than this pattern); other text always gets the substitutions
+# (case-insensitive matching also pairs "ſ" with "s" and the Kelvin sign with "k").
 _SECRET_HINT = re.compile(r"(?i)pass|secret|token|api|credential|auth|://")
+_SECRET_HINT_WORDS = ("pass", "secret", "token", "api", "credential", "auth", "://")
+
+
+def _may_hold_secret(text: str) -> bool:
+    if not text.isascii():
+        return True
+    lower = text.lower()
+    return any(word in lower for word in _SECRET_HINT_WORDS)
 
 
 def redact(text: str) -> str:
     """``text`` with passwords, tokens and URL credentials replaced by ``***``."""
-    if not _SECRET_HINT.search(text):
+    if not _may_hold_secret(text):
         return text
     text = _URL_USERINFO.sub(r"\1:***@", text)
     return _SECRET_WORDS.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orca_hpc.errors import UserError
 from orca_hpc.logs import (
@@ -348,7 +350,8 @@ def test_held_echoed_lines_are_the_lines_the_logging_framework_makes(tmp_path: P
     "text",
     ["PassWord: x", "x://u:p@h", "apikey y", "api-key=z", "Authorization bearer", "credential 'a b'",
      "secret",
-     "tok en", "j000001 w: COMPLETED", "pas sword=1", "AUTH=1", "smtp://host:25 a"],
+     "tok en", "j000001 w: COMPLETED", "pas sword=1", "AUTH=1", "smtp://host:25 a",
+     "pa\u017f\u017fword=x", "\u212aey token=1", "TOKEN=z"],
 )  # fmt: skip
 def test_redact_looks_closer_only_at_texts_that_may_hold_a_secret(text: str) -> None:
     """``redact`` skips texts without any hint of a secret: the two patterns must agree it is clean."""
@@ -359,4 +362,21 @@ def test_redact_looks_closer_only_at_texts_that_may_hold_a_secret(text: str) -> 
     )
     assert redact(text) == full
     if full != text:
-        assert logs._SECRET_HINT.search(text)
+        assert logs._SECRET_HINT.search(text) and logs._may_hold_secret(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["pass", "PassWd", "token", "api_key", "Auth", "://", "u:p@", "=", ": ", " ", "'",
+                         '"', "x", "\u017f", "\u212a", "j000001", "\n"]) | st.text(max_size=3),
+        max_size=8,
+    ).map("".join)
+)  # fmt: skip
+def test_redact_with_its_quick_look_masks_what_the_patterns_mask(text: str) -> None:
+    from orca_hpc import logs
+
+    full = logs._SECRET_WORDS.sub(
+        lambda m: f"{m.group(1)}{m.group(2)}***", logs._URL_USERINFO.sub(r"\1:***@", text)
+    )
+    assert redact(text) == full
