@@ -568,3 +568,60 @@ def test_move_latest_attempt_writes_what_set_state_would(
     moved.path.write_text(json.dumps(doc, indent=1))  # not the writer's bytes any more
     with moved.transaction() as txn:
         assert txn.migrated and not txn.move_latest_attempt("j000001", JobState.RUNNING, set_token)
+
+
+def test_note_slurm_state_writes_what_a_decode_would(campaign: Path) -> None:
+    """SLURM's state (and start) put in place in the job's bytes: the bytes of a decode, change and
+    encode, for an attempt with and without each value; declined for another job's token, a decoded
+    job, a value the rules refuse, and a file not in the writer's form."""
+    from orca_hpc.ledger.records import ATTEMPT_KEY_ORDER
+
+    full = Attempt(1, "t/0", "1_0", "s", "b", "e", "PENDING", "0:0", "success", "why", 1.5, "m", [{"a": 1}])
+    full.dir, full.counts_against_limit, full.usage = "jobs/j000001/attempt-1", False, {"el": 1}
+    assert tuple(full.to_dict()) == ATTEMPT_KEY_ORDER  # the order the in-place edit relies on
+    cases = [(None, None), ("PENDING", None), ("RUNNING", "2026-01-01T00:00:00Z")]
+    for k, (state, started) in enumerate(cases):
+        ledgers = []
+        for name in ("noted", "decoded"):
+            ledger = Ledger.create(
+                campaign / f"{name}{k}", {"campaign": "t", "site": "local"}, lock_timeout=2
+            )
+            with ledger.transaction() as txn:
+                job = txn.add_job('a "quoted" name', "a.inp", SHA, "local", 3, note={"att": [{"n": 1}]})
+                job.new_attempt("tok1/0")
+                txn.set_state(job, JobState.SUBMITTING)
+                att = job.new_attempt("tok2/3")
+                att.slurm_id, att.submitted, att.slurm_state, att.started = (
+                    "7_3",
+                    "2026-01-01T00:00:00Z",
+                    state,
+                    started,
+                )
+                txn.set_state(job, JobState.PENDING)
+            ledgers.append(ledger)
+        noted, decoded = ledgers
+        with noted.transaction() as txn:
+            assert not txn.note_slurm_state("j000001", "RUNNING", None, lambda tok: False)  # not ours
+            assert txn.note_slurm_state(
+                "j000001", "RUNNING", "2026-02-02T00:00:00Z", lambda tok: tok == "tok2/3"
+            )
+            assert txn.get("j000001").latest.slurm_state == "RUNNING"  # the same transaction sees it
+        with decoded.transaction() as txn:
+            latest = txn.get("j000001").latest
+            latest.slurm_state, latest.started = "RUNNING", latest.started or "2026-02-02T00:00:00Z"
+            assert not txn.note_slurm_state("j000001", "RUNNING", None, lambda tok: True)  # decoded
+        lines = [
+            [line for line in ledger.path.read_bytes().split(b"\n") if line.startswith(b'"j000001"')]
+            for ledger in (noted, decoded)
+        ]
+        assert lines[0] == lines[1] and len(lines[0]) == 1
+        assert noted.check().ok
+    with noted.transaction() as txn:
+        assert not txn.note_slurm_state(
+            "j000001", "RUN\x1bNING", None, lambda tok: True
+        )  # refused by the rules
+        assert not txn.note_slurm_state("j000001", "RUNNING", "\x00", lambda tok: False)
+    doc = json.loads(noted.path.read_text())
+    noted.path.write_text(json.dumps(doc, indent=1))  # not the writer's bytes any more
+    with noted.transaction() as txn:
+        assert txn.migrated and not txn.note_slurm_state("j000001", "PENDING", None, lambda tok: True)

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orca_hpc.errors import UserError
 from orca_hpc.logs import (
@@ -312,3 +314,69 @@ def test_held_records_are_written_together_when_the_block_ends(tmp_path: Path) -
         assert messages == ["before", "held 0", "held 1", "held 2", "after"]
     finally:
         teardown_logging()
+
+
+def test_held_echoed_lines_are_the_lines_the_logging_framework_makes(tmp_path: Path) -> None:
+    """While held, an echoed line is made without a LogRecord (a reconcile echoes a line per finished
+    job); it must be the line the framework makes, secrets masked, at every level."""
+    from orca_hpc import logs
+    from orca_hpc.logs import held_records, log_echoed
+
+    campaign = new_campaign(tmp_path)
+    setup_logging(campaign, command="status")
+    messages = [("j000001 w: COMPLETED, E = -1.10000000 Eh", logging.INFO), ("token=abc x", logging.WARNING)]
+    root = logging.getLogger()
+    listeners = root.handlers[:]  # pytest's capture: the framework's path
+    try:
+        with held_records():
+            root.handlers = []  # only the campaign log listens: the quick path
+            assert logs._sole_holder(logging.getLogger("orca_hpc.cli"), logging.INFO) is not None
+            for message, level in messages:
+                log_echoed(message, level)
+            root.handlers = [logging.NullHandler()]
+            assert logs._sole_holder(logging.getLogger("orca_hpc.cli"), logging.INFO) is None
+            for message, level in messages:
+                log_echoed(message, level)
+    finally:
+        root.handlers = listeners
+        teardown_logging()
+    lines = [line.split(" ", 1)[1] for line in _log_of(campaign).splitlines()]  # without the time
+    assert len(lines) == 4 and lines[:2] == lines[2:]
+    assert lines[0] == f"pid={os.getpid()} status INFO orca_hpc.cli: {messages[0][0]}"
+    assert lines[1].endswith("WARNING orca_hpc.cli: token=*** x")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["PassWord: x", "x://u:p@h", "apikey y", "api-key=z", "Authorization bearer", "credential 'a b'",
+     "secret",
+     "tok en", "j000001 w: COMPLETED", "pas sword=1", "AUTH=1", "smtp://host:25 a",
+     "pa\u017f\u017fword=x", "\u212aey token=1", "TOKEN=z"],
+)  # fmt: skip
+def test_redact_looks_closer_only_at_texts_that_may_hold_a_secret(text: str) -> None:
+    """``redact`` skips texts without any hint of a secret: the two patterns must agree it is clean."""
+    from orca_hpc import logs
+
+    full = logs._SECRET_WORDS.sub(
+        lambda m: f"{m.group(1)}{m.group(2)}***", logs._URL_USERINFO.sub(r"\1:***@", text)
+    )
+    assert redact(text) == full
+    if full != text:
+        assert logs._SECRET_HINT.search(text) and logs._may_hold_secret(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["pass", "PassWd", "token", "api_key", "Auth", "://", "u:p@", "=", ": ", " ", "'",
+                         '"', "x", "\u017f", "\u212a", "j000001", "\n"]) | st.text(max_size=3),
+        max_size=8,
+    ).map("".join)
+)  # fmt: skip
+def test_redact_with_its_quick_look_masks_what_the_patterns_mask(text: str) -> None:
+    from orca_hpc import logs
+
+    full = logs._SECRET_WORDS.sub(
+        lambda m: f"{m.group(1)}{m.group(2)}***", logs._URL_USERINFO.sub(r"\1:***@", text)
+    )
+    assert redact(text) == full

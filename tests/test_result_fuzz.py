@@ -247,3 +247,57 @@ def test_a_waiting_job_with_a_damaged_spec_keeps_only_itself_back(template: Path
     assert after.get("j000002").state is JobState.PENDING
     assert after.get("j000001").state is JobState.CREATED
     assert any(line.startswith("j000001: not submitted: ") and SPEC_NAME in line for line in said)
+
+
+# Values near every edge the strict reader draws: times in and out of the one format, control
+# characters (C0, DEL, C1), non-ASCII text, 200/201-character lines, numbers at and past 2**63.
+EDGY_VALUES = st.one_of(
+    JSON_VALUES,
+    st.sampled_from(
+        [
+            "2026-02-28T23:59:59Z", "2024-02-29T12:00:00Z", "2026-01-01T00:00:60Z", "2026-13-01T00:00:00Z",
+            "2026-01-01T00:00:00", "0000-01-01T00:00:00Z", "2026-01-01T00:00:5\u0663Z", "x\x85y", "x\x7fy",
+            "\u2028", "nœud", "a" * 200, "a" * 201, 2**63, 2**63 + 1, -(2**63), float(2**63), 1e308, -0.0,
+            True, False, [], ["a.out", "b\x00"], ["ok"], {}, {"outcome": "success"},
+        ]
+    ),
+    st.lists(st.one_of(st.text(max_size=4), st.floats(), st.integers()), max_size=3),
+)  # fmt: skip
+
+
+@settings(max_examples=int(os.environ.get("ORCA_RESULT_FUZZ_EXAMPLES", "300")), deadline=None)
+@given(
+    body=st.dictionaries(st.sampled_from([*RESULT_KEYS, "result_version", "other"]), EDGY_VALUES, max_size=8),
+    classification=st.none()
+    | st.dictionaries(
+        st.sampled_from([*CLASSIFICATION_KEYS, "energy", "zpe", "other"]), EDGY_VALUES, max_size=5
+    ),
+)
+def test_the_quick_result_check_never_accepts_what_the_full_rules_refuse(
+    body: dict[str, Any], classification: dict[str, Any] | None
+) -> None:
+    """``AttemptResult.parse`` tries a quick check first (reconcile reads thousands of result files);
+    whatever it accepts, the full rules accept too and read the same result."""
+    if classification is not None:
+        body["classification"] = classification
+    for _ in range(2):  # the second time through the layout the quick check remembered
+        quick = AttemptResult._plainly_sound(body)
+        full, problems = AttemptResult._parse_fully(body)
+        if quick is not None:
+            assert problems == [] and quick == full
+        expected = (quick, []) if quick is not None else (full, problems)
+        assert AttemptResult.parse(body) == expected
+
+
+def test_the_quick_result_check_takes_a_sound_result() -> None:
+    """The usual file is told quickly (else the quick path would be dead weight)."""
+    body = {
+        **_valid("j000001"),
+        "started": "2026-01-01T00:00:00Z",
+        "ended": "2026-01-01T00:01:00Z",
+        "slurm_job_id": "100_1",
+        "files": ["a.out"],
+        "classification": {"outcome": "success", "energy": -1.1, "error_lines": [], "imag_noise": None},
+    }
+    assert AttemptResult._plainly_sound(body) == AttemptResult._parse_fully(body)[0]
+    assert AttemptResult._plainly_sound({**body, "node": "n\x1b"}) is None

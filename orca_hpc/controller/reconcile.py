@@ -83,19 +83,9 @@ def _note_queued(att: Attempt, rec: JobRecord) -> None:
     att.slurm_state = rec.state
 
 
-def _queue_edit(state: JobState, rec: JobRecord | None) -> Callable[[Attempt], bool] | None:
-    """What ``_update`` does to a queued or running attempt whose job stays in ``state``, as an edit of
-    the attempt alone (``Transaction.edit_latest_attempt``); None when the job's state changes."""
-    if rec is None or rec.finished or rec.running != (state == JobState.RUNNING):
-        return None
-
-    def edit(att: Attempt) -> bool:
-        if _foreign(att, rec) is not None:
-            return False  # not our job: _update decides
-        _note_queued(att, rec)
-        return True
-
-    return edit
+def _ours(rec: JobRecord) -> Callable[[str], bool]:
+    """Whether an attempt's submission token is the one ``rec`` names (``_foreign`` finds nothing)."""
+    return lambda token: not rec.name or not token or job_name(token.split("/")[0]) == rec.name
 
 
 class Reconciler:
@@ -109,6 +99,9 @@ class Reconciler:
         resume: bool = False,
     ) -> None:
         self.campaign = campaign
+        # Paths as strings: a Path join per finished job costs more than the reads they name.
+        self._root = str(campaign.root)
+        self._job_logs = f"{campaign.state_dir}/slurm-logs"
         self.resume = resume  # end an environment pause now (reconcile --resume)
         self._scheduler = scheduler
         self.ledger = campaign.ledger()
@@ -164,8 +157,17 @@ class Reconciler:
                     if job_id in peeked:
                         if _unchanged(watched[job_id], peeked[job_id], rec):
                             continue  # nothing to record: no need to decode the job
-                        edit = _queue_edit(watched[job_id], rec)
-                        if edit is not None and txn.edit_latest_attempt(job_id, edit):
+                        if (
+                            rec is not None
+                            and not rec.finished
+                            and rec.running == (watched[job_id] is JobState.RUNNING)
+                            and txn.note_slurm_state(
+                                job_id,
+                                rec.state,
+                                utc_iso(rec.start) if rec.start else None,
+                                _ours(rec),
+                            )
+                        ):
                             continue  # only SLURM's state (or start) moved: recorded without a decode
                     self._update(txn, txn.get(job_id), rec)
                 # The next steps of the workflow steps that completed, together, in this transaction
@@ -228,7 +230,7 @@ class Reconciler:
             )
             rec = None
         if rec is None:
-            result, problem = self._result(job, self.campaign.root / att.dir)
+            result, problem = self._result(job, f"{self._root}/{att.dir}")
             submitted = epoch(att.submitted) or epoch(job.updated) or 0.0
             if result is None and self.now() - submitted < LOST_GRACE_S:
                 return  # sacct has not caught up yet: "not known" is not "lost"
@@ -242,9 +244,9 @@ class Reconciler:
             att.started = utc_iso(rec.start)
         if rec.usage_pending and self.now() - (epoch(utc_iso(rec.end)) or 0.0) < USAGE_GRACE_S:
             return  # what it used is on its way to sacct: finish it on the next run, with its usage
-        self._finish(txn, job, rec, *self._result(job, self.campaign.root / att.dir))
+        self._finish(txn, job, rec, *self._result(job, f"{self._root}/{att.dir}"))
 
-    def _result(self, job: Job, folder: Path) -> tuple[AttemptResult | None, str | None]:
+    def _result(self, job: Job, folder: str) -> tuple[AttemptResult | None, str | None]:
         """The attempt's result file and, when it is damaged or another attempt's, why: a bad file
         ends this attempt with that reason and never stops the reconcile of the others."""
         try:
@@ -254,7 +256,7 @@ class Reconciler:
         att = job.attempt
         assert att is not None
         if result is not None and result.job_id and (result.job_id, result.attempt) != (job.id, att.n):
-            where = folder / RESULT_NAME
+            where = f"{folder}/{RESULT_NAME}"
             return (
                 None,
                 f"{where}: the result of {result.job_id} attempt {result.attempt}, not this attempt's",
@@ -264,7 +266,7 @@ class Reconciler:
     def _job_log(self, slurm_id: str | None) -> str:
         if not slurm_id:
             return ""
-        return read_tail(self.campaign.state_dir / "slurm-logs" / f"{slurm_id}.out", LOG_TAIL_BYTES)
+        return read_tail(f"{self._job_logs}/{slurm_id}.out", LOG_TAIL_BYTES)
 
     def _finish(
         self,

@@ -32,13 +32,19 @@ def usage_of(rec: JobRecord | None, result: AttemptResult | None) -> dict[str, A
             if value is not None:
                 use[key] = value
     elif result is not None:
-        began, ended = epoch(utc_iso(result.started)), epoch(utc_iso(result.ended))
+        began, ended = _seconds(result.started), _seconds(result.ended)
         if began is not None and ended is not None and ended >= began:
             use["el"] = int(ended - began)
     node = (rec.node if rec is not None else None) or (result.node if result is not None else None)
     if node and use:
         use["node"] = node
     return use or None
+
+
+def _seconds(text: str | None) -> float | None:
+    # A strictly read result holds times in the one format already: utc_iso only for any other form.
+    seconds = epoch(text)
+    return seconds if seconds is not None or not text else epoch(utc_iso(text))
 
 
 def _duration(seconds: int) -> str:

@@ -29,6 +29,7 @@ from typing import Any
 
 from orca_hpc.atomic import append_durable, atomic_write_bytes
 from orca_hpc.errors import LedgerCorrupt
+from orca_hpc.ledger.records import compact_json
 from orca_hpc.ledger.schema import SCHEMA_VERSION, migrate_line
 from orca_hpc.ledger.validate import job_problems, summarize
 
@@ -38,7 +39,7 @@ INDEX_VERSION = 2  # 2: lines validated when indexed, and the highest id kept
 
 
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return compact_json(obj)  # the records' encoder, made once (json.dumps makes one per line)
 
 
 class ArchiveScan:

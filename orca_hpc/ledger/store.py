@@ -68,7 +68,14 @@ from orca_hpc.clock import now_iso
 from orca_hpc.errors import LedgerCorrupt, OrcaHpcError, UserError
 from orca_hpc.ledger.archive import Archive
 from orca_hpc.ledger.lock import DEFAULT_STALE_AFTER, LedgerLock
-from orca_hpc.ledger.records import Attempt, Job, format_job_id, job_id_number
+from orca_hpc.ledger.records import (
+    ATTEMPT_KEY_ORDER,
+    Attempt,
+    Job,
+    compact_json,
+    format_job_id,
+    job_id_number,
+)
 from orca_hpc.ledger.schema import SCHEMA_VERSION, migrate_doc
 from orca_hpc.ledger.states import BY_VALUE, FINISHED, JobState, check_transition
 from orca_hpc.ledger.validate import (
@@ -76,6 +83,7 @@ from orca_hpc.ledger.validate import (
     head_problems,
     job_problems,
     plain_attempt,
+    plain_attempt_strings,
     plainly_sound,
     summarize,
 )
@@ -104,9 +112,11 @@ class UnknownJob(UserError):
     """No job with that id in the campaign."""
 
 
-# allow_nan=False: NaN is not JSON, and a ledger that no JSON reader can open is a lost ledger.
-# One encoder for every job (json.dumps with options builds a new one per call: 10,000 per save).
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_dumps = compact_json  # one encoder for every job, made once (see records.compact_json)
+_ATTEMPT_KEYS_SET = frozenset(ATTEMPT_KEY_ORDER)
+# (an attempt's keys, the keys a change sets) -> the keys of the changed attempt in the writer's order.
+# Keys are ATTEMPT_KEY_ORDER's only, so this stays small.
+_KEY_ORDERS: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[str, ...]] = {}
 
 
 @contextlib.contextmanager
@@ -436,25 +446,17 @@ class Transaction(LedgerView):
             self.set_state(job, JobState.CREATED)
         return job
 
-    def edit_latest_attempt(self, job_id: str, edit: Callable[[Attempt], bool]) -> bool:
-        """Change the latest attempt of an active job that was not decoded, without decoding the job.
-
-        ``edit`` gets that attempt and changes it, or returns False to decline (then nothing changes).
-        Only the attempt is decoded and re-encoded, in place in the job's bytes: for a reconcile in
-        which SLURM's state of 10,000 queued jobs moved, that is ~5 us per job instead of ~40 for a
-        decode, encode and check of each. The job's own fields (state, ``updated``) cannot change
-        here. True when done; False when the caller must decode the job (``get``) to change it: the
-        job is decoded already, or its bytes are not as this writer wrote them (a migrated or
-        hand-edited file, where the attempt's place in the bytes is not certain).
-        """
+    def _latest_attempt(self, job_id: str) -> tuple[str, int, int, dict[str, Any]] | None:
+        """(the job's text, where its latest attempt's object starts and ends in it, that object) of an
+        active job that was not decoded, in a file this writer wrote; None otherwise (decode it then)."""
         if job_id in self._jobs or job_id not in self._ids or self.migrated:
-            return False
+            return None
         text = self._raw[job_id].decode("utf-8")
         # In the writer's bytes the first '"att":[' is the job's own key: its keys before "att" are
         # plain values, and a quote inside a string is escaped.
         start = text.find('"att":[')
         if start < 0:
-            return False
+            return None
         start += 7
         try:
             while True:
@@ -463,9 +465,25 @@ class Transaction(LedgerView):
                     break
                 start = end + 1
         except (ValueError, IndexError, RecursionError):
-            return False
+            return None
         if text[end] != "]" or type(d) is not dict:
+            return None
+        return text, start, end, d
+
+    def edit_latest_attempt(self, job_id: str, edit: Callable[[Attempt], bool]) -> bool:
+        """Change the latest attempt of an active job that was not decoded, without decoding the job.
+
+        ``edit`` gets that attempt and changes it, or returns False to decline (then nothing changes).
+        Only the attempt is decoded and re-encoded, in place in the job's bytes: ~5 us per job instead
+        of ~40 for a decode, encode and check of each. The job's own fields (state, ``updated``) cannot
+        change here. True when done; False when the caller must decode the job (``get``) to change it:
+        the job is decoded already, or its bytes are not as this writer wrote them (a migrated or
+        hand-edited file, where the attempt's place in the bytes is not certain).
+        """
+        found = self._latest_attempt(job_id)
+        if found is None:
             return False
+        text, start, end, d = found
         try:
             att = Attempt.from_dict(d)
         except (KeyError, ValueError, TypeError, AttributeError):
@@ -502,6 +520,39 @@ class Transaction(LedgerView):
         raw = b'{"st":"' + state.value.encode() + raw[7 + len(old.encode()) :]
         ut = raw.find(b',"ut":"') + 7
         self._raw[job_id] = raw[:ut] + now_iso().encode() + raw[raw.find(b'"', ut) :]
+        return True
+
+    def note_slurm_state(
+        self, job_id: str, slurm_state: str, started: str | None, ours: Callable[[str], bool]
+    ) -> bool:
+        """Record SLURM's state of a queued or running job's latest attempt, and its start when the
+        attempt has none yet: what reconcile records of 10,000 jobs whose SLURM state moved.
+
+        ``edit_latest_attempt`` without the ``Attempt``: the attempt's object gets the two values at
+        their places in the writer's key order (``ATTEMPT_KEY_ORDER``), the same bytes its decode,
+        change and encode would give, and they are checked by the rules of their keys (the rest of a
+        sound job is unchanged). ``ours(token)`` says whether the attempt's submission token is the
+        one SLURM's record names; False (not ours, or not told quickly): the caller decodes the job.
+        """
+        found = self._latest_attempt(job_id)
+        if found is None:
+            return False
+        text, start, end, d = found
+        token = d.get("tok")
+        if type(token) is not str or not ours(token) or not _ATTEMPT_KEYS_SET.issuperset(d):
+            return False
+        changes = {"sst": slurm_state}
+        if started and not d.get("beg"):
+            changes["beg"] = started
+        if not plain_attempt_strings(changes):
+            return False
+        layout = (tuple(d), tuple(changes))
+        order = _KEY_ORDERS.get(layout)
+        if order is None:  # a few layouts in a campaign: worked out once each
+            order = _KEY_ORDERS[layout] = tuple(k for k in ATTEMPT_KEY_ORDER if k in d or k in changes)
+        new = {key: changes[key] if key in changes else d[key] for key in order}
+        self._raw[job_id] = (text[:start] + _dumps(new) + text[end:]).encode("utf-8")
+        self._edited.add(job_id)
         return True
 
     def sync_before_commit(self, folder: Path | str) -> None:

@@ -211,6 +211,15 @@ def plain_attempt(job_id: str, a: Any, n: Any) -> bool:
     return not _CONTROL.search("".join(plain))
 
 
+def plain_attempt_strings(values: dict[str, Any]) -> bool:
+    """True only when each value passes the full rules of its attempt key, told quickly: keys that hold
+    one plain string (SLURM's state, ids, times), strings without control characters."""
+    for key, value in values.items():
+        if key not in _PLAIN_ATT_STR or type(value) is not str:
+            return False
+    return not _CONTROL.search("".join(values.values()))
+
+
 def _plain_json(value: Any, depth: int) -> bool:
     """A nested value of exact JSON types that ``json_problem`` finds nothing wrong with."""
     kind = type(value)

@@ -15,14 +15,13 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from orca_hpc.errors import OrcaHpcError
 from orca_hpc.orca.chemistry import Chemistry, read_chemistry
 from orca_hpc.orca.environment import environment_cause
 from orca_hpc.orca.inputs import MINIMUM, SADDLE, StepIntent, input_intents
-from orca_hpc.orca.outcomes import DEFAULT_IMAG_THRESHOLD_CM1, NOT_RETRYABLE, Outcome
+from orca_hpc.orca.outcomes import DEFAULT_IMAG_THRESHOLD_CM1, NOT_RETRYABLE, Classification, Outcome
 from orca_hpc.orca.read import (
     HEAD_BYTES,
     TAIL_BYTES,
@@ -33,11 +32,6 @@ from orca_hpc.orca.read import (
     read_output,
     scan_backwards,
 )
-
-# typing.TYPE_CHECKING without importing typing: the runner imports this once per array task.
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
 
 __all__ = ["Classification", "classify_output", "energy_is_suspicious"]
 
@@ -51,54 +45,6 @@ ENERGY_SCAN_LIMIT_BYTES = 64 * 1024 * 1024
 ABSURD_ENERGY_EH = 1.0e5
 DROP_FRACTION = 0.05
 DROP_MIN_EH = 10.0
-
-
-@dataclass
-class Classification:
-    file: str
-    outcome: Outcome
-    retryable: bool
-    message: str = ""
-    error_lines: list[str] = field(default_factory=list)
-    orca_version: str | None = None
-    calc_kind: str | None = None
-    energy: float | None = None
-    energy_converged: bool | None = None
-    energy_source: str | None = None  # "output" or the property file's name
-    first_scf_energy: float | None = None
-    scf_cycles: int | None = None
-    opt_cycles: int | None = None
-    memory_required_mb: float | None = None
-    # "target": ORCA named the MaxCore it needs (SCF); "increment": MaxCore must grow by that much (MDCI).
-    memory_request: str | None = None
-    error_module: str | None = None  # the module named in "ORCA finished by error termination in X"
-    reason: str | None = None  # environment_error only: mpi, orca_missing, disk_full
-    nprocs_used: int | None = None
-    run_time_s: float | None = None
-    normal_termination: bool = False
-    # The chemistry (issue 13): what the input asked for and what the frequencies say.
-    intent: str | None = None  # minimum, saddle, report (of the last frequency step), or None
-    n_imaginary: int | None = None  # negative modes at or beyond imag_threshold (cm**-1)
-    imaginary_freqs: list[float] | None = None  # those modes' values, cm**-1
-    imag_noise: list[float] | None = None  # negative modes below the threshold: reported, not counted
-    imag_threshold: float | None = None
-    lowest_freq: float | None = None  # cm**-1
-    freq_offset: int | None = None  # byte offset of the last VIBRATIONAL FREQUENCIES (for the handler)
-    zpe: float | None = None  # Eh
-    enthalpy: float | None = None  # Eh
-    gibbs: float | None = None  # Eh
-    temperature: float | None = None  # K
-    s2: float | None = None  # <S**2>
-    final_xyz: str | None = None  # <base>.xyz next to the output, when ORCA wrote one
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["outcome"] = self.outcome.value
-        for key in ("energy", "first_scf_energy"):
-            value = data[key]
-            if isinstance(value, float) and not math.isfinite(value):
-                data[key] = None  # JSON has no NaN/inf
-        return data
 
 
 # --- patterns -------------------------------------------------------------------------------

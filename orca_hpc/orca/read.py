@@ -40,14 +40,28 @@ class OutputText:
     nul_fraction: float  # share of NUL bytes in what was read: high means binary, not text
 
 
-def read_tail(path: Path, nbytes: int) -> str:
-    """The last ``nbytes`` of a file as text ("" if it cannot be read): never the whole file."""
+def read_tail(path: str | os.PathLike[str], nbytes: int) -> str:
+    """The last ``nbytes`` of a file as text ("" if it cannot be read): never the whole file.
+    Plain descriptor calls, no file object (reconcile reads a job log per finished job)."""
     try:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, fh.seek(0, os.SEEK_END) - nbytes))
-            return fh.read().decode("utf-8", "replace")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return ""
+    try:
+        end = os.lseek(fd, 0, os.SEEK_END)
+        start = max(0, end - nbytes)
+        chunks = []
+        while True:  # to the end as it is now, as a file object's read() would
+            chunk = os.pread(fd, max(nbytes, 65536), start)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            start += len(chunk)
+        return b"".join(chunks).decode("utf-8", "replace")
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
 
 
 def _decode(data: bytes) -> str:
