@@ -225,6 +225,11 @@ def test_orbitals_are_shared_not_copied_and_a_planted_link_is_never_followed(cam
     planted = campaign.root / first["two.c2.opt"].latest.dir / "two.c2.opt.gbw"
     planted.unlink()
     planted.symlink_to(secret)
+    other = campaign.root / "other.xyz"  # and a final geometry that is a link to another molecule's
+    other.write_text("1\nnot this molecule\nXe 0 0 0\n")
+    final = campaign.root / first["two.c1.opt"].latest.dir / "two.c1.opt.xyz"
+    final.unlink()
+    final.symlink_to(other)
     reconcile(campaign, scheduler=fake)
     jobs = {j.name: j for j in _jobs(campaign)}
     src = campaign.root / first["water.c1.opt"].latest.dir / "water.c1.opt.gbw"
@@ -232,6 +237,7 @@ def test_orbitals_are_shared_not_copied_and_a_planted_link_is_never_followed(cam
     assert handed.read_bytes() == src.read_bytes() and handed.stat().st_ino == src.stat().st_ino
     assert handed.stat().st_mode & 0o777 == 0o640
     assert "two.c2.sp" not in jobs and "is missing" in jobs["two.c2.opt"].extra["stop"]
+    assert "two.c1.sp" not in jobs and "symbolic link" in jobs["two.c1.opt"].extra["stop"]
     assert all(b"not the step" not in f.read_bytes() for f in campaign.root.glob("jobs/*/attempt-*/prev.gbw"))
 
 

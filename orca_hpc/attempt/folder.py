@@ -644,13 +644,14 @@ def plan_from_spec(directory: Path, spec: AttemptSpec) -> AttemptPlan:
     )
 
 
-def read_attempt_input(path: Path) -> str | None:
-    """The text of an attempt's ORCA input (None when there is none), read as its spec is: never
-    through a link, never more than the input limit."""
-    data = _read_own_file(path, "attempt's input", INPUT_MAX_BYTES)
+def read_attempt_input(path: Path | str, what: str = "attempt's input") -> str | None:
+    """The text of a file of an attempt folder (its ORCA input; ``what`` names another), None when
+    there is none; read as its spec is: never through a link, never a FIFO, never more than the input
+    limit."""
+    data = _read_own_file(path, what, INPUT_MAX_BYTES)
     if data is None:
         return None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise InputFileError(path, f"not UTF-8 text (byte {err.start})") from None
+        raise InputFileError(Path(path), f"not UTF-8 text (byte {err.start})") from None

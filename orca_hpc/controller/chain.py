@@ -49,7 +49,7 @@ from orca_hpc.ledger.store import Transaction
 from orca_hpc.molecules import ConformerSettings, read_molecules
 from orca_hpc.orca.inputs import parse_input
 from orca_hpc.orca.presets import render_preset
-from orca_hpc.orca.xyz import Molecule, read_last_frame, read_xyz
+from orca_hpc.orca.xyz import Molecule, read_xyz, read_xyz_frames
 
 PREV_GBW = "prev.gbw"
 PREV_HESS = "prev.hess"
@@ -197,10 +197,14 @@ def _check_steps_fit(campaign: Campaign, steps: Sequence[Step]) -> None:
 
 
 def _final_geometry(attempt_dir: Path, base: str) -> Molecule:
-    path = attempt_dir / f"{base}.xyz"
-    if not path.is_file():
+    path = f"{attempt_dir}/{base}.xyz"
+    # Read as the attempt's own files are (no link followed, no FIFO waited on, bounded).
+    text = read_attempt_input(path, "step's final geometry")
+    if text is None:
         raise UserError(f"the step left no final geometry ({path} is missing)")
-    return read_last_frame(path)
+    if "\x00" in text:
+        raise UserError(f"{path}: binary file, not an xyz file")
+    return read_xyz_frames(Path(path), text.removeprefix("\ufeff"))[-1]
 
 
 def gate_problem(step: Step, attempt_dir: Path, result: AttemptResult | None = None) -> str | None:
@@ -260,14 +264,14 @@ def next_plan(campaign: Campaign, step: Step, prev: Step | None, pred: Job, name
     handed: dict[str, Path] = {}
     for kind, suffix, as_name in (("orbitals", ".gbw", PREV_GBW), ("hessian", ".hess", PREV_HESS)):
         if prev is not None and kind in prev.hand_over:
-            path = pred_dir / f"{base}{suffix}"
+            path = f"{pred_dir}/{base}{suffix}"
             try:
                 plain = stat.S_ISREG(os.lstat(path).st_mode)  # a link there is not the step's own file
             except OSError:
                 plain = False
             if not plain:
                 raise UserError(f"step {prev.name!r} hands over {kind}, but {path} is missing or not a file")
-            handed[as_name] = path
+            handed[as_name] = Path(path)
     return _step_plan(campaign, step, name, geometry, charge, mult, Path(pred.input_path), handed)
 
 
