@@ -173,6 +173,92 @@ def test_watch_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert ledger.snapshot().meta["campaign"] == "camp"
 
 
+def test_watch_waits_until_a_result_file_appears_or_the_interval_ends(tmp_path: Path) -> None:
+    """The wait between reconciles ends when one of the watched result files appears (looked for once a
+    second), at the deadline otherwise, or on a stop; on a simulated clock, so no machine's speed counts."""
+    from orca_hpc.cli.reconcile import wait_for_results
+
+    now = [0.0]
+    sleeps: list[float] = []
+    appears_at = 5.0
+    result = tmp_path / "attempt-1" / "result.json"
+    result.parent.mkdir()
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+        if now[0] >= appears_at and not result.exists():
+            result.write_text("{}")
+
+    why = wait_for_results([str(result)], 3600.0, lambda: False, clock=lambda: now[0], sleep=sleep)
+    assert why == "result" and appears_at <= now[0] <= appears_at + 1.5  # a second after, not at 3600 s
+    result.unlink()
+    now[0], appears_at = 0.0, 1e9
+    why = wait_for_results([str(result)], 30.0, lambda: False, clock=lambda: now[0], sleep=sleep)
+    assert why == "deadline" and now[0] == 30.0  # the whole interval, exactly
+    now[0] = 0.0
+    why = wait_for_results([], 30.0, lambda: now[0] >= 2.0, clock=lambda: now[0], sleep=sleep)
+    assert why == "stop" and now[0] == 2.0  # a stop ends it at once
+    # Another command saving the ledger (a submit: new attempts to look for) ends it too.
+    ledger = tmp_path / "ledger.json"
+    ledger.write_text("1")
+
+    def save_at_3(seconds: float) -> None:
+        now[0] += seconds
+        if now[0] >= 3.0 and ledger.read_text() == "1":
+            (tmp_path / "new").write_text("22")
+            (tmp_path / "new").replace(ledger)  # as a save does: rename over it
+
+    now[0] = 0.0
+    why = wait_for_results(
+        [], 3600.0, lambda: False, ledger_file=str(ledger), clock=lambda: now[0], sleep=save_at_3
+    )
+    assert why == "ledger" and 3.0 <= now[0] <= 4.5
+
+
+def test_watch_looks_for_the_result_files_of_running_then_queued_attempts(tmp_path: Path) -> None:
+    from orca_hpc.config.campaign import load_campaign
+    from orca_hpc.controller.submit import submit
+    from orca_hpc.controller.watched import running_results
+    from orca_hpc.scheduler.fake import FakeScheduler
+
+    camp = new_campaign(tmp_path)
+    inputs = {f"w{i}.inp": orca_input(coords=WATER) + f"# {i}\n" for i in range(3)}  # 3 distinct inputs
+    paths = write_inputs(tmp_path / "in", inputs)
+    campaign = load_campaign(camp)
+    submit(campaign, [Path(p) for p in paths], scheduler=FakeScheduler())
+    ledger = Ledger(camp / ".orca-hpc")
+    with ledger.transaction() as txn:
+        txn.set_state(txn.get("j000003"), JobState.RUNNING)
+    view = ledger.snapshot()
+    expected = [str(camp / view.get(j).latest.dir / "result.json") for j in ("j000003", "j000001", "j000002")]
+    assert running_results(view, str(camp)) == (expected, 0)  # the running one first
+    Path(expected[1]).write_text("{}")  # an attempt that ended already is not waited for, but counted
+    assert running_results(ledger.snapshot(), str(camp), limit=2) == ([expected[0]], 1)
+
+
+@pytest.mark.slurm
+def test_watch_records_an_ended_job_long_before_its_interval(tmp_path: Path) -> None:
+    """With an hour between reconciles, `watch` still records the job COMPLETED once its result file
+    appears: the only way it can, within the test's wait, is by reacting to the file (never a timing
+    assertion: the hour is what the test could never wait for)."""
+    camp = new_campaign(tmp_path)
+    # watch is asleep for an hour before the job even exists: only the result file can wake it.
+    proc = start("-C", str(camp), "watch", "--interval", "3600")
+    wait_for(lambda: "next reconcile in 3600 s" in log_text(camp), 60, "watch's first reconcile")
+    cli(camp, "submit", *write_inputs(tmp_path / "in", {"w.inp": orca_input(directive="sleep=5")}))
+    try:
+        wait_for(
+            lambda: Ledger(camp / ".orca-hpc").snapshot().get("j000001").state is JobState.COMPLETED,
+            180,
+            "the job recorded COMPLETED by watch",
+        )
+    finally:
+        code, out, err = stop(proc, timeout=60)
+    assert code == EXIT_OK, err
+    assert "j000001 w: COMPLETED" in out and "next reconcile in 3600 s" in out
+
+
 def test_watch_exits_nonzero_on_damaged_ledger(tmp_path: Path) -> None:
     camp = new_campaign(tmp_path)
     (camp / ".orca-hpc" / "ledger.json").write_text("{ not json at all")

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -15,10 +16,17 @@ from orca_hpc.cli.common import campaign_of, say, warn, warn_owed_mail
 from orca_hpc.controller.public import reconcile_document
 from orca_hpc.controller.reconcile import ReconcileReport
 from orca_hpc.controller.reconcile import reconcile as run_reconcile
+from orca_hpc.controller.watched import any_appeared, running_results
 from orca_hpc.errors import OrcaHpcError, TemporaryFailure
+from orca_hpc.ledger.store import LEDGER_FILE
 from orca_hpc.logs import log_echoed
 
 log = logging.getLogger("orca_hpc.controller.reconcile")
+
+# After an attempt's result file appeared: look again this often, this many times, until SLURM and sacct
+# say it ended (a few seconds), before waiting the whole interval again.
+QUICK_LOOK_S = 2.0
+QUICK_LOOKS = 8
 
 
 def _report_json(report: ReconcileReport) -> str:
@@ -106,6 +114,11 @@ def watch(obj: Any, interval: float, max_backoff: float, until_done: bool) -> No
     signal.signal(signal.SIGINT, _stop)
     log_echoed(f"watch: started, pid {os.getpid()}, every {interval:g} s")
     delay = interval
+    quick_left = QUICK_LOOKS
+
+    def stopped() -> bool:
+        return stop["signal"] is not None
+
     while stop["signal"] is None:
         campaign = campaign_of(obj)
         try:
@@ -116,13 +129,67 @@ def watch(obj: Any, interval: float, max_backoff: float, until_done: bool) -> No
         except TemporaryFailure as err:
             delay = min(max_backoff, delay * 2)
             warn(f"{err}; next try in {delay:.0f} s")
-        active = len(campaign.ledger().snapshot().jobs)
+        view = campaign.ledger().snapshot()
+        active = len(view.jobs)
         if until_done and not active:
             say(obj, "watch: every job has finished")
             return
         # A heartbeat: a person (or a supervisor's log) sees the loop is alive and when it acts next.
         say(obj, f"watch: {active} active job(s); next reconcile in {delay:g} s")
-        deadline = time.monotonic() + delay
-        while stop["signal"] is None and time.monotonic() < deadline:
-            time.sleep(min(0.5, deadline - time.monotonic()))
+        # A running attempt's result file appearing ends the wait: its job is recorded (a workflow's next
+        # step made) seconds after it ended, not up to an interval later. The runner writes the file a
+        # moment before SLURM calls the job ended (and sacct has its usage ~5 s later), so after such a
+        # wake reconcile looks again every 2 s, at most QUICK_LOOKS times, until it has recorded them.
+        # Not while backing off: the scheduler is unreachable then.
+        wait = delay
+        results: list[str] = []
+        if delay == interval:
+            results, ended = running_results(view, os.fspath(campaign.root))
+            if ended and quick_left > 0:
+                wait, quick_left = min(delay, QUICK_LOOK_S), quick_left - 1
+            elif not ended:
+                quick_left = QUICK_LOOKS
+        deadline = time.monotonic() + wait
+        ledger_file = os.fspath(campaign.state_dir / LEDGER_FILE) if delay == interval else None
+        while True:
+            why = wait_for_results(results, deadline, stopped, ledger_file=ledger_file)
+            if why != "ledger":
+                break
+            results, _ended = running_results(campaign.ledger().snapshot(), os.fspath(campaign.root))
+        if why == "result":
+            quick_left = QUICK_LOOKS
     say(obj, f"watch: {stop['signal']} received, stopped")
+
+
+def wait_for_results(
+    results: list[str],
+    deadline: float,
+    stopped: Callable[[], bool],
+    *,
+    ledger_file: str | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """Sleep until ``deadline``, a stop, one of ``results`` appearing, or ``ledger_file`` being saved by
+    another command (a submit, a retry: new attempts to look for); each looked for once a second.
+    Returns why it ended: "result", "ledger", "stop" or "deadline"."""
+    saved = _saved(ledger_file)
+    next_look = clock() + 1.0
+    while not stopped() and clock() < deadline:
+        sleep(max(0.0, min(0.5, deadline - clock())))
+        if clock() >= next_look:
+            if results and any_appeared(results):
+                return "result"
+            if ledger_file is not None and _saved(ledger_file) != saved:
+                return "ledger"
+            next_look = clock() + 1.0
+    return "stop" if stopped() else "deadline"
+
+
+def _saved(path: str | None) -> tuple[int, int, int] | None:
+    """The file's identity and time as a save (an atomic rename) changes them."""
+    try:
+        st = os.stat(path) if path is not None else None
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size) if st is not None else None
