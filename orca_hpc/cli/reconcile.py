@@ -87,7 +87,7 @@ def _log_report(report: ReconcileReport) -> None:
     type=click.FloatRange(1.0),
     default=60.0,
     show_default=True,
-    help="Seconds between reconciles.",
+    help="Seconds between reconciles (sooner when a job's result file appears).",
 )
 @click.option(
     "--max-backoff",
