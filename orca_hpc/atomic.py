@@ -143,6 +143,10 @@ def atomic_link(src: Path, dst: Path, mode: int = 0o600) -> None:
         if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == mode:
             if made != dst:
                 os.replace(made, dst)
+                # Renaming a link over another link to the same file does nothing (POSIX): a folder
+                # laid out again would keep the temp name beside it.
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(made)
             return
         os.unlink(made)
     except OSError as err:

@@ -122,12 +122,18 @@ def _utc_iso_datetime(text: str) -> str:
 
 # Local hour ("YYYY-MM-DDTHH", and the zone it was worked out in) -> the UTC offset of its every second,
 # None when the offset changes within the hour (a daylight-saving change: each time goes through datetime).
-_HOUR_OFFSETS: dict[tuple[str, tuple[str, str]], int | None] = {}
+_HOUR_OFFSETS: dict[tuple[str, tuple[object, ...]], int | None] = {}
 
 
 # Local minutes seen ("YYYY-MM-DDTHH:MM", and the zone) -> the same minute in UTC, for hours whose
 # offset is whole minutes (every zone today): then a time's seconds field carries over unchanged.
-_LOCAL_MINUTES: dict[tuple[str, tuple[str, str]], str] = {}
+_LOCAL_MINUTES: dict[tuple[str, tuple[object, ...]], str] = {}
+
+
+def _zone() -> tuple[object, ...]:
+    """The local zone as the C library has it (after ``time.tzset``): names alone are not enough
+    (Asia/Shanghai and America/Regina are both "CST")."""
+    return (time.timezone, time.altzone, time.daylight, time.tzname)
 
 
 def _local_quickly(text: str) -> str | None:
@@ -137,7 +143,8 @@ def _local_quickly(text: str) -> str | None:
     that form (the caller goes through datetime)."""
     if len(text) != 19:
         return None
-    minute = _LOCAL_MINUTES.get((text[:16], time.tzname))
+    zone = _zone()
+    minute = _LOCAL_MINUTES.get((text[:16], zone))
     if minute is not None and text[16] == ":":
         ss = _seconds_field(text, 17)
         if ss is not None:
@@ -145,7 +152,7 @@ def _local_quickly(text: str) -> str | None:
     seconds = _plain_seconds(text + "Z")
     if seconds is None:
         return None
-    key = (text[:13], time.tzname)
+    key = (text[:13], zone)
     if key not in _HOUR_OFFSETS:
         if len(_HOUR_OFFSETS) > _CACHE_LIMIT:  # a long `watch` sees an hour at a time: never grows far
             _HOUR_OFFSETS.clear()
@@ -164,7 +171,7 @@ def _local_quickly(text: str) -> str | None:
     if offset % 60 == 0:
         if len(_LOCAL_MINUTES) > _CACHE_LIMIT:
             _LOCAL_MINUTES.clear()
-        _LOCAL_MINUTES[(text[:16], time.tzname)] = utc[:16]
+        _LOCAL_MINUTES[(text[:16], zone)] = utc[:16]
     return utc
 
 

@@ -64,3 +64,19 @@ def test_result_is_read_tolerantly(tmp_path: Path) -> None:
     assert read_result(tmp_path) is None
     round_trip = AttemptResult(job_id="j1", attempt=2, files=["a.out"])
     assert AttemptResult.from_dict(round_trip.to_dict()) == round_trip
+
+
+def test_a_hand_over_linked_again_leaves_one_name_and_no_temp(tmp_path: Path) -> None:
+    """A folder laid out again (a reconcile killed before its save) links the same file over itself:
+    renaming one link over another of the same file does nothing, so no temp name may stay behind."""
+    from orca_hpc.atomic import atomic_link
+
+    src = tmp_path / "pred.gbw"
+    src.write_bytes(b"orbitals")
+    src.chmod(0o640)
+    folder = tmp_path / "attempt-1"
+    folder.mkdir()
+    for _ in range(2):
+        atomic_link(src, folder / "prev.gbw", 0o640)
+    assert sorted(p.name for p in folder.iterdir()) == ["prev.gbw"]
+    assert (folder / "prev.gbw").stat().st_ino == src.stat().st_ino

@@ -58,3 +58,51 @@ def test_epoch_reads_what_strptime_reads() -> None:
         *("2026-01-01T00:60:00Z", "+026-01-01T00:00:00Z", "2026-00-10T00:00:00Z"),
     ):
         assert epoch(text) == by_strptime(text), text
+
+
+# Zones whose clocks change: by an hour at 02:00 or 01:00 local, by 30 minutes (Lord Howe), and at a
+# quarter hour (Chatham); every second of the hours around each change of 2026, a few minutes apart.
+_CHANGES = {
+    "Europe/Berlin": ("2026-03-29", "2026-10-25"),
+    "America/New_York": ("2026-03-08", "2026-11-01"),
+    "Australia/Lord_Howe": ("2026-04-05", "2026-10-04"),
+    "Pacific/Chatham": ("2026-04-05", "2026-09-27"),
+}
+
+
+@pytest.mark.parametrize("zone", sorted(_CHANGES))
+def test_local_times_around_clock_changes_match_datetime(monkeypatch: pytest.MonkeyPatch, zone: str) -> None:
+    """SLURM's zone-less times take a quick path (an hour's offset worked out once, used only where it
+    holds for the whole hour); around a clock change, missing and repeated hours included, it must
+    give exactly what datetime gives."""
+    from orca_hpc.clock import _utc_iso_datetime
+
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        for day in _CHANGES[zone]:
+            for hour in range(5):
+                for minute in range(0, 60, 7):
+                    for second in (0, 29, 59):
+                        text = f"{day}T{hour:02d}:{minute:02d}:{second:02d}"
+                        assert utc_iso(text) == _utc_iso_datetime(text), (zone, text)
+                        assert utc_iso(text) == _utc_iso_datetime(text), (zone, text)  # cached, again
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_a_zone_change_in_the_process_is_not_answered_from_the_old_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Both zones are called "CST" by the C library: eight hours apart.
+    answers = []
+    try:
+        for zone in ("Asia/Shanghai", "America/Regina"):
+            monkeypatch.setenv("TZ", zone)
+            time.tzset()
+            answers.append(utc_iso("2026-11-29T18:55:36"))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert answers == ["2026-11-29T10:55:36Z", "2026-11-30T00:55:36Z"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from e2e import cli, new_campaign, orca_input, reconcile_until_done, write_input
 from smtp_server import SmtpTestServer, closed_port
 
 from orca_hpc.ledger.store import Ledger
+from orca_hpc.scheduler import slurm
 
 pytestmark = pytest.mark.slurm
 
@@ -32,6 +34,18 @@ def test_reconcile_mails_one_digest_and_keeps_it_while_the_server_is_down(tmp_pa
         },
     )
     cli(camp, "submit", *paths)
+    # One digest for both needs both ends in one reconcile: wait until SLURM and its accounting have both
+    # (a task whose usage sacct has not yet is finished on a later run, and mailed in a digest of its own).
+    ids = [j.latest.slurm_id or "" for j in Ledger(camp / ".orca-hpc").snapshot().jobs.values()]
+
+    def both_ended() -> bool:
+        recs = slurm.query_jobs(ids)
+        return len(recs) == 2 and all(r.finished and not r.usage_pending for r in recs.values())
+
+    deadline = time.monotonic() + 120
+    while not both_ended():
+        assert time.monotonic() < deadline, "the two jobs did not both end in SLURM's accounting"
+        time.sleep(0.5)
     # The mail server is down: reconcile still succeeds, the digest waits in the outbox.
     final = reconcile_until_done(camp)
     assert final["counts"] == {"PERMANENT_FAILED": 2}
