@@ -134,8 +134,6 @@ def watch(obj: Any, interval: float, max_backoff: float, until_done: bool) -> No
         if until_done and not active:
             say(obj, "watch: every job has finished")
             return
-        # A heartbeat: a person (or a supervisor's log) sees the loop is alive and when it acts next.
-        say(obj, f"watch: {active} active job(s); next reconcile in {delay:g} s")
         # A running attempt's result file appearing ends the wait: its job is recorded (a workflow's next
         # step made) seconds after it ended, not up to an interval later. The runner writes the file a
         # moment before SLURM calls the job ended (and sacct has its usage ~5 s later), so after such a
@@ -149,6 +147,8 @@ def watch(obj: Any, interval: float, max_backoff: float, until_done: bool) -> No
                 wait, quick_left = min(delay, QUICK_LOOK_S), quick_left - 1
             elif not ended:
                 quick_left = QUICK_LOOKS
+        # A heartbeat: a person (or a supervisor's log) sees the loop is alive and when it acts next.
+        say(obj, f"watch: {active} active job(s); next reconcile in {wait:g} s")
         deadline = time.monotonic() + wait
         ledger_file = os.fspath(campaign.state_dir / LEDGER_FILE) if delay == interval else None
         while True:
