@@ -141,7 +141,9 @@ def watch(obj: Any, interval: float, max_backoff: float, until_done: bool) -> No
         # Not while backing off: the scheduler is unreachable then.
         wait = delay
         results: list[str] = []
+        ledger_file = None
         if delay == interval:
+            ledger_file = os.fspath(campaign.state_dir / LEDGER_FILE)
             results, ended = running_results(view, os.fspath(campaign.root))
             if ended and quick_left > 0:
                 wait, quick_left = min(delay, QUICK_LOOK_S), quick_left - 1
@@ -150,7 +152,6 @@ def watch(obj: Any, interval: float, max_backoff: float, until_done: bool) -> No
         # A heartbeat: a person (or a supervisor's log) sees the loop is alive and when it acts next.
         say(obj, f"watch: {active} active job(s); next reconcile in {wait:g} s")
         deadline = time.monotonic() + wait
-        ledger_file = os.fspath(campaign.state_dir / LEDGER_FILE) if delay == interval else None
         while True:
             why = wait_for_results(results, deadline, stopped, ledger_file=ledger_file)
             if why != "ledger":

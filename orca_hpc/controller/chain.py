@@ -207,11 +207,15 @@ def _final_geometry(attempt_dir: Path, base: str) -> Molecule:
     return read_xyz_frames(Path(path), text.removeprefix("\ufeff"))[-1]
 
 
-def gate_problem(step: Step, attempt_dir: Path, result: AttemptResult | None = None) -> str | None:
-    """Why the step's gate stops the molecule, or None when it passes (or the step has none).
-    ``result``: the attempt's result file where the caller has read it already."""
-    if step.gate != "no-imaginary":
+def gate_of(campaign: Campaign, job: Job, result: AttemptResult | None) -> str | None:
+    """Why the step's gate refuses the successful attempt of workflow step ``job`` (None: it passes,
+    or the step has no gate). Decided before the job is called COMPLETED. ``result``: the attempt's
+    result file where the caller has read it already."""
+    workflow = campaign.workflow
+    step = workflow.step(job.chain["step"]) if workflow is not None and job.chain is not None else None
+    if step is None or step.gate != "no-imaginary":
         return None
+    attempt_dir = campaign.root / job.latest.dir
     result = result or read_result(attempt_dir)
     found = (result.classification or {}).get("n_imaginary") if result is not None else None
     if found is None:
@@ -221,16 +225,6 @@ def gate_problem(step: Step, attempt_dir: Path, result: AttemptResult | None = N
         shown = f" ({', '.join(f'{f:.1f}' for f in freqs)} cm-1)" if freqs else ""
         return f"gate no-imaginary: {found} imaginary mode(s){shown}"
     return None
-
-
-def gate_of(campaign: Campaign, job: Job, result: AttemptResult | None) -> str | None:
-    """Why the step's gate refuses the successful attempt of workflow step ``job`` (None: it passes,
-    or the step has no gate). Decided before the job is called COMPLETED."""
-    workflow = campaign.workflow
-    step = workflow.step(job.chain["step"]) if workflow is not None and job.chain is not None else None
-    if step is None or step.gate is None:
-        return None
-    return gate_problem(step, campaign.root / job.latest.dir, result)
 
 
 _COORDS_LINE = re.compile(r"^[ \t]*\*[ \t]*[A-Za-z]+[ \t]+(-?\d+)[ \t]+(\d+)", re.MULTILINE)

@@ -69,10 +69,10 @@ def _unchanged(state: JobState, peek: dict[str, str | None], rec: JobRecord | No
     return not (rec.start and not peek["beg"])
 
 
-def _foreign(att: Attempt, rec: JobRecord) -> str | None:
+def _foreign(token: str, rec: JobRecord) -> str | None:
     """The name our job would have when ``rec`` is another job's: slurmctld lost ours and gave its id
     to another (seen after a crash); the submission token is the identity. None when it is ours."""
-    expected = job_name(att.token.split("/")[0]) if att.token else None
+    expected = job_name(token.split("/")[0]) if token else None
     return expected if rec.name and expected and rec.name != expected else None
 
 
@@ -84,8 +84,8 @@ def _note_queued(att: Attempt, rec: JobRecord) -> None:
 
 
 def _ours(rec: JobRecord) -> Callable[[str], bool]:
-    """Whether an attempt's submission token is the one ``rec`` names (``_foreign`` finds nothing)."""
-    return lambda token: not rec.name or not token or job_name(token.split("/")[0]) == rec.name
+    """Whether an attempt's submission token is the one ``rec`` names."""
+    return lambda token: _foreign(token, rec) is None
 
 
 class Reconciler:
@@ -223,7 +223,7 @@ class Reconciler:
     def _update(self, txn: Transaction, job: Job, rec: JobRecord | None) -> None:
         att = job.attempt
         assert att is not None
-        expected = _foreign(att, rec) if rec is not None else None
+        expected = _foreign(att.token, rec) if rec is not None else None
         if rec is not None and expected is not None:
             log.warning(
                 "%s: SLURM id %s now belongs to job %r, not %s", job.id, att.slurm_id, rec.name, expected
@@ -330,10 +330,14 @@ class Reconciler:
         of the step in orca-hpc.toml runs it again."""
         job.extra["stop"] = why[:500]
         self._set(txn, job, JobState.FAILED)
-        self._set(txn, job, JobState.PERMANENT_FAILED)
-        self.report.permanent_failed.append(job.id)
         row = self._digest_row(job, end, why)
         row["outcome"] = "gate"  # ORCA's run succeeded; the workflow refused what it found
+        self._give_up(txn, job, row, why)
+
+    def _give_up(self, txn: Transaction, job: Job, row: dict[str, Any], why: str) -> None:
+        """A FAILED job that will not be retried: PERMANENT_FAILED, and its line in the digest."""
+        self._set(txn, job, JobState.PERMANENT_FAILED)
+        self.report.permanent_failed.append(job.id)
         self._permanent.append(row)
         self.echo(f"{job.id} {job.name}: PERMANENT_FAILED ({why})")
 
@@ -389,10 +393,7 @@ class Reconciler:
             if plan is None:
                 why = handler
         if plan is None:
-            self._set(txn, job, JobState.PERMANENT_FAILED)
-            self.report.permanent_failed.append(job.id)
-            self._permanent.append(self._digest_row(job, end, why or ""))
-            self.echo(f"{job.id} {job.name}: PERMANENT_FAILED ({end.outcome}: {why})")
+            self._give_up(txn, job, self._digest_row(job, end, why or ""), f"{end.outcome}: {why}")
             return
         if end.counts_against_limit:
             job.retry_count += 1
