@@ -46,7 +46,9 @@ from orca_hpc.attempt.folder import RESULT_NAME, AttemptResult
 from orca_hpc.clock import now_iso
 from orca_hpc.config.campaign import Campaign, init_campaign
 from orca_hpc.controller.reconcile import Reconciler
+from orca_hpc.ledger.records import Job
 from orca_hpc.ledger.states import JobState
+from orca_hpc.ledger.store import Transaction
 from orca_hpc.scheduler import slurm
 from orca_hpc.scheduler.base import JobRecord, job_name
 from orca_hpc.scheduler.fake import FakeScheduler
@@ -192,44 +194,57 @@ def bench(
     return first, runs[len(runs) // 2]
 
 
+def record_pending(
+    txn: Transaction, campaign: Campaign, name: str, token: str, task: int, array_id: str, submitted: str
+) -> Job:
+    """A job PENDING on task ``task`` of array ``array_id``, recorded as the Dispatcher records it."""
+    site = campaign.site
+    job = txn.add_job(name, f"/nonexistent/{name}.inp", secrets.token_hex(32), site.name, site.max_retries)
+    att = job.new_attempt(token=f"{token}/{task}")
+    txn.set_state(job, JobState.SUBMITTING)
+    att.slurm_id, att.submitted = f"{array_id}_{task}", submitted
+    txn.set_state(job, JobState.PENDING)
+    return job
+
+
+def leave_success(campaign: Campaign, job: Job, submitted: str) -> None:
+    """The ``result.json`` a successful runner leaves in the job's attempt folder."""
+    att = job.latest
+    folder = campaign.root / att.dir
+    folder.mkdir(parents=True)
+    energy = -1.1 - int(att.token.split("/")[1]) * 1e-6
+    result = AttemptResult(
+        job_id=job.id,
+        attempt=att.n,
+        outcome="success",
+        retryable=False,
+        exit_code=0,
+        energy=energy,
+        classification={"outcome": "success", "energy": energy},
+        started=submitted,
+        ended=now_iso(),
+        slurm_job_id=att.slurm_id,
+        scratch_removed=True,
+    )
+    atomic_write_bytes(folder / RESULT_NAME, json.dumps(result.to_dict()).encode(), durable=False)
+
+
 def build_fake(campaign: Campaign, n: int, array: int, completed: bool) -> FakeScheduler:
     """N PENDING jobs in the ledger and a FakeScheduler that reports each of them changed: queued in
     SLURM (its state recorded for the first time) or COMPLETED with a success result.json."""
     fake = FakeScheduler()
     ledger = campaign.ledger()
-    site = campaign.site
     with ledger.lock, ledger.transaction() as txn:
         submitted = now_iso()
         for start in range(0, n, array):
             token, array_id = secrets.token_hex(8), str(100_000 + start)
             for i in range(min(array, n - start)):
-                name = f"mol{start + i:05d}"
-                job = txn.add_job(name, f"/nonexistent/{name}.inp", secrets.token_hex(32), site.name, 3)
-                att = job.new_attempt(token=f"{token}/{i}")
-                txn.set_state(job, JobState.SUBMITTING)
-                att.slurm_id, att.submitted = f"{array_id}_{i}", submitted
-                txn.set_state(job, JobState.PENDING)
+                job = record_pending(txn, campaign, f"mol{start + i:05d}", token, i, array_id, submitted)
+                att = job.latest
                 state, code, begin, end = "PENDING", None, None, None
                 if completed:
                     state, code, begin, end = "COMPLETED", 0, "2026-01-01T00:00:00", "2026-01-01T00:01:00"
-                    folder = campaign.root / att.dir
-                    folder.mkdir(parents=True)
-                    energy = -1.1 - i * 1e-6
-                    result = AttemptResult(
-                        job_id=job.id,
-                        attempt=1,
-                        outcome="success",
-                        retryable=False,
-                        exit_code=0,
-                        energy=energy,
-                        classification={"outcome": "success", "energy": energy},
-                        started=submitted,
-                        ended=now_iso(),
-                        slurm_job_id=att.slurm_id,
-                        scratch_removed=True,
-                    )
-                    data = json.dumps(result.to_dict()).encode()
-                    atomic_write_bytes(folder / RESULT_NAME, data, durable=False)
+                    leave_success(campaign, job, submitted)
                 name_in_slurm = job_name(token)
                 fake.jobs[att.slurm_id] = JobRecord(
                     att.slurm_id,

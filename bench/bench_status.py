@@ -24,11 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from orca_hpc.atomic import atomic_write_bytes
-from orca_hpc.attempt.folder import RESULT_NAME, AttemptResult
+from bench_reconcile import leave_success, record_pending  # bench/ is this script's folder
+
 from orca_hpc.clock import now_iso
 from orca_hpc.config.campaign import Campaign, init_campaign
-from orca_hpc.ledger.states import JobState
 from orca_hpc.scheduler import slurm
 from orca_hpc.scheduler.base import job_name
 
@@ -46,33 +45,12 @@ def build(campaign: Campaign, tasks: int) -> str:
     """TASKS PENDING jobs on the tasks of one real array; each attempt has a success result.json."""
     token = secrets.token_hex(8)
     array_id = submit_array(tasks, job_name(token), campaign.root)
-    site = campaign.site
     ledger = campaign.ledger()
     with ledger.lock, ledger.transaction() as txn:
         submitted = now_iso()
         for i in range(tasks):
-            name, sha = f"mol{i:05d}", secrets.token_hex(32)
-            job = txn.add_job(name, f"/nonexistent/{name}.inp", sha, site.name, site.max_retries)
-            att = job.new_attempt(token=f"{token}/{i}")
-            txn.set_state(job, JobState.SUBMITTING)
-            att.slurm_id, att.submitted = f"{array_id}_{i}", submitted
-            txn.set_state(job, JobState.PENDING)
-            folder = campaign.root / att.dir
-            folder.mkdir(parents=True)
-            result = AttemptResult(
-                job_id=job.id,
-                attempt=1,
-                outcome="success",
-                retryable=False,
-                exit_code=0,
-                energy=-1.1 - i * 1e-6,
-                classification={"outcome": "success", "energy": -1.1 - i * 1e-6},
-                started=submitted,
-                ended=now_iso(),
-                slurm_job_id=att.slurm_id,
-                scratch_removed=True,
-            )
-            atomic_write_bytes(folder / RESULT_NAME, json.dumps(result.to_dict()).encode(), durable=False)
+            job = record_pending(txn, campaign, f"mol{i:05d}", token, i, array_id, submitted)
+            leave_success(campaign, job, submitted)
     return array_id
 
 
