@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -58,6 +59,14 @@ def new_campaign(tmp_path: Path, name: str = "camp", overrides: str = "") -> Pat
         config = root / "orca-hpc.toml"
         config.write_text(config.read_text() + overrides)
     return root
+
+
+def fresh_copy(template: Path, where: Path) -> Path:
+    """``where`` made anew as a copy of the campaign ``template`` (hypothesis runs one test many times)."""
+    if where.exists():
+        shutil.rmtree(where)
+    shutil.copytree(template, where, symlinks=True)
+    return where
 
 
 def write_inputs(folder: Path, inputs: dict[str, str]) -> list[str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner, Result
+from e2e import fresh_copy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -93,19 +94,12 @@ def camp(template_campaign: Path, tmp_path: Path) -> Path:
     return template_campaign
 
 
-def _fresh(template: Path, where: Path) -> Path:
-    if where.exists():
-        shutil.rmtree(where)
-    shutil.copytree(template, where, symlinks=True)
-    return where
-
-
 @FAST
 @given(cuts=CUTS, name=st.sampled_from(["ledger.json", "archive.jsonl", "archive.index.json"]))
 def test_damaged_ledger_files(
     template_campaign: Path, tmp_path: Path, cuts: list[tuple[int, bytes]], name: str
 ) -> None:
-    camp = _fresh(template_campaign, tmp_path / "c")
+    camp = fresh_copy(template_campaign, tmp_path / "c")
     path = camp / ".orca-hpc" / name
     path.write_bytes(_damage(path.read_bytes() if path.exists() else b"", cuts))
     state = camp / ".orca-hpc"
@@ -143,7 +137,7 @@ def test_damaged_xyz(template_campaign: Path, tmp_path: Path, cuts: list[tuple[i
 def test_damaged_campaign_config(
     template_campaign: Path, tmp_path: Path, cuts: list[tuple[int, bytes]]
 ) -> None:
-    camp = _fresh(template_campaign, tmp_path / "c")
+    camp = fresh_copy(template_campaign, tmp_path / "c")
     config = camp / "orca-hpc.toml"
     config.write_bytes(_damage(config.read_bytes(), cuts))
     before = (camp / ".orca-hpc" / "ledger.json").read_bytes()
@@ -183,7 +177,7 @@ def test_damaged_site_config(tmp_path: Path, cuts: list[tuple[int, bytes]]) -> N
     )
 )
 def test_user_method_templates(template_campaign: Path, tmp_path: Path, template: str) -> None:
-    camp = _fresh(template_campaign, tmp_path / "c")
+    camp = fresh_copy(template_campaign, tmp_path / "c")
     config = camp / "orca-hpc.toml"
     quoted = template.replace("\\", "\\\\").replace('"', '\\"')
     quoted = "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in quoted)
@@ -227,7 +221,7 @@ NESTED = "\nx = " + "[" * 3000 + "]" * 3000 + "\n"
 
 
 def test_deeply_nested_toml_is_one_line(tmp_path: Path, template_campaign: Path) -> None:
-    camp = _fresh(template_campaign, tmp_path / "c")
+    camp = fresh_copy(template_campaign, tmp_path / "c")
     config = camp / "orca-hpc.toml"
     config.write_text(config.read_text() + NESTED)
     result = run(camp, "status", "--no-reconcile")
@@ -256,7 +250,7 @@ def test_numbers_of_thousands_of_digits_are_refused(
 def test_control_characters_in_job_names_never_reach_the_terminal(
     tmp_path: Path, template_campaign: Path
 ) -> None:
-    camp = _fresh(template_campaign, tmp_path / "c")
+    camp = fresh_copy(template_campaign, tmp_path / "c")
     with Ledger(camp / ".orca-hpc").transaction() as txn:
         txn.get("j000001").name = "evil\x1b[2J\nj000099  forged  COMPLETED"
     for args in (("status", "--no-reconcile"), ("show", "j000001", "--no-reconcile")):
@@ -303,7 +297,7 @@ def test_hand_edited_archive_lines(
     template_campaign: Path, tmp_path: Path, job: dict[str, object], attempt: dict[str, object]
 ) -> None:
     # Well-formed JSON with fields of any type, unlike the byte damage above: a hand edit.
-    camp = _fresh(template_campaign, tmp_path / "c")
+    camp = fresh_copy(template_campaign, tmp_path / "c")
     archive = camp / ".orca-hpc" / "archive.jsonl"
     line = json.loads(archive.read_text().splitlines()[0])
     line.update(job)
@@ -329,7 +323,7 @@ def test_a_wrong_type_in_mail_never_fails_a_reconcile(
     tmp_path: Path, template_campaign: Path, bad: str
 ) -> None:
     # Issue 18: a wrong type in [mail] crashed reconcile after it had written the ledger.
-    camp = _fresh(template_campaign, tmp_path / "c")
+    camp = fresh_copy(template_campaign, tmp_path / "c")
     config = camp / "orca-hpc.toml"
     mail = {"host": '"smtp.example.org"', "from": '"a@example.org"', "to": '"b@example.org"'}
     key = bad.split(" =")[0]

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from e2e import fresh_copy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -131,15 +131,8 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _fresh_copy(template: Path, where: Path) -> Path:
-    if where.exists():
-        shutil.rmtree(where)
-    shutil.copytree(template, where, symlinks=True)
-    return where
-
-
 def _campaign_with_two_finished_jobs(template: Path, where: Path) -> tuple[Any, FakeScheduler]:
-    campaign = load_campaign(_fresh_copy(template, where))
+    campaign = load_campaign(fresh_copy(template, where))
     fake = FakeScheduler()
     submit(campaign, [where / "m0.inp", where / "m1.inp"], scheduler=fake)
     for job in campaign.ledger().snapshot().jobs.values():
@@ -235,7 +228,7 @@ def test_a_spec_that_is_no_file_never_hangs(tmp_path: Path, node: str) -> None:
 
 
 def test_a_waiting_job_with_a_damaged_spec_keeps_only_itself_back(template: Path, tmp_path: Path) -> None:
-    campaign = load_campaign(_fresh_copy(template, tmp_path / "c"))
+    campaign = load_campaign(fresh_copy(template, tmp_path / "c"))
     fake = FakeScheduler(slots=0)  # no free slot: both jobs are recorded and wait as CREATED
     submit(campaign, [campaign.root / "m0.inp", campaign.root / "m1.inp"], scheduler=fake)
     first = campaign.ledger().snapshot().get("j000001").latest
