@@ -302,10 +302,12 @@ def test_reconcile_killed_at_random_points_reaches_the_same_end(tmp_path: Path) 
 
 
 def test_walltime_kill_restarts_from_saved_files_with_more_time(tmp_path: Path) -> None:
-    camp = new_campaign(tmp_path, overrides="\n[overrides.slurm]\nwalltime = 1\nsignal_before_end_s = 30\n")
+    # SLURM may send the warning up to 60 s early (sbatch(1), --signal): with 1 min and 30 s it could come
+    # before the first orbitals exist. 2 min and 50 s: no earlier than 10 s in (the .gbw is there after ~1 s).
+    camp = new_campaign(tmp_path, overrides="\n[overrides.slurm]\nwalltime = 2\nsignal_before_end_s = 50\n")
     paths = write_inputs(tmp_path / "in", {"long.inp": orca_input("r2SCAN-3c Opt", directive="sleep=600")})
     cli(camp, "submit", *paths)
-    deadline = time.monotonic() + 150
+    deadline = time.monotonic() + 300
     while True:
         cli(camp, "reconcile")
         jobs = status(camp)["jobs"]
@@ -319,8 +321,8 @@ def test_walltime_kill_restarts_from_saved_files_with_more_time(tmp_path: Path) 
     saved = camp / first["folder"]
     assert (saved / "long.out").is_file() and (saved / "long.gbw").is_file()
     changes = [c["change"] for c in second["corrections"]]
-    assert "--time 1 -> 2 min" in changes and "MORead previous.gbw" in changes
-    assert json.loads((camp / second["folder"] / "spec.json").read_text())["time_min"] == 2
+    assert "--time 2 -> 4 min" in changes and "MORead previous.gbw" in changes
+    assert json.loads((camp / second["folder"] / "spec.json").read_text())["time_min"] == 4
     assert (camp / second["folder"] / "previous.gbw").read_bytes() == (saved / "long.gbw").read_bytes()
     assert record["retries"] == 1
     cli(camp, "cancel", jobs[0]["id"])
