@@ -28,7 +28,7 @@ DIRECTIVES = "sleep=100, scf_cycles=4"
 JOB_SCRIPT = """#!/bin/bash
 #SBATCH --job-name={name}
 #SBATCH --array=0-0
-#SBATCH --time=1
+#SBATCH --time={minutes}
 #SBATCH --signal=B:USR1@30
 #SBATCH --ntasks=1
 #SBATCH --output={log}
@@ -50,13 +50,14 @@ def _orca(tmp_path: Path) -> Path:
     return write_fake_orca(tmp_path)
 
 
-def _submit(tmp_path: Path, attempt_dir: Path) -> str:
+def _submit(tmp_path: Path, attempt_dir: Path, minutes: int = 1) -> str:
     manifest = tmp_path / "manifest"
     manifest.write_text(f"{attempt_dir}\n")
     script = tmp_path / "job.sh"
     script.write_text(
         JOB_SCRIPT.format(
             name=f"runnertest-{tmp_path.name}",
+            minutes=minutes,
             log=shlex.quote(str(tmp_path / "slurm-%A_%a.out")),
             python=shlex.quote(sys.executable),
             manifest=shlex.quote(str(manifest)),
@@ -118,7 +119,8 @@ def test_scancel_saves_files(tmp_path: Path) -> None:
     scratch_root = tmp_path / "scratch"
     scratch_root.mkdir()
     attempt_dir = make_attempt(tmp_path / "c", _orca(tmp_path), scratch_root, directives=DIRECTIVES)
-    job = _submit(tmp_path, attempt_dir)
+    # SLURM may send the walltime warning up to 60 s early: with 1 min it can beat the scancel. 5 min: not.
+    job = _submit(tmp_path, attempt_dir, minutes=5)
     scratch = scratch_root / top_name() / "camp-j000001" / "attempt-1"
     _wait_for(scratch / "h2_sp.gbw", 60, job)
     time.sleep(0.5)

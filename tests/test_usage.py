@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from orca_hpc.config.campaign import Campaign, init_campaign, load_campaign
-from orca_hpc.config.site import job_memory_mb
+from orca_hpc.config.site import SIGNAL_EARLY_S, job_memory_mb
 from orca_hpc.controller import reconcile as reconcile_mod
 from orca_hpc.controller.reconcile import reconcile
 from orca_hpc.controller.rightsize import resize
@@ -19,6 +19,7 @@ from orca_hpc.controller.submit import submit
 from orca_hpc.controller.usage_report import (
     Evidence,
     Group,
+    Suggestion,
     atom_bucket,
     group_of,
     job_row,
@@ -227,13 +228,27 @@ def test_suggestion_covers_95_percent_with_margin_and_counts_limits_hit() -> Non
         evidence.add(Attempt(1, "t", outcome="success", usage={"el": el * 60, "rss": el * 100}))
     s = suggest(evidence, margin=0.2, signal_s=300, min_samples=20)
     assert (s.elapsed_p95_s, s.rss_p95_mb) == (1140, 1900)
-    assert s.walltime_min == math.ceil((1140 * 1.2 + 300) / 60)
+    assert s.walltime_min == math.ceil((1140 * 1.2 + 300 + 60) / 60)  # the warning may come 60 s early
     assert s.mem_mb == math.ceil(1900 * 1.2 / 100) * 100
     assert suggest(evidence, margin=0.2, signal_s=300, min_samples=21).walltime_min is None
     # a job that ran out of time needed at least its limit: the suggestion cannot drop below it
     evidence.add(Attempt(1, "t", outcome="truncated", reason="walltime", usage={"el": 7200, "tl": 7200}))
     evidence.add(Attempt(1, "t", outcome="truncated", reason="walltime", usage={"el": 7200, "tl": 7200}))
     assert suggest(evidence, margin=0.2, signal_s=300).elapsed_p95_s == 7200
+
+
+def test_suggested_walltime_leaves_room_for_a_warning_sent_early(campaign: Campaign) -> None:
+    # SLURM may send the warning up to SIGNAL_EARLY_S before signal_s; the runner stops ORCA when it comes.
+    group = Group("b3lyp def2-svp", None, "3-4", 2)
+    for signal_s in (0, 30, 59, 60, 300):
+        for el95 in (1, 29, 30, 31, 59, 60, 61, 600, 3599):
+            s = suggest(Evidence(elapsed_s=[el95] * 20), margin=0.2, signal_s=signal_s, min_samples=20)
+            assert s.walltime_min is not None
+            assert s.walltime_min * 60 - signal_s - SIGNAL_EARLY_S >= el95 * 1.2, (signal_s, el95)
+    # the floor of a right-sized job: even a 1 s group keeps room for the warning and its earliness
+    plan = _plan(maxcore=800)
+    resize(plan, group, Suggestion(1, None, 1, None, 20, 0, 0.2), campaign.site, own_maxcore=True)
+    assert plan.time_min * 60 > campaign.site.signal_before_end_s + SIGNAL_EARLY_S
 
 
 def test_groups_ignore_pal_and_comments_and_bucket_atoms() -> None:
@@ -297,7 +312,7 @@ def test_submit_right_sizes_similar_jobs_with_enough_evidence(campaign: Campaign
     spec = json.loads((campaign.root / job.latest.dir / "spec.json").read_text())
     # 400 MB used + 20 % = 500 MB for ORCA (%maxcore, 1 process), / 0.8 for the job
     assert (spec["time_min"], spec["maxcore_mb"], spec["mem_mb"]) == (
-        math.ceil((120 * 1.2 + 30) / 60),
+        math.ceil((120 * 1.2 + 30 + 60) / 60),
         500,
         625,
     )
@@ -344,6 +359,6 @@ def test_usage_command_prints_text_csv_and_json(campaign: Campaign) -> None:
     document = json.loads(run("--json"))
     assert (document["schema"], document["kind"]) == (1, "usage")
     [group] = document["groups"]
-    assert group["suggested_walltime_min"] == math.ceil((1200 * 1.2 + 30) / 60)
+    assert group["suggested_walltime_min"] == math.ceil((1200 * 1.2 + 30 + 60) / 60)
     text = run()
     assert f"{group['suggested_walltime_min']} min" in text and ids[1] in text

@@ -31,6 +31,9 @@ from orca_hpc.shipped import shipped_dir
 SITE_DIR_ENV = "ORCA_HPC_SITE_DIR"
 SCHEDULERS = ("slurm", "local")
 LOCK_KINDS = ("flock", "soft")
+# sbatch(1), --signal: "Due to the resolution of event handling by Slurm, the signal may be sent up
+# to 60 seconds earlier than specified." A walltime must leave this room before the warning too.
+SIGNAL_EARLY_S = 60
 DEFAULT_KEEP = (
     "*.out",
     "*.gbw",

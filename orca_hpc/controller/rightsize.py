@@ -9,9 +9,10 @@ site's default was written in), ``%maxcore`` x processes becomes the suggested m
 for that / 0.8 by the same rule (so ORCA may use what the group used plus the margin, and a group whose
 memory follows ``%maxcore`` does not shrink with every generation). It never exceeds the site's
 ``max_walltime`` / ``max_mem_mb``, and the walltime stays longer than the runner's warning
-(``signal_before_end_s``). Each change is recorded as a correction on the attempt (handler
-``rightsize``) that names its evidence, so ``orca-hpc show`` tells why the job asked for what it did.
-A job that needs more than its group anyway is caught by the walltime and memory retry handlers.
+(``signal_before_end_s``) plus the 60 s SLURM may send it early. Each change is recorded as a
+correction on the attempt (handler ``rightsize``) that names its evidence, so ``orca-hpc show`` tells
+why the job asked for what it did. A job that needs more than its group anyway is caught by the
+walltime and memory retry handlers.
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from typing import TYPE_CHECKING
 
 from orca_hpc.attempt.folder import AttemptPlan
 from orca_hpc.config.campaign import Campaign
-from orca_hpc.config.site import MEM_FRACTION_DEN, MEM_FRACTION_NUM, SiteConfig, job_memory_mb
+from orca_hpc.config.site import (
+    MEM_FRACTION_DEN,
+    MEM_FRACTION_NUM,
+    SIGNAL_EARLY_S,
+    SiteConfig,
+    job_memory_mb,
+)
 from orca_hpc.controller.usage_report import Evidence, Group, Suggestion, group_of, job_group, suggest
 from orca_hpc.ledger.store import Ledger, LedgerView
 
@@ -58,7 +65,7 @@ def resize(
     """Change ``plan`` to the suggestion within the rules above; the correction, or None if unchanged."""
     changes = []
     if s.walltime_min is not None:
-        floor = site.signal_before_end_s // 60 + 1
+        floor = (site.signal_before_end_s + SIGNAL_EARLY_S) // 60 + 1
         minutes = max(floor, s.walltime_min)
         if site.max_walltime_min is not None:
             minutes = min(minutes, site.max_walltime_min)
@@ -94,7 +101,12 @@ def resize(
         f"{', basis ' + group.basis if group.basis else ''}, {group.atoms} atoms, {group.procs} processes): "
         + " and ".join(used)
         + f"; plus a margin of {s.margin:.0%}"
-        + (f" and the {site.signal_before_end_s} s walltime warning" if s.walltime_min is not None else "")
+        + (
+            f" and the {site.signal_before_end_s} s walltime warning"
+            f" (which SLURM may send {SIGNAL_EARLY_S} s early)"
+            if s.walltime_min is not None
+            else ""
+        )
     )
     return {"handler": HANDLER, "change": "; ".join(changes), "why": why}
 

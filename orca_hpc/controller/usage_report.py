@@ -12,7 +12,8 @@ without ``PALn``), ``%basis`` basis and number of processes, and an atom count i
 power-of-two bucket (1, 2, 3-4, 5-8, 9-16, ...). A group's suggestion covers 95 % of its finished
 attempts (nearest-rank 95th percentile) with a margin (``[rightsize] margin``, default 20 %):
 walltime = p95(elapsed) x (1 + margin) + the site's ``signal_before_end_s`` (the runner is warned
-that long before the end), in whole minutes; memory = p95(max RSS) x (1 + margin), rounded up to
+that long before the end, and stops ORCA then) + the 60 s SLURM may send that warning early, in whole
+minutes; memory = p95(max RSS) x (1 + margin), rounded up to
 100 MB. The samples are the successful attempts, and the attempts that ran out of time or were killed
 for memory count with their limit (the least they needed), so a group that keeps hitting its limits
 is never told to ask for less.
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from orca_hpc.attempt.folder import safe_base
+from orca_hpc.config.site import SIGNAL_EARLY_S
 from orca_hpc.errors import OrcaHpcError
 from orca_hpc.ledger.records import Attempt, Job
 from orca_hpc.orca import inputs as orca_input
@@ -166,7 +168,7 @@ def suggest(evidence: Evidence, *, margin: float, signal_s: int, min_samples: in
     wall = mem = el95 = rss95 = None
     if evidence.elapsed_s and len(evidence.elapsed_s) >= min_samples:
         el95 = percentile(evidence.elapsed_s)
-        wall = max(1, math.ceil((el95 * (1 + margin) + signal_s) / 60))
+        wall = max(1, math.ceil((el95 * (1 + margin) + signal_s + SIGNAL_EARLY_S) / 60))
     if evidence.rss_mb and len(evidence.rss_mb) >= min_samples:
         rss95 = percentile(evidence.rss_mb)
         mem = max(MEM_STEP_MB, math.ceil(rss95 * (1 + margin) / MEM_STEP_MB) * MEM_STEP_MB)
