@@ -8,6 +8,7 @@ scheduler being down.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -201,6 +202,64 @@ def test_scheduler_down_changes_nothing(campaign: Campaign) -> None:
     with pytest.raises(SchedulerUnavailable):
         reconcile(campaign, scheduler=fake)
     assert (campaign.state_dir / "ledger.json").read_bytes() == before
+
+
+def test_result_files_read_while_slurm_answers_are_only_a_hint(
+    campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reconcile reads the result files that exist while it waits for the scheduler; a file the runner
+    writes again after that read (it rewrites result.json once scratch is gone), or one damaged or
+    removed since, is read again: what is recorded is what is there when the job is finished."""
+    fake = FakeScheduler()
+    ids = _submit(campaign, fake, 3)
+    for job_id in ids:
+        fake.finish(_job(campaign, job_id).latest.slurm_id)
+        _result(campaign, job_id, "success", energy=-1.0)
+    early, query = reconcile_mod.Reconciler._read_early, fake.query
+    seen: list[int] = []
+    read = threading.Event()
+
+    def slow_query(job_ids):  # type: ignore[no-untyped-def]
+        read.wait(30)  # SLURM answers once the files were read (reading stops when it has answered)
+        return query(job_ids)
+
+    def read_then_change(self, peeked, answered):  # type: ignore[no-untyped-def]
+        early(self, peeked, answered)
+        read.set()
+        seen.append(len(self._early))
+        _result(campaign, ids[0], "success", energy=-2.0, scratch_removed=True)  # written again
+        (campaign.root / _job(campaign, ids[1]).latest.dir / "result.json").write_text("{ not json")
+        (campaign.root / _job(campaign, ids[2]).latest.dir / "result.json").unlink()
+
+    monkeypatch.setattr(reconcile_mod.Reconciler, "_read_early", read_then_change)
+    monkeypatch.setattr(fake, "query", slow_query)
+    reconcile(campaign, scheduler=fake, now=lambda: 10**10)
+    assert seen == [3]  # all three were read early
+    rewritten, damaged, gone = (_job(campaign, job_id) for job_id in ids)
+    assert (rewritten.state, rewritten.latest.energy) == (JobState.COMPLETED, -2.0)
+    first_damaged, first_gone = damaged.attempts[0], gone.attempts[0]  # each retried since
+    assert first_damaged.outcome != "success" and "not a result file" in (first_damaged.message or "")
+    assert first_gone.outcome != "success" and "no result file" in (first_gone.message or "")
+
+
+def test_the_peek_at_the_latest_attempt_agrees_with_the_decoded_job(campaign: Campaign) -> None:
+    fake = FakeScheduler()
+    ids = _submit(campaign, fake, 3)
+    fake.start(_job(campaign, ids[0]).latest.slurm_id)
+    fake.finish(_job(campaign, ids[1]).latest.slurm_id)  # fails without a result: a second attempt
+    reconcile(campaign, scheduler=fake, now=lambda: 10**10)
+    ledger = campaign.ledger()
+    with ledger.lock, ledger.transaction() as txn:
+        peeks = {job_id: txn.latest_attempt_peek(job_id) for job_id in ids}
+        for job_id in ids:
+            att = txn.get(job_id).latest
+            assert peeks[job_id] == {
+                "sid": att.slurm_id,
+                "sst": att.slurm_state,
+                "beg": att.started,
+                "dir": att.dir,
+            }
+    assert _job(campaign, ids[1]).latest.n == 2 and peeks[ids[0]]["sst"] == "RUNNING"
 
 
 def test_free_slots_cap_what_starts(campaign: Campaign) -> None:

@@ -231,10 +231,17 @@ class AttemptResult:
         else that is not a sound result raises ``InputFileError`` naming the file and every problem:
         a symbolic link, a directory, a FIFO or device, a file too large, not JSON or JSON nested too
         deeply, not an object, a field of the wrong type. Never follows a link, never blocks."""
+        return cls.read_keyed(directory)[0]
+
+    @classmethod
+    def read_keyed(cls, directory: str | os.PathLike[str]) -> tuple[AttemptResult | None, FileKey | None]:
+        """``read``, and the key of the file it read (``file_key``): a later ``file_key`` of the same
+        path that differs means the runner has written the file again since."""
         path = f"{os.fspath(directory)}/{RESULT_NAME}"  # a string: reconcile reads thousands
-        data = _read_own_file(path, "result file")
+        key: list[FileKey] = []
+        data = _read_own_file(path, "result file", keys=key)
         if data is None:
-            return None
+            return None, None
         try:
             body = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError) as err:
@@ -245,7 +252,7 @@ class AttemptResult:
         result, problems = cls.parse(body)
         if problems:
             raise InputFileError(path, "; ".join(problems[:10]))
-        return result
+        return result, key[0]
 
 
 # Fields that reach the ledger's ids, times and reasons, or sort and compare as text: one short
@@ -459,10 +466,27 @@ def _kind(value: Any) -> str:
     )
 
 
-def _read_own_file(path: str | os.PathLike[str], what: str, limit: int = RESULT_MAX_BYTES) -> bytes | None:
+# Device, inode, size and modification time: a file replaced (the runner renames a new one in place)
+# or rewritten has another key.
+FileKey = tuple[int, int, int, int]
+
+
+def file_key(path: str) -> FileKey | None:
+    """The key of what is at ``path`` now (a link's own, never its target's); None when nothing is."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _read_own_file(
+    path: str | os.PathLike[str], what: str, limit: int = RESULT_MAX_BYTES, keys: list[FileKey] | None = None
+) -> bytes | None:
     """The bytes of ``spec.json`` or ``result.json``; None when it does not exist. Opened without
     following a link and without blocking (a FIFO), read only when it is a regular file of at most
-    ``limit`` bytes: a planted link to /dev/zero or a FIFO must not hang reconcile or the runner."""
+    ``limit`` bytes: a planted link to /dev/zero or a FIFO must not hang reconcile or the runner.
+    ``keys`` gets the key (``file_key``) of the file read."""
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)
@@ -480,6 +504,8 @@ def _read_own_file(path: str | os.PathLike[str], what: str, limit: int = RESULT_
             raise InputFileError(path, f"is not a regular file, not the {what}")
         if st.st_size > limit:
             raise InputFileError(path, f"is larger than {limit // (1024 * 1024)} MiB")
+        if keys is not None:
+            keys.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
         # A buffer of the file's size, not of the limit: reading limit + 1 at once allocates 8 MiB per
         # call (~40 us each, 10,000 times in a reconcile after a mass completion). Plain reads, no file
         # object: that costs more than the read of a result file.
