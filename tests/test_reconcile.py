@@ -31,11 +31,11 @@ def campaign(tmp_path: Path) -> Campaign:
     return load_campaign(tmp_path / "camp")
 
 
-def _submit(campaign: Campaign, fake: FakeScheduler, n: int = 1) -> list[str]:
+def _submit(campaign: Campaign, fake: FakeScheduler, n: int = 1, tag: str = "") -> list[str]:
     paths = []
     for i in range(n):
-        path = campaign.root / f"m{i}.inp"
-        path.write_text(INPUT + f"# {i}\n")
+        path = campaign.root / f"m{tag}{i}.inp"
+        path.write_text(INPUT + f"# {tag}{i}\n")
         paths.append(path)
     report = submit(campaign, paths, scheduler=fake)
     return [job_id for job_id, _name, _sid in report.submitted]
@@ -260,6 +260,39 @@ def test_the_peek_at_the_latest_attempt_agrees_with_the_decoded_job(campaign: Ca
                 "dir": att.dir,
             }
     assert _job(campaign, ids[1]).latest.n == 2 and peeks[ids[0]]["sst"] == "RUNNING"
+
+
+def test_slurm_asked_before_the_lock_serves_only_when_it_covers_every_watched_job(
+    campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeScheduler()
+    [first] = _submit(campaign, fake)
+    fake.finish(_job(campaign, first).latest.slurm_id)
+    _result(campaign, first, "success", energy=-1.0)
+    asked = fake.calls["squeue"]
+    reconcile(campaign, scheduler=fake, view=campaign.ledger().snapshot())
+    assert _job(campaign, first).state is JobState.COMPLETED
+    assert fake.calls["squeue"] == asked + 1  # the answer to the early question served
+
+    # Another command submits between the lockless reading and the lock: its job was not asked about.
+    [second] = _submit(campaign, fake, tag="b")
+    view = campaign.ledger().snapshot()
+    [third] = _submit(campaign, fake, tag="c")
+    for job_id in (second, third):
+        fake.finish(_job(campaign, job_id).latest.slurm_id)
+        _result(campaign, job_id, "success", energy=-2.0)
+    asked = fake.calls["squeue"]
+    reconcile(campaign, scheduler=fake, view=view)
+    assert {_job(campaign, j).state for j in (second, third)} == {JobState.COMPLETED}
+    assert fake.calls["squeue"] == asked + 2  # asked again, about both
+
+    # An answer that waited too long for the lock is stale: asked again.
+    [fourth] = _submit(campaign, fake, tag="d")
+    fake.start(_job(campaign, fourth).latest.slurm_id)
+    monkeypatch.setattr(reconcile_mod, "EARLY_ANSWER_S", 0.0)
+    asked = fake.calls["squeue"]
+    reconcile(campaign, scheduler=fake, view=campaign.ledger().snapshot())
+    assert _job(campaign, fourth).state is JobState.RUNNING and fake.calls["squeue"] == asked + 2
 
 
 def test_free_slots_cap_what_starts(campaign: Campaign) -> None:

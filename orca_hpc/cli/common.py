@@ -69,7 +69,7 @@ def auto_reconcile(obj: Any, campaign: Campaign) -> LedgerView:
             # Without -v what changed is not shown, but it still goes to the log: in one append at the end.
             with held_records():
                 echo = (lambda m: say(obj, m)) if getattr(obj, "verbose", 0) else log_echoed
-                reconcile(campaign, echo=echo)
+                reconcile(campaign, echo=echo, view=view)
         except TemporaryFailure as err:
             warn(f"not reconciled: {err}")
         view = campaign.ledger().snapshot()

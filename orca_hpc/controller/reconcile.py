@@ -27,7 +27,7 @@ from orca_hpc.controller.watched import TO_SEND, WATCHED
 from orca_hpc.errors import InputFileError, OrcaHpcError
 from orca_hpc.ledger.records import Attempt, Job
 from orca_hpc.ledger.states import JobState
-from orca_hpc.ledger.store import Transaction
+from orca_hpc.ledger.store import LedgerView, Transaction
 from orca_hpc.orca.read import read_tail
 from orca_hpc.scheduler.base import JobRecord, Scheduler, job_name
 
@@ -49,6 +49,8 @@ UNCONFIRMED_GRACE_S = 60.0
 LOST_GRACE_S = 300.0
 # A job slurmctld says has ended but sacct does not yet: wait this long for its usage (sacct lags ~5 s).
 USAGE_GRACE_S = 30.0
+# SLURM's answer to a question asked before the lock was taken serves only if the lock came this soon.
+EARLY_ANSWER_S = 2.0
 LOG_TAIL_BYTES = 4096
 
 
@@ -117,6 +119,47 @@ class _Meanwhile(Generic[T]):
         return self._value  # type: ignore[return-value]
 
 
+@dataclass
+class _Watched:
+    """What a reconcile asks SLURM about, from one reading of the ledger."""
+
+    states: dict[str, JobState]  # the jobs that may change (WATCHED), by id
+    ids: dict[str, str]  # job id -> SLURM id, peeked without decoding where possible
+    peeked: dict[str, dict[str, str | None]]
+    unconfirmed: list[Job]  # submitted, but no SLURM id recorded: found by token
+
+    @classmethod
+    def of(cls, view: LedgerView) -> _Watched:
+        watched = cls({job_id: s for job_id, s in view.states().items() if s in WATCHED}, {}, {}, [])
+        for job_id in watched.states:
+            peek = view.latest_attempt_peek(job_id)
+            if peek is not None and peek["sid"]:
+                watched.ids[job_id] = peek["sid"]
+                watched.peeked[job_id] = peek
+                continue
+            job = view.get(job_id)
+            if job.attempt is not None and job.attempt.slurm_id:
+                watched.ids[job_id] = job.attempt.slurm_id
+            elif job.attempt is not None:
+                watched.unconfirmed.append(job)
+        return watched
+
+
+@dataclass
+class _Early:
+    """SLURM asked before the lock, from a lockless view: the lock and the ledger's loading (~0.1 s
+    for 1,000 jobs) then overlap SLURM's answer."""
+
+    asked: frozenset[str]
+    answer: _Meanwhile[dict[str, JobRecord]]
+    started: float = field(default_factory=time.monotonic)
+
+    def serves(self, wanted: list[str]) -> bool:
+        """Every id wanted under the lock was asked, and not too long ago (a lock held by another
+        command for seconds would make the answer stale)."""
+        return time.monotonic() - self.started < EARLY_ANSWER_S and self.asked.issuperset(wanted)
+
+
 class Reconciler:
     def __init__(
         self,
@@ -157,46 +200,31 @@ class Reconciler:
 
     # ------------------------------------------------------------ the run
 
-    def run(self) -> ReconcileReport:
+    def run(self, view: LedgerView | None = None) -> ReconcileReport:
+        """``view``: the ledger as just read without the lock (``auto_reconcile`` has one): SLURM is
+        asked about its jobs before the lock is taken, and the answer serves if it covers them all."""
         calls_before = self._calls()
+        early = self._ask_early(view) if view is not None else None
         with self.ledger.lock:
             # One transaction: each job is decoded once. Should SLURM not answer, the exception leaves
             # the ledger exactly as it was (a transaction that raises writes nothing).
             with self.ledger.transaction() as txn:
-                watched = {job_id: state for job_id, state in txn.states().items() if state in WATCHED}
-                ids: dict[str, str] = {}  # job id -> SLURM id, peeked without decoding where possible
-                peeked: dict[str, dict[str, str | None]] = {}
-                unconfirmed = []
-                for job_id in watched:
-                    peek = txn.latest_attempt_peek(job_id)
-                    if peek is not None and peek["sid"]:
-                        ids[job_id] = peek["sid"]
-                        peeked[job_id] = peek
-                        continue
-                    job = txn.get(job_id)
-                    if job.attempt is not None and job.attempt.slurm_id:
-                        ids[job_id] = job.attempt.slurm_id
-                    elif job.attempt is not None:
-                        unconfirmed.append(job)
+                watched = _Watched.of(txn)
+                ids, peeked, unconfirmed = watched.ids, watched.peeked, watched.unconfirmed
                 tokens = sorted({j.latest.token.split("/")[0] for j in unconfirmed if j.latest.token})
                 by_token = self.scheduler.find_by_tokens(tokens) if tokens else {}
-                records = {}
-                if ids:
-                    scheduler, asked = self.scheduler, list(ids.values())
-                    answer = _Meanwhile(lambda: scheduler.query(asked))
-                    self._read_early(peeked, answer.done)
-                    records = answer.result()
+                records = self._ask(watched, early)
                 for job in unconfirmed:
                     self._adopt(txn, job, by_token)
                 for job_id, slurm_id in ids.items():
                     rec = records.get(slurm_id)
                     if job_id in peeked:
-                        if _unchanged(watched[job_id], peeked[job_id], rec):
+                        if _unchanged(watched.states[job_id], peeked[job_id], rec):
                             continue  # nothing to record: no need to decode the job
                         if (
                             rec is not None
                             and not rec.finished
-                            and rec.running == (watched[job_id] is JobState.RUNNING)
+                            and rec.running == (watched.states[job_id] is JobState.RUNNING)
                             and txn.note_slurm_state(
                                 job_id,
                                 rec.state,
@@ -281,6 +309,26 @@ class Reconciler:
         if rec.usage_pending and self.now() - (epoch(utc_iso(rec.end)) or 0.0) < USAGE_GRACE_S:
             return  # what it used is on its way to sacct: finish it on the next run, with its usage
         self._finish(txn, job, rec, *self._result(job, f"{self._root}/{att.dir}"))
+
+    def _ask_early(self, view: LedgerView) -> _Early | None:
+        ids = _Watched.of(view).ids
+        if not ids:
+            return None
+        scheduler, asked = self.scheduler, list(dict.fromkeys(ids.values()))
+        return _Early(frozenset(asked), _Meanwhile(lambda: scheduler.query(asked)))
+
+    def _ask(self, watched: _Watched, early: _Early | None) -> dict[str, JobRecord]:
+        """SLURM's records of the watched jobs; the result files are read while it answers."""
+        if not watched.ids:
+            return {}
+        wanted = list(dict.fromkeys(watched.ids.values()))
+        if early is not None and early.serves(wanted):
+            answer = early.answer
+        else:
+            scheduler = self.scheduler
+            answer = _Meanwhile(lambda: scheduler.query(wanted))
+        self._read_early(watched.peeked, answer.done)
+        return answer.result()
 
     def _read_early(self, peeked: dict[str, dict[str, str | None]], answered: Callable[[], bool]) -> None:
         """The result files that exist now (a runner writes its file as the attempt ends), read while
@@ -509,5 +557,7 @@ def reconcile(
     now: Callable[[], float] = time.time,
     scheduler: Scheduler | None = None,
     resume: bool = False,
+    view: LedgerView | None = None,
 ) -> ReconcileReport:
-    return Reconciler(campaign, scheduler, echo=echo, now=now, resume=resume).run()
+    """One reconcile (``Reconciler.run``); ``view``: the ledger as just read without the lock."""
+    return Reconciler(campaign, scheduler, echo=echo, now=now, resume=resume).run(view)
