@@ -96,6 +96,9 @@ def main() -> int:
             ref = statistics.median(timed(sacct) for _ in range(args.repeat))
             # What the first reconcile must ask to record usage (issue 16): the step rows, where MaxRSS is.
             with_steps = statistics.median(timed([c for c in sacct if c != "-X"]) for _ in range(args.repeat))
+            # The issue's reference, "one sacct of the array": sacct as a person types it (its default
+            # fields, step rows included).
+            plain = statistics.median(timed(["sacct", "-j", array_id]) for _ in range(args.repeat))
             status = [*cli, "-C", str(campaign.root), "status", "--json"]
             subprocess.run([*cli, "--version"], check=True, capture_output=True, env=ENV)  # bytecode written
             shutil.copytree(campaign.root, Path(tmp) / "before", symlinks=True)
@@ -122,6 +125,11 @@ def main() -> int:
     print(
         f"the same sacct with the step rows the first reconcile asks for (usage): {with_steps:.3f} s; "
         f"first status against it: {first / with_steps:.2f}x"
+    )
+    print(
+        f"plain `sacct -j ARRAY` (default fields, step rows): {plain:.3f} s; first status against it: "
+        f"**{first / plain:.2f}x** (target {FIRST_TARGET}), "
+        f"repeats **{repeats / plain:.2f}x** (target {REPEAT_TARGET})"
     )
     if len(firsts) > 1:
         print("first calls: " + ", ".join(f"{t:.3f}" for t in sorted(firsts)) + " s")
