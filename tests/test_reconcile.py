@@ -211,6 +211,7 @@ def test_result_files_read_while_slurm_answers_are_only_a_hint(
     writes again after that read (it rewrites result.json once scratch is gone), or one damaged or
     removed since, is read again: what is recorded is what is there when the job is finished."""
     fake = FakeScheduler()
+    fake.query_waits = True  # as SLURM's does: reconcile reads result files while it answers
     ids = _submit(campaign, fake, 3)
     for job_id in ids:
         fake.finish(_job(campaign, job_id).latest.slurm_id)
@@ -266,6 +267,7 @@ def test_slurm_asked_before_the_lock_serves_only_when_it_covers_every_watched_jo
     campaign: Campaign, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = FakeScheduler()
+    fake.query_waits = True  # as SLURM's does: it is asked before the lock
     [first] = _submit(campaign, fake)
     fake.finish(_job(campaign, first).latest.slurm_id)
     _result(campaign, first, "success", energy=-1.0)

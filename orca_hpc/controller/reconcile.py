@@ -311,6 +311,8 @@ class Reconciler:
         self._finish(txn, job, rec, *self._result(job, f"{self._root}/{att.dir}"))
 
     def _ask_early(self, view: LedgerView) -> _Early | None:
+        if not self.scheduler.query_waits:
+            return None
         ids = _Watched.of(view).ids
         if not ids:
             return None
@@ -322,6 +324,8 @@ class Reconciler:
         if not watched.ids:
             return {}
         wanted = list(dict.fromkeys(watched.ids.values()))
+        if not self.scheduler.query_waits:
+            return self.scheduler.query(wanted)
         if early is not None and early.serves(wanted):
             answer = early.answer
         else:

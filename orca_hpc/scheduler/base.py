@@ -105,6 +105,9 @@ class Scheduler(ABC):
     """A batch system as the controller sees it. ``calls`` counts the commands it ran."""
 
     kind: str = "?"
+    # ``query`` mostly waits on other programs (SLURM's commands): reconcile does other work meanwhile.
+    # A scheduler that answers in this process would only share the interpreter with that work.
+    query_waits: bool = False
 
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
