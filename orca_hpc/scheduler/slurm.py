@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -86,9 +87,11 @@ class SlurmCalls:
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()  # reconcile may ask in a thread while the main one looks up tokens
 
     def record(self, command: str) -> None:
-        self.counts[command] += 1
+        with self._lock:
+            self.counts[command] += 1
 
     def reset(self) -> None:
         self.counts.clear()
