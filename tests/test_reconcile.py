@@ -8,6 +8,7 @@ scheduler being down.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -228,7 +229,11 @@ def test_result_files_read_while_slurm_answers_are_only_a_hint(
         early(self, peeked, answered)
         read.set()
         seen.append(len(self._early))
-        _result(campaign, ids[0], "success", energy=-2.0, scratch_removed=True)  # written again
+        # written again as the runner writes: a new file renamed into place (here of the same size)
+        folder = campaign.root / _job(campaign, ids[0]).latest.dir
+        old = (folder / "result.json").read_text()
+        (folder / "new.json").write_text(old.replace('"energy": -1.0', '"energy": -2.0'))
+        os.replace(folder / "new.json", folder / "result.json")
         (campaign.root / _job(campaign, ids[1]).latest.dir / "result.json").write_text("{ not json")
         (campaign.root / _job(campaign, ids[2]).latest.dir / "result.json").unlink()
 
@@ -263,11 +268,12 @@ def test_the_peek_at_the_latest_attempt_agrees_with_the_decoded_job(campaign: Ca
     assert _job(campaign, ids[1]).latest.n == 2 and peeks[ids[0]]["sst"] == "RUNNING"
 
 
-def test_slurm_asked_before_the_lock_serves_only_when_it_covers_every_watched_job(
+def test_slurm_asked_before_the_lock_serves_only_for_the_ledger_it_was_asked_from(
     campaign: Campaign, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake = FakeScheduler()
     fake.query_waits = True  # as SLURM's does: it is asked before the lock
+    monkeypatch.setattr(reconcile_mod, "EARLY_ANSWER_S", 3600.0)  # age is the last case's question
     [first] = _submit(campaign, fake)
     fake.finish(_job(campaign, first).latest.slurm_id)
     _result(campaign, first, "success", energy=-1.0)
@@ -276,7 +282,7 @@ def test_slurm_asked_before_the_lock_serves_only_when_it_covers_every_watched_jo
     assert _job(campaign, first).state is JobState.COMPLETED
     assert fake.calls["squeue"] == asked + 1  # the answer to the early question served
 
-    # Another command submits between the lockless reading and the lock: its job was not asked about.
+    # Another command saves between the lockless reading and the lock (here: a submit): asked again.
     [second] = _submit(campaign, fake, tag="b")
     view = campaign.ledger().snapshot()
     [third] = _submit(campaign, fake, tag="c")
@@ -286,15 +292,73 @@ def test_slurm_asked_before_the_lock_serves_only_when_it_covers_every_watched_jo
     asked = fake.calls["squeue"]
     reconcile(campaign, scheduler=fake, view=view)
     assert {_job(campaign, j).state for j in (second, third)} == {JobState.COMPLETED}
-    assert fake.calls["squeue"] == asked + 2  # asked again, about both
+    assert fake.calls["squeue"] == asked + 2
+
+    # ... or another reconcile records a newer state than the early answer: it is not overwritten.
+    [fourth] = _submit(campaign, fake, tag="d")
+    sid = _job(campaign, fourth).latest.slurm_id
+    run = reconcile_mod.Reconciler._run
+
+    def newer_state_first(self, early):  # type: ignore[no-untyped-def]
+        if early is None:  # the other command's reconcile
+            return run(self, early)
+        early.answer.wait()  # SLURM said PENDING ...
+        fake.start(sid)  # ... then the job started and another command recorded it
+        reconcile(campaign, scheduler=fake)
+        assert _job(campaign, fourth).state is JobState.RUNNING
+        run(self, early)
+
+    monkeypatch.setattr(reconcile_mod.Reconciler, "_run", newer_state_first)
+    report = reconcile(campaign, scheduler=fake, view=campaign.ledger().snapshot())
+    monkeypatch.setattr(reconcile_mod.Reconciler, "_run", run)
+    assert _job(campaign, fourth).state is JobState.RUNNING and report.changes == []
 
     # An answer that waited too long for the lock is stale: asked again.
-    [fourth] = _submit(campaign, fake, tag="d")
-    fake.start(_job(campaign, fourth).latest.slurm_id)
     monkeypatch.setattr(reconcile_mod, "EARLY_ANSWER_S", 0.0)
     asked = fake.calls["squeue"]
     reconcile(campaign, scheduler=fake, view=campaign.ledger().snapshot())
-    assert _job(campaign, fourth).state is JobState.RUNNING and fake.calls["squeue"] == asked + 2
+    assert fake.calls["squeue"] == asked + 2
+
+
+@pytest.mark.parametrize("early", [False, True])
+def test_scheduler_down_changes_nothing_when_asked_in_a_thread(campaign: Campaign, early: bool) -> None:
+    fake = FakeScheduler()
+    fake.query_waits = True
+    [job_id] = _submit(campaign, fake)
+    fake.finish(_job(campaign, job_id).latest.slurm_id)
+    _result(campaign, job_id, "success", energy=-1.0)
+    before = (campaign.state_dir / "ledger.json").read_bytes()
+    threads = threading.active_count()
+    fake.down = True
+    view = campaign.ledger().snapshot() if early else None
+    with pytest.raises(SchedulerUnavailable):
+        reconcile(campaign, scheduler=fake, view=view)
+    assert (campaign.state_dir / "ledger.json").read_bytes() == before
+    assert threading.active_count() == threads  # no thread outlives the reconcile
+
+
+def test_result_files_read_early_are_not_read_again(
+    campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeScheduler()
+    fake.query_waits = True
+    ids = _submit(campaign, fake, 3)
+    for job_id in ids:
+        fake.finish(_job(campaign, job_id).latest.slurm_id)
+        _result(campaign, job_id, "success", energy=-1.0)
+    query, read = fake.query, threading.Event()
+    early = reconcile_mod.Reconciler._read_early
+
+    def read_first(self, peeked, answered):  # type: ignore[no-untyped-def]
+        early(self, peeked, answered)
+        read.set()
+
+    monkeypatch.setattr(reconcile_mod.Reconciler, "_read_early", read_first)
+    monkeypatch.setattr(fake, "query", lambda job_ids: read.wait(30) and query(job_ids))
+    reads: list[str] = []
+    monkeypatch.setattr(reconcile_mod.AttemptResult, "read", lambda folder: reads.append(folder))
+    reconcile(campaign, scheduler=fake)
+    assert {_job(campaign, j).state for j in ids} == {JobState.COMPLETED} and reads == []
 
 
 def test_free_slots_cap_what_starts(campaign: Campaign) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
+import shlex
 import shutil
 import signal
 import subprocess
@@ -106,11 +108,12 @@ def test_script_shape_for_the_runner() -> None:
     expected = [
         '"$PYTHON" -m orca_hpc.runner --manifest "$MANIFEST" --index "${SLURM_ARRAY_TASK_ID:-0}" &',
         "runner_pid=$!",
-        "trap 'kill -USR1 \"$runner_pid\" 2>/dev/null' USR1",
-        "trap 'kill -TERM \"$runner_pid\" 2>/dev/null' TERM",
     ]
     start = lines.index(expected[0])
-    assert lines[start : start + 4] == expected
+    assert lines[start : start + 2] == expected
+    # the traps come before every block: a warning SLURM sends early must not kill the batch shell
+    traps = [i for i, line in enumerate(lines) if line.startswith("trap ")]
+    assert len(traps) == 2 and max(traps) < script.split("\n").index("# --- environment ---")
     assert script.rstrip("\n").endswith('exit "$rc"')
     order = [script.index(f"# --- {block} ---") for block in ("environment", "scratch", "run", "copy back")]
     assert order == sorted(order)
@@ -313,8 +316,11 @@ def test_hostile_job_name_stays_on_its_sbatch_line(job_name: str, tmp_path: Path
         bash_syntax_ok(script, tmp_path)
 
 
-def hostile_run(tmp_path: Path, fake_python: str) -> tuple[Path, JobScriptContext, Path]:
-    """A job script whose every path is hostile, with a stand-in for python (a shell script)."""
+def hostile_run(
+    tmp_path: Path, fake_python: str, setup: tuple[str, ...] = ()
+) -> tuple[Path, JobScriptContext, Path]:
+    """A job script whose every path is hostile, with a stand-in for python (a shell script);
+    ``setup``: the site's setup lines (the environment block)."""
     root = tmp_path / "c a;m $(touch PWNED) 'q' é"
     root.mkdir()
     campaign = root / ("camp\naign")
@@ -323,7 +329,7 @@ def hostile_run(tmp_path: Path, fake_python: str) -> tuple[Path, JobScriptContex
     python.write_text(fake_python, encoding="utf-8")
     python.chmod(0o755)
     record = tmp_path / "record"
-    site = load_site("local-slurm")
+    site = dataclasses.replace(load_site("local-slurm"), setup=setup)
     ctx = JobScriptContext(
         job_name="ohpc-hostile",
         array_size=5,
@@ -391,6 +397,35 @@ def test_signals_are_forwarded_and_the_runner_exit_code_is_kept(tmp_path: Path, 
             proc.kill()
             proc.wait()
     assert record.read_text().strip() == signal.Signals(sig).name.removeprefix("SIG")
+
+
+@needs_bash
+@pytest.mark.parametrize(("sig", "code", "runs"), [(signal.SIGUSR1, 0, True), (signal.SIGTERM, 143, False)])
+def test_a_signal_before_the_runner_starts_neither_kills_the_script_nor_starts_a_cancelled_job(
+    tmp_path: Path, sig: int, code: int, runs: bool
+) -> None:
+    """SLURM may send the walltime warning up to 60 s early, here while the site's setup runs: the
+    script lives on and starts the runner; a cancel in that time ends it without starting one."""
+    record = tmp_path / "record"  # the job's own variables are exported after the setup lines
+    setup = (
+        f"echo setup > {shlex.quote(f'{record}.setup')}",
+        f"until [ -e {shlex.quote(f'{record}.go')} ]; do sleep 0.05; done",
+    )
+    script, _, _ = hostile_run(tmp_path, '#!/bin/sh\necho ran > "$RECORD"\n', setup)
+    proc = subprocess.Popen([BASH, str(script)], cwd=tmp_path, env={"PATH": os.environ["PATH"]})
+    try:
+        deadline = time.monotonic() + 10
+        while not Path(f"{record}.setup").exists():  # the traps are set before the setup runs
+            assert time.monotonic() < deadline, "the job script never reached its setup"
+            time.sleep(0.02)
+        proc.send_signal(sig)
+        Path(f"{record}.go").touch()
+        assert proc.wait(timeout=10) == code
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert record.exists() is runs
 
 
 # ---------------------------------------------------------------- the real cluster

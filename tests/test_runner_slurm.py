@@ -19,25 +19,25 @@ import pytest
 from test_runner_support import make_attempt, write_fake_orca
 
 from orca_hpc.attempt.scratch import top_name
-from orca_hpc.clock import as_datetime
 
 pytestmark = pytest.mark.slurm
-# Runs well past the 1-minute limit; a short SCF so the emulator writes the .gbw early.
-DIRECTIVES = "sleep=100, scf_cycles=4"
+# Runs well past the 2-minute limit; a short SCF so the emulator writes the .gbw early.
+DIRECTIVES = "sleep=200, scf_cycles=4"
 
 JOB_SCRIPT = """#!/bin/bash
 #SBATCH --job-name={name}
 #SBATCH --array=0-0
 #SBATCH --time={minutes}
-#SBATCH --signal=B:USR1@30
+#SBATCH --signal=B:USR1@50
 #SBATCH --ntasks=1
 #SBATCH --output={log}
+runner_pid=""
+trap 'if [ -n "$runner_pid" ]; then kill -USR1 "$runner_pid" 2>/dev/null; fi' USR1
+trap 'if [ -n "$runner_pid" ]; then kill -TERM "$runner_pid" 2>/dev/null; else exit 143; fi' TERM
 PYTHON={python}
 MANIFEST={manifest}
 "$PYTHON" -m orca_hpc.runner --manifest "$MANIFEST" --index "${{SLURM_ARRAY_TASK_ID:-0}}" &
 runner_pid=$!
-trap 'kill -USR1 "$runner_pid" 2>/dev/null' USR1
-trap 'kill -TERM "$runner_pid" 2>/dev/null' TERM
 while true; do wait "$runner_pid"; rc=$?; kill -0 "$runner_pid" 2>/dev/null || break; done
 exit "$rc"
 """
@@ -50,7 +50,7 @@ def _orca(tmp_path: Path) -> Path:
     return write_fake_orca(tmp_path)
 
 
-def _submit(tmp_path: Path, attempt_dir: Path, minutes: int = 1) -> str:
+def _submit(tmp_path: Path, attempt_dir: Path, minutes: int = 2) -> str:
     manifest = tmp_path / "manifest"
     manifest.write_text(f"{attempt_dir}\n")
     script = tmp_path / "job.sh"
@@ -105,12 +105,11 @@ def test_walltime_warning_saves_restart_files(tmp_path: Path) -> None:
     scratch_root.mkdir()
     attempt_dir = make_attempt(tmp_path / "c", _orca(tmp_path), scratch_root, directives=DIRECTIVES)
     job = _submit(tmp_path, attempt_dir)
-    _wait_for(attempt_dir / "result.json", 110, job)
+    _wait_for(attempt_dir / "result.json", 180, job)
     _wait_gone(job, 30)
-    # SLURM may send the warning early (its timer granularity); the emulator writes the .gbw ~5 s in.
-    result = json.loads((attempt_dir / "result.json").read_text())
-    ran = as_datetime(result["ended"]) - as_datetime(result["started"])
-    _check_saved(attempt_dir, scratch_root, "walltime", job, gbw=ran.total_seconds() >= 10)
+    # SLURM may send the warning up to 60 s early: with 2 min and 50 s no sooner than 10 s in, and the
+    # emulator writes the .gbw within a second or two.
+    _check_saved(attempt_dir, scratch_root, "walltime", job)
     log = next(tmp_path.glob("slurm-*_0.out")).read_text()
     assert "truncated (walltime)" in log
 
@@ -119,7 +118,7 @@ def test_scancel_saves_files(tmp_path: Path) -> None:
     scratch_root = tmp_path / "scratch"
     scratch_root.mkdir()
     attempt_dir = make_attempt(tmp_path / "c", _orca(tmp_path), scratch_root, directives=DIRECTIVES)
-    # SLURM may send the walltime warning up to 60 s early: with 1 min it can beat the scancel. 5 min: not.
+    # SLURM may send the walltime warning up to 60 s early: with 2 min it could beat the scancel. 5 min: not.
     job = _submit(tmp_path, attempt_dir, minutes=5)
     scratch = scratch_root / top_name() / "camp-j000001" / "attempt-1"
     _wait_for(scratch / "h2_sp.gbw", 60, job)

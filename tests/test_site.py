@@ -255,6 +255,7 @@ def test_invalid_toml_names_the_line(tmp_path: Path) -> None:
         ("[slurm]\nnodes = 2", "single-node"),
         ("[slurm]\nnprocs = 0", "at least 1"),
         ("[slurm]\nsignal_before_end_s = 1800", "not shorter than the walltime"),
+        ("[slurm]\nwalltime = 2\nsignal_before_end_s = 60", "less the 60 s SLURM may send the warning early"),
         ('[orca]\npath = "bin/orca"', "absolute path or a bare command name"),
         ('[orca]\nopenmpi_prefix = "openmpi"', "absolute path"),
         ('[environment]\nmodules = ["openmpi gcc"]', "one word"),

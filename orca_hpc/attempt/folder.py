@@ -472,11 +472,17 @@ FileKey = tuple[int, int, int, int]
 
 
 def file_key(path: str) -> FileKey | None:
-    """The key of what is at ``path`` now (a link's own, never its target's); None when nothing is."""
+    """The key of the file at ``path`` now; None when there is none or it is a link. Opened, not only
+    stat'ed: NFS checks a file again on open, while a stat may answer from its attribute cache."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        st = os.stat(path, follow_symlinks=False)
+        fd = os.open(path, flags)
     except OSError:
         return None
+    try:
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 

@@ -619,8 +619,12 @@ def _build(
     if throttle < 0:
         fail("submit_throttle_s", f"must not be negative, got {throttle}")
     signal = integer("signal_before_end_s", _D.signal_before_end_s, 0)
-    if signal >= walltime * 60:
-        fail("signal_before_end_s", f"{signal} s is not shorter than the walltime ({walltime} min)")
+    if signal + SIGNAL_EARLY_S >= walltime * 60:
+        fail(
+            "signal_before_end_s",
+            f"{signal} s is not shorter than the walltime ({walltime} min) less the {SIGNAL_EARLY_S} s "
+            "SLURM may send the warning early",
+        )
 
     extra_sbatch = strings("extra_sbatch")
     for line in extra_sbatch:

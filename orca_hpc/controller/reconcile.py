@@ -49,7 +49,7 @@ UNCONFIRMED_GRACE_S = 60.0
 LOST_GRACE_S = 300.0
 # A job slurmctld says has ended but sacct does not yet: wait this long for its usage (sacct lags ~5 s).
 USAGE_GRACE_S = 30.0
-# SLURM's answer to a question asked before the lock was taken serves only if the lock came this soon.
+# SLURM's answer to a question asked before the lock serves only if the ledger was loaded this soon after.
 EARLY_ANSWER_S = 2.0
 LOG_TAIL_BYTES = 4096
 
@@ -112,6 +112,10 @@ class _Meanwhile(Generic[T]):
     def done(self) -> bool:
         return not self._thread.is_alive()
 
+    def wait(self) -> None:
+        """Until the call has ended, whatever its outcome: no thread outlives the reconcile."""
+        self._thread.join()
+
     def result(self) -> T:
         self._thread.join()
         if self._error is not None:
@@ -147,17 +151,18 @@ class _Watched:
 
 @dataclass
 class _Early:
-    """SLURM asked before the lock, from a lockless view: the lock and the ledger's loading (~0.1 s
-    for 1,000 jobs) then overlap SLURM's answer."""
+    """SLURM asked before the lock, about the jobs of a lockless view: the lock and the ledger's
+    loading (~0.1 s for 1,000 jobs) then overlap SLURM's answer."""
 
-    asked: frozenset[str]
+    generation: int  # of the view
     answer: _Meanwhile[dict[str, JobRecord]]
     started: float = field(default_factory=time.monotonic)
 
-    def serves(self, wanted: list[str]) -> bool:
-        """Every id wanted under the lock was asked, and not too long ago (a lock held by another
-        command for seconds would make the answer stale)."""
-        return time.monotonic() - self.started < EARLY_ANSWER_S and self.asked.issuperset(wanted)
+    def serves(self, txn: Transaction) -> bool:
+        """The ledger is the one the question came from (no other command saved since: the same jobs,
+        and nothing newer recorded that the answer could overwrite), and not long ago (a lock held by
+        another command for seconds would make the answer stale)."""
+        return txn.generation == self.generation and time.monotonic() - self.started < EARLY_ANSWER_S
 
 
 class Reconciler:
@@ -205,6 +210,15 @@ class Reconciler:
         asked about its jobs before the lock is taken, and the answer serves if it covers them all."""
         calls_before = self._calls()
         early = self._ask_early(view) if view is not None else None
+        try:
+            self._run(early)
+        finally:
+            if early is not None:
+                early.answer.wait()  # unused (the ledger changed) or interrupted: no thread outlives us
+        self.report.scheduler_calls = self._calls() - calls_before
+        return self.report
+
+    def _run(self, early: _Early | None) -> None:
         with self.ledger.lock:
             # One transaction: each job is decoded once. Should SLURM not answer, the exception leaves
             # the ledger exactly as it was (a transaction that raises writes nothing).
@@ -213,7 +227,7 @@ class Reconciler:
                 ids, peeked, unconfirmed = watched.ids, watched.peeked, watched.unconfirmed
                 tokens = sorted({j.latest.token.split("/")[0] for j in unconfirmed if j.latest.token})
                 by_token = self.scheduler.find_by_tokens(tokens) if tokens else {}
-                records = self._ask(watched, early)
+                records = self._ask(watched, early if early is not None and early.serves(txn) else None)
                 for job in unconfirmed:
                     self._adopt(txn, job, by_token)
                 for job_id, slurm_id in ids.items():
@@ -248,8 +262,6 @@ class Reconciler:
 
                 dispatcher = Dispatcher(self.campaign, self.ledger, self.scheduler, echo=self.echo)
                 self.report.submitted = dispatcher.dispatch(to_submit, ready=self._ready)
-        self.report.scheduler_calls = self._calls() - calls_before
-        return self.report
 
     def _notice(self, message: str) -> None:
         self.report.notices.append(message)
@@ -317,7 +329,7 @@ class Reconciler:
         if not ids:
             return None
         scheduler, asked = self.scheduler, list(dict.fromkeys(ids.values()))
-        return _Early(frozenset(asked), _Meanwhile(lambda: scheduler.query(asked)))
+        return _Early(view.generation, _Meanwhile(lambda: scheduler.query(asked)))
 
     def _ask(self, watched: _Watched, early: _Early | None) -> dict[str, JobRecord]:
         """SLURM's records of the watched jobs; the result files are read while it answers."""
@@ -326,24 +338,31 @@ class Reconciler:
         wanted = list(dict.fromkeys(watched.ids.values()))
         if not self.scheduler.query_waits:
             return self.scheduler.query(wanted)
-        if early is not None and early.serves(wanted):
+        if early is not None:  # it serves: asked about exactly these jobs
             answer = early.answer
         else:
             scheduler = self.scheduler
             answer = _Meanwhile(lambda: scheduler.query(wanted))
-        self._read_early(watched.peeked, answer.done)
+        try:
+            self._read_early(watched.peeked, answer.done)
+        finally:
+            answer.wait()
         return answer.result()
 
     def _read_early(self, peeked: dict[str, dict[str, str | None]], answered: Callable[[], bool]) -> None:
         """The result files that exist now (a runner writes its file as the attempt ends), read while
         the scheduler answers, and only until it has (a scheduler that answers at once costs nothing
-        here). Only a hint: ``_result`` uses one only if the file is still the same, and reads
-        anything missing, damaged or changed again itself."""
-        for peek in peeked.values():
+        here). Running jobs first, the longest running first: the likeliest to have ended. Only a
+        hint: ``_result`` uses one only if the file is still the same, and reads anything missing,
+        damaged or changed again itself."""
+        order = sorted(peeked, key=lambda j: (peeked[j]["sst"] != "RUNNING", peeked[j]["beg"] or "~"))
+        for job_id in order:
             if answered():
                 return
-            folder = peek["dir"]
-            if not folder or "\\" in folder:  # not plainly our form: the job's own record says
+            folder = peeked[job_id]["dir"]
+            # The form every attempt folder has (ledger/validate.py); anything else is not read here.
+            prefix = f"jobs/{job_id}/attempt-"
+            if not folder or not folder.startswith(prefix) or not folder[len(prefix) :].isdigit():
                 continue
             folder = f"{self._root}/{folder}"
             try:

@@ -101,7 +101,8 @@ class SlurmCalls:
 
     @property
     def total(self) -> int:
-        return sum(self.counts.values())
+        with self._lock:
+            return sum(self.counts.values())
 
     def __repr__(self) -> str:
         return f"SlurmCalls({dict(self.counts)})"

@@ -16,6 +16,9 @@
 #SBATCH --constraint=cascadelake
 #SBATCH --mail-type=NONE
 # Rendered by orca-hpc for site example-cluster. Change the site config or its templates, not this file.
+runner_pid=""
+trap 'if [ -n "$runner_pid" ]; then kill -USR1 "$runner_pid" 2>/dev/null; fi' USR1
+trap 'if [ -n "$runner_pid" ]; then kill -TERM "$runner_pid" 2>/dev/null; else exit 143; fi' TERM
 
 # --- environment ---
 module load openmpi/4.1.6
@@ -37,8 +40,6 @@ export ORCA_HPC_CAMPAIGN_DIR=/home/alice/water
 cd "$ORCA_HPC_CAMPAIGN_DIR" || exit 1
 "$PYTHON" -m orca_hpc.runner --manifest "$MANIFEST" --index "${SLURM_ARRAY_TASK_ID:-0}" &
 runner_pid=$!
-trap 'kill -USR1 "$runner_pid" 2>/dev/null' USR1
-trap 'kill -TERM "$runner_pid" 2>/dev/null' TERM
 # wait returns early when a trapped signal arrives: keep waiting for the runner
 while true; do wait "$runner_pid"; rc=$?; kill -0 "$runner_pid" 2>/dev/null || break; done
 

@@ -12,6 +12,9 @@
 #SBATCH --signal=B:USR1@30
 #SBATCH --no-requeue
 # Rendered by orca-hpc for site local-slurm. Change the site config or its templates, not this file.
+runner_pid=""
+trap 'if [ -n "$runner_pid" ]; then kill -USR1 "$runner_pid" 2>/dev/null; fi' USR1
+trap 'if [ -n "$runner_pid" ]; then kill -TERM "$runner_pid" 2>/dev/null; else exit 143; fi' TERM
 
 # --- environment ---
 export ORCA_HPC_LOG_LEVEL=info
@@ -28,8 +31,6 @@ export ORCA_HPC_CAMPAIGN_DIR=/home/alice/water
 cd "$ORCA_HPC_CAMPAIGN_DIR" || exit 1
 "$PYTHON" -m orca_hpc.runner --manifest "$MANIFEST" --index "${SLURM_ARRAY_TASK_ID:-0}" &
 runner_pid=$!
-trap 'kill -USR1 "$runner_pid" 2>/dev/null' USR1
-trap 'kill -TERM "$runner_pid" 2>/dev/null' TERM
 # wait returns early when a trapped signal arrives: keep waiting for the runner
 while true; do wait "$runner_pid"; rc=$?; kill -0 "$runner_pid" 2>/dev/null || break; done
 
