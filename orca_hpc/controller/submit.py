@@ -36,7 +36,7 @@ from orca_hpc.controller import rightsize
 from orca_hpc.controller.fit import fit_request, with_node_facts
 from orca_hpc.controller.gather import expand_inputs
 from orca_hpc.errors import InputFileError, OrcaHpcError, UserError
-from orca_hpc.ledger.records import Attempt, Job
+from orca_hpc.ledger.records import Job
 from orca_hpc.ledger.states import JobState
 from orca_hpc.ledger.store import Ledger, LedgerView, Transaction
 from orca_hpc.orca import inputs as orca_input
@@ -279,11 +279,11 @@ class Dispatcher:
 
     def requests(
         self,
-        jobs: Sequence[tuple[str, Path, AttemptPlan]],
+        jobs: Sequence[tuple[str, Path | str, AttemptPlan]],
         token: Callable[[], str] = lambda: secrets.token_hex(8),
     ) -> list[tuple[list[str], ArrayRequest]]:
         """(job ids, request) per array: grouped by resources, split at the scheduler's array limit."""
-        groups: dict[tuple[int, int, int], list[tuple[str, Path, AttemptPlan]]] = {}
+        groups: dict[tuple[int, int, int], list[tuple[str, Path | str, AttemptPlan]]] = {}
         for job in jobs:
             groups.setdefault(job[2].resources_key, []).append(job)
         size = self.scheduler.max_array_size() or len(jobs) or 1
@@ -335,12 +335,12 @@ class Dispatcher:
             slots = self.scheduler.free_slots(sum(s in busy for s in txn.states().values()))
             take = list(job_ids) if slots is None else list(job_ids)[:slots]
             self.waiting = len(job_ids) - len(take)
-            jobs = []
+            jobs: list[tuple[str, Path | str, AttemptPlan]] = []
             root = os.fspath(self.campaign.root)
             for job_id in take:
                 known = ready.get(job_id)
                 if known is not None:
-                    jobs.append((job_id, Path(f"{root}/{known.attempt_dir}"), known.plan))
+                    jobs.append((job_id, f"{root}/{known.attempt_dir}", known.plan))  # no Path per job
                     continue
                 attempt_dir = self.campaign.root / txn.get(job_id).latest.dir
                 try:
@@ -356,7 +356,7 @@ class Dispatcher:
                 for i, job_id in enumerate(chunk):
                     token = f"{request.token}/{i}"
                     if job_id in ready and txn.move_latest_attempt(
-                        job_id, JobState.SUBMITTING, _setter(token=token)
+                        job_id, JobState.SUBMITTING, {"tok": token}
                     ):
                         continue
                     job = txn.get(job_id)
@@ -380,7 +380,7 @@ class Dispatcher:
                 for job_id, scheduler_id in zip(chunk, ids, strict=True):
                     known = ready.get(job_id)
                     if known is not None and txn.move_latest_attempt(
-                        job_id, JobState.PENDING, _setter(slurm_id=scheduler_id, submitted=submitted)
+                        job_id, JobState.PENDING, {"sid": scheduler_id, "sub": submitted}
                     ):
                         out.append((job_id, known.name, scheduler_id))
                         continue
@@ -391,7 +391,7 @@ class Dispatcher:
                     out.append((job_id, job.name, scheduler_id))
             for chunk, _request in arrays[len(accepted) :]:
                 for job_id in chunk:
-                    back = _setter(token="")
+                    back = {"tok": ""}
                     if job_id in ready and txn.move_latest_attempt(job_id, JobState.CREATED, back):
                         continue
                     job = txn.get(job_id)
@@ -418,17 +418,6 @@ class Ready:
     name: str
     attempt_dir: str
     plan: AttemptPlan
-
-
-def _setter(**fields: str) -> Callable[[Attempt], bool]:
-    """An ``edit`` for ``Transaction.move_latest_attempt`` that sets these attempt fields."""
-
-    def edit(att: Attempt) -> bool:
-        for name, value in fields.items():
-            setattr(att, name, value)
-        return True
-
-    return edit
 
 
 def record_attempt(campaign: Campaign, txn: Transaction, job: Job, plan: AttemptPlan) -> None:
