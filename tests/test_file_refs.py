@@ -77,3 +77,33 @@ def test_set_file_ref_replaces_only_the_whole_name() -> None:
     ]
     with pytest.raises(UserError, match="must not contain spaces"):
         set_file_ref(text, FileRef("xyzfile", "a/q.pc.xyz", 3, 0), "q x.xyz")
+
+
+def test_validation_pauses_the_gc_and_resumes_it_whatever_the_inputs(tmp_path: Path) -> None:
+    """Inputs are validated with the cyclic GC paused (speed) and it runs again afterwards, also when
+    inputs are refused; a refused input leaves no cycle behind that only the GC could free (the pause
+    would hold it, and a failed read or parse holds the file's text)."""
+    import gc
+
+    camp = load_campaign(new_campaign(tmp_path))
+    good = tmp_path / "good.inp"
+    good.write_text("! HF def2-SVP\n* xyz 0 1\nO 0 0 0\nH 0 0 1\nH 0 1 0\n*\n")
+    bad = tmp_path / "bad.inp"
+    bad.write_bytes(b"! HF\n* xyz 0 1\nH 0 0 0\xff\n*\n")
+    seen = []
+    assert gc.isenabled()
+    prepare_inputs(camp, [good], progress=lambda _n: seen.append(gc.isenabled()))
+    assert seen == [False] and gc.isenabled()
+    with pytest.raises(UserError, match=r"bad.inp:3: not UTF-8 text \(byte 0xff\)"):
+        prepare_inputs(camp, [bad, good])
+    assert gc.isenabled()
+    gc.collect()
+    gc.disable()  # as if a caller had paused it: left paused, and what is unreachable stays to be counted
+    try:
+        unknown = tmp_path / "unknown.inp"
+        unknown.write_text("! HF\n* xyz 0 1\nXx 0 0 0\n*\n")
+        with pytest.raises(UserError, match=r"2 problems.*not UTF-8 text.*unknown element 'Xx'"):
+            prepare_inputs(camp, [bad, unknown, tmp_path])
+        assert not gc.isenabled() and gc.collect() == 0  # nothing of the refused input left to collect
+    finally:
+        gc.enable()

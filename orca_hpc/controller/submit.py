@@ -11,12 +11,14 @@ to CREATED, so the ledger never shows as submitted what SLURM does not have.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import logging
 import os
 import secrets
 import stat
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,6 +193,20 @@ def _check_not_folder_or_missing(path: Path) -> None:
         raise UserError(f"{path}: is a folder, not an ORCA input")
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic GC off while every input is validated: parsing makes many small objects and no
+    cycles, and the collector walking the growing list of validated inputs again and again cost ~15 %
+    of a 10,000-input submit. (The ledger's transactions pause it too, ``ledger.store``.)"""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def prepare_inputs(
     campaign: Campaign,
     paths: Sequence[Path],
@@ -225,21 +241,24 @@ def prepare_inputs(
             f"(e.g. {inp[0].name})"
         )
     jobs: list[NewJob] = []
-    for path in paths:
-        if progress is not None:
-            progress(1)  # validation is most of a large submit's time: the bar shows it too
-        try:
-            _check_not_folder_or_missing(path)
-            if path.suffix.lower() == ".xyz":
-                if method_refused:
-                    continue  # the method's own problem is reported already
-                if not method:
-                    raise UserError(f"{path}: an .xyz file needs --method (e.g. --method 'r2SCAN-3c Opt')")
-                jobs.extend(_from_xyz(campaign, path, method, charge, mult, template, fit))
-            else:
-                jobs.append(_from_inp(campaign, path, fit))
-        except OrcaHpcError as err:
-            errors.append(str(err))
+    with _gc_paused():
+        for path in paths:
+            if progress is not None:
+                progress(1)  # validation is most of a large submit's time: the bar shows it too
+            try:
+                _check_not_folder_or_missing(path)
+                if path.suffix.lower() == ".xyz":
+                    if method_refused:
+                        continue  # the method's own problem is reported already
+                    if not method:
+                        raise UserError(
+                            f"{path}: an .xyz file needs --method (e.g. --method 'r2SCAN-3c Opt')"
+                        )
+                    jobs.extend(_from_xyz(campaign, path, method, charge, mult, template, fit))
+                else:
+                    jobs.append(_from_inp(campaign, path, fit))
+            except OrcaHpcError as err:
+                errors.append(str(err))
     if errors:
         if len(errors) == 1:
             raise UserError(errors[0])
