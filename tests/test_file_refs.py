@@ -7,6 +7,7 @@ made ORCA stop with "file not found" in every attempt.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from e2e import cli, new_campaign
@@ -107,3 +108,32 @@ def test_validation_pauses_the_gc_and_resumes_it_whatever_the_inputs(tmp_path: P
         assert not gc.isenabled() and gc.collect() == 0  # nothing of the refused input left to collect
     finally:
         gc.enable()
+
+
+def test_an_input_that_reads_fine_is_stat_once_and_a_missing_one_said_as_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each input is looked at once before it is read (when its folders and globs are expanded); a path
+    that cannot be read is then asked why: missing (also a path no file can have) or a folder, in the
+    words every input gets."""
+    import os
+
+    camp = load_campaign(new_campaign(tmp_path))
+    good = tmp_path / "good.inp"
+    good.write_text("! HF def2-SVP\n* xyz 0 1\nO 0 0 0\nH 0 0 1\nH 0 1 0\n*\n")
+    real_stat = os.stat
+    looked: list[str] = []
+
+    def counting_stat(path: str | os.PathLike[str], *args: Any, **kwargs: Any) -> os.stat_result:
+        looked.append(os.fspath(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counting_stat)
+    prepare_inputs(camp, [good])
+    assert looked.count(str(good)) == 1
+    missing, impossible = tmp_path / "missing.inp", tmp_path / "nul\0.inp"
+    with pytest.raises(UserError) as err:
+        prepare_inputs(camp, [missing, good, impossible])
+    assert str(err.value) == (
+        f"2 problems, nothing was submitted: {missing}: no such file; {impossible}: no such file"
+    )

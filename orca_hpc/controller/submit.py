@@ -123,7 +123,13 @@ def _plan(
 
 
 def _from_inp(campaign: Campaign, path: Path, fit: bool) -> NewJob:
-    raw = orca_input.read_input(path)  # read once: the parse and the attempt's input share it
+    try:
+        raw = orca_input.read_input(path)  # read once: the parse and the attempt's input share it
+    except (InputFileError, ValueError):
+        # A missing path or a folder is said as for every input, without a stat of each input that
+        # reads fine (expand_inputs made one already); any other failure to read as read_input says it.
+        _check_not_folder_or_missing(path)
+        raise
     parsed = orca_input.parse_input(path, raw)
     text = raw.replace("\r\n", "\n").replace("\r", "\n")  # line ends as a text-mode read gives them
     extra: dict[str, Path] = {}
@@ -184,7 +190,8 @@ def _from_xyz(
 
 
 def _check_not_folder_or_missing(path: Path) -> None:
-    """One stat (10,000 inputs are common): a folder or a missing path is a one-line error."""
+    """A folder or a missing path is a one-line error (one stat: asked of an .inp only when it could not
+    be read, 10,000 inputs are common)."""
     try:
         mode = os.stat(path).st_mode
     except (OSError, ValueError):
@@ -246,8 +253,8 @@ def prepare_inputs(
             if progress is not None:
                 progress(1)  # validation is most of a large submit's time: the bar shows it too
             try:
-                _check_not_folder_or_missing(path)
                 if path.suffix.lower() == ".xyz":
+                    _check_not_folder_or_missing(path)
                     if method_refused:
                         continue  # the method's own problem is reported already
                     if not method:
