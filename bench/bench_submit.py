@@ -1,7 +1,7 @@
 """Benchmark `orca-hpc submit` on the local cluster, against submitit's map_array in the same run.
 
 Usage: python bench/bench_submit.py [--sizes 1000,10000] [--max-array-size 1000] [--dir DIR] [--repeat R]
-       [--breakdown] [--profile N] [--profile-sort KEY]
+       [--breakdown] [--profile N] [--profile-sort KEY] [--fake]
 
 For each size N: a fresh campaign on the local-slurm site (overrides: max_array_size, and
 ``extra_sbatch = ["--hold"]`` so the submitted tasks never start: no ORCA runs, nothing to wait for),
@@ -12,6 +12,10 @@ The raw baseline, measured in the same run, sbatches scripts with the same #SBAT
 the same run: submitit's ``AutoExecutor(cluster="slurm").map_array`` of a trivial function over N
 items, held the same way. Every array submitted here (and only those, by the ids sbatch and submitit
 returned) is cancelled at the end. Exit status 0 unless something failed outright.
+
+``--fake``: the same submission handed to ``scheduler/fake.py`` instead of SLURM (no cluster, no
+reference): our own CPU per job alone, at any size and as often as wanted, without leaving 30,000
+cancelled jobs in slurmctld per run at 10,000.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from orca_hpc.config.campaign import init_campaign, load_campaign
 from orca_hpc.controller.submit import submit
 from orca_hpc.logs import setup_logging, teardown_logging
 from orca_hpc.scheduler import slurm
+from orca_hpc.scheduler.fake import FakeScheduler
 
 CPU_TARGET_MS = 0.3  # own CPU per job at 10,000 (issue 15)
 RATIO_TARGET = 0.5  # whole submit vs submitit map_array of a trivial function, same N, same run
@@ -175,7 +180,7 @@ class Row:
     expected_calls: int
     raw: float
     raw_calls: int
-    ref_wall: float  # submitit map_array of a trivial function, same N, same run
+    ref_wall: float  # submitit map_array of a trivial function, same N, same run (nan with --fake)
     ref_cpu: float
 
     @property
@@ -197,7 +202,9 @@ class Row:
         return self.cpu_ms <= CPU_TARGET_MS and self.ratio <= RATIO_TARGET and calls_ok
 
 
-def bench(n: int, max_array: int, base: Path, profile: int, breakdown: bool, run: int = 0) -> Row:
+def bench(
+    n: int, max_array: int, base: Path, profile: int, breakdown: bool, run: int = 0, fake: bool = False
+) -> Row:
     root = base / f"camp-{n}-{run}"
     init_campaign(root, "local-slurm")
     config = root / "orca-hpc.toml"
@@ -221,18 +228,22 @@ def bench(n: int, max_array: int, base: Path, profile: int, breakdown: bool, run
             t0, cpu0 = time.perf_counter(), time.process_time()
             if prof:
                 prof.enable()
-            report = submit(campaign, paths)
+            report = submit(campaign, paths, scheduler=FakeScheduler(max_array=max_array) if fake else None)
             if prof:
                 prof.disable()
             wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
             mine = list(seen.ids)
-            calls = slurm.CALLS["sbatch"]
+            calls = report.sbatch_calls if fake else slurm.CALLS["sbatch"]
         if len(report.submitted) != n:
             raise SystemExit(f"submitted {len(report.submitted)} of {n}")
-        raw, raw_ids = raw_sbatch(seen.scripts, base)
-        ref_wall, ref_cpu, ref_ids = submitit_map_array(n, base / f"submitit-{n}-{run}")
+        if fake:
+            raw, ref_wall, ref_cpu = math.nan, math.nan, math.nan
+        else:
+            raw, raw_ids = raw_sbatch(seen.scripts, base)
+            ref_wall, ref_cpu, ref_ids = submitit_map_array(n, base / f"submitit-{n}-{run}")
     finally:
-        slurm.scancel(mine + raw_ids + ref_ids)  # only the arrays this run submitted
+        if mine or raw_ids or ref_ids:
+            slurm.scancel(mine + raw_ids + ref_ids)  # only the arrays this run submitted
     if phases:
         print(f"--- N={n}: CPU seconds inside (inclusive; CPU {cpu:.2f} s, wall {wall:.2f} s) ---")
         print("  ".join(f"{name} {sec:.2f}" for name, sec in phases.items()))
@@ -256,6 +267,9 @@ def main() -> int:
     )
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the top N cProfile rows")
     parser.add_argument("--profile-sort", default="cumulative", help="pstats sort key (e.g. tottime)")
+    parser.add_argument(
+        "--fake", action="store_true", help="to scheduler/fake.py: own CPU only, no cluster, no reference"
+    )
     args = parser.parse_args()
     global PROFILE_SORT
     PROFILE_SORT = args.profile_sort
@@ -264,7 +278,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-submit-", dir=args.dir) as tmp:
         for n in sizes:
             for run in range(args.repeat):
-                rows.append(bench(n, args.max_array_size, Path(tmp), args.profile, args.breakdown, run))
+                rows.append(
+                    bench(n, args.max_array_size, Path(tmp), args.profile, args.breakdown, run, args.fake)
+                )
     print(
         f"max_array_size={args.max_array_size}; targets: own CPU <= {CPU_TARGET_MS} ms/job, whole submit "
         f"<= {RATIO_TARGET}x submitit map_array (same N, same run), sbatch calls = ceil(N / max_array_size)"

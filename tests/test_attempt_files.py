@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -80,3 +81,34 @@ def test_a_hand_over_linked_again_leaves_one_name_and_no_temp(tmp_path: Path) ->
         atomic_link(src, folder / "prev.gbw", 0o640)
     assert sorted(p.name for p in folder.iterdir()) == ["prev.gbw"]
     assert (folder / "prev.gbw").stat().st_ino == src.stat().st_ino
+
+
+def test_spec_json_is_what_json_dumps_writes() -> None:
+    """spec.json's reused encoder writes json.dumps' very text (ASCII escapes, separators, floats), for
+    specs with any characters in their strings, and reads back as the same spec."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    names = st.text(max_size=12)
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        names,
+        names,
+        names,
+        st.lists(names, max_size=3),
+        st.integers(0, 2**31 - 1),
+        st.none() | st.floats(allow_nan=False, allow_infinity=False),
+    )
+    def check(campaign: str, job: str, orca: str, keep: list[str], n: int, threshold: float | None) -> None:
+        spec = AttemptSpec(
+            campaign=campaign, job_id="j000001", job_name=job, attempt=n, input="a.inp",
+            extra_inputs=("b.xyz",), orca=orca, scratch_root="/s", keep=tuple(keep), nprocs=n,
+            maxcore_mb=n, mem_mb=n, time_min=n, imag_threshold_cm1=threshold,
+        )  # fmt: skip
+        body = {"spec_version": 1, **dataclasses.asdict(spec)}
+        if threshold is None:
+            del body["imag_threshold_cm1"]
+        assert spec.to_json() == json.dumps(body).encode("utf-8")
+
+    check()

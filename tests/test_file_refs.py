@@ -7,6 +7,7 @@ made ORCA stop with "file not found" in every attempt.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from e2e import cli, new_campaign
@@ -77,3 +78,62 @@ def test_set_file_ref_replaces_only_the_whole_name() -> None:
     ]
     with pytest.raises(UserError, match="must not contain spaces"):
         set_file_ref(text, FileRef("xyzfile", "a/q.pc.xyz", 3, 0), "q x.xyz")
+
+
+def test_validation_pauses_the_gc_and_resumes_it_whatever_the_inputs(tmp_path: Path) -> None:
+    """Inputs are validated with the cyclic GC paused (speed) and it runs again afterwards, also when
+    inputs are refused; a refused input leaves no cycle behind that only the GC could free (the pause
+    would hold it, and a failed read or parse holds the file's text)."""
+    import gc
+
+    camp = load_campaign(new_campaign(tmp_path))
+    good = tmp_path / "good.inp"
+    good.write_text("! HF def2-SVP\n* xyz 0 1\nO 0 0 0\nH 0 0 1\nH 0 1 0\n*\n")
+    bad = tmp_path / "bad.inp"
+    bad.write_bytes(b"! HF\n* xyz 0 1\nH 0 0 0\xff\n*\n")
+    seen = []
+    assert gc.isenabled()
+    prepare_inputs(camp, [good], progress=lambda _n: seen.append(gc.isenabled()))
+    assert seen == [False] and gc.isenabled()
+    with pytest.raises(UserError, match=r"bad.inp:3: not UTF-8 text \(byte 0xff\)"):
+        prepare_inputs(camp, [bad, good])
+    assert gc.isenabled()
+    gc.collect()
+    gc.disable()  # as if a caller had paused it: left paused, and what is unreachable stays to be counted
+    try:
+        unknown = tmp_path / "unknown.inp"
+        unknown.write_text("! HF\n* xyz 0 1\nXx 0 0 0\n*\n")
+        with pytest.raises(UserError, match=r"2 problems.*not UTF-8 text.*unknown element 'Xx'"):
+            prepare_inputs(camp, [bad, unknown, tmp_path])
+        assert not gc.isenabled() and gc.collect() == 0  # nothing of the refused input left to collect
+    finally:
+        gc.enable()
+
+
+def test_an_input_that_reads_fine_is_stat_once_and_a_missing_one_said_as_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each input is looked at once before it is read (when its folders and globs are expanded); a path
+    that cannot be read is then asked why: missing (also a path no file can have) or a folder, in the
+    words every input gets."""
+    import os
+
+    camp = load_campaign(new_campaign(tmp_path))
+    good = tmp_path / "good.inp"
+    good.write_text("! HF def2-SVP\n* xyz 0 1\nO 0 0 0\nH 0 0 1\nH 0 1 0\n*\n")
+    real_stat = os.stat
+    looked: list[str] = []
+
+    def counting_stat(path: str | os.PathLike[str], *args: Any, **kwargs: Any) -> os.stat_result:
+        looked.append(os.fspath(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counting_stat)
+    prepare_inputs(camp, [good])
+    assert looked.count(str(good)) == 1
+    missing, impossible = tmp_path / "missing.inp", tmp_path / "nul\0.inp"
+    with pytest.raises(UserError) as err:
+        prepare_inputs(camp, [missing, good, impossible])
+    assert str(err.value) == (
+        f"2 problems, nothing was submitted: {missing}: no such file; {impossible}: no such file"
+    )

@@ -537,24 +537,24 @@ def test_move_latest_attempt_writes_what_set_state_would(
         ledgers.append(ledger)
     moved, decoded = ledgers
 
-    def set_token(att: Attempt) -> bool:
-        att.token = "abc/0"
-        return True
+    set_token = {"tok": "abc/0"}
+    set_id = {"sid": "7_0", "sub": "2026-01-02T03:04:06Z"}
 
-    def set_id(att: Attempt) -> bool:
-        att.slurm_id, att.submitted = "7_0", "2026-01-02T03:04:06Z"
-        return True
+    def edit(att: Attempt, changes: dict[str, str]) -> None:
+        names = {"tok": "token", "sid": "slurm_id", "sub": "submitted"}
+        for key, value in changes.items():
+            setattr(att, names[key], value)
 
-    for second, state, edit in ((6, JobState.SUBMITTING, set_token), (7, JobState.PENDING, set_id)):
+    for second, state, changes in ((6, JobState.SUBMITTING, set_token), (7, JobState.PENDING, set_id)):
         clock[0] = f"2026-01-02T03:04:0{second}Z"  # "ut" must move with the state
         with moved.transaction() as txn:
-            assert txn.move_latest_attempt("j000001", state, edit)
+            assert txn.move_latest_attempt("j000001", state, changes)
             assert txn.states() == {"j000001": state}  # the same transaction sees it
         with decoded.transaction() as txn:
             job = txn.get("j000001")
-            edit(job.latest)
+            edit(job.latest, changes)
             txn.set_state(job, state)
-            assert not txn.move_latest_attempt("j000001", state, edit)  # decoded: the caller changes it
+            assert not txn.move_latest_attempt("j000001", state, changes)  # decoded: the caller changes it
         assert moved.path.read_bytes().split(b"\n")[1:] == decoded.path.read_bytes().split(b"\n")[1:]
     assert moved.check().ok and moved.snapshot().get("j000001").name == tricky
     generation = moved.snapshot().generation
@@ -562,7 +562,8 @@ def test_move_latest_attempt_writes_what_set_state_would(
         with pytest.raises(IllegalTransition):
             txn.move_latest_attempt("j000001", JobState.CREATED, set_token)  # PENDING -> CREATED
         assert not txn.move_latest_attempt("j000001", JobState.COMPLETED, set_token)  # archives: decode
-        assert not txn.move_latest_attempt("j000001", JobState.RUNNING, lambda att: False)
+        assert not txn.move_latest_attempt("j000001", JobState.RUNNING, {"sid": "7\x1b_0"})  # refused
+        assert not txn.move_latest_attempt("j000001", JobState.RUNNING, {"fix": "[]"})  # not a plain string
     assert moved.snapshot().generation == generation  # nothing to save
     doc = json.loads(moved.path.read_text())
     moved.path.write_text(json.dumps(doc, indent=1))  # not the writer's bytes any more

@@ -192,3 +192,58 @@ def test_quick_atom_lines_examples() -> None:
     for atoms in accepted + refused:
         quick, long = _quick_and_long(f"! HF\n* xyz 0 1\n{atoms}\n*\n")
         assert quick == long and quick.startswith("refused") == (atoms in refused), (atoms, quick)
+
+
+def _decode_the_long_way(path: Path, data: bytes) -> str:
+    """What ``inputs._decode`` did before its quick path: the "utf-8-sig" codec itself."""
+    if b"\x00" in data:
+        raise InputFileError(path, "binary file, not an ORCA input (contains NUL bytes)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputFileError(path, f"not UTF-8 text (byte 0x{data[exc.start]:02x})", line) from None
+
+
+_BYTES = st.one_of(
+    st.binary(max_size=40),
+    st.text(max_size=40).map(lambda t: t.encode("utf-8")),
+    st.builds(lambda a, b: a + b, st.sampled_from([b"", b"\xef\xbb\xbf", b"\xef\xbb", b"\xef\xbb\xbf" * 2]),
+              st.one_of(st.binary(max_size=20), st.text(max_size=20).map(str.encode))),
+)  # fmt: skip
+
+
+@FAST
+@given(_BYTES)
+def test_decode_quick_path_is_the_codec(data: bytes) -> None:
+    """The input reader's quick decode gives the "utf-8-sig" codec's text, or its very error."""
+    from orca_hpc.orca.inputs import _decode
+
+    path = Path("x.inp")
+    try:
+        expected = _decode_the_long_way(path, data)
+    except InputFileError as err:
+        expected = f"error: {err}"
+    try:
+        got = _decode(path, data)
+    except InputFileError as err:
+        got = f"error: {err}"
+    assert got == expected and type(got) is str
+
+
+def test_read_input_reads_what_read_bytes_reads(tmp_path: Path) -> None:
+    """Files of every size around the reader's buffers read back whole; missing files and folders give
+    the one-line error of before."""
+    from orca_hpc.orca.inputs import read_input
+
+    for size in (0, 1, (1 << 16) - 1, 1 << 16, (1 << 16) + 1, 3 << 20):
+        path = tmp_path / f"{size}.inp"
+        path.write_bytes(b"\xef\xbb\xbf" + b"a\n" * (size // 2) + b"b" * (size % 2))
+        assert read_input(path) == path.read_bytes().decode("utf-8-sig")
+    for bad, why in ((tmp_path / "missing.inp", "No such file"), (tmp_path, "Is a directory")):
+        try:
+            read_input(bad)
+        except InputFileError as err:
+            assert str(err).startswith(f"{bad}: cannot read input: {why}")
+        else:
+            raise AssertionError(f"{bad} read")

@@ -238,30 +238,37 @@ class LedgerView:
             return self._active(job_id)
         return self._from_archive(job_id)
 
-    @_gc_paused()
     def _sha_index(self) -> dict[str, list[str]]:
+        # Asked once per input of a submit: the GC is paused only while the index is built.
         if self._by_sha is None:
-            by_sha: dict[str, list[str]] = {}
-            for job_id in self._ids:
-                job = self._jobs.get(job_id)
-                if job is None:
-                    sha = _peek(self._raw[job_id], b'"sha":"')
-                    if sha is None:
-                        job = self._active(job_id)
-                if job is not None:
-                    sha = job.input_sha
-                by_sha.setdefault(sha, []).append(job_id)  # type: ignore[arg-type]
-            self._by_sha = by_sha
+            self._by_sha = self._build_sha_index()
         return self._by_sha
 
     @_gc_paused()
+    def _build_sha_index(self) -> dict[str, list[str]]:
+        by_sha: dict[str, list[str]] = {}
+        for job_id in self._ids:
+            job = self._jobs.get(job_id)
+            if job is None:
+                sha = _peek(self._raw[job_id], b'"sha":"')
+                if sha is None:
+                    job = self._active(job_id)
+            if job is not None:
+                sha = job.input_sha
+            by_sha.setdefault(sha, []).append(job_id)  # type: ignore[arg-type]
+        return by_sha
+
     def _name_index(self) -> dict[str, list[str]]:
         if self._by_name is None:
-            by_name: dict[str, list[str]] = {}
-            for job_id in self._ids:  # names may hold escapes: decode the jobs (user commands only)
-                by_name.setdefault(self._active(job_id).name, []).append(job_id)
-            self._by_name = by_name
+            self._by_name = self._build_name_index()
         return self._by_name
+
+    @_gc_paused()
+    def _build_name_index(self) -> dict[str, list[str]]:
+        by_name: dict[str, list[str]] = {}
+        for job_id in self._ids:  # names may hold escapes: decode the jobs (user commands only)
+            by_name.setdefault(self._active(job_id).name, []).append(job_id)
+        return by_name
 
     def _index_active(self, job: Job) -> None:
         if self._by_sha is not None:
@@ -498,11 +505,13 @@ class Transaction(LedgerView):
         self._edited.add(job_id)
         return True
 
-    def move_latest_attempt(self, job_id: str, state: JobState, edit: Callable[[Attempt], bool]) -> bool:
-        """``edit_latest_attempt``, and the job moved to an active ``state`` (``updated`` stamped) in
-        the same bytes: a submission's SUBMITTING and PENDING of 10,000 new jobs without decoding,
-        encoding and checking each twice. ``IllegalTransition`` as ``set_state`` raises it (nothing
-        changed then); False when the caller must decode the job (``get``, ``set_state``).
+    def move_latest_attempt(self, job_id: str, state: JobState, changes: Mapping[str, str]) -> bool:
+        """The latest attempt's plain string fields set to ``changes`` (on-disk keys: ``tok``, ``sid``,
+        ``sub``; ``put_attempt_strings``), and the job moved to an active ``state`` (``updated``
+        stamped), all in the job's bytes: a submission's SUBMITTING and PENDING of 10,000 new jobs
+        without decoding, encoding and checking each twice. ``IllegalTransition`` as ``set_state``
+        raises it (nothing changed then); False when the caller must decode the job (``get``,
+        ``set_state``).
 
         Only in the writer's bytes (``edit_latest_attempt``'s conditions): there ``"st"`` opens the
         job and its first ``,"ut":"`` is the job's own key (it precedes every nested value, and a quote
@@ -515,7 +524,7 @@ class Transaction(LedgerView):
         if old is None or current is None or raw.find(b',"ut":"') < 0:
             return False
         check_transition(current, state)
-        if not self.edit_latest_attempt(job_id, edit):
+        if not self.put_attempt_strings(job_id, changes):
             return False
         raw = self._raw[job_id]
         raw = b'{"st":"' + state.value.encode() + raw[7 + len(old.encode()) :]
@@ -523,29 +532,25 @@ class Transaction(LedgerView):
         self._raw[job_id] = raw[:ut] + now_iso().encode() + raw[raw.find(b'"', ut) :]
         return True
 
-    def note_slurm_state(
-        self, job_id: str, slurm_state: str, started: str | None, ours: Callable[[str], bool]
-    ) -> bool:
-        """Record SLURM's state of a queued or running job's latest attempt, and its start when the
-        attempt has none yet: what reconcile records of 10,000 jobs whose SLURM state moved.
+    def put_attempt_strings(self, job_id: str, changes: Mapping[str, str]) -> bool:
+        """Set plain string fields of the latest attempt of an active job that was not decoded, by
+        their on-disk keys (``{"tok": "abc/0"}``), in place in the job's bytes.
 
-        ``edit_latest_attempt`` without the ``Attempt``: the attempt's object gets the two values at
-        their places in the writer's key order (``ATTEMPT_KEY_ORDER``), the same bytes its decode,
-        change and encode would give, and they are checked by the rules of their keys (the rest of a
-        sound job is unchanged). ``ours(token)`` says whether the attempt's submission token is the
-        one SLURM's record names; False (not ours, or not told quickly): the caller decodes the job.
-        """
+        ``edit_latest_attempt`` without the ``Attempt``: the attempt's object gets the values at their
+        places in the writer's key order (``ATTEMPT_KEY_ORDER``), the same bytes its decode, change and
+        encode would give, and they are checked by the rules of their keys (the rest of a sound job is
+        unchanged). False (nothing changed) when the caller must decode the job: it is decoded already,
+        not in the writer's bytes, or a value is not plainly what its key's rules accept."""
         found = self._latest_attempt(job_id)
         if found is None:
             return False
+        return self._put_attempt(job_id, found, changes)
+
+    def _put_attempt(
+        self, job_id: str, found: tuple[str, int, int, dict[str, Any]], changes: Mapping[str, str]
+    ) -> bool:
         text, start, end, d = found
-        token = d.get("tok")
-        if type(token) is not str or not ours(token) or not _ATTEMPT_KEYS_SET.issuperset(d):
-            return False
-        changes = {"sst": slurm_state}
-        if started and not d.get("beg"):
-            changes["beg"] = started
-        if not plain_attempt_strings(changes):
+        if not _ATTEMPT_KEYS_SET.issuperset(d) or not plain_attempt_strings(changes):
             return False
         layout = (tuple(d), tuple(changes))
         order = _KEY_ORDERS.get(layout)
@@ -555,6 +560,28 @@ class Transaction(LedgerView):
         self._raw[job_id] = (text[:start] + _dumps(new) + text[end:]).encode("utf-8")
         self._edited.add(job_id)
         return True
+
+    def note_slurm_state(
+        self, job_id: str, slurm_state: str, started: str | None, ours: Callable[[str], bool]
+    ) -> bool:
+        """Record SLURM's state of a queued or running job's latest attempt, and its start when the
+        attempt has none yet: what reconcile records of 10,000 jobs whose SLURM state moved.
+
+        ``put_attempt_strings`` of the two values. ``ours(token)`` says whether the attempt's submission
+        token is the one SLURM's record names; False (not ours, or not told quickly): the caller decodes
+        the job.
+        """
+        found = self._latest_attempt(job_id)
+        if found is None:
+            return False
+        d = found[3]
+        token = d.get("tok")
+        if type(token) is not str or not ours(token):
+            return False
+        changes = {"sst": slurm_state}
+        if started and not d.get("beg"):
+            changes["beg"] = started
+        return self._put_attempt(job_id, found, changes)
 
     def sync_before_commit(self, folder: Path | str) -> None:
         """Files written under ``folder`` during this transaction must be durable before the ledger

@@ -211,7 +211,7 @@ def plain_attempt(job_id: str, a: Any, n: Any) -> bool:
     return not _CONTROL.search("".join(plain))
 
 
-def plain_attempt_strings(values: dict[str, Any]) -> bool:
+def plain_attempt_strings(values: Mapping[str, Any]) -> bool:
     """True only when each value passes the full rules of its attempt key, told quickly: keys that hold
     one plain string (SLURM's state, ids, times), strings without control characters."""
     for key, value in values.items():

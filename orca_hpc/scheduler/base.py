@@ -87,7 +87,7 @@ class ArrayRequest:
     """Attempts that share resources, to be started as one array; task i runs ``attempt_dirs[i]``."""
 
     token: str  # the submission's identity: the job name carries it, so a lost answer can be found
-    attempt_dirs: tuple[Path, ...]
+    attempt_dirs: tuple[Path | str, ...]  # absolute; strings as submit has them (no Path per job)
     nprocs: int
     mem_mb: int
     time_min: int

@@ -69,7 +69,7 @@ class LocalScheduler(Scheduler):
     def task_id(self, record: JobRecord) -> str:
         return record.job_id  # one process per attempt: the id is the attempt's own
 
-    def _command(self, attempt_dir: Path) -> list[str]:
+    def _command(self, attempt_dir: Path | str) -> list[str]:
         return [self.python, "-m", "orca_hpc.runner", "--attempt-dir", str(attempt_dir)]
 
     def render(self, request: ArrayRequest) -> str:
