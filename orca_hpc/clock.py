@@ -27,10 +27,10 @@ _LAST: tuple[time.struct_time | None, str] = (None, "")
 def now_iso() -> str:
     """The current UTC time, to the second."""
     global _LAST
-    now = time.gmtime()
-    if now != _LAST[0]:
-        _LAST = (now, time.strftime(FORMAT, now))
-    return _LAST[1]
+    now, last = time.gmtime(), _LAST  # one read of the cache: another thread may replace it
+    if now != last[0]:
+        last = _LAST = (now, time.strftime(FORMAT, now))
+    return last[1]
 
 
 _DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # Feb 29 is left to strptime

@@ -111,10 +111,10 @@ def test_a_zone_change_in_the_process_is_not_answered_from_the_old_zone(
 def test_now_iso_follows_the_clock_through_its_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     """The formatted second is kept until the clock moves on: each new second (and a clock set back)
     gives its own text, a repeated one the same text."""
-    seconds = [1_800_000_000, 1_800_000_000, 1_800_000_001, 1_799_999_000, 1_800_000_001]
+    seconds = [1_800_000_000, 1_800_000_000, 1_800_000_001, 1_799_999_000, 1_800_000_001, 1_800_000_061]
     clock = iter(seconds)
     real_gmtime = time.gmtime
     monkeypatch.setattr(time, "gmtime", lambda *at: real_gmtime(*at) if at else real_gmtime(next(clock)))
     got = [now_iso() for _ in seconds]
     assert got == [time.strftime("%Y-%m-%dT%H:%M:%SZ", real_gmtime(s)) for s in seconds]
-    assert got[0] == got[1] != got[2] != got[3]
+    assert got[0] == got[1] != got[2] != got[3] and got[4] != got[5]  # same second, another minute

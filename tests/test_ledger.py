@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -564,6 +565,8 @@ def test_move_latest_attempt_writes_what_set_state_would(
         assert not txn.move_latest_attempt("j000001", JobState.COMPLETED, set_token)  # archives: decode
         assert not txn.move_latest_attempt("j000001", JobState.RUNNING, {"sid": "7\x1b_0"})  # refused
         assert not txn.move_latest_attempt("j000001", JobState.RUNNING, {"fix": "[]"})  # not a plain string
+        for folder in ("../../etc", "", "jobs/j000001/attempt-9"):  # a folder has its one form: decode
+            assert not txn.move_latest_attempt("j000001", JobState.RUNNING, {"dir": folder})
     assert moved.snapshot().generation == generation  # nothing to save
     doc = json.loads(moved.path.read_text())
     moved.path.write_text(json.dumps(doc, indent=1))  # not the writer's bytes any more
@@ -571,11 +574,15 @@ def test_move_latest_attempt_writes_what_set_state_would(
         assert txn.migrated and not txn.move_latest_attempt("j000001", JobState.RUNNING, set_token)
 
 
-def test_note_slurm_state_writes_what_a_decode_would(campaign: Path) -> None:
+def test_note_slurm_state_writes_what_a_decode_would(campaign: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """SLURM's state (and start) put in place in the job's bytes: the bytes of a decode, change and
     encode, for an attempt with and without each value; declined for another job's token, a decoded
     job, a value the rules refuse, and a file not in the writer's form."""
     from orca_hpc.ledger.records import ATTEMPT_KEY_ORDER
+
+    # One second for both ledgers: their jobs' stamps must not differ because the clock moved on.
+    real_gmtime = time.gmtime
+    monkeypatch.setattr(time, "gmtime", lambda *at: real_gmtime(*at) if at else real_gmtime(1_800_000_000))
 
     full = Attempt(1, "t/0", "1_0", "s", "b", "e", "PENDING", "0:0", "success", "why", 1.5, "m", [{"a": 1}])
     full.dir, full.counts_against_limit, full.usage = "jobs/j000001/attempt-1", False, {"el": 1}

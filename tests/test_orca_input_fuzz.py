@@ -195,14 +195,30 @@ def test_quick_atom_lines_examples() -> None:
 
 
 def _decode_the_long_way(path: Path, data: bytes) -> str:
-    """What ``inputs._decode`` did before its quick path: the "utf-8-sig" codec itself."""
+    """The "utf-8-sig" codec itself; its error position counts from after the BOM it dropped."""
     if b"\x00" in data:
         raise InputFileError(path, "binary file, not an ORCA input (contains NUL bytes)")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InputFileError(path, f"not UTF-8 text (byte 0x{data[exc.start]:02x})", line) from None
+        at = exc.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        line = data[:at].count(b"\n") + 1
+        raise InputFileError(path, f"not UTF-8 text (byte 0x{data[at]:02x})", line) from None
+
+
+def test_a_bad_byte_after_a_bom_is_named_with_its_line() -> None:
+    from orca_hpc.orca.inputs import _decode
+
+    for data, byte, line in (
+        (b"\xef\xbb\xbf! HF\n\xe9t\xe9\n", "0xe9", 2),
+        (b"\xef\xbb\xbf\n\n\xff", "0xff", 3),
+    ):
+        try:
+            _decode(Path("x.inp"), data)
+        except InputFileError as err:
+            assert f"(byte {byte})" in str(err) and f"x.inp:{line}:" in str(err), err
+        else:
+            raise AssertionError(data)
 
 
 _BYTES = st.one_of(

@@ -189,6 +189,9 @@ _MAX_INT = 2**63
 _PLAIN_JOB_STR = frozenset(k for k, (t, c) in _JOB_KEYS.items() if t == _STR and not c and k != "id")
 _PLAIN_JOB_COUNT = frozenset(k for k, (t, _c) in _JOB_KEYS.items() if t == (int,))
 _PLAIN_ATT_STR = frozenset(k for k, (t, c) in _ATTEMPT_KEYS.items() if str in t and not c)
+# Written in place by plain_attempt_strings' callers: one plain string each, with no rule but its type
+# (not ``dir``: an attempt's folder has its one form, checked with the job's id and the attempt's number).
+_IN_PLACE_ATT_STR = _PLAIN_ATT_STR - {"dir"}
 _CREATED = JobState.CREATED.value
 
 
@@ -215,7 +218,7 @@ def plain_attempt_strings(values: Mapping[str, Any]) -> bool:
     """True only when each value passes the full rules of its attempt key, told quickly: keys that hold
     one plain string (SLURM's state, ids, times), strings without control characters."""
     for key, value in values.items():
-        if key not in _PLAIN_ATT_STR or type(value) is not str:
+        if key not in _IN_PLACE_ATT_STR or type(value) is not str:
             return False
     return not _CONTROL.search("".join(values.values()))
 
