@@ -11,14 +11,12 @@ to CREATED, so the ledger never shows as submitted what SLURM does not have.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import hashlib
 import logging
 import os
 import secrets
 import stat
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +38,7 @@ from orca_hpc.controller.gather import expand_inputs
 from orca_hpc.errors import InputFileError, OrcaHpcError, UserError
 from orca_hpc.ledger.records import Job
 from orca_hpc.ledger.states import JobState
-from orca_hpc.ledger.store import Ledger, LedgerView, Transaction
+from orca_hpc.ledger.store import Ledger, LedgerView, Transaction, gc_paused
 from orca_hpc.orca import inputs as orca_input
 from orca_hpc.orca.presets import render_preset, resolve_method
 from orca_hpc.orca.xyz import read_xyz_frames
@@ -200,20 +198,6 @@ def _check_not_folder_or_missing(path: Path) -> None:
         raise UserError(f"{path}: is a folder, not an ORCA input")
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The cyclic GC off while every input is validated: parsing makes many small objects and no
-    cycles, and the collector walking the growing list of validated inputs again and again cost ~15 %
-    of a 10,000-input submit. (The ledger's transactions pause it too, ``ledger.store``.)"""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def prepare_inputs(
     campaign: Campaign,
     paths: Sequence[Path],
@@ -248,7 +232,7 @@ def prepare_inputs(
             f"(e.g. {inp[0].name})"
         )
     jobs: list[NewJob] = []
-    with _gc_paused():
+    with gc_paused():
         for path in paths:
             if progress is not None:
                 progress(1)  # validation is most of a large submit's time: the bar shows it too

@@ -120,8 +120,8 @@ _KEY_ORDERS: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[str, ...]] = {}
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC while decoding or encoding many jobs.
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while decoding or encoding many jobs (or validating many inputs: submit).
 
     Building 100,000 small dicts triggers the collector hundreds of times for nothing (they hold
     no cycles); pausing it makes bulk decoding 2-4x faster.
@@ -244,7 +244,7 @@ class LedgerView:
             self._by_sha = self._build_sha_index()
         return self._by_sha
 
-    @_gc_paused()
+    @gc_paused()
     def _build_sha_index(self) -> dict[str, list[str]]:
         by_sha: dict[str, list[str]] = {}
         for job_id in self._ids:
@@ -263,7 +263,7 @@ class LedgerView:
             self._by_name = self._build_name_index()
         return self._by_name
 
-    @_gc_paused()
+    @gc_paused()
     def _build_name_index(self) -> dict[str, list[str]]:
         by_name: dict[str, list[str]] = {}
         for job_id in self._ids:  # names may hold escapes: decode the jobs (user commands only)
@@ -308,7 +308,7 @@ class LedgerView:
         """All jobs (active and archived) whose input has sha256 ``sha``, oldest first (may be empty)."""
         return self._sorted(self._sha_index().get(sha, []) + self.archive.ids_by_sha(sha))
 
-    @_gc_paused()
+    @gc_paused()
     def jobs_by_state(self, *states: JobState) -> list[Job]:
         """Active jobs in any of ``states``, by id. Archived jobs are not searched (see ``all_jobs``)."""
         wanted = {JobState(s).value for s in states}
@@ -326,7 +326,7 @@ class LedgerView:
                         out.append(job)
         return out
 
-    @_gc_paused()
+    @gc_paused()
     def states(self) -> dict[str, JobState]:
         """The state of every active job by id, without decoding the jobs (cheap at any size)."""
         out = {}
@@ -356,7 +356,7 @@ class LedgerView:
         sid, sst, beg = _peek(tail, b'"sid":"'), _peek(tail, b'"sst":"'), _peek(tail, b'"beg":"')
         return {"sid": sid, "sst": sst, "beg": beg, "dir": _peek(tail, b'"dir":"')}
 
-    @_gc_paused()
+    @gc_paused()
     def all_jobs(self) -> list[Job]:
         """Every job of the campaign, active and archived, each id once, by id. Reads the whole archive."""
         scan = self.archive.scan()
@@ -598,7 +598,7 @@ class Transaction(LedgerView):
 
     # -- saving ---------------------------------------------------------------------------
 
-    @_gc_paused()
+    @gc_paused()
     def _changes(self) -> tuple[bool, dict[str, bytes], list[dict[str, Any]]]:
         """(changed?, the new hot jobs encoded, records to append to the archive)."""
         changed = (
@@ -825,7 +825,7 @@ class Ledger:
             doc["arch"] = arch = self._archive_mark(Archive(self.state_dir, writable=False))
         return counter_problem(doc["meta"]["next_id"], highest_active, arch[1])
 
-    @_gc_paused()
+    @gc_paused()
     def parse(self, data: bytes) -> tuple[dict[str, Any], bool]:
         """Parse ledger bytes -> (doc with jobs as encoded bytes, needs rewriting?).
 
@@ -916,7 +916,7 @@ class Ledger:
             # The cyclic GC is paused for the whole transaction: decoding, changing and encoding
             # 10,000 jobs one by one (reconcile, submit) makes thousands of small objects and no cycles,
             # and the collector walking them again and again cost more than the work itself.
-            with contextlib.nullcontext() if self.lock.held else self.lock, _gc_paused():
+            with contextlib.nullcontext() if self.lock.held else self.lock, gc_paused():
                 doc, migrated = self._load()
                 txn = Transaction(self.state_dir, doc, migrated=migrated)
                 yield txn
@@ -1033,7 +1033,7 @@ class Ledger:
 
     # -- check / restore (``orca-hpc ledger``) --------------------------------------------
 
-    @_gc_paused()
+    @gc_paused()
     def check(self) -> CheckReport:
         """Validate ``ledger.json``, its backup and the archive without changing anything."""
         self._check_state_dir()
