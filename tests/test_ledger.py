@@ -478,7 +478,15 @@ def test_reformatted_ledger_still_loads_and_is_rewritten(ledger: Ledger) -> None
         assert not txn.migrated
 
 
-def test_edit_latest_attempt_writes_what_a_decode_would(campaign: Path) -> None:
+@pytest.fixture
+def one_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clock stands still: two ledgers built one after the other compare byte for byte, whichever
+    second each was stamped in."""
+    real_gmtime = time.gmtime
+    monkeypatch.setattr(time, "gmtime", lambda *at: real_gmtime(*at) if at else real_gmtime(1_800_000_000))
+
+
+def test_edit_latest_attempt_writes_what_a_decode_would(campaign: Path, one_second: None) -> None:
     """Editing one attempt in the job's bytes saves exactly what decoding, changing and encoding the
     job saves; it declines a decoded job, an edit that declines, and a ledger not in the writer's form."""
     ledgers = []
@@ -574,15 +582,11 @@ def test_move_latest_attempt_writes_what_set_state_would(
         assert txn.migrated and not txn.move_latest_attempt("j000001", JobState.RUNNING, set_token)
 
 
-def test_note_slurm_state_writes_what_a_decode_would(campaign: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_note_slurm_state_writes_what_a_decode_would(campaign: Path, one_second: None) -> None:
     """SLURM's state (and start) put in place in the job's bytes: the bytes of a decode, change and
     encode, for an attempt with and without each value; declined for another job's token, a decoded
     job, a value the rules refuse, and a file not in the writer's form."""
     from orca_hpc.ledger.records import ATTEMPT_KEY_ORDER
-
-    # One second for both ledgers: their jobs' stamps must not differ because the clock moved on.
-    real_gmtime = time.gmtime
-    monkeypatch.setattr(time, "gmtime", lambda *at: real_gmtime(*at) if at else real_gmtime(1_800_000_000))
 
     full = Attempt(1, "t/0", "1_0", "s", "b", "e", "PENDING", "0:0", "success", "why", 1.5, "m", [{"a": 1}])
     full.dir, full.counts_against_limit, full.usage = "jobs/j000001/attempt-1", False, {"el": 1}
