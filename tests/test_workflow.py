@@ -115,6 +115,25 @@ def test_a_workflow_without_steps_is_refused_in_one_line(tmp_path: Path, table: 
     assert (root / ".orca-hpc" / "ledger.json").read_bytes() == before
 
 
+def test_a_step_walltime_without_room_for_the_early_warning_is_refused(tmp_path: Path) -> None:
+    # local-slurm warns 30 s before the end, and SLURM may warn up to 60 s earlier still: a 1-minute
+    # step could be stopped as it starts. Every such step is named, in one line; the ledger is untouched.
+    root = tmp_path / "camp"
+    cli(tmp_path, "init", str(root), "--site", "local-slurm")
+    config = root / "orca-hpc.toml"
+    steps = ""
+    for name, walltime in (("opt", "1"), ("freq", "00:01:00"), ("sp", "2")):
+        steps += f'[[workflow.steps]]\nname = "{name}"\nmethod = "r2SCAN-3c"\nwalltime = "{walltime}"\n'
+    config.write_text(config.read_text() + "\n" + steps)
+    ledger = root / ".orca-hpc" / "ledger.json"
+    before = ledger.read_bytes()
+    said = cli(root, "status", expect=1).output.strip().splitlines()
+    assert len(said) == 1 and str(config) in said[0], said
+    assert "'opt' (walltime 1 min)" in said[0] and "'freq' (walltime 1 min)" in said[0], said
+    assert "'sp'" not in said[0] and "60 s SLURM may send it early" in said[0]
+    assert ledger.read_bytes() == before
+
+
 def test_every_step_is_held_to_the_node_at_submit_and_fitted_only_by_the_site_rule(tmp_path: Path) -> None:
     # local-slurm: 8 cores, max_walltime 04:00:00. The second step asks for more; before, it was made
     # by reconcile hours later (and refused: every molecule stopped), and a step's own walltime was

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orca_hpc.config.site import SiteConfig, load_site
+from orca_hpc.config.site import SIGNAL_EARLY_S, SiteConfig, load_site
 from orca_hpc.config.tomlfile import parse_toml, read_config_text
 from orca_hpc.errors import UserError
 from orca_hpc.ledger.store import Ledger
@@ -40,6 +40,20 @@ class RightSizing:
     enabled: bool = False
     min_evidence: int = 20  # finished attempts of similar jobs before their suggestion is used
     margin: float = 0.2  # added to the 95th percentile of what they used
+
+
+def _check_step_walltimes(workflow: Workflow, site: SiteConfig, config_path: Path) -> None:
+    """A step's own walltime must leave time before the walltime warning, as the site's must
+    (``config/site.py``): SLURM may send it ``SIGNAL_EARLY_S`` early, and the runner stops ORCA then."""
+    warn = site.signal_before_end_s + SIGNAL_EARLY_S
+    short = [s for s in workflow.steps if s.walltime_min is not None and warn >= s.walltime_min * 60]
+    if short:
+        raise UserError(
+            f"{config_path}: workflow step(s) "
+            + ", ".join(f"{s.name!r} (walltime {s.walltime_min} min)" for s in short)
+            + f": not longer than the site's {site.signal_before_end_s} s walltime warning plus the "
+            f"{SIGNAL_EARLY_S} s SLURM may send it early"
+        )
 
 
 def _rightsizing(table: Any, path: Path) -> RightSizing:
@@ -209,5 +223,6 @@ def load_campaign(root: Path) -> Campaign:
         from orca_hpc.config.workflow import Workflow
 
         workflow = Workflow.parse(config["workflow"], config_path, presets, config.get("method_template"))
+        _check_step_walltimes(workflow, site, config_path)
     rightsize = _rightsizing(config.get("rightsize"), config_path)
     return Campaign(root, config["name"], config["id"], site, config, workflow, rightsize)
