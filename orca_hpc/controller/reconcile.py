@@ -207,7 +207,8 @@ class Reconciler:
 
     def run(self, view: LedgerView | None = None) -> ReconcileReport:
         """``view``: the ledger as just read without the lock (``auto_reconcile`` has one): SLURM is
-        asked about its jobs before the lock is taken, and the answer serves if it covers them all."""
+        asked about its jobs before the lock is taken, and the answer serves if no other command has
+        saved the ledger since (``_Early.serves``)."""
         calls_before = self._calls()
         early = self._ask_early(view) if view is not None else None
         try:
