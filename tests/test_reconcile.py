@@ -263,8 +263,9 @@ def test_the_peek_at_the_latest_attempt_agrees_with_the_decoded_job(campaign: Ca
                 "sid": att.slurm_id,
                 "sst": att.slurm_state,
                 "beg": att.started,
-                "dir": att.dir,
+                "n": str(att.n),
             }
+            assert att.dir == f"jobs/{job_id}/attempt-{att.n}"  # the folder the number names
     assert _job(campaign, ids[1]).latest.n == 2 and peeks[ids[0]]["sst"] == "RUNNING"
 
 

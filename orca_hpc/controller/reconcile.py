@@ -360,12 +360,11 @@ class Reconciler:
         for job_id in order:
             if answered():
                 return
-            folder = peeked[job_id]["dir"]
-            # The form every attempt folder has (ledger/validate.py); anything else is not read here.
-            prefix = f"jobs/{job_id}/attempt-"
-            if not folder or not folder.startswith(prefix) or not folder[len(prefix) :].isdigit():
+            n = peeked[job_id]["n"]
+            if n is None:
                 continue
-            folder = f"{self._root}/{folder}"
+            # The form every attempt folder has (ledger/validate.py); _result is told the recorded one.
+            folder = f"{self._root}/jobs/{job_id}/attempt-{n}"
             try:
                 result, key = AttemptResult.read_keyed(folder)
             except InputFileError:

@@ -339,8 +339,8 @@ class LedgerView:
         return out
 
     def latest_attempt_peek(self, job_id: str) -> dict[str, str | None] | None:
-        """SLURM id, SLURM state, start and folder of an active job's latest attempt, without decoding
-        the job.
+        """SLURM id, SLURM state, start and number (its folder is ``jobs/<id>/attempt-<n>``) of an
+        active job's latest attempt, without decoding the job.
 
         For reconcile at scale: only jobs whose SLURM state moved need decoding. None when the job
         is decoded already or not in our canonical form (decode it then).
@@ -354,7 +354,8 @@ class LedgerView:
         end = raw.find(b'"x":', start)  # job extras follow the attempts
         tail = raw[start : end if end >= 0 else len(raw)]
         sid, sst, beg = _peek(tail, b'"sid":"'), _peek(tail, b'"sst":"'), _peek(tail, b'"beg":"')
-        return {"sid": sid, "sst": sst, "beg": beg, "dir": _peek(tail, b'"dir":"')}
+        n = tail[5 : tail.find(b",")]  # {"n":3,"tok":...: the writer puts the number first
+        return {"sid": sid, "sst": sst, "beg": beg, "n": n.decode() if n.isdigit() else None}
 
     @gc_paused()
     def all_jobs(self) -> list[Job]:
