@@ -486,48 +486,6 @@ def one_second(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(time, "gmtime", lambda *at: real_gmtime(*at) if at else real_gmtime(1_800_000_000))
 
 
-def test_edit_latest_attempt_writes_what_a_decode_would(campaign: Path, one_second: None) -> None:
-    """Editing one attempt in the job's bytes saves exactly what decoding, changing and encoding the
-    job saves; it declines a decoded job, an edit that declines, and a ledger not in the writer's form."""
-    ledgers = []
-    for name in ("edited", "decoded"):
-        ledger = Ledger.create(campaign / name, {"campaign": "t", "site": "local"}, lock_timeout=2)
-        with ledger.transaction() as txn:
-            job = txn.add_job('a "quoted" \\ name', "a.inp", SHA, "local", 3, note={"att": [{"n": 1}]})
-            job.new_attempt("tok1")
-            txn.set_state(job, JobState.SUBMITTING)
-            job.new_attempt("tok2")
-            job.attempts[-1].slurm_id = "7_1"
-            txn.set_state(job, JobState.PENDING)
-        ledgers.append(ledger)
-
-    def edit(att: Attempt) -> bool:
-        att.slurm_state, att.started = "RUNNING", "2026-01-01T00:00:00Z"
-        return True
-
-    edited, decoded = ledgers
-    with edited.transaction() as txn:
-        assert txn.edit_latest_attempt("j000001", edit)
-        assert txn.get("j000001").latest.slurm_state == "RUNNING"  # the same transaction sees it
-    with decoded.transaction() as txn:
-        assert edit(txn.get("j000001").latest)
-        assert not txn.edit_latest_attempt("j000001", edit)  # decoded: the caller changes the job
-    job_line = [line for line in edited.path.read_bytes().split(b"\n") if line.startswith(b'"j000001"')]
-    assert job_line == [
-        line for line in decoded.path.read_bytes().split(b"\n") if line.startswith(b'"j000001"')
-    ]
-    assert edited.snapshot().get("j000001") == decoded.snapshot().get("j000001")
-    assert edited.check().ok
-    generation = edited.snapshot().generation
-    with edited.transaction() as txn:
-        assert not txn.edit_latest_attempt("j000001", lambda att: False)
-    assert edited.snapshot().generation == generation  # declined: nothing to save
-    doc = json.loads(edited.path.read_text())
-    edited.path.write_text(json.dumps(doc, indent=1))  # not the writer's bytes any more
-    with edited.transaction() as txn:
-        assert txn.migrated and not txn.edit_latest_attempt("j000001", edit)
-
-
 def test_move_latest_attempt_writes_what_set_state_would(
     campaign: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

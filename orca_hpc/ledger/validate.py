@@ -204,16 +204,6 @@ def plainly_sound(job_id: str, d: Any) -> bool:
     return _plainly_sound(job_id, d, False)
 
 
-def plain_attempt(job_id: str, a: Any, n: Any) -> bool:
-    """True only when attempt ``a`` (number ``n``) of job ``job_id`` passes the full rules, told quickly:
-    a job that was sound stays sound when only this attempt changes (``Transaction.edit_latest_attempt``).
-    """
-    plain: list[str] = []
-    if type(n) is not int or not _plain_attempt(a, n, f"jobs/{job_id}", plain):
-        return False
-    return not _CONTROL.search("".join(plain))
-
-
 def plain_attempt_strings(values: Mapping[str, Any]) -> bool:
     """True only when each value passes the full rules of its attempt key, told quickly: keys that hold
     one plain string (SLURM's state, ids, times), strings without control characters."""
