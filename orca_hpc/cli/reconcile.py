@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from orca_hpc.attempt.folder import file_key
 from orca_hpc.cli.common import campaign_of, say, warn, warn_owed_mail
 from orca_hpc.controller.public import reconcile_document
 from orca_hpc.controller.reconcile import ReconcileReport
@@ -174,23 +175,15 @@ def wait_for_results(
     """Sleep until ``deadline``, a stop, one of ``results`` appearing, or ``ledger_file`` being saved by
     another command (a submit, a retry: new attempts to look for); each looked for once a second.
     Returns why it ended: "result", "ledger", "stop" or "deadline"."""
-    saved = _saved(ledger_file)
+    # A save is an atomic rename: the file's key (device, inode, size, mtime) changes with it.
+    saved = file_key(ledger_file) if ledger_file is not None else None
     next_look = clock() + 1.0
     while not stopped() and clock() < deadline:
         sleep(max(0.0, min(0.5, deadline - clock())))
         if clock() >= next_look:
             if results and any_appeared(results):
                 return "result"
-            if ledger_file is not None and _saved(ledger_file) != saved:
+            if ledger_file is not None and file_key(ledger_file) != saved:
                 return "ledger"
             next_look = clock() + 1.0
     return "stop" if stopped() else "deadline"
-
-
-def _saved(path: str | None) -> tuple[int, int, int] | None:
-    """The file's identity and time as a save (an atomic rename) changes them."""
-    try:
-        st = os.stat(path) if path is not None else None
-    except OSError:
-        return None
-    return (st.st_ino, st.st_mtime_ns, st.st_size) if st is not None else None
