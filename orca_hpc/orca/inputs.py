@@ -1063,12 +1063,7 @@ def parse_input(path: Path, text: str | None = None, *, check_files: bool = True
     """
     path = path if isinstance(path, Path) else Path(path)
     if text is None:
-        try:
-            data = _read_file(path)
-        except OSError as exc:
-            raise InputFileError(path, f"cannot read input: {exc.strerror or exc}") from None
-        text = _decode(path, data)
-        del data  # not held through the parse: the input's size once less
+        text = read_input(path)  # its bytes are not held through the parse
     else:
         if "\x00" in text:
             raise InputFileError(path, "binary file, not an ORCA input (contains NUL bytes)")
