@@ -17,31 +17,17 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from json import encoder as _json_encoder
 from pathlib import Path
 from typing import Any  # at run time too: the strict result reader resolves these annotations
 
+from orca_hpc import jsontext
 from orca_hpc.atomic import atomic_copy, atomic_link, atomic_write_bytes, write_new_file
 from orca_hpc.clock import epoch, is_plain_time
 from orca_hpc.errors import InputFileError
 from orca_hpc.perms import FILE_MODE, make_dir
 
-# json.dumps' C encoder with json.dumps' default settings, made once: json.dumps makes it again on each
-# call, which cost more than encoding one spec (10,000 per submit). The same text as json.dumps.
-_C_MAKE_ENCODER = getattr(_json_encoder, "c_make_encoder", None)
-
-
-def _not_json(value: Any) -> Any:
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-_SPEC_ENCODE = (
-    _C_MAKE_ENCODER(
-        None, _not_json, _json_encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
-    )  # no check for cycles (a spec has none), NaN allowed: json.dumps' other defaults
-    if _C_MAKE_ENCODER is not None
-    else None
-)
+# json.dumps' text, by an encoder made once (json.dumps makes one per call: 10,000 specs per submit).
+_spec_text = jsontext.encoder(compact=False, ascii_only=True, allow_nan=True)
 
 SPEC_NAME = "spec.json"
 RESULT_NAME = "result.json"
@@ -80,9 +66,7 @@ class AttemptSpec:
         body["extra_inputs"], body["keep"] = list(self.extra_inputs), list(self.keep)
         if self.imag_threshold_cm1 is None:
             del body["imag_threshold_cm1"]
-        if _SPEC_ENCODE is None:
-            return json.dumps(body).encode("utf-8")
-        return "".join(_SPEC_ENCODE(body, 0)).encode("utf-8")
+        return _spec_text(body).encode("utf-8")
 
     @classmethod
     def from_json(cls, data: bytes, path: Path) -> AttemptSpec:

@@ -364,14 +364,7 @@ class Dispatcher:
             arrays = self.requests(jobs)
             for chunk, request in arrays:
                 for i, job_id in enumerate(chunk):
-                    token = f"{request.token}/{i}"
-                    if job_id in ready and txn.move_latest_attempt(
-                        job_id, JobState.SUBMITTING, {"tok": token}
-                    ):
-                        continue
-                    job = txn.get(job_id)
-                    job.latest.token = token
-                    txn.set_state(job, JobState.SUBMITTING)
+                    _move(txn, job_id, JobState.SUBMITTING, {"tok": f"{request.token}/{i}"}, job_id in ready)
         # 2. Submit, array by array, until one is refused.
         accepted: list[tuple[list[str], list[str]]] = []
         refused: OrcaHpcError | None = None
@@ -389,24 +382,13 @@ class Dispatcher:
             for chunk, ids in accepted:
                 for job_id, scheduler_id in zip(chunk, ids, strict=True):
                     known = ready.get(job_id)
-                    if known is not None and txn.move_latest_attempt(
-                        job_id, JobState.PENDING, {"sid": scheduler_id, "sub": submitted}
-                    ):
-                        out.append((job_id, known.name, scheduler_id))
-                        continue
-                    job = txn.get(job_id)
-                    job.latest.slurm_id = scheduler_id
-                    job.latest.submitted = submitted
-                    txn.set_state(job, JobState.PENDING)
-                    out.append((job_id, job.name, scheduler_id))
+                    ids_now = {"sid": scheduler_id, "sub": submitted}
+                    _move(txn, job_id, JobState.PENDING, ids_now, known is not None)
+                    name = known.name if known is not None else txn.get(job_id).name  # decoded already
+                    out.append((job_id, name, scheduler_id))
             for chunk, _request in arrays[len(accepted) :]:
                 for job_id in chunk:
-                    back = {"tok": ""}
-                    if job_id in ready and txn.move_latest_attempt(job_id, JobState.CREATED, back):
-                        continue
-                    job = txn.get(job_id)
-                    job.latest.token = ""
-                    txn.set_state(job, JobState.CREATED)
+                    _move(txn, job_id, JobState.CREATED, {"tok": ""}, job_id in ready)
         for chunk, ids in accepted:
             # One line per array (a record per job cost more than recording the job): grep finds a job.
             pairs = ", ".join(
@@ -418,6 +400,23 @@ class Dispatcher:
         if refused is not None:
             raise refused
         return out
+
+
+# The latest attempt's fields a dispatch sets, by their keys in the ledger's bytes.
+_MOVED_FIELDS = {"tok": "token", "sid": "slurm_id", "sub": "submitted"}
+
+
+def _move(
+    txn: Transaction, job_id: str, state: JobState, changes: dict[str, str], recorded_now: bool
+) -> None:
+    """Set the latest attempt's ``changes`` and move the job to ``state``: in the job's bytes when the
+    caller has just recorded it (``Transaction.move_latest_attempt``), else by a decode."""
+    if recorded_now and txn.move_latest_attempt(job_id, state, changes):
+        return
+    job = txn.get(job_id)
+    for key, value in changes.items():
+        setattr(job.latest, _MOVED_FIELDS[key], value)
+    txn.set_state(job, state)
 
 
 @dataclass(frozen=True, slots=True)

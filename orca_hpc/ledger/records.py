@@ -33,11 +33,10 @@ Times are ISO-8601 UTC strings (``2026-11-28T21:10:03Z``).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from json import encoder as _json_encoder
 from typing import Any
 
+from orca_hpc import jsontext
 from orca_hpc.errors import LedgerCorrupt
 from orca_hpc.ledger.states import BY_VALUE, JobState
 
@@ -45,34 +44,9 @@ from orca_hpc.ledger.states import BY_VALUE, JobState
 USAGE_KEYS = ("el", "tl", "cpu", "rss", "mem", "np")
 
 
-# allow_nan=False: NaN is not JSON, and a ledger that no JSON reader can open is a lost ledger.
-_CHECKED_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
-
-
-def _not_json(value: Any) -> Any:
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-# The C encoder that encoder above runs, made once: ``JSONEncoder.encode`` makes it again on every call
-# (half the cost of encoding one job or attempt, thousands per save). Without its check for cycles
-# (there are none in records; a cycle would recurse: then the checking encoder says what it is).
-_C_ENCODER = getattr(_json_encoder, "c_make_encoder", None)
-_FAST_ENCODE = (
-    _C_ENCODER(None, _not_json, _json_encoder.encode_basestring, None, ":", ",", False, False, False)
-    if _C_ENCODER is not None
-    else None
-)
-
-
-def compact_json(value: Any) -> str:
-    """``value`` as the ledger writes JSON: no spaces, UTF-8 as is, no NaN (ValueError), plain JSON
-    types only (TypeError)."""
-    if _FAST_ENCODE is None:
-        return _CHECKED_ENCODE(value)
-    try:
-        return "".join(_FAST_ENCODE(value, 0))
-    except RecursionError:
-        return _CHECKED_ENCODE(value)
+# ``value`` as the ledger writes JSON: no spaces, UTF-8 as is, plain JSON types only (TypeError), no
+# NaN (ValueError): NaN is not JSON, and a ledger that no JSON reader can open is a lost ledger.
+compact_json = jsontext.encoder(compact=True, ascii_only=False, allow_nan=False)
 
 
 # An attempt's keys in the order ``Attempt.to_dict`` writes them (``Transaction.note_slurm_state`` puts
