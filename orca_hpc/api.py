@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -195,8 +194,7 @@ class CampaignHandle:
 
     def counts(self, *, reconcile: bool = True) -> dict[str, int]:
         """How many jobs are in each state."""
-        view = self._reconciled(reconcile).ledger().snapshot()
-        return dict(sorted(Counter(j.state.value for j in view.all_jobs()).items()))
+        return self._reconciled(reconcile).ledger().snapshot().state_counts()
 
 
 def open_campaign(path: PathLike = ".") -> CampaignHandle:

@@ -217,6 +217,58 @@ def test_archive_index_catches_up_and_rebuilds(ledger: Ledger) -> None:
     assert ledger.snapshot().get("j000001").name == "job0"
 
 
+def test_state_counts_come_from_the_index_and_match_every_job(ledger: Ledger) -> None:
+    with ledger.transaction() as txn:
+        jobs = _add(txn, 5)
+        _finish(txn, jobs[0])
+        _finish(txn, jobs[1], JobState.PERMANENT_FAILED)
+        _finish(txn, jobs[2])
+        txn.set_state(jobs[3], JobState.CANCELLED)
+    with ledger.transaction() as txn:
+        txn.reactivate("j000002")  # archived, and active again: counted once, as it is now
+    view = ledger.snapshot()
+    every = {}
+    for job in view.all_jobs():
+        every[job.state.value] = every.get(job.state.value, 0) + 1
+    assert (
+        view.state_counts() == dict(sorted(every.items())) == {"CANCELLED": 1, "COMPLETED": 2, "CREATED": 2}
+    )
+    assert not view.has_workflow_steps()
+    # Counted from the index: the archive's lines are not read (damaged here, reading them would fail).
+    archive = ledger.state_dir / "archive.jsonl"
+    lines = archive.read_bytes()
+    archive.write_bytes(b"x" * (len(lines) - 1) + b"\n")
+    assert ledger.snapshot().state_counts() == {"CANCELLED": 1, "COMPLETED": 2, "CREATED": 2}
+    with pytest.raises(LedgerCorrupt):
+        ledger.snapshot().all_jobs()
+    archive.write_bytes(lines)
+    index = json.loads((ledger.state_dir / "archive.index.json").read_text())
+    assert index["st"] == {"j000001": "COMPLETED", "j000002": "PERMANENT_FAILED", "j000003": "COMPLETED",
+                           "j000004": "CANCELLED"}  # fmt: skip
+    # An index of the version before (no states) is rebuilt, never trusted.
+    del index["st"]
+    index["v"] = 2
+    (ledger.state_dir / "archive.index.json").write_text(json.dumps(index))
+    assert ledger.snapshot().state_counts() == {"CANCELLED": 1, "COMPLETED": 2, "CREATED": 2}
+    assert ledger.check().warnings == []
+    # An index whose states lie (edited by hand) is what `ledger check` names.
+    index = json.loads((ledger.state_dir / "archive.index.json").read_text())
+    index["st"]["j000001"] = "CANCELLED"
+    (ledger.state_dir / "archive.index.json").write_text(json.dumps(index))
+    assert any("the states of 1 job(s) differ" in w for w in ledger.check().warnings)
+
+
+def test_workflow_steps_are_seen_active_or_archived(ledger: Ledger) -> None:
+    with ledger.transaction() as txn:
+        (job,) = _add(txn, 1)
+        job.chain = {"molecule": "m", "conformer": 1, "step": "opt", "after": None}
+    assert ledger.snapshot().has_workflow_steps()  # active, not decoded: seen in its bytes
+    with ledger.transaction() as txn:
+        txn.set_state("j000001", JobState.CANCELLED)
+    view = ledger.snapshot()
+    assert list(view.jobs) == [] and view.has_workflow_steps()  # archived: the index says so
+
+
 def test_torn_archive_line_is_ignored_then_cut(ledger: Ledger, caplog: pytest.LogCaptureFixture) -> None:
     with ledger.transaction() as txn:
         txn.set_state(_add(txn, 1)[0], JobState.CANCELLED)

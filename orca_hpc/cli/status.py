@@ -116,6 +116,10 @@ def status(
     counts per state (all jobs, or those JOB ids/names, --state and --name choose)."""
     campaign = campaign_of(obj)
     view = campaign.ledger().snapshot() if no_reconcile else auto_reconcile(obj, campaign)
+    if summary and not as_json and not (refs or states or name_glob) and not view.has_workflow_steps():
+        # Only the counts: the finished jobs are counted from the archive's index, not read.
+        _summary(view.state_counts(), [], view.meta)
+        return
     jobs = _selected(view, refs, states, name_glob, everything, required=False)
     counts = dict(sorted(Counter(j.state.value for j in jobs).items()))
     steps = []
@@ -135,12 +139,17 @@ def status(
         return
     if not summary:
         _table(jobs)
+    _summary(counts, steps, view.meta)
+
+
+def _summary(counts: dict[str, int], steps: list[Any], meta: dict[str, Any]) -> None:
+    """The counts per state, the workflow's steps, and a pause."""
     click.echo(", ".join(_colour(f"{k} {v}", k) for k, v in counts.items()) or "no jobs")
     if steps:
         from orca_hpc.controller.by_molecule import progress_line
 
         click.echo(f"steps: {printable(progress_line(steps))}")
-    pause = pause_summary(view.meta)
+    pause = pause_summary(meta)
     if pause:
         click.echo(pause)
 

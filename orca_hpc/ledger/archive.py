@@ -8,10 +8,11 @@ warning and cut off by the next append (its job is still active in ``ledger.json
 archive is always appended before ``ledger.json`` is replaced).
 
 ``archive.index.json`` is a cache so that lookups never read the whole archive:
-``{"v": 2, "size": bytes covered, "ids": {id: line offset}, "sha": {sha256: [ids]},
-"name": {name: [ids]}, "max": highest id number}``. When the archive has grown past ``size`` only
-the new tail is read; when the index is missing, damaged or does not fit the archive it is rebuilt
-from scratch.
+``{"v": 3, "size": bytes covered, "ids": {id: line offset}, "sha": {sha256: [ids]},
+"name": {name: [ids]}, "max": highest id number, "st": {id: state}, "wf": any line a workflow step}``
+(the states count a campaign's finished jobs without reading the archive: ``status --summary``).
+When the archive has grown past ``size`` only the new tail is read; when the index is missing,
+damaged or does not fit the archive it is rebuilt from scratch.
 
 Every line is validated (``orca_hpc.ledger.validate``) when it is indexed or read: a damaged line
 (not the torn tail) raises ``LedgerCorrupt`` naming the file and the line, so nothing is written
@@ -35,7 +36,7 @@ from orca_hpc.ledger.validate import job_problems, summarize
 
 log = logging.getLogger("orca_hpc.ledger.store")
 
-INDEX_VERSION = 2  # 2: lines validated when indexed, and the highest id kept
+INDEX_VERSION = 3  # 2: lines validated when indexed, and the highest id kept; 3: states, "wf"
 
 
 def _dumps(obj: Any) -> str:
@@ -142,13 +143,25 @@ class Archive:
     # -- index ----------------------------------------------------------------------------
 
     def _empty_index(self) -> dict[str, Any]:
-        return {"v": INDEX_VERSION, "size": 0, "ids": {}, "sha": {}, "name": {}, "max": 0}
+        return {
+            "v": INDEX_VERSION,
+            "size": 0,
+            "ids": {},
+            "sha": {},
+            "name": {},
+            "max": 0,
+            "st": {},
+            "wf": False,
+        }
 
     def _index_add(self, index: dict[str, Any], offset: int, d: dict[str, Any]) -> None:
         job_id = d["id"]
         known = job_id in index["ids"]
         index["ids"][job_id] = offset
         index["max"] = max(index["max"], int(job_id[1:]))
+        index["st"][job_id] = d["st"]
+        if "ch" in d or "chain" in d.get("x", ()):  # a workflow step (older ledgers: in "x")
+            index["wf"] = True
         if not known:
             if d.get("sha"):
                 index["sha"].setdefault(d["sha"], []).append(job_id)
@@ -175,8 +188,9 @@ class Archive:
             or index.get("v") != INDEX_VERSION
             or not isinstance(index.get("size"), int)
             or index["size"] > size_now
-            or not all(isinstance(index.get(k), dict) for k in ("ids", "sha", "name"))
+            or not all(isinstance(index.get(k), dict) for k in ("ids", "sha", "name", "st"))
             or not isinstance(index.get("max"), int)
+            or not isinstance(index.get("wf"), bool)
         ):
             index = self._empty_index()
         if index["size"] < size_now:
@@ -235,6 +249,39 @@ class Archive:
 
     def ids(self) -> list[str]:
         return list(self._load_index()["ids"])
+
+    def states(self) -> dict[str, str]:
+        """Every archived job's state (its latest line's), by id, from the index."""
+        return dict(self._load_index()["st"])
+
+    def stale_states(self, scan: ArchiveScan) -> int:
+        """How many jobs' states in the index file, as it is, differ from ``scan``'s (``ledger check``:
+        the counts of ``status --summary`` trust them). 0 when there is no such index to trust."""
+        try:
+            with open(self.index_path, "rb") as fh:
+                index = json.load(fh)
+        except (OSError, ValueError, RecursionError):
+            return 0
+        try:
+            size_now = os.stat(self.path).st_size
+        except FileNotFoundError:
+            size_now = 0
+        if (
+            not isinstance(index, dict)
+            or index.get("v") != INDEX_VERSION
+            or not isinstance(index.get("st"), dict)
+            or index.get("size") != size_now
+        ):
+            return 0  # not used as it is: the next reader rebuilds it, or reads the lines it lacks
+        covered = index["st"]
+        scanned = {job_id: d["st"] for job_id, d in scan.jobs.items()}
+        return sum(
+            1 for job_id in covered.keys() | scanned.keys() if covered.get(job_id) != scanned.get(job_id)
+        )
+
+    def has_workflow_steps(self) -> bool:
+        """Whether any archived job is (or was) a workflow step."""
+        return bool(self._load_index()["wf"])
 
     def highest_id(self) -> int:
         """The highest job id number in the archive (0 when empty): ids below it are taken."""

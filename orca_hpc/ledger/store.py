@@ -59,6 +59,7 @@ import os
 import stat
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -337,6 +338,25 @@ class LedgerView:
             out[job_id] = known if known is not None else self._active(job_id).state
         return out
 
+    def state_counts(self) -> dict[str, int]:
+        """How many jobs, active and archived, are in each state, by state; the archived ones from the
+        archive's index, so a campaign of 100,000 finished jobs is counted without reading them."""
+        states = {**self.archive.states(), **{i: j.state.value for i, j in self._archived.items()}}
+        states.update((job_id, state.value) for job_id, state in self.states().items())
+        return dict(sorted(Counter(states.values()).items()))
+
+    def has_workflow_steps(self) -> bool:
+        """Whether any job may be a workflow step (then counting per state is not all there is to show).
+        May say True of a job that is not (a key of that name deeper in its record): never False of
+        one that is."""
+        if self.archive.has_workflow_steps():
+            return True
+        jobs = [*self._jobs.values(), *self._archived.values()]
+        if any(job.chain is not None or "chain" in job.extra for job in jobs):
+            return True
+        raws = (self._raw[job_id] for job_id in self._ids if job_id not in self._jobs)
+        return any(b'"ch":' in raw or b'"chain":' in raw for raw in raws)
+
     def latest_attempt_peek(self, job_id: str) -> dict[str, str | None] | None:
         """SLURM id, SLURM state, start and number (its folder is ``jobs/<id>/attempt-<n>``) of an
         active job's latest attempt, without decoding the job.
@@ -358,8 +378,15 @@ class LedgerView:
 
     @gc_paused()
     def all_jobs(self) -> list[Job]:
-        """Every job of the campaign, active and archived, each id once, by id. Reads the whole archive."""
+        """Every job of the campaign, active and archived, each id once, by id. Reads the whole archive;
+        ``LedgerCorrupt`` naming its damaged lines, if any (a job must not silently go missing)."""
         scan = self.archive.scan()
+        if scan.bad_lines:
+            raise LedgerCorrupt(
+                f"{self.archive.path}: damaged: {summarize(scan.problems)}; edit or remove "
+                f"{'that line' if len(scan.bad_lines) == 1 else 'those lines'}, "
+                "then run `orca-hpc ledger check`"
+            )
         for job_id, d in scan.jobs.items():
             if job_id not in self._ids and job_id not in self._archived:
                 if self._keeps_originals:
@@ -1050,6 +1077,13 @@ class Ledger:
         if scan.torn_tail:
             report.warnings.append(
                 "archive.jsonl ends with an incomplete line (an interrupted write); it is ignored"
+            )
+        # (a damaged line is the problem to fix first: the index is rebuilt after it)
+        stale = Archive(self.state_dir, writable=False).stale_states(scan) if not scan.bad_lines else 0
+        if stale:
+            report.warnings.append(
+                f"{self.state_dir / 'archive.index.json'}: the states of {stale} job(s) differ from "
+                "archive.jsonl (status --summary counts from it); remove it: the next command rebuilds it"
             )
         return report
 
