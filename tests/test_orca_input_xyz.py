@@ -145,3 +145,17 @@ def test_render_preset_refuses(
     with pytest.raises(UserError) as info:
         render_preset(method, mol, charge, mult, 2, 100, template)
     assert message in str(info.value)
+
+
+def test_text_read_by_the_caller_is_held_to_the_same_rules(tmp_path: Path) -> None:
+    """A BOM is dropped and a NUL refused whether the file is read here or the caller read it (a
+    workflow step's final geometry is read from its attempt folder without following links)."""
+    path = tmp_path / "final.xyz"
+    body = "1\nlast frame\nXe 0 0 0\n"
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode())
+    assert read_xyz_frames(path)[-1].atoms[0].symbol == "Xe"
+    assert read_xyz_frames(path, "\ufeff" + body)[-1].atoms[0].symbol == "Xe"
+    path.write_bytes(body.encode() + b"\x00")
+    for text in (None, body + "\x00"):
+        with pytest.raises(InputFileError, match="binary file, not an xyz file"):
+            read_xyz_frames(path, text)

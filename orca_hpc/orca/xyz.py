@@ -165,9 +165,12 @@ def _parse_frame(path: Path, lines: list[str], start: int) -> tuple[Molecule, in
 
 
 def read_xyz_frames(path: Path, text: str | None = None) -> list[Molecule]:
-    """All frames of an xyz file (a ``_trj.xyz`` has one per optimisation step)."""
+    """All frames of an xyz file (a ``_trj.xyz`` has one per optimisation step); ``text``: the file's
+    text where the caller has read it (a BOM is dropped, a NUL refused, as when read here)."""
     path = Path(path)
-    raw = _read_text(path) if text is None else text
+    if text is not None and "\x00" in text:  # as _read_text refuses the file's bytes
+        raise InputFileError(path, "binary file, not an xyz file")
+    raw = _read_text(path) if text is None else text.removeprefix("\ufeff")
     lines = [line.rstrip("\r") for line in raw.split("\n")]
     frames: list[Molecule] = []
     index = 0
