@@ -267,6 +267,11 @@ def test_the_peek_at_the_latest_attempt_agrees_with_the_decoded_job(campaign: Ca
             }
             assert att.dir == f"jobs/{job_id}/attempt-{att.n}"  # the folder the number names
     assert _job(campaign, ids[1]).latest.n == 2 and peeks[ids[0]]["sst"] == "RUNNING"
+    # Extras may hold anything, even what looks like an attempt: the peek reads the attempts alone.
+    with ledger.lock, ledger.transaction() as txn:
+        txn.get(ids[2]).extra["note"] = [{"n": 9, "tok": "t", "sid": "999_9", "sst": "FAILED"}]
+    with ledger.lock, ledger.transaction() as txn:
+        assert txn.latest_attempt_peek(ids[2]) == peeks[ids[2]]
 
 
 def test_slurm_asked_before_the_lock_serves_only_for_the_ledger_it_was_asked_from(

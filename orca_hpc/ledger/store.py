@@ -367,11 +367,17 @@ class LedgerView:
         if job_id in self._jobs:
             return None
         raw = self._raw[job_id]
-        start = raw.rfind(b'{"n":')  # attempts open with "n"; the latest is the last one
+        # The attempts end where the job's chain or extras begin: no key before them, and none in an
+        # attempt, is named so (a quote inside a string is escaped), and extras may hold anything.
+        end = len(raw)
+        for key in (b'"ch":', b'"x":'):
+            at = raw.find(key)
+            if 0 <= at < end:
+                end = at
+        start = raw.rfind(b'{"n":', 0, end)  # attempts open with "n"; the latest is the last one
         if start < 0:
             return None
-        end = raw.find(b'"x":', start)  # job extras follow the attempts
-        tail = raw[start : end if end >= 0 else len(raw)]
+        tail = raw[start:end]
         sid, sst, beg = _peek(tail, b'"sid":"'), _peek(tail, b'"sst":"'), _peek(tail, b'"beg":"')
         n = tail[5 : tail.find(b",")]  # {"n":3,"tok":...: the writer puts the number first
         return {"sid": sid, "sst": sst, "beg": beg, "n": n.decode() if n.isdigit() else None}
