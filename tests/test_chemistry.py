@@ -154,6 +154,20 @@ def test_normal_end_without_final_energy_is_not_success(tmp_path: Path) -> None:
     assert "FINAL SINGLE POINT ENERGY" in c.message
 
 
+@pytest.mark.parametrize("freq", ["Freq", "NumFreq", "AnFreq"])
+def test_frequencies_asked_for_but_not_printed_is_not_success(freq: str) -> None:
+    # The real converged dvb optimisation printed no frequencies; had its input asked for them
+    # (its own input plus Freq), a COMPLETED job would promise a minimum nobody checked.
+    text = DVB_GOPT.with_suffix(".inp").read_text(encoding="utf-8").replace(" opt\n", f" opt {freq}\n", 1)
+    c = classify_output(DVB_GOPT, intents=intents(text))
+    assert c.intent == MINIMUM and c.n_imaginary is None
+    assert c.outcome is Outcome.NO_FREQUENCIES and "VIBRATIONAL FREQUENCIES" in c.message
+    # The same output judged by its own input (no Freq) stays a success.
+    assert classify_output(DVB_GOPT, intents=intents(DVB_GOPT.with_suffix(".inp").read_text())).outcome is (
+        Outcome.SUCCESS
+    )
+
+
 # --- the recovery handler -------------------------------------------------------------------
 
 

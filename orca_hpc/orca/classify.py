@@ -586,8 +586,15 @@ def _classify_normal(result: Classification, out: OutputText) -> Classification:
 def _frequency_verdict(result: Classification) -> tuple[Outcome, str] | None:
     """A failure when the frequencies contradict what the input asked for; None when they fit."""
     n = result.n_imaginary
+    if n is None and result.intent is not None:
+        # Frequencies were asked for (the last frequency step's check) but none were printed: the
+        # thermochemistry and the stationary-point check a COMPLETED job promises are missing.
+        return (
+            Outcome.NO_FREQUENCIES,
+            "terminated normally but printed no VIBRATIONAL FREQUENCIES although the input asks for them",
+        )
     if n is None or result.intent not in (MINIMUM, SADDLE):
-        return None  # no frequencies, or a plain Freq: reported only
+        return None  # no frequencies asked for, or a plain Freq: reported only
     values = ", ".join(f"{v:.2f}" for v in result.imaginary_freqs or [])
     below = f" (|v| >= {result.imag_threshold:g} cm**-1)"
     if result.intent == MINIMUM and n > 0:
