@@ -1381,8 +1381,10 @@ class StepIntent:
 
 def step_intent(job: Job) -> StepIntent:
     """The job's intent from its ``!`` keywords and ``%method RunTyp`` (the block form of ``! Opt``)."""
-    kws = job.keywords_lower
-    runtyp = (job.option("method", "runtyp") or "").strip('"').lower()
+    return _intent(job.index, job.keywords_lower, (job.option("method", "runtyp") or "").strip('"').lower())
+
+
+def _intent(step: int, kws: frozenset[str], runtyp: str) -> StepIntent:
     neb = any(kw.startswith(("neb", "zoom-neb", "fast-neb")) for kw in kws)
     target: str | None = None
     if kws & _SADDLE_KEYWORDS or runtyp == "optts":
@@ -1392,20 +1394,49 @@ def step_intent(job: Job) -> StepIntent:
     # A plain NEB or NEB-CI converges a path, not a stationary point one can check with frequencies.
     optimises = target is not None or neb or bool(kws & _NEB_CI_KEYWORDS)
     freq = bool(kws & _FREQ_KEYWORDS)
-    return StepIntent(job.index, optimises, target, freq, neb)
+    return StepIntent(step, optimises, target, freq, neb)
+
+
+_STEP_RUNTYP = re.compile(r'\bruntyp\s*=?\s*"?([\w-]+)', re.IGNORECASE)
+
+
+def _compound_steps(job: Job) -> list[tuple[StepIntent, bool]]:
+    """(intent, inherits the previous step's geometry) of each ``New_Step`` of the job's inline
+    ``%compound`` script: the calculations are there, not on the job's own keyword line, whose
+    keywords ORCA passes on to every step. Empty without such a script (a script in a separate
+    file, ``%compound "x.cmp"``, is not read)."""
+    steps: list[tuple[StepIntent, bool]] = []
+    for block in job.blocks_named("compound"):
+        for option in block.options:
+            if option.key.lower() != "new_step":
+                continue
+            words = set(job.keywords_lower)
+            own_geometry = False
+            for line in option.value.splitlines():
+                code = _strip_comments(line).strip()
+                if code.startswith("!"):
+                    words.update(word.lower() for word in code[1:].split())
+                own_geometry = own_geometry or code.startswith("*")
+            runtyp = _STEP_RUNTYP.search(option.value)
+            kind = runtyp.group(1).lower() if runtyp else ""
+            steps.append((_intent(job.index, frozenset(words), kind), not own_geometry))
+    return steps
 
 
 def job_intents(parsed: OrcaInput) -> list[StepIntent]:
-    """One intent per job. A frequency-only job that inherits its geometry from an optimising job
-    (``$new_job`` without new coordinates) checks that job's stationary point, not just reports."""
+    """One intent per job, or per step of a job's inline ``%compound`` script. A frequency-only job
+    (or step) that inherits its geometry from an optimising one (``$new_job`` or ``New_Step`` without
+    new coordinates) checks that one's stationary point, not just reports."""
     out: list[StepIntent] = []
     for job in parsed.jobs:
-        intent = step_intent(job)
-        if intent.freq and intent.target is None and job.inherits_geometry and out:
-            previous = next((s for s in reversed(out) if s.target is not None), None)
-            if previous is not None and previous.step == out[-1].step:
-                intent = StepIntent(intent.step, False, previous.target, True, False)
-        out.append(intent)
+        # A %compound script's steps are what runs (each with the job's index: edits go to the job).
+        steps = _compound_steps(job) or [(step_intent(job), job.inherits_geometry)]
+        for intent, inherits in steps:
+            if intent.freq and intent.target is None and inherits and out:
+                previous = next((s for s in reversed(out) if s.target is not None), None)
+                if previous is not None and previous.step == out[-1].step:
+                    intent = StepIntent(intent.step, False, previous.target, True, False)
+            out.append(intent)
     return out
 
 
