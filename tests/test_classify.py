@@ -11,6 +11,7 @@ import pytest
 
 from orca_hpc.errors import UserError
 from orca_hpc.orca.classify import Classification, classify_output, energy_is_suspicious
+from orca_hpc.orca.inputs import input_intents
 from orca_hpc.orca.outcomes import Outcome
 
 FIXTURES = Path(__file__).parent / "fixtures" / "orca"
@@ -135,6 +136,26 @@ def test_unconverged_optimisation_with_normal_termination() -> None:
     assert opt.normal_termination is True
     assert opt.opt_cycles == 2
     assert opt.energy == pytest.approx(-39.497696442138)
+
+
+@needs_shared
+@pytest.mark.parametrize("tail_bytes", [None, 16 * 1024])
+def test_an_earlier_optimisation_at_its_cycle_limit_fails_a_two_step_run(
+    tail_bytes: int | None, tmp_path: Path
+) -> None:
+    # Two $new_job optimisations in one output: the real ORCA 5 run that stopped at its cycle limit
+    # (ORCA goes on to the next job), then the real ORCA 5 run that converged.
+    first = (SHARED / "failures" / "aiida-orca__unrestricted__aiida.out").read_text()
+    second = (FIXTURES / "cclib__basicORCA5.0__dvb_gopt.out").read_text()
+    path = tmp_path / "two.out"
+    path.write_text(first[: first.index(NORMAL_LINE)] + "\n$new_job\n" + second)
+    xyz = "* xyz 0 1\nH 0 0 0\nH 0 0 0.74\n*\n"
+    steps = input_intents(tmp_path / "two.inp", f"! Opt\n{xyz}$new_job\n! Opt\n{xyz}")
+    options = {} if tail_bytes is None else {"head_bytes": 4096, "tail_bytes": tail_bytes}
+    c = classify_output(path, intents=steps, **options)
+    assert c.normal_termination and c.outcome is Outcome.OPT_NOT_CONVERGED, c.message
+    # Judged as one optimising step, the last verdict is that step's, and it converged.
+    assert classify_output(path, intents=steps[1:], **options).outcome is not Outcome.OPT_NOT_CONVERGED
 
 
 @needs_shared

@@ -347,7 +347,8 @@ def classify_output(
         return _classify_failure(result, both if out.whole else tail, head, stderr)
     chem = read_chemistry(out.path, head, tail, out.size, out.whole)
     _fill_chemistry(result, chem, imag_threshold, out.path)
-    return _classify_normal(result, out)
+    optimising = sum(1 for step in intents or () if step.optimises)
+    return _classify_normal(result, out, optimising)
 
 
 def _echo_intents(path: Path, echo: list[str]) -> list[StepIntent] | None:
@@ -542,7 +543,7 @@ def _input_error_message(text: str, line: str) -> str:
     return line
 
 
-def _classify_normal(result: Classification, out: OutputText) -> Classification:
+def _classify_normal(result: Classification, out: OutputText, optimising_steps: int = 0) -> Classification:
     if result.energy is None and not out.whole:
         # Frequency and property runs print the final energy before long analysis sections.
         found = scan_backwards(out.path, _FINAL_ENERGY, out.size, ENERGY_SCAN_LIMIT_BYTES)
@@ -557,7 +558,7 @@ def _classify_normal(result: Classification, out: OutputText) -> Classification:
                 Outcome.OPT_NOT_CONVERGED,
                 "terminated normally but without 'THE OPTIMIZATION HAS CONVERGED'",
             )
-        if "did not converge" in verdict:
+        if "did not converge" in verdict or (optimising_steps > 1 and _earlier_opt_failed(out)):
             return _finish(
                 result,
                 Outcome.OPT_NOT_CONVERGED,
@@ -606,6 +607,16 @@ def _frequency_verdict(result: Classification) -> tuple[Outcome, str] | None:
         found = f"{n} imaginary modes{below}" + (f": {values}" if values else "")
         return Outcome.TS_MODE_COUNT, f"a transition state needs exactly 1 imaginary mode, found {found}"
     return None
+
+
+def _earlier_opt_failed(out: OutputText) -> bool:
+    """Whether any optimisation of a multi-step run hit its cycle limit. ORCA goes on to the next
+    $new_job (or compound step) after one did, so the last verdict (a later step converging) does not
+    speak for the earlier ones; the whole file is searched, at memory speed."""
+    text = out.head if out.whole else out.tail
+    if _OPT_VERDICTS[-1] in text:
+        return True
+    return not out.whole and find_last_literal(out.path, (_OPT_VERDICTS[-1],), out.size) is not None
 
 
 def _opt_verdict(out: OutputText) -> str | None:
