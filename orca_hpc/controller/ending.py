@@ -67,6 +67,20 @@ def _from_result(result: AttemptResult) -> AttemptEnd:
     )
 
 
+def _not_copied_back(end: AttemptEnd, error: str) -> AttemptEnd:
+    """ORCA succeeded, but the runner could not copy its files back (they are in the node's scratch,
+    exit 74): the campaign lacks the output, orbitals and geometry that COMPLETED promises (and that a
+    workflow's next step reads), so the attempt is a failure of the machine, run again once it is fixed."""
+    classification = {**end.classification, "orca_outcome": str(end.outcome)}
+    cause = environment_cause(error)
+    if cause is not None:  # a full disk: environment_error, retried unchanged, never counted
+        classification["reason"] = cause.reason
+        message = f"{cause.message} (ORCA succeeded; runner: {error})"
+        return AttemptEnd(Outcome.ENVIRONMENT_ERROR, cause.reason, True, message, None, classification)
+    message = f"ORCA succeeded but its files are not in the attempt folder (runner: {error})"
+    return AttemptEnd(Outcome.UNKNOWN_ERROR, None, True, message, None, classification)
+
+
 # Ends SLURM explains by itself: stderr does not change why they ended.
 _FROM_OUTSIDE = frozenset({"walltime", "cancelled", "preempted", "node_fail", "memory_limit"})
 
@@ -131,6 +145,8 @@ def _decide(
         return AttemptEnd(Outcome.TRUNCATED, "preempted", True, "SLURM: PREEMPTED")
     if result is not None:
         end = _from_result(result)
+        if end.success and result.error and not result.scratch_removed:
+            return _not_copied_back(end, result.error)
         if end.reason == "cancelled" and slurm_state not in (None, "CANCELLED"):
             # The runner saw SIGTERM, but SLURM says why: a time limit is a walltime end.
             end.reason = "walltime" if slurm_state in ("TIMEOUT", "DEADLINE") else end.reason
