@@ -1030,6 +1030,35 @@ class _Parser:
             folder = self.path.parent
             if ref.kind in _FILE_KINDS and not (folder / ref.name).is_file():
                 raise self.error(f"{ref.kind} {ref.name!r} not found (looked in {folder})", ref.line)
+            if ref.kind == "xyzfile":
+                problem = _xyz_file_problem(folder / ref.name)
+                if problem:
+                    raise self.error(f"xyzfile {ref.name!r}: {problem}", ref.line)
+
+
+def _xyz_file_problem(path: Path) -> str | None:
+    """Why ORCA could not take coordinates from this xyz file, by its shape only (empty, binary, no
+    atom count, fewer atom lines than the count): ORCA would stop in every attempt. Atom labels are
+    left to ORCA, which knows more of them than a plain element check."""
+    try:
+        data = _read_file(path)
+    except OSError as exc:
+        return f"cannot read it: {exc.strerror or exc}"
+    if b"\x00" in data:
+        return "binary file, not an xyz file (contains NUL bytes)"
+    lines = data.decode("utf-8-sig", "replace").splitlines()  # a Latin-1 comment line is no problem
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is None:
+        return "empty xyz file"
+    count = _int_token(lines[first].split()[0])
+    if count is None or count < 1:
+        return (
+            f"line {first + 1}: the first line must be the number of atoms, not {lines[first].strip()[:40]!r}"
+        )
+    atoms = sum(1 for line in lines[first + 2 : first + 2 + count] if len(line.split()) >= 4)
+    if atoms < count:
+        return f"line {first + 1}: the atom count says {count} but {atoms} atom line(s) follow"
+    return None
 
 
 def read_input(path: Path) -> str:
