@@ -359,7 +359,7 @@ def test_property_txt_energy_is_preferred(tmp_path: Path) -> None:
 def test_property_txt_not_converged_overrides(tmp_path: Path) -> None:
     out = _copy("cclib__basicORCA6.0__dvb_sp_dft.out", tmp_path, "job.out")
     (tmp_path / "job.property.txt").write_text(
-        '$Single_Point_Data\n   &FINALENERGY [&Type "Double", &Units "Eh"]  -3.82e+02\n'
+        '$Single_Point_Data\n   &FINALENERGY [&Type "Double", &Units "Eh"]  -3.8205510839256e+02\n'
         '   &Converged [&Type "Boolean"] false\n$End\n'
     )
     c = classify_output(out)
@@ -374,6 +374,18 @@ def test_property_file_ignored_when_output_is_truncated(tmp_path: Path) -> None:
     c = classify_output(tmp_path / "job.out")
     assert c.outcome is Outcome.TRUNCATED
     assert c.energy_source != "job.property.txt"
+
+
+def test_property_file_of_another_step_does_not_replace_the_final_energy(tmp_path: Path) -> None:
+    # A later $new_job step with its own %base writes its own property file: the one named after the
+    # output holds an earlier step's energy (and flag), not a more precise copy of the last one.
+    out = _copy("cclib__basicORCA6.0__dvb_sp_dft.out", tmp_path, "job.out")
+    (tmp_path / "job.property.txt").write_text(
+        '$Single_Point_Data\n   &FinalEnergy [&Type "Double"]      -3.8105510839256234e+02\n'
+        '   &Converged [&Type "Boolean"] false\n$End\n'
+    )
+    c = classify_output(out)
+    assert (c.outcome, c.energy, c.energy_source) == (Outcome.SUCCESS, -382.055108392562, "output")
 
 
 def test_garbage_property_files_fall_back_to_output(tmp_path: Path) -> None:
@@ -403,6 +415,9 @@ def test_orca61_property_json(kind: str, tmp_path: Path) -> None:
     expected = json.loads(src.read_text())["Geometries"][-1]["Single_Point_Data"]["FinalEnergy"]
     out = _copy("cclib__basicORCA6.0__dvb_sp_dft.out", tmp_path, "job.out")
     shutil.copyfile(src, tmp_path / "job.property.json")
+    # opi ships the JSON without its output: the output's final energy made the JSON's, as printed.
+    final = "FINAL SINGLE POINT ENERGY      "
+    _rewrite(out, f"{final}-382.055108392562", f"{final}{expected:.12f}")
     c = classify_output(out)
     assert c.energy == expected
     assert c.energy_source == "job.property.json"

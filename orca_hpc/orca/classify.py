@@ -43,6 +43,9 @@ ENERGY_SCAN_LIMIT_BYTES = 64 * 1024 * 1024
 # final energy more than 5 % (at least 10 Eh) below the first SCF iteration is a blow-up, not
 # correlation energy or geometry relaxation (those are well under 1 % in practice).
 ABSURD_ENERGY_EH = 1.0e5
+# The output prints the final energy to 1e-12 Eh; a property file's value that differs by more is
+# another step's, not a more precise copy of this one.
+PROPERTY_AGREEMENT_EH = 1.0e-6
 DROP_FRACTION = 0.05
 DROP_MIN_EH = 10.0
 
@@ -637,6 +640,10 @@ def _prefer_property_energy(result: Classification, output: Path) -> None:
     if prop is None and result.energy is None:
         prop = property_energy_orca4(output)
     if prop is None:
+        return
+    if result.energy is not None and abs(prop.energy - result.energy) > PROPERTY_AGREEMENT_EH:
+        # Not this output's final energy: the file of an earlier $new_job or compound step (a later
+        # step with its own %base writes <that base>.property.*), so neither its energy nor its flag.
         return
     result.energy = prop.energy
     result.energy_source = prop.source
