@@ -215,6 +215,30 @@ def test_toml_files_with_a_byte_order_mark_are_read(tmp_path: Path, template_cam
     assert (tmp_path / "new" / "orca-hpc.toml").is_file()
 
 
+@pytest.mark.parametrize(("name", "options"), [("w.inp", []), ("w.xyz", ["--method", "HF def2-SVP"])])
+def test_an_input_that_is_a_fifo_does_not_block_submit(
+    tmp_path: Path, template_campaign: Path, name: str, options: list[str]
+) -> None:
+    import contextlib
+    import threading
+
+    fifo = tmp_path / name
+    os.mkfifo(fifo)  # no writer: validation's read waited forever
+
+    def unblock() -> None:  # should a reader wait (the defect), end its read so the test fails, not hangs
+        with contextlib.suppress(OSError):  # no reader: nothing waits
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    timer = threading.Timer(5.0, unblock)
+    timer.daemon = True
+    timer.start()
+    try:
+        result = run(template_campaign, "submit", "--dry-run", *options, str(fifo))
+    finally:
+        timer.cancel()
+    assert result.exit_code == 1 and f"{fifo}: not a regular file" in result.output
+
+
 def test_messages_reach_the_terminal_with_control_characters_escaped(
     tmp_path: Path, template_campaign: Path
 ) -> None:
