@@ -149,6 +149,10 @@ def test_stderr_turns_a_failure_into_an_environment_failure_that_does_not_count(
     assert "Stale file handle" in end.message
     copied = decide_end("COMPLETED", 0, 0, AttemptResult.from_dict({**kept, "scratch_removed": True}))
     assert copied.success and copied.energy == -1.0
+    # ORCA ended normally: a machine line in stderr or the job log did not end the run, the chemistry did.
+    opt = {"outcome": "opt_not_converged", "classification": {"normal_termination": True}}
+    late = decide_end("COMPLETED", 0, 0, AttemptResult.from_dict(opt), "", stderr)
+    assert (late.outcome, late.counts_against_limit) == (Outcome.OPT_NOT_CONVERGED, True)
     # A walltime end stays a walltime end whatever stderr says.
     timeout = decide_end("TIMEOUT", 0, 15, None, "", stderr)
     assert timeout.reason == "walltime"

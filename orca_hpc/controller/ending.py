@@ -90,6 +90,11 @@ def _as_environment(end: AttemptEnd, stderr_tail: str, job_log_tail: str) -> Att
     the ORCA output alone said is kept in the classification (``orca_outcome``)."""
     if end.success or end.environment or end.reason in _FROM_OUTSIDE:
         return end
+    if end.classification.get("normal_termination") is True:
+        # ORCA ran to its normal end, so MPI started and the disk took its files: what went wrong is
+        # the chemistry (an optimisation's cycles, an imaginary mode), which an unchanged retry of an
+        # "environment" failure, never counted, would repeat without end.
+        return end
     cause = environment_cause(stderr_tail, job_log_tail)
     if cause is None:
         return end
