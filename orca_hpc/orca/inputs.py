@@ -960,6 +960,9 @@ class _Parser:
                 job.files.append(FileRef("moinp", block.options[0].value, block.line, job.index))
             elif block.name == "pointcharges":
                 job.files.append(FileRef("pointcharges", block.options[0].value, block.line, job.index))
+            elif block.name == "compound" and block.one_liner:
+                # %compound "x.cmp": the script ORCA runs must travel with the input like any file it reads.
+                job.files.append(FileRef("compound", block.options[0].value, block.line, job.index))
             elif block.name == "base":
                 job.base = block.options[0].value
             elif block.name == "coords":
@@ -1028,7 +1031,7 @@ class _Parser:
     def _check_files(self, job: Job) -> None:
         for ref in job.files:
             folder = self.path.parent
-            if ref.kind in _FILE_KINDS and not (folder / ref.name).is_file():
+            if (ref.kind in _FILE_KINDS or ref.kind == "compound") and not (folder / ref.name).is_file():
                 raise self.error(f"{ref.kind} {ref.name!r} not found (looked in {folder})", ref.line)
             if ref.kind == "xyzfile":
                 problem = _xyz_file_problem(folder / ref.name)
