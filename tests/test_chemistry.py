@@ -91,6 +91,20 @@ def test_intent_of_each_compound_step() -> None:
     assert steps[1].frequency_check == REPORT  # its own geometry: reported, not judged
 
 
+def test_intent_of_a_compound_script_file_beside_the_input(tmp_path: Path) -> None:
+    # %compound "x.cmp" travels with the input: the runner reads its steps where ORCA ran.
+    (tmp_path / "opt_freq.cmp").write_text(
+        '# ORCA\'s own form\nVariable method = "B3LYP";\nNew_Step\n  ! &{method} Opt\nStep_End\n'
+        "new_step\n  ! &{method} NumFreq\nstep_end\nEnd\n"
+    )
+    inp = tmp_path / "c.inp"
+    inp.write_text(f'! def2-SVP\n%compound "opt_freq.cmp"\n{XYZ}')
+    assert [(s.optimises, s.frequency_check) for s in input_intents(inp)] == [(True, None), (False, MINIMUM)]
+    assert classify_output(DVB_GOPT, intents=input_intents(inp)).outcome is Outcome.NO_FREQUENCIES
+    (tmp_path / "opt_freq.cmp").unlink()  # not there: the job's own keywords, as before
+    assert [(s.optimises, s.freq) for s in input_intents(inp)] == [(False, False)]
+
+
 def test_real_optimisation_judged_by_a_compound_opt_freq_script() -> None:
     # The real converged optimisation printed no frequencies: run as the compound script's Opt step,
     # the Freq step is missing (it was a success while compound steps were not read).

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1432,37 +1433,64 @@ def _intent(step: int, kws: frozenset[str], runtyp: str) -> StepIntent:
 _STEP_RUNTYP = re.compile(r'\bruntyp\s*=?\s*"?([\w-]+)', re.IGNORECASE)
 
 
-def _compound_steps(job: Job) -> list[tuple[StepIntent, bool]]:
-    """(intent, inherits the previous step's geometry) of each ``New_Step`` of the job's inline
-    ``%compound`` script: the calculations are there, not on the job's own keyword line, whose
-    keywords ORCA passes on to every step. Empty without such a script (a script in a separate
-    file, ``%compound "x.cmp"``, is not read)."""
-    steps: list[tuple[StepIntent, bool]] = []
+_SCRIPT_STEP = re.compile(r"^\s*New_Step\b(.*?)^\s*Step_End\b", re.IGNORECASE | re.MULTILINE | re.DOTALL)
+COMPOUND_SCRIPT_MAX_BYTES = 1 << 20
+
+
+def _compound_step_texts(job: Job, folder: Path | None) -> list[str]:
+    """The bodies of the ``New_Step`` ... ``Step_End`` of the job's ``%compound`` script: inline, or
+    in the script file next to the input (``%compound "x.cmp"``, which travels with it) when
+    ``folder`` is given and the file is there."""
+    texts: list[str] = []
     for block in job.blocks_named("compound"):
-        for option in block.options:
-            if option.key.lower() != "new_step":
-                continue
-            words = set(job.keywords_lower)
-            own_geometry = False
-            for line in option.value.splitlines():
-                code = _strip_comments(line).strip()
-                if code.startswith("!"):
-                    words.update(word.lower() for word in code[1:].split())
-                own_geometry = own_geometry or code.startswith("*")
-            runtyp = _STEP_RUNTYP.search(option.value)
-            kind = runtyp.group(1).lower() if runtyp else ""
-            steps.append((_intent(job.index, frozenset(words), kind), not own_geometry))
+        if not block.one_liner:
+            texts += [o.value for o in block.options if o.key.lower() == "new_step"]
+            continue
+        if folder is None:
+            continue
+        try:
+            fd = os.open(folder / block.options[0].value, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO: no wait
+        except OSError:
+            continue  # not there (yet): judged by the job's own keywords
+        try:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            script = os.read(fd, COMPOUND_SCRIPT_MAX_BYTES).decode("utf-8", "replace") if regular else ""
+        except OSError:
+            script = ""
+        finally:
+            os.close(fd)
+        texts += [m.group(1) for m in _SCRIPT_STEP.finditer(script)]
+    return texts
+
+
+def _compound_steps(job: Job, folder: Path | None = None) -> list[tuple[StepIntent, bool]]:
+    """(intent, inherits the previous step's geometry) of each step of the job's ``%compound``
+    script: the calculations are there, not on the job's own keyword line, whose keywords ORCA
+    passes on to every step. Empty without such a script."""
+    steps: list[tuple[StepIntent, bool]] = []
+    for text in _compound_step_texts(job, folder):
+        words = set(job.keywords_lower)
+        own_geometry = False
+        for line in text.splitlines():
+            code = _strip_comments(line).strip()
+            if code.startswith("!"):
+                words.update(word.lower() for word in code[1:].split())
+            own_geometry = own_geometry or code.startswith("*")
+        runtyp = _STEP_RUNTYP.search(text)
+        kind = runtyp.group(1).lower() if runtyp else ""
+        steps.append((_intent(job.index, frozenset(words), kind), not own_geometry))
     return steps
 
 
-def job_intents(parsed: OrcaInput) -> list[StepIntent]:
-    """One intent per job, or per step of a job's inline ``%compound`` script. A frequency-only job
+def job_intents(parsed: OrcaInput, folder: Path | None = None) -> list[StepIntent]:
+    """One intent per job, or per step of a job's ``%compound`` script (inline, or its file in
+    ``folder``). A frequency-only job
     (or step) that inherits its geometry from an optimising one (``$new_job`` or ``New_Step`` without
     new coordinates) checks that one's stationary point, not just reports."""
     out: list[StepIntent] = []
     for job in parsed.jobs:
         # A %compound script's steps are what runs (each with the job's index: edits go to the job).
-        steps = _compound_steps(job) or [(step_intent(job), job.inherits_geometry)]
+        steps = _compound_steps(job, folder) or [(step_intent(job), job.inherits_geometry)]
         for intent, inherits in steps:
             if intent.freq and intent.target is None and inherits and out:
                 previous = next((s for s in reversed(out) if s.target is not None), None)
@@ -1474,4 +1502,4 @@ def job_intents(parsed: OrcaInput) -> list[StepIntent]:
 
 def input_intents(path: Path, text: str | None = None) -> list[StepIntent]:
     """``job_intents`` of an input file (or of ``text``); files it names need not exist."""
-    return job_intents(parse_input(path, text, check_files=False))
+    return job_intents(parse_input(path, text, check_files=False), path.parent)
