@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orca_hpc.attempt.folder import AttemptResult
-from orca_hpc.orca.environment import environment_cause
+from orca_hpc.orca.environment import DISK_FULL, environment_cause
 from orca_hpc.orca.outcomes import Outcome
 
 # Ended from outside, through no fault of the input: retried without counting against max_retries.
@@ -73,7 +73,8 @@ def _not_copied_back(end: AttemptEnd, error: str) -> AttemptEnd:
     workflow's next step reads), so the attempt is a failure of the machine, run again once it is fixed."""
     classification = {**end.classification, "orca_outcome": str(end.outcome)}
     cause = environment_cause(error)
-    if cause is not None:  # a full disk: environment_error, retried unchanged, never counted
+    # Only a full disk: a file name in the error ("orca_x.gbw: Permission denied") is no missing ORCA.
+    if cause is not None and cause.reason == DISK_FULL:  # environment_error: retried unchanged, not counted
         classification["reason"] = cause.reason
         message = f"{cause.message} (ORCA succeeded; runner: {error})"
         return AttemptEnd(Outcome.ENVIRONMENT_ERROR, cause.reason, True, message, None, classification)

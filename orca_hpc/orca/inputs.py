@@ -1484,9 +1484,9 @@ def _compound_steps(job: Job, folder: Path | None = None) -> list[tuple[StepInte
 
 def job_intents(parsed: OrcaInput, folder: Path | None = None) -> list[StepIntent]:
     """One intent per job, or per step of a job's ``%compound`` script (inline, or its file in
-    ``folder``). A frequency-only job
-    (or step) that inherits its geometry from an optimising one (``$new_job`` or ``New_Step`` without
-    new coordinates) checks that one's stationary point, not just reports."""
+    ``folder``). A frequency-only job (or step) that inherits its geometry from an optimising one
+    (``$new_job`` or ``New_Step`` without new coordinates) checks that one's stationary point, not
+    just reports."""
     out: list[StepIntent] = []
     for job in parsed.jobs:
         # A %compound script's steps are what runs (each with the job's index: edits go to the job).
