@@ -68,6 +68,53 @@ def test_intent_of_each_new_job_step() -> None:
     assert steps[1].frequency_check == REPORT
 
 
+COMPOUND_OPT_FREQ = (
+    "! B3LYP def2-SVP\n%compound\n  New_Step\n    ! Opt\n  Step_End\n"
+    "  New_Step\n    ! Freq  # on the optimised geometry\n  Step_End\nend\n" + XYZ
+)
+
+
+def test_intent_of_each_compound_step() -> None:
+    # ORCA runs the New_Step bodies, not the job's own keyword line (passed on to every step).
+    steps = intents(COMPOUND_OPT_FREQ)
+    assert [(s.optimises, s.target, s.frequency_check) for s in steps] == [
+        (True, MINIMUM, None),
+        (False, MINIMUM, MINIMUM),
+    ]
+    (step,) = intents(f"! Opt\n%compound\n New_Step\n  ! AnFreq\n  {XYZ} Step_End\nend\n{XYZ}")
+    assert (step.target, step.frequency_check) == (MINIMUM, MINIMUM)  # "! Opt" reaches the step
+    (ts,) = intents(f'%compound\n New_Step\n  %method RunTyp "OptTS" end\n  ! Freq\n Step_End\nend\n{XYZ}')
+    assert (ts.target, ts.frequency_check) == (SADDLE, SADDLE)  # the block form inside a step
+    steps = intents(
+        f"! PBE\n%compound\n New_Step\n ! Opt\n Step_End\n New_Step\n ! NumFreq\n {XYZ} Step_End\nend\n{XYZ}"
+    )
+    assert steps[1].frequency_check == REPORT  # its own geometry: reported, not judged
+
+
+def test_intent_of_a_compound_script_file_beside_the_input(tmp_path: Path) -> None:
+    # %compound "x.cmp" travels with the input: the runner reads its steps where ORCA ran.
+    (tmp_path / "opt_freq.cmp").write_text(
+        '# ORCA\'s own form\nVariable method = "B3LYP";\nNew_Step\n  ! &{method} Opt\nStep_End\n'
+        "new_step\n  ! &{method} NumFreq\nstep_end\nEnd\n"
+    )
+    inp = tmp_path / "c.inp"
+    inp.write_text(f'! def2-SVP\n%compound "opt_freq.cmp"\n{XYZ}')
+    assert [(s.optimises, s.frequency_check) for s in input_intents(inp)] == [(True, None), (False, MINIMUM)]
+    assert classify_output(DVB_GOPT, intents=input_intents(inp)).outcome is Outcome.NO_FREQUENCIES
+    (tmp_path / "opt_freq.cmp").unlink()  # not there: the job's own keywords, as before
+    assert [(s.optimises, s.freq) for s in input_intents(inp)] == [(False, False)]
+
+
+def test_real_optimisation_judged_by_a_compound_opt_freq_script() -> None:
+    # The real converged optimisation printed no frequencies: run as the compound script's Opt step,
+    # the Freq step is missing (it was a success while compound steps were not read).
+    c = classify_output(DVB_GOPT, intents=intents(COMPOUND_OPT_FREQ))
+    assert c.calc_kind == "optimisation" and c.intent == MINIMUM
+    assert c.outcome is Outcome.NO_FREQUENCIES
+    # The real Freq run with an imaginary mode, as that script's Freq step: judged as a minimum.
+    assert classify_output(NEG_FREQ, intents=intents(COMPOUND_OPT_FREQ)).intent == MINIMUM
+
+
 def test_intent_of_neb_runs() -> None:
     (ci,) = intents(f'! XTB2 NEB-CI\n%neb neb_end_xyzfile "p.xyz" end\n{XYZ}')
     assert ci.optimises and ci.neb and ci.target is None and ci.frequency_check is None
@@ -154,6 +201,20 @@ def test_normal_end_without_final_energy_is_not_success(tmp_path: Path) -> None:
     assert "FINAL SINGLE POINT ENERGY" in c.message
 
 
+@pytest.mark.parametrize("freq", ["Freq", "NumFreq", "AnFreq"])
+def test_frequencies_asked_for_but_not_printed_is_not_success(freq: str) -> None:
+    # The real converged dvb optimisation printed no frequencies; had its input asked for them
+    # (its own input plus Freq), a COMPLETED job would promise a minimum nobody checked.
+    text = DVB_GOPT.with_suffix(".inp").read_text(encoding="utf-8").replace(" opt\n", f" opt {freq}\n", 1)
+    c = classify_output(DVB_GOPT, intents=intents(text))
+    assert c.intent == MINIMUM and c.n_imaginary is None
+    assert c.outcome is Outcome.NO_FREQUENCIES and "VIBRATIONAL FREQUENCIES" in c.message
+    # The same output judged by its own input (no Freq) stays a success.
+    assert classify_output(DVB_GOPT, intents=intents(DVB_GOPT.with_suffix(".inp").read_text())).outcome is (
+        Outcome.SUCCESS
+    )
+
+
 # --- the recovery handler -------------------------------------------------------------------
 
 
@@ -199,6 +260,14 @@ def test_handler_displaces_along_the_imaginary_mode_and_tightens(tmp_path: Path)
         for k in range(3):
             assert d[k] == pytest.approx(scale * mode[3 * i + k], abs=1e-7)
     assert max(math.dist((0, 0, 0), d) for d in deltas) == pytest.approx(0.1, abs=1e-7)
+
+
+def test_handler_leaves_a_compound_script_to_a_person(tmp_path: Path) -> None:
+    # Its steps have their own keywords: "! TightOpt" on the job's line would reach the Freq step too.
+    script = "%compound\n New_Step\n  ! Opt\n Step_End\n New_Step\n  ! Freq\n Step_End\nend\n"
+    plan, failure = _failed_attempt(tmp_path, f"! uKS wb97x-d3 def2-tzvp\n{script}{GEOMETRY}")
+    new, why = plan_recovery(plan, failure, Limits(16000, 240))
+    assert new is None and "%compound" in why
 
 
 def test_handler_can_be_disabled_and_gives_up_after_two_tries(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from orca_hpc.errors import UserError
 from orca_hpc.orca.classify import Classification, classify_output, energy_is_suspicious
+from orca_hpc.orca.inputs import input_intents
 from orca_hpc.orca.outcomes import Outcome
 
 FIXTURES = Path(__file__).parent / "fixtures" / "orca"
@@ -135,6 +136,26 @@ def test_unconverged_optimisation_with_normal_termination() -> None:
     assert opt.normal_termination is True
     assert opt.opt_cycles == 2
     assert opt.energy == pytest.approx(-39.497696442138)
+
+
+@needs_shared
+@pytest.mark.parametrize("tail_bytes", [None, 16 * 1024])
+def test_an_earlier_optimisation_at_its_cycle_limit_fails_a_two_step_run(
+    tail_bytes: int | None, tmp_path: Path
+) -> None:
+    # Two $new_job optimisations in one output: the real ORCA 5 run that stopped at its cycle limit
+    # (ORCA goes on to the next job), then the real ORCA 5 run that converged.
+    first = (SHARED / "failures" / "aiida-orca__unrestricted__aiida.out").read_text()
+    second = (FIXTURES / "cclib__basicORCA5.0__dvb_gopt.out").read_text()
+    path = tmp_path / "two.out"
+    path.write_text(first[: first.index(NORMAL_LINE)] + "\n$new_job\n" + second)
+    xyz = "* xyz 0 1\nH 0 0 0\nH 0 0 0.74\n*\n"
+    steps = input_intents(tmp_path / "two.inp", f"! Opt\n{xyz}$new_job\n! Opt\n{xyz}")
+    options = {} if tail_bytes is None else {"head_bytes": 4096, "tail_bytes": tail_bytes}
+    c = classify_output(path, intents=steps, **options)
+    assert c.normal_termination and c.outcome is Outcome.OPT_NOT_CONVERGED, c.message
+    # Judged as one optimising step, the last verdict is that step's, and it converged.
+    assert classify_output(path, intents=steps[1:], **options).outcome is not Outcome.OPT_NOT_CONVERGED
 
 
 @needs_shared
@@ -338,7 +359,7 @@ def test_property_txt_energy_is_preferred(tmp_path: Path) -> None:
 def test_property_txt_not_converged_overrides(tmp_path: Path) -> None:
     out = _copy("cclib__basicORCA6.0__dvb_sp_dft.out", tmp_path, "job.out")
     (tmp_path / "job.property.txt").write_text(
-        '$Single_Point_Data\n   &FINALENERGY [&Type "Double", &Units "Eh"]  -3.82e+02\n'
+        '$Single_Point_Data\n   &FINALENERGY [&Type "Double", &Units "Eh"]  -3.8205510839256e+02\n'
         '   &Converged [&Type "Boolean"] false\n$End\n'
     )
     c = classify_output(out)
@@ -353,6 +374,18 @@ def test_property_file_ignored_when_output_is_truncated(tmp_path: Path) -> None:
     c = classify_output(tmp_path / "job.out")
     assert c.outcome is Outcome.TRUNCATED
     assert c.energy_source != "job.property.txt"
+
+
+def test_property_file_of_another_step_does_not_replace_the_final_energy(tmp_path: Path) -> None:
+    # A later $new_job step with its own %base writes its own property file: the one named after the
+    # output holds an earlier step's energy (and flag), not a more precise copy of the last one.
+    out = _copy("cclib__basicORCA6.0__dvb_sp_dft.out", tmp_path, "job.out")
+    (tmp_path / "job.property.txt").write_text(
+        '$Single_Point_Data\n   &FinalEnergy [&Type "Double"]      -3.8105510839256234e+02\n'
+        '   &Converged [&Type "Boolean"] false\n$End\n'
+    )
+    c = classify_output(out)
+    assert (c.outcome, c.energy, c.energy_source) == (Outcome.SUCCESS, -382.055108392562, "output")
 
 
 def test_garbage_property_files_fall_back_to_output(tmp_path: Path) -> None:
@@ -382,6 +415,9 @@ def test_orca61_property_json(kind: str, tmp_path: Path) -> None:
     expected = json.loads(src.read_text())["Geometries"][-1]["Single_Point_Data"]["FinalEnergy"]
     out = _copy("cclib__basicORCA6.0__dvb_sp_dft.out", tmp_path, "job.out")
     shutil.copyfile(src, tmp_path / "job.property.json")
+    # opi ships the JSON without its output: the output's final energy made the JSON's, as printed.
+    final = "FINAL SINGLE POINT ENERGY      "
+    _rewrite(out, f"{final}-382.055108392562", f"{final}{expected:.12f}")
     c = classify_output(out)
     assert c.energy == expected
     assert c.energy_source == "job.property.json"

@@ -200,6 +200,45 @@ def test_a_site_file_that_is_a_fifo_does_not_block(tmp_path: Path) -> None:
     assert result.exit_code == 1 and f"{fifo}" in result.output and "not a regular file" in result.output
 
 
+def test_toml_files_with_a_byte_order_mark_are_read(tmp_path: Path, template_campaign: Path) -> None:
+    # Notepad saves UTF-8 with a BOM: the campaign config and a site config are still the same TOML.
+    camp = fresh_copy(template_campaign, tmp_path / "c")
+    config = camp / "orca-hpc.toml"
+    config.write_bytes(b"\xef\xbb\xbf" + config.read_bytes())
+    result = run(camp, "status", "--no-reconcile")
+    assert result.exit_code == 0, result.output
+    site = tmp_path / "site.toml"
+    local = Path(__file__).resolve().parents[1] / "site_configs" / "local.toml"
+    site.write_bytes(b"\xef\xbb\xbf" + local.read_bytes())
+    result = run(tmp_path, "init", str(tmp_path / "new"), "--site", str(site))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "new" / "orca-hpc.toml").is_file()
+
+
+@pytest.mark.parametrize(("name", "options"), [("w.inp", []), ("w.xyz", ["--method", "HF def2-SVP"])])
+def test_an_input_that_is_a_fifo_does_not_block_submit(
+    tmp_path: Path, template_campaign: Path, name: str, options: list[str]
+) -> None:
+    import contextlib
+    import threading
+
+    fifo = tmp_path / name
+    os.mkfifo(fifo)  # no writer: validation's read waited forever
+
+    def unblock() -> None:  # should a reader wait (the defect), end its read so the test fails, not hangs
+        with contextlib.suppress(OSError):  # no reader: nothing waits
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    timer = threading.Timer(5.0, unblock)
+    timer.daemon = True
+    timer.start()
+    try:
+        result = run(template_campaign, "submit", "--dry-run", *options, str(fifo))
+    finally:
+        timer.cancel()
+    assert result.exit_code == 1 and f"{fifo}: not a regular file" in result.output
+
+
 def test_messages_reach_the_terminal_with_control_characters_escaped(
     tmp_path: Path, template_campaign: Path
 ) -> None:

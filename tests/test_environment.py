@@ -141,6 +141,18 @@ def test_stderr_turns_a_failure_into_an_environment_failure_that_does_not_count(
     assert end.classification["orca_outcome"] == "parallel_error"  # what ORCA's output said is kept
     no_result = decide_end("FAILED", 1, 0, None, "cp: error writing 'x': No space left on device\n")
     assert (no_result.outcome, no_result.reason) == (Outcome.ENVIRONMENT_ERROR, "disk_full")
+    # ORCA succeeded but the runner could not copy its files back (exit 74, scratch kept): not COMPLETED.
+    kept = {"outcome": "success", "energy": -1.0, "scratch_removed": False}
+    error = "copy-back to /c/jobs/j1/attempt-1 failed (w.gbw: Stale file handle); files kept in scratch"
+    end = decide_end("FAILED", 74, 0, AttemptResult.from_dict({**kept, "error": error}))
+    assert (end.outcome, end.retryable, end.energy) == (Outcome.UNKNOWN_ERROR, True, None)
+    assert "Stale file handle" in end.message
+    copied = decide_end("COMPLETED", 0, 0, AttemptResult.from_dict({**kept, "scratch_removed": True}))
+    assert copied.success and copied.energy == -1.0
+    # ORCA ended normally: a machine line in stderr or the job log did not end the run, the chemistry did.
+    opt = {"outcome": "opt_not_converged", "classification": {"normal_termination": True}}
+    late = decide_end("COMPLETED", 0, 0, AttemptResult.from_dict(opt), "", stderr)
+    assert (late.outcome, late.counts_against_limit) == (Outcome.OPT_NOT_CONVERGED, True)
     # A walltime end stays a walltime end whatever stderr says.
     timeout = decide_end("TIMEOUT", 0, 15, None, "", stderr)
     assert timeout.reason == "walltime"

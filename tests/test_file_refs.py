@@ -62,6 +62,22 @@ def test_every_reference_to_a_subfolder_names_the_flat_copy(tmp_path: Path) -> N
     assert cli(camp, "submit", "--dry-run", str(path)).output.startswith("#!/bin/bash")
 
 
+def test_a_compound_script_file_travels_with_the_input(tmp_path: Path) -> None:
+    # %compound "x.cmp" was no file reference: the script stayed behind and ORCA, in scratch, had none.
+    camp = new_campaign(tmp_path)
+    sub = tmp_path / "in" / "sub"
+    sub.mkdir(parents=True)
+    (sub / "opt_freq.cmp").write_text("New_Step\n  ! Opt\nStep_End\nNew_Step\n  ! Freq\nStep_End\nEnd\n")
+    path = tmp_path / "in" / "c.inp"
+    path.write_text('! B3LYP def2-SVP\n%compound "sub/opt_freq.cmp"\n* xyz 0 1\nH 0 0 0\nH 0 0 0.74\n*\n')
+    (job,) = prepare_inputs(load_campaign(camp), [path])
+    assert set(job.plan.extra_files) == {"opt_freq.cmp"}
+    assert '%compound "opt_freq.cmp"' in job.plan.input_text
+    (sub / "opt_freq.cmp").unlink()
+    with pytest.raises(UserError, match=r"c\.inp:2: .*compound 'sub/opt_freq\.cmp' not found"):
+        prepare_inputs(load_campaign(camp), [path])
+
+
 def test_a_file_a_later_step_writes_keeps_its_name(tmp_path: Path) -> None:
     camp = new_campaign(tmp_path)
     path = _folder(tmp_path)

@@ -394,6 +394,37 @@ def test_invalid_inputs_are_rejected_with_line_and_reason(case: str, tmp_path: P
     assert str(err).startswith(where + ": ")
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty xyz file"),
+        (b"\n  \n", "empty xyz file"),
+        (b"\x00\x01GBW\x00" * 8, "binary file"),
+        (b"water\nO 0 0 0\n", "the first line must be the number of atoms"),
+        (b"3\nwater\nO 0 0 0\nH 0 0 1\n", "the atom count says 3 but 2 atom line(s) follow"),
+        (b"3\nwater\nO 0 0 0\nH 0 0 1\nH 0 1\n", "the atom count says 3 but 2 atom line(s) follow"),
+    ],
+)
+def test_a_damaged_xyzfile_is_refused_at_submit(content: bytes, message: str, tmp_path: Path) -> None:
+    # Only its existence was checked: ORCA then stopped on the node in every attempt.
+    (tmp_path / "w.xyz").write_bytes(content)
+    with pytest.raises(InputFileError) as info:
+        parse("! HF\n* xyzfile 0 1 w.xyz\n", tmp_path)
+    assert info.value.line == 2 and "xyzfile 'w.xyz'" in info.value.problem and message in info.value.problem
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\xef\xbb\xbf3\r\nw\r\nO 0 0 0\r\nH 0 0 1\r\nH 0 1 0\r\n",
+        b"\n3\nGr\xfc\xdfe\nO 0 0 0\nH 0 0 1\nH 0 1 0 0.5\n",
+    ],
+)
+def test_an_odd_but_readable_xyzfile_is_accepted(content: bytes, tmp_path: Path) -> None:
+    (tmp_path / "w.xyz").write_bytes(content)
+    assert parse("! HF\n* xyzfile 0 1 w.xyz\n", tmp_path).first.coord_kind == "xyzfile"
+
+
 def test_binary_file_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "job.gbw"
     path.write_bytes(b"\x00\x01\x02ORCA\x00" * 10)

@@ -17,7 +17,9 @@ from test_runner_support import make_attempt, write_fake_orca
 
 from orca_hpc.attempt.folder import AttemptResult
 from orca_hpc.attempt.scratch import make_private_dir, top_name
+from orca_hpc.controller.ending import decide_end
 from orca_hpc.errors import InputFileError
+from orca_hpc.orca.outcomes import Outcome
 from orca_hpc.runner import run as runner
 
 RESULT_FIELDS = {
@@ -365,6 +367,11 @@ def test_copy_back_failure_keeps_scratch_and_says_where(
     assert "h2_sp.gbw" not in result["files"] and not (attempt_dir / "h2_sp.gbw").exists()
     assert not [p for p in attempt_dir.iterdir() if p.name.startswith(".")], "temp files left behind"
     assert str(scratch) in capsys.readouterr().err
+    # ORCA succeeded, but the orbitals are only in the node's scratch: not a COMPLETED job, a full disk.
+    assert result["outcome"] == "success"
+    end = decide_end("FAILED", code, 0, AttemptResult.from_dict(result))
+    assert (end.outcome, end.reason, end.energy) == (Outcome.ENVIRONMENT_ERROR, "disk_full", None)
+    assert end.classification["orca_outcome"] == "success" and str(scratch) in end.message
 
 
 def test_result_write_failure_is_reported_on_stderr(

@@ -37,7 +37,9 @@ def read_config_text(path: Path, what: str) -> str:
     finally:
         os.close(fd)
     try:
-        return data.decode("utf-8")
+        # "utf-8-sig": a byte-order mark (Windows editors write one) is not text; tomllib called it an
+        # "Invalid statement" at line 1, while inputs and the ledger read past it.
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise InputFileError(path, f"{what} is not UTF-8 text ({err.reason} at byte {err.start})") from None
 

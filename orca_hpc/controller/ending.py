@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orca_hpc.attempt.folder import AttemptResult
-from orca_hpc.orca.environment import environment_cause
+from orca_hpc.orca.environment import DISK_FULL, environment_cause
 from orca_hpc.orca.outcomes import Outcome
 
 # Ended from outside, through no fault of the input: retried without counting against max_retries.
@@ -67,6 +67,21 @@ def _from_result(result: AttemptResult) -> AttemptEnd:
     )
 
 
+def _not_copied_back(end: AttemptEnd, error: str) -> AttemptEnd:
+    """ORCA succeeded, but the runner could not copy its files back (they are in the node's scratch,
+    exit 74): the campaign lacks the output, orbitals and geometry that COMPLETED promises (and that a
+    workflow's next step reads), so the attempt is a failure of the machine, run again once it is fixed."""
+    classification = {**end.classification, "orca_outcome": str(end.outcome)}
+    cause = environment_cause(error)
+    # Only a full disk: a file name in the error ("orca_x.gbw: Permission denied") is no missing ORCA.
+    if cause is not None and cause.reason == DISK_FULL:  # environment_error: retried unchanged, not counted
+        classification["reason"] = cause.reason
+        message = f"{cause.message} (ORCA succeeded; runner: {error})"
+        return AttemptEnd(Outcome.ENVIRONMENT_ERROR, cause.reason, True, message, None, classification)
+    message = f"ORCA succeeded but its files are not in the attempt folder (runner: {error})"
+    return AttemptEnd(Outcome.UNKNOWN_ERROR, None, True, message, None, classification)
+
+
 # Ends SLURM explains by itself: stderr does not change why they ended.
 _FROM_OUTSIDE = frozenset({"walltime", "cancelled", "preempted", "node_fail", "memory_limit"})
 
@@ -75,6 +90,11 @@ def _as_environment(end: AttemptEnd, stderr_tail: str, job_log_tail: str) -> Att
     """A failure whose stderr or job log shows a machine problem is an environment failure; what
     the ORCA output alone said is kept in the classification (``orca_outcome``)."""
     if end.success or end.environment or end.reason in _FROM_OUTSIDE:
+        return end
+    if end.classification.get("normal_termination") is True:
+        # ORCA ran to its normal end, so MPI started and the disk took its files: what went wrong is
+        # the chemistry (an optimisation's cycles, an imaginary mode), which an unchanged retry of an
+        # "environment" failure, never counted, would repeat without end.
         return end
     cause = environment_cause(stderr_tail, job_log_tail)
     if cause is None:
@@ -131,6 +151,8 @@ def _decide(
         return AttemptEnd(Outcome.TRUNCATED, "preempted", True, "SLURM: PREEMPTED")
     if result is not None:
         end = _from_result(result)
+        if end.success and result.error and not result.scratch_removed:
+            return _not_copied_back(end, result.error)
         if end.reason == "cancelled" and slurm_state not in (None, "CANCELLED"):
             # The runner saw SIGTERM, but SLURM says why: a time limit is a walltime end.
             end.reason = "walltime" if slurm_state in ("TIMEOUT", "DEADLINE") else end.reason

@@ -64,6 +64,9 @@ def expand_inputs(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
                 problems.append(f"{path}: no file matches this pattern")
             for file in matches:
                 add(file)
+        elif mode is not None and not stat.S_ISREG(mode):
+            # A FIFO (or a device, a socket) would block the read of validation forever, or never end.
+            problems.append(f"{path}: not a regular file (a FIFO, device or socket is no input)")
         else:
             add(path)  # a missing file is reported, with every other problem, by validation
     return out, problems

@@ -258,6 +258,11 @@ class ImaginaryModeHandler(Handler):
         output = failure.file(".out")
         if output is None:
             raise NoCorrection("the output with the normal modes is gone")
+        parsed = orca_input.parse_input(Path("<input>"), plan.input_text, check_files=False)
+        if any(job.blocks_named("compound") for job in parsed.jobs):
+            # The steps of a %compound script take their geometry and keywords from the script, not
+            # from the job's coordinates and keyword line that a displacement and TightOpt would edit.
+            raise NoCorrection("a %compound script: displace and re-optimise its steps by hand")
         threshold = failure.classification.get("imag_threshold") or DEFAULT_IMAG_THRESHOLD_CM1
         mode, value, vector, geometry = _unwanted_mode(output, failure, float(threshold))
         displaced = displace(geometry, vector, DISPLACEMENT_A)

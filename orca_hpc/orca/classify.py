@@ -43,6 +43,9 @@ ENERGY_SCAN_LIMIT_BYTES = 64 * 1024 * 1024
 # final energy more than 5 % (at least 10 Eh) below the first SCF iteration is a blow-up, not
 # correlation energy or geometry relaxation (those are well under 1 % in practice).
 ABSURD_ENERGY_EH = 1.0e5
+# The output prints the final energy to 1e-12 Eh; a property file's value that differs by more is
+# another step's, not a more precise copy of this one.
+PROPERTY_AGREEMENT_EH = 1.0e-6
 DROP_FRACTION = 0.05
 DROP_MIN_EH = 10.0
 
@@ -347,7 +350,8 @@ def classify_output(
         return _classify_failure(result, both if out.whole else tail, head, stderr)
     chem = read_chemistry(out.path, head, tail, out.size, out.whole)
     _fill_chemistry(result, chem, imag_threshold, out.path)
-    return _classify_normal(result, out)
+    optimising = sum(1 for step in intents or () if step.optimises)
+    return _classify_normal(result, out, optimising)
 
 
 def _echo_intents(path: Path, echo: list[str]) -> list[StepIntent] | None:
@@ -542,7 +546,7 @@ def _input_error_message(text: str, line: str) -> str:
     return line
 
 
-def _classify_normal(result: Classification, out: OutputText) -> Classification:
+def _classify_normal(result: Classification, out: OutputText, optimising_steps: int = 0) -> Classification:
     if result.energy is None and not out.whole:
         # Frequency and property runs print the final energy before long analysis sections.
         found = scan_backwards(out.path, _FINAL_ENERGY, out.size, ENERGY_SCAN_LIMIT_BYTES)
@@ -557,7 +561,7 @@ def _classify_normal(result: Classification, out: OutputText) -> Classification:
                 Outcome.OPT_NOT_CONVERGED,
                 "terminated normally but without 'THE OPTIMIZATION HAS CONVERGED'",
             )
-        if "did not converge" in verdict:
+        if "did not converge" in verdict or (optimising_steps > 1 and _earlier_opt_failed(out)):
             return _finish(
                 result,
                 Outcome.OPT_NOT_CONVERGED,
@@ -586,8 +590,15 @@ def _classify_normal(result: Classification, out: OutputText) -> Classification:
 def _frequency_verdict(result: Classification) -> tuple[Outcome, str] | None:
     """A failure when the frequencies contradict what the input asked for; None when they fit."""
     n = result.n_imaginary
+    if n is None and result.intent is not None:
+        # Frequencies were asked for (the last frequency step's check) but none were printed: the
+        # thermochemistry and the stationary-point check a COMPLETED job promises are missing.
+        return (
+            Outcome.NO_FREQUENCIES,
+            "terminated normally but printed no VIBRATIONAL FREQUENCIES although the input asks for them",
+        )
     if n is None or result.intent not in (MINIMUM, SADDLE):
-        return None  # no frequencies, or a plain Freq: reported only
+        return None  # no frequencies asked for, or a plain Freq: reported only
     values = ", ".join(f"{v:.2f}" for v in result.imaginary_freqs or [])
     below = f" (|v| >= {result.imag_threshold:g} cm**-1)"
     if result.intent == MINIMUM and n > 0:
@@ -599,6 +610,16 @@ def _frequency_verdict(result: Classification) -> tuple[Outcome, str] | None:
         found = f"{n} imaginary modes{below}" + (f": {values}" if values else "")
         return Outcome.TS_MODE_COUNT, f"a transition state needs exactly 1 imaginary mode, found {found}"
     return None
+
+
+def _earlier_opt_failed(out: OutputText) -> bool:
+    """Whether any optimisation of a multi-step run hit its cycle limit. ORCA goes on to the next
+    $new_job (or compound step) after one did, so the last verdict (a later step converging) does not
+    speak for the earlier ones; the whole file is searched, at memory speed."""
+    text = out.head if out.whole else out.tail
+    if _OPT_VERDICTS[-1] in text:
+        return True
+    return not out.whole and find_last_literal(out.path, (_OPT_VERDICTS[-1],), out.size) is not None
 
 
 def _opt_verdict(out: OutputText) -> str | None:
@@ -619,6 +640,10 @@ def _prefer_property_energy(result: Classification, output: Path) -> None:
     if prop is None and result.energy is None:
         prop = property_energy_orca4(output)
     if prop is None:
+        return
+    if result.energy is not None and abs(prop.energy - result.energy) > PROPERTY_AGREEMENT_EH:
+        # Not this output's final energy: the file of an earlier $new_job or compound step (a later
+        # step with its own %base writes <that base>.property.*), so neither its energy nor its flag.
         return
     result.energy = prop.energy
     result.energy_source = prop.source

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -960,6 +961,9 @@ class _Parser:
                 job.files.append(FileRef("moinp", block.options[0].value, block.line, job.index))
             elif block.name == "pointcharges":
                 job.files.append(FileRef("pointcharges", block.options[0].value, block.line, job.index))
+            elif block.name == "compound" and block.one_liner:
+                # %compound "x.cmp": the script ORCA runs must travel with the input like any file it reads.
+                job.files.append(FileRef("compound", block.options[0].value, block.line, job.index))
             elif block.name == "base":
                 job.base = block.options[0].value
             elif block.name == "coords":
@@ -1028,8 +1032,37 @@ class _Parser:
     def _check_files(self, job: Job) -> None:
         for ref in job.files:
             folder = self.path.parent
-            if ref.kind in _FILE_KINDS and not (folder / ref.name).is_file():
+            if (ref.kind in _FILE_KINDS or ref.kind == "compound") and not (folder / ref.name).is_file():
                 raise self.error(f"{ref.kind} {ref.name!r} not found (looked in {folder})", ref.line)
+            if ref.kind == "xyzfile":
+                problem = _xyz_file_problem(folder / ref.name)
+                if problem:
+                    raise self.error(f"xyzfile {ref.name!r}: {problem}", ref.line)
+
+
+def _xyz_file_problem(path: Path) -> str | None:
+    """Why ORCA could not take coordinates from this xyz file, by its shape only (empty, binary, no
+    atom count, fewer atom lines than the count): ORCA would stop in every attempt. Atom labels are
+    left to ORCA, which knows more of them than a plain element check."""
+    try:
+        data = _read_file(path)
+    except OSError as exc:
+        return f"cannot read it: {exc.strerror or exc}"
+    if b"\x00" in data:
+        return "binary file, not an xyz file (contains NUL bytes)"
+    lines = data.decode("utf-8-sig", "replace").splitlines()  # a Latin-1 comment line is no problem
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is None:
+        return "empty xyz file"
+    count = _int_token(lines[first].split()[0])
+    if count is None or count < 1:
+        return (
+            f"line {first + 1}: the first line must be the number of atoms, not {lines[first].strip()[:40]!r}"
+        )
+    atoms = sum(1 for line in lines[first + 2 : first + 2 + count] if len(line.split()) >= 4)
+    if atoms < count:
+        return f"line {first + 1}: the atom count says {count} but {atoms} atom line(s) follow"
+    return None
 
 
 def read_input(path: Path) -> str:
@@ -1381,8 +1414,10 @@ class StepIntent:
 
 def step_intent(job: Job) -> StepIntent:
     """The job's intent from its ``!`` keywords and ``%method RunTyp`` (the block form of ``! Opt``)."""
-    kws = job.keywords_lower
-    runtyp = (job.option("method", "runtyp") or "").strip('"').lower()
+    return _intent(job.index, job.keywords_lower, (job.option("method", "runtyp") or "").strip('"').lower())
+
+
+def _intent(step: int, kws: frozenset[str], runtyp: str) -> StepIntent:
     neb = any(kw.startswith(("neb", "zoom-neb", "fast-neb")) for kw in kws)
     target: str | None = None
     if kws & _SADDLE_KEYWORDS or runtyp == "optts":
@@ -1392,23 +1427,79 @@ def step_intent(job: Job) -> StepIntent:
     # A plain NEB or NEB-CI converges a path, not a stationary point one can check with frequencies.
     optimises = target is not None or neb or bool(kws & _NEB_CI_KEYWORDS)
     freq = bool(kws & _FREQ_KEYWORDS)
-    return StepIntent(job.index, optimises, target, freq, neb)
+    return StepIntent(step, optimises, target, freq, neb)
 
 
-def job_intents(parsed: OrcaInput) -> list[StepIntent]:
-    """One intent per job. A frequency-only job that inherits its geometry from an optimising job
-    (``$new_job`` without new coordinates) checks that job's stationary point, not just reports."""
+_STEP_RUNTYP = re.compile(r'\bruntyp\s*=?\s*"?([\w-]+)', re.IGNORECASE)
+
+
+_SCRIPT_STEP = re.compile(r"^\s*New_Step\b(.*?)^\s*Step_End\b", re.IGNORECASE | re.MULTILINE | re.DOTALL)
+COMPOUND_SCRIPT_MAX_BYTES = 1 << 20
+
+
+def _compound_step_texts(job: Job, folder: Path | None) -> list[str]:
+    """The bodies of the ``New_Step`` ... ``Step_End`` of the job's ``%compound`` script: inline, or
+    in the script file next to the input (``%compound "x.cmp"``, which travels with it) when
+    ``folder`` is given and the file is there."""
+    texts: list[str] = []
+    for block in job.blocks_named("compound"):
+        if not block.one_liner:
+            texts += [o.value for o in block.options if o.key.lower() == "new_step"]
+            continue
+        if folder is None:
+            continue
+        try:
+            fd = os.open(folder / block.options[0].value, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO: no wait
+        except OSError:
+            continue  # not there (yet): judged by the job's own keywords
+        try:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            script = os.read(fd, COMPOUND_SCRIPT_MAX_BYTES).decode("utf-8", "replace") if regular else ""
+        except OSError:
+            script = ""
+        finally:
+            os.close(fd)
+        texts += [m.group(1) for m in _SCRIPT_STEP.finditer(script)]
+    return texts
+
+
+def _compound_steps(job: Job, folder: Path | None = None) -> list[tuple[StepIntent, bool]]:
+    """(intent, inherits the previous step's geometry) of each step of the job's ``%compound``
+    script: the calculations are there, not on the job's own keyword line, whose keywords ORCA
+    passes on to every step. Empty without such a script."""
+    steps: list[tuple[StepIntent, bool]] = []
+    for text in _compound_step_texts(job, folder):
+        words = set(job.keywords_lower)
+        own_geometry = False
+        for line in text.splitlines():
+            code = _strip_comments(line).strip()
+            if code.startswith("!"):
+                words.update(word.lower() for word in code[1:].split())
+            own_geometry = own_geometry or code.startswith("*")
+        runtyp = _STEP_RUNTYP.search(text)
+        kind = runtyp.group(1).lower() if runtyp else ""
+        steps.append((_intent(job.index, frozenset(words), kind), not own_geometry))
+    return steps
+
+
+def job_intents(parsed: OrcaInput, folder: Path | None = None) -> list[StepIntent]:
+    """One intent per job, or per step of a job's ``%compound`` script (inline, or its file in
+    ``folder``). A frequency-only job (or step) that inherits its geometry from an optimising one
+    (``$new_job`` or ``New_Step`` without new coordinates) checks that one's stationary point, not
+    just reports."""
     out: list[StepIntent] = []
     for job in parsed.jobs:
-        intent = step_intent(job)
-        if intent.freq and intent.target is None and job.inherits_geometry and out:
-            previous = next((s for s in reversed(out) if s.target is not None), None)
-            if previous is not None and previous.step == out[-1].step:
-                intent = StepIntent(intent.step, False, previous.target, True, False)
-        out.append(intent)
+        # A %compound script's steps are what runs (each with the job's index: edits go to the job).
+        steps = _compound_steps(job, folder) or [(step_intent(job), job.inherits_geometry)]
+        for intent, inherits in steps:
+            if intent.freq and intent.target is None and inherits and out:
+                previous = next((s for s in reversed(out) if s.target is not None), None)
+                if previous is not None and previous.step == out[-1].step:
+                    intent = StepIntent(intent.step, False, previous.target, True, False)
+            out.append(intent)
     return out
 
 
 def input_intents(path: Path, text: str | None = None) -> list[StepIntent]:
     """``job_intents`` of an input file (or of ``text``); files it names need not exist."""
-    return job_intents(parse_input(path, text, check_files=False))
+    return job_intents(parse_input(path, text, check_files=False), path.parent)

@@ -40,6 +40,7 @@ class Outcome(str, Enum):
     IMAGINARY_MODES = "imaginary_modes"  # a minimum (Opt ... Freq) with imaginary modes
     TS_MODE_COUNT = "ts_mode_count"  # a transition state without exactly one imaginary mode
     NO_FINAL_ENERGY = "no_final_energy"  # "terminated normally" without FINAL SINGLE POINT ENERGY
+    NO_FREQUENCIES = "no_frequencies"  # Freq/NumFreq/AnFreq asked for, no frequency list printed
     UNKNOWN_ERROR = "unknown_error"
 
     def __str__(self) -> str:
