@@ -91,3 +91,46 @@ def test_cancel_of_an_unconfirmed_submission_cancels_what_its_token_started(camp
     assert fake.cancelled == ["1000_1"]  # its own task, not its sibling's
     assert fake.jobs["1000_1"].state == "CANCELLED" and fake.jobs["1000_0"].state == "PENDING"
     assert _job(campaign, "j000002").state is JobState.CANCELLED
+
+
+def test_local_start_interrupted_by_ctrl_c_is_noted_and_adopted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C during a local submit lands almost always in a start (Popen is most of its time): the
+    controller process exists, and its start must be noted under the token before the interrupt is
+    raised, or reconcile would start the same attempt a second time."""
+    import os
+    import signal
+    import time
+
+    from orca_hpc.scheduler import scheduler_for
+    from orca_hpc.scheduler.local import LocalScheduler
+
+    runs = tmp_path / "runs.txt"
+    orca = tmp_path / "orca"  # counts its runs, then is the emulator
+    orca.write_text(f'#!/bin/bash\necho "$1" >> {runs}\nexec orca-emulator "$@"\n')
+    orca.chmod(0o755)
+    init_campaign(tmp_path / "camp", "local")
+    config = tmp_path / "camp" / "orca-hpc.toml"
+    config.write_text(config.read_text() + f'\n[overrides.orca]\npath = "{orca}"\n')
+    campaign = load_campaign(tmp_path / "camp")
+    start = LocalScheduler._start
+
+    def start_then_ctrl_c(self, command, time_min):  # type: ignore[no-untyped-def]
+        pid = start(self, command, time_min)
+        os.kill(os.getpid(), signal.SIGINT)  # the person's Ctrl-C, the moment the process exists
+        return pid
+
+    monkeypatch.setattr(LocalScheduler, "_start", start_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        submit(campaign, _inputs(campaign, 1), scheduler=scheduler_for(campaign))
+    monkeypatch.setattr(LocalScheduler, "_start", start)
+    assert _job(campaign, "j000001").state is JobState.SUBMITTING
+    report = reconcile(campaign, now=lambda: time.time() + 3600)  # long after the grace
+    assert report.adopted == ["j000001"] and not report.submitted
+    deadline = time.monotonic() + 120
+    while _job(campaign, "j000001").state is not JobState.COMPLETED:
+        assert time.monotonic() < deadline, _job(campaign, "j000001").state
+        time.sleep(0.5)
+        reconcile(campaign)
+    assert len(runs.read_text().splitlines()) == 1

@@ -15,6 +15,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -47,6 +48,29 @@ def _alive(pid: int) -> bool:
         return False
     # A reused pid runs something else: only submitit's controller counts.
     return state not in ("Z", "X") and _CONTROLLER.encode() in cmdline
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM held back until the block ends, then raised as they came.
+
+    A Ctrl-C during a submit lands mostly inside a start (Popen is most of the loop's time), where
+    the controller process may exist already: raised there, its pid would never be noted under the
+    token, and reconcile, finding nothing, would start the same attempt again. (Only the main thread
+    can set handlers; elsewhere signals do not reach this code anyway.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    wanted = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda signum, _frame: caught.append(signum)) for sig in wanted}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
+        for signum in caught:
+            signal.raise_signal(signum)
 
 
 class LocalScheduler(Scheduler):
@@ -129,9 +153,10 @@ class LocalScheduler(Scheduler):
         ids = []
         with open(tokens / request.token, "a", encoding="ascii") as note:
             for i, attempt_dir in enumerate(request.attempt_dirs):
-                pid = self._start(self._command(attempt_dir), request.time_min)
-                note.write(f"{i} {pid}\n")
-                note.flush()
+                with _signals_deferred():  # a process that exists is noted before Ctrl-C may act
+                    pid = self._start(self._command(attempt_dir), request.time_min)
+                    note.write(f"{i} {pid}\n")
+                    note.flush()
                 ids.append(f"{PREFIX}{pid}")
         self.calls["start"] += len(ids)
         return ids
