@@ -11,7 +11,7 @@ from test_runner_support import make_attempt, write_fake_orca
 
 from orca_hpc.config.campaign import init_campaign, load_campaign
 from orca_hpc.controller.submit import submit
-from orca_hpc.errors import UserError
+from orca_hpc.errors import OrcaHpcError, UserError
 from orca_hpc.runner import run as runner
 from orca_hpc.scheduler.fake import FakeScheduler
 
@@ -45,3 +45,22 @@ def test_runner_never_runs_an_attempt_folder_that_is_a_link(tmp_path: Path) -> N
     real.symlink_to(elsewhere)
     assert runner.main(["--attempt-dir", str(real)]) == runner.EXIT_BAD_SPEC
     assert not (elsewhere / "result.json").exists()
+
+
+def test_local_site_never_writes_its_notes_through_a_link(tmp_path: Path) -> None:
+    """The local site's controller log and start notes in the campaign's state folder: a link planted
+    there is refused, never followed (opened for appending, it created and filled its target)."""
+    from orca_hpc.scheduler import scheduler_for
+
+    init_campaign(tmp_path / "camp", "local")
+    config = tmp_path / "camp" / "orca-hpc.toml"
+    config.write_text(config.read_text() + '\n[overrides.orca]\npath = "/nonexistent/orca"\n')
+    campaign = load_campaign(tmp_path / "camp")
+    campaign.submitit_dir.mkdir(parents=True, exist_ok=True)
+    target = tmp_path / "elsewhere.log"
+    (campaign.submitit_dir / "controllers.log").symlink_to(target)
+    (campaign.root / "m.inp").write_text(INPUT)
+    with pytest.raises(OrcaHpcError, match="symbolic link"):
+        submit(campaign, [campaign.root / "m.inp"], scheduler=scheduler_for(campaign))
+    assert not target.exists()
+    assert campaign.ledger().snapshot().get("j000001").state.value == "CREATED"  # sent on a later run

@@ -10,6 +10,7 @@ a crash before the ledger recorded the id is adopted by ``find_by_tokens``, as o
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shlex
 import signal
@@ -20,7 +21,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from orca_hpc.config.site import SiteConfig
-from orca_hpc.perms import SECRET_ENV_VAR, without_secrets
+from orca_hpc.errors import OrcaHpcError
+from orca_hpc.perms import FILE_MODE, SECRET_ENV_VAR, without_secrets
 from orca_hpc.scheduler.base import ArrayRequest, JobRecord, Scheduler, job_name
 
 PREFIX = "local-"
@@ -48,6 +50,17 @@ def _alive(pid: int) -> bool:
         return False
     # A reused pid runs something else: only submitit's controller counts.
     return state not in ("Z", "X") and _CONTROLLER.encode() in cmdline
+
+
+def _append_no_link(path: Path) -> int:
+    """``path`` opened for appending (created if missing), never through a symbolic link planted there."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(path, flags, FILE_MODE)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise OrcaHpcError(f"{path} is a symbolic link; refusing to write through it") from None
+        raise
 
 
 @contextlib.contextmanager
@@ -117,7 +130,8 @@ class LocalScheduler(Scheduler):
             "SUBMITIT_EXECUTOR": "local",
             "SUBMITIT_LOCAL_WITH_SHELL": "",
         }
-        with open(self.folder / "controllers.log", "ab") as log, self._controller_folder() as (folder, fds):
+        log_fd = _append_no_link(self.folder / "controllers.log")
+        with open(log_fd, "ab") as log, self._controller_folder() as (folder, fds):
             proc = subprocess.Popen(
                 [sys.executable, "-m", _CONTROLLER, folder],
                 env=env,
@@ -151,7 +165,7 @@ class LocalScheduler(Scheduler):
         tokens = self.folder / "tokens"
         tokens.mkdir(parents=True, exist_ok=True)
         ids = []
-        with open(tokens / request.token, "a", encoding="ascii") as note:
+        with open(_append_no_link(tokens / request.token), "a", encoding="ascii") as note:
             for i, attempt_dir in enumerate(request.attempt_dirs):
                 with _signals_deferred():  # a process that exists is noted before Ctrl-C may act
                     pid = self._start(self._command(attempt_dir), request.time_min)
