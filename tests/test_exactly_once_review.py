@@ -58,19 +58,17 @@ def test_sbatch_whose_answer_was_lost_is_adopted_not_submitted_again(campaign: C
     assert {_job(campaign, j).latest.slurm_id for j in ("j000001", "j000002")} == {"1000_0", "1000_1"}
 
 
-def test_sbatch_that_never_reached_the_scheduler_is_submitted_after_the_grace(campaign: Campaign) -> None:
-    """The other side of the same answer: slurmctld was down, nothing was queued. The token finds
-    nothing, and after the grace the attempt is submitted (once)."""
+def test_sbatch_that_never_reached_the_scheduler_waits_as_created(campaign: Campaign) -> None:
+    """The other side: slurmctld could not be reached at all, nothing was queued. The job waits as
+    CREATED, and the next reconcile submits it (once)."""
     fake = FakeScheduler()
     fake.down = True
     with pytest.raises(SchedulerUnavailable):
         submit(campaign, _inputs(campaign, 1), scheduler=fake)
     fake.down = False
     assert not fake.requests
+    assert _job(campaign, "j000001").state is JobState.CREATED
     reconcile(campaign, scheduler=fake)
-    assert _job(campaign, "j000001").state is JobState.SUBMITTING and not fake.requests  # within grace
-    later = (epoch(_job(campaign, "j000001").updated) or 0.0) + reconcile_mod.UNCONFIRMED_GRACE_S + 1
-    reconcile(campaign, scheduler=fake, now=lambda: later)
     assert _job(campaign, "j000001").state is JobState.PENDING and len(fake.requests) == 1
 
 

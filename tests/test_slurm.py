@@ -404,3 +404,30 @@ def test_sbatch_never_sees_the_mail_password(tmp_path: Path, monkeypatch: pytest
     assert scheduler.test_only(ArrayRequest("tok", (tmp_path / "a",), 1, 100, 5)) is None
     assert len(seen) == 2
     assert all("hunter2-in-env" not in env.values() for env in seen)
+
+
+@pytest.mark.parametrize(
+    ("stderr", "unconfirmed"),
+    [
+        ("sbatch: error: Batch job submission failed: Socket timed out on send/recv operation", True),
+        ("sbatch: error: Batch job submission failed: Zero Bytes were transmitted or received", True),
+        (
+            "sbatch: error: Batch job submission failed: "
+            "Unable to contact slurm controller (connect failure)",
+            False,
+        ),
+    ],
+)
+def test_sbatch_without_an_answer_is_unconfirmed_not_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stderr: str, unconfirmed: bool
+) -> None:
+    """A request that reached slurmctld but got no answer may have been queued (the caller keeps its
+    token and reconcile adopts it); one that never connected was not."""
+    from orca_hpc.errors import SubmissionUnconfirmed
+
+    monkeypatch.setattr(
+        slurm.subprocess, "run", lambda argv, **kw: subprocess.CompletedProcess(argv, 1, "", stderr)
+    )
+    with pytest.raises(SchedulerUnavailable) as info:
+        slurm.sbatch(tmp_path / "job.sh")
+    assert isinstance(info.value, SubmissionUnconfirmed) is unconfirmed

@@ -6,8 +6,8 @@ The order is what makes it safe. Under the ledger lock, held for the whole submi
   3. the SLURM ids are saved and the jobs go PENDING.
 If the process dies between 1 and 3, reconcile looks the token up in the scheduler and adopts what
 it finds instead of submitting again (``Reconciler._adopt``). If sbatch refuses, the jobs go back
-to CREATED, so the ledger never shows as submitted what SLURM does not have; if it gets no answer
-(SchedulerUnavailable: the array may be queued all the same), they stay SUBMITTING for reconcile
+to CREATED, so the ledger never shows as submitted what SLURM does not have; if it was sent but got no
+answer (SubmissionUnconfirmed: the array may be queued all the same), they stay SUBMITTING for reconcile
 to adopt by token, or to submit again once the grace has passed and SLURM has nothing under it.
 """
 
@@ -37,7 +37,7 @@ from orca_hpc.config.site import resources_for
 from orca_hpc.controller import rightsize
 from orca_hpc.controller.fit import fit_request, with_node_facts
 from orca_hpc.controller.gather import expand_inputs
-from orca_hpc.errors import InputFileError, OrcaHpcError, SchedulerUnavailable, UserError
+from orca_hpc.errors import InputFileError, OrcaHpcError, SubmissionUnconfirmed, UserError
 from orca_hpc.ledger.records import Job
 from orca_hpc.ledger.states import JobState
 from orca_hpc.ledger.store import Ledger, LedgerView, Transaction, gc_paused
@@ -375,7 +375,7 @@ class Dispatcher:
             try:
                 self.sbatch_calls += 1
                 accepted.append((chunk, self.scheduler.submit(request)))
-            except SchedulerUnavailable as err:
+            except SubmissionUnconfirmed as err:
                 # No answer is not a refusal: sbatch's "Socket timed out" often comes after slurmctld
                 # queued the array. Back to CREATED, it would be submitted a second time; SUBMITTING
                 # with its token, reconcile adopts it, or submits it after the grace if SLURM has none.

@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import replace
 
-from orca_hpc.errors import OrcaHpcError, SchedulerUnavailable
+from orca_hpc.errors import OrcaHpcError, SchedulerUnavailable, SubmissionUnconfirmed
 from orca_hpc.scheduler.base import ArrayRequest, JobRecord, Scheduler, job_name
 
 
@@ -68,7 +68,7 @@ class FakeScheduler(Scheduler):
         if self.kill_submitter:
             raise SubmitterKilled(array)
         if self.lose_answer:
-            raise SchedulerUnavailable("SLURM did not answer: Socket timed out on send/recv operation")
+            raise SubmissionUnconfirmed("SLURM did not answer: Socket timed out on send/recv operation")
         return ids
 
     # ---------------------------------------------------------------- what a test does to the jobs

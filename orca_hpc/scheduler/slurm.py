@@ -21,7 +21,7 @@ from pathlib import Path
 
 from orca_hpc.atomic import atomic_write_bytes
 from orca_hpc.config.site import SiteConfig
-from orca_hpc.errors import OrcaHpcError, SchedulerUnavailable
+from orca_hpc.errors import OrcaHpcError, SchedulerUnavailable, SubmissionUnconfirmed
 from orca_hpc.perms import FILE_MODE, make_dir, without_secrets
 from orca_hpc.scheduler.base import TERMINAL_STATES, ArrayRequest, JobRecord, Scheduler, Usage, job_name
 from orca_hpc.scheduler.nodes import Partition, parse_partition, partition_of
@@ -74,6 +74,8 @@ _UNAVAILABLE_PATTERNS = (
     "Zero Bytes were transmitted or received",
     "Slurmctld is not responding",
 )
+# Of those, the ones that mean the request never reached slurmctld (no connection was made).
+_NOT_SENT_PATTERNS = ("Unable to contact slurm controller", "Connection refused")
 _INVALID_JOB_ID = "Invalid job id specified"
 _JOB_ID_RE = re.compile(r"\d+(?:_\d+)?")
 # 123, 123_4, 123_[2-9%2], 123_[1,3,5-7]
@@ -468,8 +470,11 @@ def sbatch(script: Path, *, secrets: Sequence[str] = ()) -> str:
     """
     try:
         out = _run(["sbatch", "--parsable", str(script)], secrets=secrets)
-    except SchedulerUnavailable:
-        raise
+    except SchedulerUnavailable as exc:
+        if any(p in str(exc) for p in _NOT_SENT_PATTERNS):
+            raise  # it never reached slurmctld: nothing was queued
+        # Sent, but no answer: slurmctld may well have queued the array (the caller keeps its token).
+        raise SubmissionUnconfirmed(str(exc)) from exc
     except OrcaHpcError as exc:
         message = str(exc).split(": ", 1)[-1]  # SLURM's own words, without "sbatch failed (exit 1)"
         raise OrcaHpcError(f"sbatch refused the job: {message}") from exc
