@@ -34,3 +34,18 @@ def test_a_site_config_others_may_write_is_refused(tmp_path: Path) -> None:
         load_site_file(site)
     site.chmod(0o644)
     assert load_site_file(site).orca_path == "orca"
+
+
+def test_a_site_job_template_others_may_write_is_refused(tmp_path: Path) -> None:
+    """A site's own job.sh.j2 is shell that runs as the campaign's owner: refused like its config."""
+    from test_render import golden_context, site_with_templates
+
+    from orca_hpc.scheduler.script import render_job_script
+
+    site = site_with_templates(tmp_path, {"job.sh.j2": '{% extends "base.sh.j2" %}\n'})
+    template = tmp_path / "mysite-templates" / "job.sh.j2"
+    template.chmod(0o664)
+    with pytest.raises(UserError, match=r"job\.sh\.j2.*writable by the group"):
+        render_job_script(site, golden_context(site))
+    template.chmod(0o644)
+    assert "-m orca_hpc.runner" in render_job_script(site, golden_context(site))
