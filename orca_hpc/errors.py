@@ -62,6 +62,11 @@ class SchedulerUnavailable(TemporaryFailure):
     """slurmctld or slurmdbd did not answer; nothing was changed that could not be confirmed."""
 
 
+class SubmissionUnconfirmed(SchedulerUnavailable):
+    """A submission got no answer after it was sent (sbatch's "Socket timed out", our timeout): the
+    scheduler may have queued it. Unlike a controller that could not be reached, this is no refusal."""
+
+
 class LedgerLocked(TemporaryFailure):
     """Another orca-hpc holds the campaign's ledger lock."""
 

@@ -136,3 +136,20 @@ def test_a_read_only_campaign_is_not_called_a_flock_problem(tmp_path: Path) -> N
         assert "read-only" in message and "soft" not in message and "\n" not in message
     finally:
         os.system(f"umount '{mnt}'")
+
+
+def test_soft_lock_of_a_live_holder_on_this_host_is_never_broken_by_age(tmp_path: Path) -> None:
+    """On this host the holder can be asked: while its process lives (a long gc or submit), the lock
+    is its own, however old; breaking it by age let a second command write the ledger beside it."""
+    led = _ledger(tmp_path, "soft", lock_timeout=0.3, stale_after=3600)
+    pid = _hold_in_child(led, then_die=False)
+    try:
+        info = json.loads(led.lock.info_path.read_text())
+        info["t"] -= 7200  # held for two hours now
+        led.lock.info_path.write_text(json.dumps(info))
+        os.utime(led.lock.path, (info["t"], info["t"]))
+        assert led.lock.stale_reason() is None
+        with pytest.raises(LedgerLocked), led.transaction():
+            pass
+    finally:
+        _reap(pid)

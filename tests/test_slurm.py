@@ -381,3 +381,53 @@ def test_controller_down_raises_scheduler_unavailable(
         slurm.scancel(["1"])
     with pytest.raises(SchedulerUnavailable, match=pattern):
         _sbatch(tmp_path, _script(tmp_path, "ohpc-never", "true"))
+
+
+def test_sbatch_never_sees_the_mail_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sbatch sends its environment to slurmctld, which keeps it on disk with the job (its state
+    folder's ``job.N/environment``): the controller's secrets are taken out before sbatch runs, not
+    only unset by the job script once the job starts."""
+    monkeypatch.setenv("MAIL_PW_FOR_TEST", "hunter2-in-env")
+    layout = ScriptLayout(
+        tmp_path, tmp_path / "arrays", tmp_path / "logs", "/usr/bin/python3", ("MAIL_PW_FOR_TEST",)
+    )
+    scheduler = slurm.SlurmScheduler(load_site("local-slurm"), layout)
+    seen: list[dict[str, str]] = []
+
+    def fake_run(argv, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(kwargs["env"])
+        out = "123\n" if "--parsable" in argv else ""
+        return subprocess.CompletedProcess(argv, 0, out, "")
+
+    monkeypatch.setattr(slurm.subprocess, "run", fake_run)
+    assert scheduler.submit(ArrayRequest("tok", (tmp_path / "a",), 1, 100, 5)) == ["123_0"]
+    assert scheduler.test_only(ArrayRequest("tok", (tmp_path / "a",), 1, 100, 5)) is None
+    assert len(seen) == 2
+    assert all("hunter2-in-env" not in env.values() for env in seen)
+
+
+@pytest.mark.parametrize(
+    ("stderr", "unconfirmed"),
+    [
+        ("sbatch: error: Batch job submission failed: Socket timed out on send/recv operation", True),
+        ("sbatch: error: Batch job submission failed: Zero Bytes were transmitted or received", True),
+        (
+            "sbatch: error: Batch job submission failed: "
+            "Unable to contact slurm controller (connect failure)",
+            False,
+        ),
+    ],
+)
+def test_sbatch_without_an_answer_is_unconfirmed_not_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stderr: str, unconfirmed: bool
+) -> None:
+    """A request that reached slurmctld but got no answer may have been queued (the caller keeps its
+    token and reconcile adopts it); one that never connected was not."""
+    from orca_hpc.errors import SubmissionUnconfirmed
+
+    monkeypatch.setattr(
+        slurm.subprocess, "run", lambda argv, **kw: subprocess.CompletedProcess(argv, 1, "", stderr)
+    )
+    with pytest.raises(SchedulerUnavailable) as info:
+        slurm.sbatch(tmp_path / "job.sh")
+    assert isinstance(info.value, SubmissionUnconfirmed) is unconfirmed

@@ -24,7 +24,7 @@ from orca_hpc import jsontext
 from orca_hpc.atomic import atomic_copy, atomic_link, atomic_write_bytes, write_new_file
 from orca_hpc.clock import epoch, is_plain_time
 from orca_hpc.errors import InputFileError
-from orca_hpc.perms import FILE_MODE, make_dir
+from orca_hpc.perms import DIR_MODE, FILE_MODE, make_dir
 
 # json.dumps' text, by an encoder made once (json.dumps makes one per call: 10,000 specs per submit).
 _spec_text = jsontext.encoder(compact=False, ascii_only=True, allow_nan=True)
@@ -592,8 +592,8 @@ def write_attempt(
     Nothing here is fsynced: the ledger transaction that records the attempt makes the folder
     durable before it commits (``Transaction.sync_before_commit``), one file-system sync per batch."""
     folder = os.fspath(directory)  # plain strings: Path arithmetic cost more than the writes on tmpfs
-    make_dir(os.path.dirname(folder))
-    make_dir(folder)
+    _real_dir(os.path.dirname(folder))
+    _real_dir(folder)
     _write_fresh(f"{folder}/{plan.input_name}", plan.input_text.encode("utf-8"))
     for name, source in plan.extra_files.items():
         if name in plan.shared_files:
@@ -617,6 +617,20 @@ def write_attempt(
         imag_threshold_cm1=imag_threshold_cm1,  # the runner's classifier needs the site's value
     )
     _write_fresh(f"{folder}/{SPEC_NAME}", spec.to_json())
+
+
+def _real_dir(path: str) -> None:
+    """Make the job's or the attempt's folder, or accept a real folder of ours there. A symbolic link
+    there (the next job ids are predictable) is refused, not followed: the input and spec.json would
+    be written into the folder it points to, and the runner would run there."""
+    try:
+        os.mkdir(path, DIR_MODE)  # the common case, a new folder: one call
+        return
+    except FileExistsError:
+        pass
+    if os.path.islink(path):
+        raise InputFileError(path, "is a symbolic link; refusing to lay an attempt out through it")
+    make_dir(path)  # an existing folder: group and other write taken away, as everywhere
 
 
 def _write_fresh(path: str, data: bytes) -> None:

@@ -32,6 +32,16 @@ def read_config_text(path: Path, what: str) -> str:
             raise InputFileError(path, f"{what} is not a regular file")
         if st.st_size > MAX_BYTES:
             raise InputFileError(path, f"{what} is larger than {MAX_BYTES // 1024} KiB")
+        if st.st_mode & 0o022:
+            # It says what runs as this user (ORCA's path, setup lines, templates): the controller writes
+            # it into spec.json and the job script, which the runner then trusts. Whoever may change it
+            # could run anything as us, as with a spec.json the runner refuses for the same reason.
+            who = "others" if st.st_mode & 0o002 else "the group"
+            raise InputFileError(
+                path,
+                f"{what} is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o}) and decides what "
+                f"runs as you; run chmod go-w '{path}'",
+            )
         with os.fdopen(fd, "rb", closefd=False) as fh:
             data = fh.read(MAX_BYTES + 1)
     finally:

@@ -215,8 +215,16 @@ def _cancel_locked(
     if not jobs:
         return []
     running = [j.attempt.slurm_id for j in jobs if j.attempt and j.attempt.slurm_id]
-    if running:
-        (scheduler or scheduler_for(campaign)).cancel(running)
+    # A submission whose SLURM id was never recorded (the submitter was killed after sbatch) may be
+    # queued all the same: found by its token, as reconcile would adopt it, and cancelled too, or it
+    # would run unwatched (and beside the attempt of a later `retry`).
+    unconfirmed = [j.attempt.token for j in jobs if j.attempt and not j.attempt.slurm_id and j.attempt.token]
+    if running or unconfirmed:
+        scheduler = scheduler or scheduler_for(campaign)
+        if unconfirmed:
+            running += _started_by(scheduler, unconfirmed)
+        if running:
+            scheduler.cancel(running)
     with ledger.transaction() as txn:
         for job in jobs:
             live = txn.get(job.id)
@@ -225,3 +233,16 @@ def _cancel_locked(
                 live.attempt.outcome = live.attempt.outcome or "truncated"
             txn.set_state(live, JobState.CANCELLED)
     return [job.id for job in jobs]
+
+
+def _started_by(scheduler: Scheduler, tokens: Sequence[str]) -> list[str]:
+    """The scheduler ids of the attempts these submission tokens (``<array token>/<index>``) started."""
+    wanted = {(t.partition("/")[0], t.partition("/")[2] or "0") for t in tokens}
+    found = scheduler.find_by_tokens(sorted({array for array, _index in wanted}))
+    ids = []
+    for array, records in found.items():
+        for rec in records:
+            task = rec.array_task_id if rec.array_task_id is not None else 0
+            if (array, str(task)) in wanted:
+                ids.append(scheduler.task_id(rec))
+    return ids

@@ -9,13 +9,23 @@ from orca_hpc.attempt.scratch import FALLBACK_ROOT, expand_root
 from orca_hpc.attempt.stale import find_stale_scratch, remove_paths
 from orca_hpc.config.campaign import Campaign
 from orca_hpc.ledger.states import JobState
+from orca_hpc.ledger.store import LedgerView
 
 
 def collect_garbage(campaign: Campaign, *, dry_run: bool) -> list[str]:
     """Stale scratch of this campaign (visible from here: shared scratch or this node's), and the
     array manifests, submitit folders and SLURM job logs that no active job refers to any more.
-    Logs of jobs that failed permanently are kept: they are what a person reads next."""
-    view = campaign.ledger().snapshot()
+    Logs of jobs that failed permanently are kept: they are what a person reads next.
+
+    Under the ledger lock, from the reading to the last removal: a submit or reconcile running
+    meanwhile would record attempts that the reading does not hold, and their manifests and the
+    scratch of their runners (the local site's start at once) would look stale and be removed."""
+    ledger = campaign.ledger()
+    with ledger.lock:
+        return _collect(campaign, ledger.snapshot(), dry_run)
+
+
+def _collect(campaign: Campaign, view: LedgerView, dry_run: bool) -> list[str]:
     active = {job.id: job.attempt.n for job in view.jobs.values() if job.attempt is not None}
     roots = {r for r in (expand_root(campaign.site.scratch_root), FALLBACK_ROOT) if r is not None}
     scratch: list[Path] = []

@@ -5,8 +5,10 @@ The order is what makes it safe. Under the ledger lock, held for the whole submi
   2. sbatch runs with ``--job-name ohpc-<token>`` (sacct stores the name);
   3. the SLURM ids are saved and the jobs go PENDING.
 If the process dies between 1 and 3, reconcile looks the token up in the scheduler and adopts what
-it finds instead of submitting again (``Reconciler._adopt``). If sbatch fails, the jobs go back
-to CREATED, so the ledger never shows as submitted what SLURM does not have.
+it finds instead of submitting again (``Reconciler._adopt``). If sbatch refuses, the jobs go back
+to CREATED, so the ledger never shows as submitted what SLURM does not have; if it was sent but got no
+answer (SubmissionUnconfirmed: the array may be queued all the same), they stay SUBMITTING for reconcile
+to adopt by token, or to submit again once the grace has passed and SLURM has nothing under it.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from orca_hpc.config.site import resources_for
 from orca_hpc.controller import rightsize
 from orca_hpc.controller.fit import fit_request, with_node_facts
 from orca_hpc.controller.gather import expand_inputs
-from orca_hpc.errors import InputFileError, OrcaHpcError, UserError
+from orca_hpc.errors import InputFileError, OrcaHpcError, SubmissionUnconfirmed, UserError
 from orca_hpc.ledger.records import Job
 from orca_hpc.ledger.states import JobState
 from orca_hpc.ledger.store import Ledger, LedgerView, Transaction, gc_paused
@@ -368,10 +370,17 @@ class Dispatcher:
         # 2. Submit, array by array, until one is refused.
         accepted: list[tuple[list[str], list[str]]] = []
         refused: OrcaHpcError | None = None
+        unknown = 0  # arrays whose fate is unknown: they keep their tokens (SUBMITTING)
         for chunk, request in arrays:
             try:
                 self.sbatch_calls += 1
                 accepted.append((chunk, self.scheduler.submit(request)))
+            except SubmissionUnconfirmed as err:
+                # No answer is not a refusal: sbatch's "Socket timed out" often comes after slurmctld
+                # queued the array. Back to CREATED, it would be submitted a second time; SUBMITTING
+                # with its token, reconcile adopts it, or submits it after the grace if SLURM has none.
+                refused, unknown = err, 1
+                break
             except OrcaHpcError as err:
                 refused = err
                 break
@@ -386,7 +395,12 @@ class Dispatcher:
                     _move(txn, job_id, JobState.PENDING, ids_now, known is not None)
                     name = known.name if known is not None else txn.get(job_id).name  # decoded already
                     out.append((job_id, name, scheduler_id))
-            for chunk, _request in arrays[len(accepted) :]:
+            for chunk, _request in arrays[len(accepted) : len(accepted) + unknown]:
+                for job_id in chunk:
+                    # The grace before "never reached the scheduler" counts from now, not from before
+                    # an sbatch that may have waited up to its timeout for slurmctld.
+                    txn.get(job_id).updated = submitted
+            for chunk, _request in arrays[len(accepted) + unknown :]:
                 for job_id in chunk:
                     _move(txn, job_id, JobState.CREATED, {"tok": ""}, job_id in ready)
         for chunk, ids in accepted:

@@ -13,8 +13,8 @@ Whoever holds the lock writes ``<lock file>.info`` next to it: JSON
 ``{"pid", "host", "since", "t", "pst"}`` (``pst`` = the process start time from ``/proc``, to
 tell a reused pid from the original holder). A waiter that times out reads it to say who is
 in the way; a soft lock is broken (with a warning) when its holder ran on this host and that
-process is gone, or when it is older than ``stale_after`` seconds (holders on other hosts
-cannot be probed). Breaking a soft lock has a small race if two waiters break the same stale
+process is gone, or, for a holder on another host (which cannot be probed), when it is older than
+``stale_after`` seconds. Breaking a soft lock has a small race if two waiters break the same stale
 lock at the same moment; we re-read the note just before deleting to keep that window tiny.
 """
 
@@ -170,8 +170,11 @@ class LedgerLock:
             import socket
 
             pid, host = info.get("pid"), info.get("host")
-            if host == socket.gethostname() and isinstance(pid, int) and not pid_alive(pid, info.get("pst")):
-                return f"held by pid {pid} on host {host} since {info.get('since')}, and that process is gone"
+            if host == socket.gethostname() and isinstance(pid, int):
+                if not pid_alive(pid, info.get("pst")):
+                    since = info.get("since")
+                    return f"held by pid {pid} on host {host} since {since}, and that process is gone"
+                return None  # a holder that can be asked and lives holds it however long (gc, a big submit)
             age = now - info["t"]
             if self.stale_after is not None and age > self.stale_after:
                 return f"held by pid {pid} on host {host} since {info.get('since')} ({age:.0f} s ago)"

@@ -5,9 +5,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import os
+import socket
+import time
+from typing import Any
 
 from orca_hpc.config.campaign import Campaign
 from orca_hpc.errors import OrcaHpcError
+from orca_hpc.ledger.lock import pid_alive, process_start_ticks
 from orca_hpc.ledger.states import JobState
 from orca_hpc.ledger.store import Transaction
 from orca_hpc.notify.config import MailConfig, campaign_mail
@@ -36,17 +41,63 @@ def deliver_campaign_outbox(
     if quick:
         cfg = dataclasses.replace(cfg, timeout=min(cfg.timeout, QUICK_TIMEOUT_S), max_attempts=1)
     ledger = campaign.ledger()
+    lease = cfg.max_attempts * (3 * cfg.timeout + cfg.backoff_max) + 60.0
     with ledger.transaction() as txn:
         if requeue:
             requeue_failed(txn.outbox)
         _update_failure_digests(txn)
-        work = copy.deepcopy(pending_items(txn.outbox))
+        # Another delivery may be sending some of them right now (cron's reconcile and a person's
+        # `notify`): each item this one sends is claimed first, or both would send it.
+        mine = [item for item in pending_items(txn.outbox) if not claimed_by_another(item)]
+        for item in mine:
+            claim(item, lease_s=lease)
+        work = copy.deepcopy(mine)
     if not work:
         return DeliveryReport()
-    report = deliver_outbox(work, cfg, logger=log)
-    with ledger.transaction() as txn:
-        merge_delivery(txn.outbox, work)
+    try:
+        report = deliver_outbox(work, cfg, logger=log)
+    finally:
+        # Sent or not (even when interrupted), the claims go: what is still pending is anyone's again.
+        ids = {item.get("id") for item in work}
+        with ledger.transaction() as txn:
+            merge_delivery(txn.outbox, work)
+            for item in txn.outbox:
+                if item.get("id") in ids:
+                    item.pop(CLAIM, None)
     return report
+
+
+# An item a delivery is sending: {"host", "pid", "pst" (the process's start), "until" (epoch s)}.
+CLAIM = "claim"
+
+
+def claim(item: dict[str, Any], *, pid: int | None = None, lease_s: float = 600.0) -> None:
+    """Mark ``item`` as being sent by this process (``pid``: by that one) until ``lease_s`` from now."""
+    pid = os.getpid() if pid is None else pid
+    item[CLAIM] = {
+        "host": socket.gethostname(),
+        "pid": pid,
+        "pst": process_start_ticks(pid),
+        "until": time.time() + lease_s,
+    }
+
+
+def claimed_by_another(item: dict[str, Any]) -> bool:
+    """Whether another delivery that is still alive is sending ``item``. A claim whose process is gone
+    (this host), or whose lease ran out (another host: it cannot be asked), is void: a killed delivery
+    loses no message (it may be sent twice then, never not at all)."""
+    held = item.get(CLAIM)
+    if not isinstance(held, dict):
+        return False
+    pid, until = held.get("pid"), held.get("until")
+    if not isinstance(until, (int, float)) or time.time() > until:
+        return False
+    if held.get("host") != socket.gethostname():
+        return True
+    if not isinstance(pid, int):
+        return False
+    pst = held.get("pst")
+    return pid_alive(pid, pst if isinstance(pst, int) else None)
 
 
 def _update_failure_digests(txn: Transaction) -> None:

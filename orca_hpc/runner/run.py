@@ -534,6 +534,9 @@ def run_attempt(attempt_dir: Path, *, copy_interval: float = 5.0) -> dict[str, A
     Raises InputFileError if spec.json is unusable. USR1/TERM/INT stop the attempt when called
     from the main thread.
     """
+    # The folder itself must not be a link (a path above it may be: a campaign reached through one):
+    # resolved first, a link's target would be run, written into and get its result.json.
+    os.close(_open_trusted(Path(attempt_dir), directory=True))
     attempt_dir = Path(attempt_dir).resolve()
     return _Attempt(attempt_dir, load_spec(attempt_dir), copy_interval).run()
 

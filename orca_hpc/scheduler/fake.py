@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import replace
 
-from orca_hpc.errors import OrcaHpcError, SchedulerUnavailable
+from orca_hpc.errors import OrcaHpcError, SchedulerUnavailable, SubmissionUnconfirmed
 from orca_hpc.scheduler.base import ArrayRequest, JobRecord, Scheduler, job_name
 
 
@@ -31,6 +31,9 @@ class FakeScheduler(Scheduler):
         self.down = False  # every call raises SchedulerUnavailable
         self.refuse: str | None = None  # submit raises OrcaHpcError with this message
         self.kill_submitter = False  # submit accepts the array, then raises SubmitterKilled
+        # submit accepts the array, then raises SchedulerUnavailable: sbatch's "Socket timed out on
+        # send/recv operation" after slurmctld queued the job (the answer, not the job, was lost)
+        self.lose_answer = False
         self._slots = slots
         self._max_array = max_array
         self._ids = itertools.count(1000)
@@ -64,6 +67,8 @@ class FakeScheduler(Scheduler):
             ids.append(jid)
         if self.kill_submitter:
             raise SubmitterKilled(array)
+        if self.lose_answer:
+            raise SubmissionUnconfirmed("SLURM did not answer: Socket timed out on send/recv operation")
         return ids
 
     # ---------------------------------------------------------------- what a test does to the jobs

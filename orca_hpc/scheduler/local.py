@@ -10,16 +10,19 @@ a crash before the ledger recorded the id is adopted by ``find_by_tokens``, as o
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shlex
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from orca_hpc.config.site import SiteConfig
-from orca_hpc.perms import SECRET_ENV_VAR, without_secrets
+from orca_hpc.errors import OrcaHpcError
+from orca_hpc.perms import FILE_MODE, SECRET_ENV_VAR, without_secrets
 from orca_hpc.scheduler.base import ArrayRequest, JobRecord, Scheduler, job_name
 
 PREFIX = "local-"
@@ -47,6 +50,40 @@ def _alive(pid: int) -> bool:
         return False
     # A reused pid runs something else: only submitit's controller counts.
     return state not in ("Z", "X") and _CONTROLLER.encode() in cmdline
+
+
+def _append_no_link(path: Path) -> int:
+    """``path`` opened for appending (created if missing), never through a symbolic link planted there."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(path, flags, FILE_MODE)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise OrcaHpcError(f"{path} is a symbolic link; refusing to write through it") from None
+        raise
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM held back until the block ends, then raised as they came.
+
+    A Ctrl-C during a submit lands mostly inside a start (Popen is most of the loop's time), where
+    the controller process may exist already: raised there, its pid would never be noted under the
+    token, and reconcile, finding nothing, would start the same attempt again. (Only the main thread
+    can set handlers; elsewhere signals do not reach this code anyway.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    wanted = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda signum, _frame: caught.append(signum)) for sig in wanted}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
+        for signum in caught:
+            signal.raise_signal(signum)
 
 
 class LocalScheduler(Scheduler):
@@ -93,7 +130,8 @@ class LocalScheduler(Scheduler):
             "SUBMITIT_EXECUTOR": "local",
             "SUBMITIT_LOCAL_WITH_SHELL": "",
         }
-        with open(self.folder / "controllers.log", "ab") as log, self._controller_folder() as (folder, fds):
+        log_fd = _append_no_link(self.folder / "controllers.log")
+        with open(log_fd, "ab") as log, self._controller_folder() as (folder, fds):
             proc = subprocess.Popen(
                 [sys.executable, "-m", _CONTROLLER, folder],
                 env=env,
@@ -127,11 +165,12 @@ class LocalScheduler(Scheduler):
         tokens = self.folder / "tokens"
         tokens.mkdir(parents=True, exist_ok=True)
         ids = []
-        with open(tokens / request.token, "a", encoding="ascii") as note:
+        with open(_append_no_link(tokens / request.token), "a", encoding="ascii") as note:
             for i, attempt_dir in enumerate(request.attempt_dirs):
-                pid = self._start(self._command(attempt_dir), request.time_min)
-                note.write(f"{i} {pid}\n")
-                note.flush()
+                with _signals_deferred():  # a process that exists is noted before Ctrl-C may act
+                    pid = self._start(self._command(attempt_dir), request.time_min)
+                    note.write(f"{i} {pid}\n")
+                    note.flush()
                 ids.append(f"{PREFIX}{pid}")
         self.calls["start"] += len(ids)
         return ids

@@ -25,6 +25,8 @@ from orca_hpc.shipped import shipped_dir
 # jinja2 is imported where a script is rendered: status and reconcile load this module and never render.
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from typing import Any
+
     import jinja2
 
 ENTRY_TEMPLATE = "job.sh.j2"
@@ -130,6 +132,28 @@ def sbatch_quote(value: object) -> str:
     return f'"{text}"'
 
 
+def _owners_only_loader(folder: str) -> jinja2.FileSystemLoader:
+    """A site's template folder, whose templates are refused when the group or others may change them
+    (or their folder): a job script template is shell that runs as the campaign's owner, like the
+    site config that names it (``config/tomlfile.py``)."""
+    import jinja2
+
+    class Loader(jinja2.FileSystemLoader):
+        def get_source(self, environment: jinja2.Environment, template: str) -> Any:
+            source, filename, uptodate = super().get_source(environment, template)
+            for path in (filename, os.path.dirname(filename)):
+                mode = os.stat(path).st_mode
+                if mode & 0o022:
+                    who = "others" if mode & 0o002 else "the group"
+                    raise UserError(
+                        f"{path}: job script template is writable by {who} (mode {mode & 0o7777:04o}) "
+                        f"and decides what runs as you; run chmod go-w '{path}'"
+                    )
+            return source, filename, uptodate
+
+    return Loader(folder)
+
+
 @functools.lru_cache(maxsize=16)
 def _environment(site_template_dir: str | None) -> jinja2.Environment:
     import jinja2
@@ -137,7 +161,7 @@ def _environment(site_template_dir: str | None) -> jinja2.Environment:
     packaged = jinja2.FileSystemLoader(str(template_root() / "slurm"))
     loaders: list[jinja2.BaseLoader] = []
     if site_template_dir:
-        loaders.append(jinja2.FileSystemLoader(site_template_dir))
+        loaders.append(_owners_only_loader(site_template_dir))
     loaders += [packaged, jinja2.PrefixLoader({PACKAGED_PREFIX: packaged})]
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),

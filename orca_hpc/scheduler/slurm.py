@@ -21,8 +21,8 @@ from pathlib import Path
 
 from orca_hpc.atomic import atomic_write_bytes
 from orca_hpc.config.site import SiteConfig
-from orca_hpc.errors import OrcaHpcError, SchedulerUnavailable
-from orca_hpc.perms import FILE_MODE, make_dir
+from orca_hpc.errors import OrcaHpcError, SchedulerUnavailable, SubmissionUnconfirmed
+from orca_hpc.perms import FILE_MODE, make_dir, without_secrets
 from orca_hpc.scheduler.base import TERMINAL_STATES, ArrayRequest, JobRecord, Scheduler, Usage, job_name
 from orca_hpc.scheduler.nodes import Partition, parse_partition, partition_of
 from orca_hpc.scheduler.script import (
@@ -74,6 +74,8 @@ _UNAVAILABLE_PATTERNS = (
     "Zero Bytes were transmitted or received",
     "Slurmctld is not responding",
 )
+# Of those, the ones that mean the request never reached slurmctld (no connection was made).
+_NOT_SENT_PATTERNS = ("Unable to contact slurm controller", "Connection refused")
 _INVALID_JOB_ID = "Invalid job id specified"
 _JOB_ID_RE = re.compile(r"\d+(?:_\d+)?")
 # 123, 123_4, 123_[2-9%2], 123_[1,3,5-7]
@@ -313,12 +315,15 @@ def _is_unavailable(message: str) -> bool:
     return any(p in message for p in _UNAVAILABLE_PATTERNS)
 
 
-def _run(argv: list[str], *, allow_invalid_id: bool = False) -> str:
-    """Run one scheduler command; count it; raise on any failure, quoting SLURM's own message."""
+def _run(argv: list[str], *, allow_invalid_id: bool = False, secrets: Sequence[str] = ()) -> str:
+    """Run one scheduler command; count it; raise on any failure, quoting SLURM's own message.
+
+    ``secrets``: variables the command must not see (sbatch sends its whole environment to slurmctld,
+    which keeps it on disk with the job: the mail password would be stored there)."""
     command = argv[0]
     CALLS.record(command)
     # A user's SLURM_TIME_FORMAT=relative would make start/end unparseable.
-    env = {**os.environ, "SLURM_TIME_FORMAT": "standard"}
+    env = {**without_secrets(os.environ, secrets), "SLURM_TIME_FORMAT": "standard"}
     try:
         proc = subprocess.run(
             argv, capture_output=True, text=True, env=env, timeout=_COMMAND_TIMEOUT_S, check=False
@@ -456,16 +461,20 @@ def scancel(job_ids: Sequence[str], *, chunk: int = 1000) -> None:
 # ---------------------------------------------------------------- submission
 
 
-def sbatch(script: Path) -> str:
+def sbatch(script: Path, *, secrets: Sequence[str] = ()) -> str:
     """Submit a job script file; returns the SLURM job id (the array job id for an array).
 
     Plain ``sbatch --parsable``: the script is ours (rendered from the Jinja2 templates), and
-    submitit's public API submits pickled Python callables, not ready-made scripts.
+    submitit's public API submits pickled Python callables, not ready-made scripts. ``secrets``: the
+    variables that neither sbatch nor the job may see (the job script unsets them again too).
     """
     try:
-        out = _run(["sbatch", "--parsable", str(script)])
-    except SchedulerUnavailable:
-        raise
+        out = _run(["sbatch", "--parsable", str(script)], secrets=secrets)
+    except SchedulerUnavailable as exc:
+        if any(p in str(exc) for p in _NOT_SENT_PATTERNS):
+            raise  # it never reached slurmctld: nothing was queued
+        # Sent, but no answer: slurmctld may well have queued the array (the caller keeps its token).
+        raise SubmissionUnconfirmed(str(exc)) from exc
     except OrcaHpcError as exc:
         message = str(exc).split(": ", 1)[-1]  # SLURM's own words, without "sbatch failed (exit 1)"
         raise OrcaHpcError(f"sbatch refused the job: {message}") from exc
@@ -523,7 +532,7 @@ class SlurmScheduler(Scheduler):
             fh.write(self.render(request))
             fh.flush()
             try:
-                _run(["sbatch", "--test-only", fh.name])
+                _run(["sbatch", "--test-only", fh.name], secrets=self.layout.unset_env)
             except SchedulerUnavailable:
                 raise
             except OrcaHpcError as exc:
@@ -541,7 +550,9 @@ class SlurmScheduler(Scheduler):
         if wait > 0:
             time.sleep(wait)  # a site's courtesy to slurmctld between sbatch calls
         try:
-            array_id = sbatch(script_path)
+            # Keyword only when there are secrets: the call stays ``sbatch(path)`` for wrappers (bench).
+            secrets = self.layout.unset_env
+            array_id = sbatch(script_path, secrets=secrets) if secrets else sbatch(script_path)
         finally:
             self._last_submit = time.monotonic()
         return [f"{array_id}_{i}" for i in range(len(request.attempt_dirs))]
