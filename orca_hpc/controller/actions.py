@@ -12,7 +12,7 @@ from orca_hpc.config.campaign import Campaign
 from orca_hpc.controller import chain
 from orca_hpc.controller.select import Selection, Selector, select_jobs
 from orca_hpc.controller.submit import Dispatcher, pause_holding, prepare_inputs, record_attempt
-from orca_hpc.errors import UserError
+from orca_hpc.errors import OrcaHpcError, UserError
 from orca_hpc.ledger.records import Job
 from orca_hpc.ledger.states import FINISHED, JobState
 from orca_hpc.ledger.store import Ledger, Transaction
@@ -159,6 +159,8 @@ def _retry_locked(
         refused = [j for j in jobs if j.state not in RETRYABLE]
         if refused:
             raise UserError("; ".join(_retry_why(j) for j in refused))
+        plans: list[AttemptPlan] = []
+        problems: list[str] = []  # every edited input's problems, not only the first job's
         for job in jobs:
             txn.set_state(job, JobState.CREATED)  # brings an archived job back to the active ledger
             job.retry_count = 0
@@ -166,12 +168,22 @@ def _retry_locked(
             job.extra.pop("stop", None)  # a workflow step's gate decides again on the new attempt
             if max_retries is not None:
                 job.max_retries = max_retries
-            plan = _edited_plan(campaign, job, (replacements or {}).get(job.id), report)
-            if plan is None and job.chain is not None and job.id not in (replacements or {}):
-                plan = _replanned_step(campaign, txn, job, report)
+            try:
+                plan = _edited_plan(campaign, job, (replacements or {}).get(job.id), report)
+                if plan is None and job.chain is not None and job.id not in (replacements or {}):
+                    plan = _replanned_step(campaign, txn, job, report)
+            except OrcaHpcError as err:
+                problems.append(str(err))
+                continue
             if plan is None:
                 plan = plan_of(campaign.root / job.latest.dir)
                 plan.corrections = [{"handler": "manual", "change": "none", "why": "orca-hpc retry"}]
+            plans.append(plan)
+        if problems:  # raised inside the transaction: nothing is written, no attempt folder laid out
+            if len(problems) == 1:
+                raise UserError(problems[0])
+            raise UserError(f"{len(problems)} problems, nothing was retried: " + "; ".join(problems))
+        for job, plan in zip(jobs, plans, strict=True):
             record_attempt(campaign, txn, job, plan)
             report.done.append(job.id)
         report.paused = pause_holding(campaign, txn)
