@@ -108,6 +108,9 @@ def test_results_and_show_carry_the_chemistry_through_the_cli(tmp_path: Path) ->
     rows = list(csv.DictReader(io.StringIO(cli(camp, "results", "--csv", "--no-reconcile").output)))
     records = json.loads(cli(camp, "results", "--json", "--no-reconcile").stdout)["jobs"]
     assert [r["name"] for r in rows] == [r["name"] for r in records] == ["w_freq", "w_sp"]
+    # No job chosen: the same header, so a script reading the columns still finds them.
+    empty = cli(camp, "results", "--csv", "--no-reconcile", "--state", "cancelled").output
+    assert empty.splitlines() == [",".join(rows[0])] == [",".join(records[0])]
     freq, single = rows
     for column in ("energy", "outcome", "results", "energy_Eh", "zpe_Eh", "gibbs_Eh", "orca_version"):
         assert column in freq  # old columns kept, new ones named with their units

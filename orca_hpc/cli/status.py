@@ -311,7 +311,7 @@ def results(
     import csv
     import io
 
-    from orca_hpc.controller.public import result_row
+    from orca_hpc.controller.public import result_columns, result_row
 
     campaign = campaign_of(obj)
     view = campaign.ledger().snapshot() if no_reconcile else auto_reconcile(obj, campaign)
@@ -330,7 +330,7 @@ def results(
         return
     if fmt == "csv":
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["id"], lineterminator="\n")
+        writer = csv.DictWriter(buf, fieldnames=result_columns(), lineterminator="\n")
         writer.writeheader()
         for row in rows:
             writer.writerow(
