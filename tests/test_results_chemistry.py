@@ -108,6 +108,11 @@ def test_results_and_show_carry_the_chemistry_through_the_cli(tmp_path: Path) ->
     rows = list(csv.DictReader(io.StringIO(cli(camp, "results", "--csv", "--no-reconcile").output)))
     records = json.loads(cli(camp, "results", "--json", "--no-reconcile").stdout)["jobs"]
     assert [r["name"] for r in rows] == [r["name"] for r in records] == ["w_freq", "w_sp"]
+    # The plain table has the columns its help names: attempts and outcome too.
+    plain = cli(camp, "results", "--no-reconcile").output.splitlines()
+    assert [line.split()[:5] for line in plain] == [
+        [r["id"], r["name"], r["state"], str(r["attempts"]), r["outcome"]] for r in records
+    ]
     # No job chosen: the same header, so a script reading the columns still finds them.
     empty = cli(camp, "results", "--csv", "--no-reconcile", "--state", "cancelled").output
     assert empty.splitlines() == [",".join(rows[0])] == [",".join(records[0])]

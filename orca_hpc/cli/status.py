@@ -338,7 +338,9 @@ def results(
             )
         click.echo(buf.getvalue(), nl=False)
         return
-    for r in rows:
+    for r in rows:  # the columns the help names: attempts and outcome tell a failure from a success
         energy = f"{r['energy']:.10f}" if isinstance(r["energy"], float) else "-"
         name = shorten(printable(str(r["name"])), 32)
-        click.echo(f"{r['id']}  {name:32}  {r['state']:16}  {energy:>18}  {r['results']}")
+        outcome = printable(str(r["outcome"] or "-"))
+        head = f"{r['id']}  {name:32}  {r['state']:16}  {r['attempts']:>3}  {outcome:16}"
+        click.echo(f"{head}  {energy:>18}  {r['results']}")
