@@ -137,6 +137,9 @@ def test_results_and_show_carry_the_chemistry_through_the_cli(tmp_path: Path) ->
     text = cli(camp, "show", "--no-reconcile", job).output
     assert "frequencies: minimum: no imaginary mode (as asked)" in text
     assert f"thermochemistry at 298.15 K: ZPE {float(freq['zpe_Eh']):.8f} Eh" in text
-    summary = show(camp, job)["attempts"][-1]["summary"]
+    attempt = show(camp, job)["attempts"][-1]
+    # The local site keeps no times: the attempt's are the runner's, from result.json.
+    assert (attempt["started"], attempt["ended"]) == (found.started, found.ended)
+    summary = attempt["summary"]
     assert summary["gibbs_Eh"] == records[0]["gibbs_Eh"] and summary["n_imaginary"] == 0
     assert summary["frequencies"] == "minimum: no imaginary mode (as asked)"
