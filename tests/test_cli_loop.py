@@ -332,3 +332,14 @@ def test_show_json_has_public_names_and_every_document_a_schema(tmp_path: Path) 
         document = json.loads(cli(camp, *args).stdout)
         assert (document["schema"], document["kind"]) == (1, kind)
         assert [j["id"] for j in document["jobs"]] == ids
+
+
+def test_an_empty_selection_names_only_options_the_command_has(tmp_path: Path) -> None:
+    camp = init_campaign(tmp_path / "camp", "local-slurm").root
+    for command in ("show", "retry", "cancel"):
+        lines = cli(camp, command, expect=2).output.splitlines()
+        [said] = [line for line in lines if "name the jobs" in line]
+        offered = {word.rstrip(",") for word in said.split() if word.startswith("--")}
+        helped = cli(camp, command, "--help").output
+        assert offered and all(option in helped for option in offered), (command, offered)
+    assert "--molecule" in cli(camp, "cancel", expect=2).output  # where it is an option, it is offered
