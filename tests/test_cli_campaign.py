@@ -83,3 +83,16 @@ def test_init_takes_the_sites_lock_kind(tmp_path: Path) -> None:
     cli(tmp_path, "init", str(tmp_path / "camp"), "--site", str(site))
     assert not (tmp_path / "camp" / ".orca-hpc" / "ledger.lock").exists()
     assert (tmp_path / "camp" / ".orca-hpc" / "ledger.json").is_file()
+
+
+def test_every_problem_of_the_campaign_file_is_named_at_once(tmp_path: Path) -> None:
+    camp = tmp_path / "camp"
+    cli(tmp_path, "init", str(camp), "--site", "local-slurm")
+    config = camp / "orca-hpc.toml"
+    mistakes = '\nnme = "x"\nmethod_template = 1\n[presets]\nopt = 3\n'
+    config.write_text(config.read_text().replace("\n[overrides]", mistakes))
+    before = (camp / ".orca-hpc" / "ledger.json").read_bytes()
+    said = cli(camp, "status", "--no-reconcile", expect=1).output.strip()
+    assert len(said.splitlines()) == 1 and said.startswith("orca-hpc: error: 3 problems: ")
+    assert "unknown key 'nme'" in said and "[presets]" in said and "method_template" in said
+    assert (camp / ".orca-hpc" / "ledger.json").read_bytes() == before
