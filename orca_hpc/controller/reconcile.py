@@ -488,7 +488,7 @@ class Reconciler:
             return
         why: str | None = None
         if not end.retryable:
-            why = f"{end.outcome}: retrying cannot help"
+            why = "retrying cannot help"  # _give_up's line and the digest row name the outcome
         elif not end.counts_against_limit:
             job.nodefail_count += 1
             if job.nodefail_count > site.max_nodefail_retries:
