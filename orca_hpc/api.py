@@ -35,6 +35,11 @@ def _selector(refs: Iterable[str], state: str | Iterable[str] | None, name: str 
     return Selector(everything=True) if selector.empty else selector
 
 
+def _skipped(skipped: list[tuple[str, str]]) -> list[dict[str, str]]:
+    """Jobs a filter chose but an action left alone, by the public names (not bare tuples)."""
+    return [{"id": job_id, "state": state} for job_id, state in skipped]
+
+
 class CampaignHandle:
     """One campaign folder. Every method opens the ledger afresh: other processes (cron, a colleague's
     terminal) may change it between calls, and the file lock keeps them apart."""
@@ -124,7 +129,9 @@ class CampaignHandle:
         name: str | None = None,
         input: PathLike | None = None,
     ) -> dict[str, Any]:
-        """Retry jobs (ids or names; or ``state``/``name`` filters); an edited input is noticed."""
+        """Retry jobs (ids or names; or ``state``/``name`` filters); an edited input is noticed.
+        ``{"retried": [id], "skipped": [{"id", "state"}], "submitted": [{"id", "name", "slurm_job_id"}],
+        "edited": [id], "held": N}``."""
         from orca_hpc.controller.actions import retry_selected
 
         replacement = Path(os.fspath(input)).absolute() if input is not None else None
@@ -132,20 +139,22 @@ class CampaignHandle:
         if selector.everything:
             raise UserError("name the jobs to retry: ids or names, state= or name=")
         report = retry_selected(self._fresh(), selector, replacement=replacement)
-        return {"retried": report.done, "skipped": report.skipped, "submitted": report.submitted,
+        submitted = [{"id": i, "name": n, "slurm_job_id": sid} for i, n, sid in report.submitted]
+        return {"retried": report.done, "skipped": _skipped(report.skipped), "submitted": submitted,
                 "edited": report.edited, "held": report.held}  # fmt: skip
 
     def cancel(
         self, *refs: str, state: str | Iterable[str] | None = None, name: str | None = None
     ) -> dict[str, Any]:
-        """Cancel jobs (ids or names; or ``state``/``name`` filters); one scheduler call for all."""
+        """Cancel jobs (ids or names; or ``state``/``name`` filters); one scheduler call for all.
+        ``{"cancelled": [id], "skipped": [{"id", "state"}]}``."""
         from orca_hpc.controller.actions import cancel_selected
 
         selector = _selector(refs, state, name)
         if selector.everything:
             raise UserError("name the jobs to cancel: ids or names, state= or name=")
         report = cancel_selected(self._fresh(), selector)
-        return {"cancelled": report.done, "skipped": report.skipped}
+        return {"cancelled": report.done, "skipped": _skipped(report.skipped)}
 
     # ---------------------------------------------------------------- looking
 

@@ -52,3 +52,29 @@ def test_errors_are_the_clis(tmp_path: Path) -> None:
     assert camp.counts(reconcile=False) == {}  # nothing recorded
     with pytest.raises(UserError, match="name the jobs"):
         camp.cancel()
+
+
+def test_retry_and_cancel_answer_with_public_names(tmp_path: Path) -> None:
+    camp = _campaign(tmp_path)
+    (tmp_path / "fails.inp").write_text(orca_input(directive="input_error"))
+    (tmp_path / "fine.inp").write_text(orca_input("PBE def2-SVP"))
+    camp.submit([tmp_path / "fails.inp", tmp_path / "fine.inp"])
+    deadline = time.monotonic() + 120
+    while camp.counts() != {"COMPLETED": 1, "PERMANENT_FAILED": 1}:
+        assert time.monotonic() < deadline, camp.counts()
+        time.sleep(0.3)
+    [failed] = camp.jobs(state="PERMANENT_FAILED", reconcile=False)
+    [fine] = camp.jobs(state="COMPLETED", reconcile=False)
+    cancelled = camp.cancel(name="*")
+    assert cancelled["cancelled"] == [] and cancelled["skipped"] == [
+        {"id": failed["id"], "state": "PERMANENT_FAILED"},
+        {"id": fine["id"], "state": "COMPLETED"},
+    ]
+    retried = camp.retry(name="*")
+    assert retried["retried"] == [failed["id"]]
+    assert retried["skipped"] == [{"id": fine["id"], "state": "COMPLETED"}]
+    assert [s["id"] for s in retried["submitted"]] == [failed["id"]]
+    assert set(retried["submitted"][0]) == {"id", "name", "slurm_job_id"}
+    while camp.counts() != {"COMPLETED": 1, "PERMANENT_FAILED": 1}:  # it fails again: nothing left running
+        assert time.monotonic() < deadline, camp.counts()
+        time.sleep(0.3)
