@@ -103,3 +103,16 @@ def test_every_broken_edit_of_a_bulk_retry_is_named_and_nothing_changes(tmp_path
     assert "\n" not in message
     assert (campaign.state_dir / "ledger.json").read_bytes() == before
     assert not any(campaign.root.glob("jobs/*/attempt-2"))
+
+
+def test_a_replacement_must_be_an_orca_input(tmp_path: Path) -> None:
+    campaign = init_campaign(tmp_path / "camp", "local-slurm")
+    fake = FakeScheduler()
+    (tmp_path / "one.inp").write_text(orca_input())
+    submit(campaign, [tmp_path / "one.inp"], scheduler=fake)
+    cancel_selected(campaign, Selector(everything=True), scheduler=fake)
+    geometry = tmp_path / "fixed.xyz"
+    geometry.write_text("2\nhydrogen\nH 0 0 0\nH 0 0 0.74\n")
+    # Not "needs --method": retry has no such option.
+    with pytest.raises(UserError, match=r"fixed\.xyz: --input takes a corrected ORCA input \(\.inp\)$"):
+        retry_selected(campaign, Selector(refs=("one",)), scheduler=fake, replacement=geometry)

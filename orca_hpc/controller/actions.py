@@ -116,6 +116,8 @@ def _edited_plan(
     source = replacement or Path(job.input_path)
     if replacement is None and (source.suffix.lower() != ".inp" or not source.is_file()):
         return None
+    if source.suffix.lower() != ".inp":  # an .xyz needs a method line, which retry has no option for
+        raise UserError(f"{source}: --input takes a corrected ORCA input (.inp)")
     [fresh] = prepare_inputs(campaign, [source])  # raises, naming every problem, if it is not sound
     if replacement is None and fresh.sha == job.input_sha:
         return None
