@@ -136,9 +136,11 @@ def init_campaign(
     workflow preset (``config.workflow.PRESETS``) written into the config."""
     import secrets
 
-    from orca_hpc.config.workflow import Workflow
+    from orca_hpc.config.workflow import PRESETS, Workflow
 
     root = root.absolute()
+    if workflow is not None and workflow not in PRESETS:  # the option's fault: no file to name yet
+        raise UserError(f"--workflow: unknown preset {workflow!r} (presets: {', '.join(PRESETS)})")
     flow = None if workflow is None else Workflow.parse(workflow, root / CONFIG_NAME, {}, None)
     config_path = root / CONFIG_NAME
     if config_path.exists() or (root / STATE_DIR).exists():
