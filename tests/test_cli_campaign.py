@@ -96,3 +96,15 @@ def test_every_problem_of_the_campaign_file_is_named_at_once(tmp_path: Path) -> 
     assert len(said.splitlines()) == 1 and said.startswith("orca-hpc: error: 3 problems: ")
     assert "unknown key 'nme'" in said and "[presets]" in said and "method_template" in said
     assert (camp / ".orca-hpc" / "ledger.json").read_bytes() == before
+
+
+def test_on_the_local_site_an_orca_missing_here_is_a_problem(tmp_path: Path) -> None:
+    # The local site runs its jobs on this machine with this PATH: no compute node could have it.
+    camp = tmp_path / "camp"
+    cli(tmp_path, "init", str(camp), "--site", "local")
+    config = camp / "orca-hpc.toml"
+    config.write_text(config.read_text() + '\n[overrides.orca]\npath = "no-such-orca-here"\n')
+    said = cli(camp, "check", expect=1).output
+    assert "problem: site local: [orca] path 'no-such-orca-here' is not on this machine's PATH" in said
+    config.write_text(config.read_text().replace("no-such-orca-here", "orca-emulator"))
+    assert "no problem found" in cli(camp, "check").output

@@ -54,6 +54,11 @@ def _check_orca(campaign: Campaign, report: CheckReport) -> None:
     found = shutil.which(path)
     if found:
         report.passed.append(f"ORCA {path!r} is {found} here")
+    elif campaign.site.scheduler == "local":  # the jobs run here, with this PATH (no modules, no setup)
+        report.problems.append(
+            f"{where} {path!r} is not on this machine's PATH, where the local site runs its jobs; "
+            "set it to the ORCA binary's absolute path"
+        )
     else:
         report.notes.append(
             f"{where} {path!r} is not on this machine's PATH; it must be on the compute nodes' PATH "
