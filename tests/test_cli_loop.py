@@ -343,3 +343,12 @@ def test_an_empty_selection_names_only_options_the_command_has(tmp_path: Path) -
         helped = cli(camp, command, "--help").output
         assert offered and all(option in helped for option in offered), (command, offered)
     assert "--molecule" in cli(camp, "cancel", expect=2).output  # where it is an option, it is offered
+
+
+def test_every_json_option_says_where_its_document_is(tmp_path: Path) -> None:
+    camp = init_campaign(tmp_path / "camp", "local-slurm").root
+    for command in ("status", "show", "results", "usage", "inspect"):
+        options = cli(camp, command, "--help").output.split("Options:", 1)[1]
+        said = " ".join(options.split("--json", 1)[1].split("\n  -", 1)[0].split())
+        assert "(docs/json.md)" in said, (command, said)
+        assert "list" not in said  # every document is an object with schema and kind

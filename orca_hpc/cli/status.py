@@ -98,7 +98,7 @@ def age(stamp: str | None, now: float | None = None) -> str:
 
 @click.command("status")
 @selection_options
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (docs/json.md).")
 @click.option("--summary", is_flag=True, help="Only the counts per state (and a pause), no table.")
 @no_reconcile_option
 @click.pass_obj
@@ -172,7 +172,7 @@ def _table(jobs: list[Job]) -> None:
 
 @click.command("show")
 @selection_options
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Every attempt of every job as JSON (docs/json.md).")
 @no_reconcile_option
 @click.pass_obj
 def show(
@@ -284,7 +284,7 @@ def _summary_lines(summary: dict[str, Any]) -> list[str]:
 @click.command("results")
 @selection_options
 @click.option("--csv", "fmt", flag_value="csv", help="CSV (for a spreadsheet).")
-@click.option("--json", "fmt", flag_value="json", help="JSON list.")
+@click.option("--json", "fmt", flag_value="json", help="JSON: one row per job (docs/json.md).")
 @click.option(
     "--by",
     type=click.Choice(["molecule"]),
