@@ -24,7 +24,7 @@ from typing import Any
 
 from orca_hpc.config.campaign import Campaign, find_campaign_root, init_campaign, load_campaign
 from orca_hpc.controller.select import Selector, select_jobs
-from orca_hpc.errors import TemporaryFailure, UserError
+from orca_hpc.errors import TemporaryFailure, UserError, one_line
 
 PathLike = str | os.PathLike[str]
 
@@ -101,7 +101,12 @@ class CampaignHandle:
         if check:
             report = first_submit_check(campaign)
             if report is not None and not report.ok:
-                raise UserError("; ".join(report.problems))
+                problems = list(report.problems)
+                try:  # the inputs' problems too, as the CLI lists them: one call names everything to fix
+                    submit(campaign, paths, method=method, charge=charge, mult=mult, fit=fit, dry_run=True)
+                except UserError as err:
+                    problems.append(str(err))
+                raise UserError(one_line(problems))
             checked = report is not None
         done = submit(campaign, paths, method=method, charge=charge, mult=mult, force=force, fit=fit)
         if checked:

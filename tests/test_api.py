@@ -54,6 +54,19 @@ def test_errors_are_the_clis(tmp_path: Path) -> None:
         camp.cancel()
 
 
+def test_a_first_submit_to_a_broken_site_names_the_inputs_problems_too(tmp_path: Path) -> None:
+    camp = orca_hpc.create_campaign(str(tmp_path / "camp"), "local")
+    config = camp.root / "orca-hpc.toml"
+    config.write_text(config.read_text() + f'\n[overrides.orca]\npath = "{tmp_path / "no-orca"}"\n')
+    (tmp_path / "bad.inp").write_text("! B3LYP\n* xyz 0 1\nO 0 0\n*\n")
+    with pytest.raises(UserError) as refused:
+        camp.submit([tmp_path / "bad.inp"])
+    said = str(refused.value)
+    assert said.startswith("2 problems: ") and "no-orca does not exist" in said
+    assert f"{tmp_path / 'bad.inp'}:3: atom line" in said
+    assert camp.counts(reconcile=False) == {}
+
+
 def test_retry_and_cancel_answer_with_public_names(tmp_path: Path) -> None:
     camp = _campaign(tmp_path)
     (tmp_path / "fails.inp").write_text(orca_input(directive="input_error"))
