@@ -352,3 +352,21 @@ def test_every_json_option_says_where_its_document_is(tmp_path: Path) -> None:
         said = " ".join(options.split("--json", 1)[1].split("\n  -", 1)[0].split())
         assert "(docs/json.md)" in said, (command, said)
         assert "list" not in said  # every document is an object with schema and kind
+
+
+def test_a_list_from_a_pipe_works_and_an_endless_device_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from orca_hpc.controller import gather
+
+    read, write = os.pipe()  # as `--from-file <(find ...)` gives it
+    os.write(write, b"a.inp\n# comment\n/abs/b.inp\n")
+    os.close(write)
+    paths, problems = gather.read_list_file(Path(f"/dev/fd/{read}"), tmp_path)
+    os.close(read)
+    assert (paths, problems) == ([tmp_path / "a.inp", Path("/abs/b.inp")], [])
+    monkeypatch.setattr(gather, "LIST_MAX_BYTES", 1 << 20)  # the limit, small: /dev/zero never ends
+    paths, problems = gather.read_list_file(Path("/dev/zero"), tmp_path)
+    assert paths == [] and problems == ["/dev/zero: the list is larger than 1 MiB; split it"]
