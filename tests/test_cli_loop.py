@@ -370,3 +370,11 @@ def test_a_list_from_a_pipe_works_and_an_endless_device_is_refused(
     monkeypatch.setattr(gather, "LIST_MAX_BYTES", 1 << 20)  # the limit, small: /dev/zero never ends
     paths, problems = gather.read_list_file(Path("/dev/zero"), tmp_path)
     assert paths == [] and problems == ["/dev/zero: the list is larger than 1 MiB; split it"]
+
+
+def test_a_dry_run_says_which_inputs_it_would_skip(tmp_path: Path) -> None:
+    campaign, _fake, [job] = _fake_campaign(tmp_path, ["water"])
+    source = tmp_path / "in" / "0" / "water.inp"
+    result = cli(campaign.root, "submit", "--dry-run", str(source))
+    assert f"would skip {source}: already in this campaign as {job}" in result.stderr
+    assert "would skip" not in result.stdout  # stdout stays the scripts (here: none)

@@ -138,6 +138,8 @@ def submit(
         click.echo(json.dumps(dry_run_document(report), indent=1))
         return
     if dry_run:
+        for path, existing in report.skipped:  # on stderr: stdout is the scripts
+            warn(f"would skip {path}: already in this campaign as {existing} (--force submits it again)")
         for script in report.scripts:
             click.echo(script, nl=False)
         if not report.scripts:
