@@ -107,4 +107,6 @@ def test_on_the_local_site_an_orca_missing_here_is_a_problem(tmp_path: Path) -> 
     said = cli(camp, "check", expect=1).output
     assert "problem: site local: [orca] path 'no-such-orca-here' is not on this machine's PATH" in said
     config.write_text(config.read_text().replace("no-such-orca-here", "orca-emulator"))
-    assert "no problem found" in cli(camp, "check").output
+    said = cli(camp, "check").output
+    assert "no problem found" in said
+    assert "compute nodes" not in said  # nothing runs elsewhere: no note about other machines

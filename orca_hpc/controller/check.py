@@ -77,15 +77,19 @@ def _check_paths(campaign: Campaign, report: CheckReport) -> None:
         report.problems.append(f"campaign folder {root} is not writable: results could not come back")
     if "%" in str(root) and campaign.site.scheduler == "slurm":
         report.notes.append(f"campaign folder {root} has a '%', which SLURM expands in file names")
-    report.notes.append(
-        f"the compute nodes must see {root} and {python} at these same paths (a shared file system)"
-    )
+    if campaign.site.scheduler != "local":  # the local site's jobs run here: no other machine
+        report.notes.append(
+            f"the compute nodes must see {root} and {python} at these same paths (a shared file system)"
+        )
 
 
 def _check_scratch(campaign: Campaign, report: CheckReport) -> None:
     raw = campaign.site.scratch_root
     root = expand_root(raw)
-    if root is None:
+    if root is None and campaign.site.scheduler == "local":  # its jobs have this environment
+        fallback = campaign.site.scratch_fallback
+        report.notes.append(f"scratch root {raw!r} is not set here: the local site's jobs use {fallback}")
+    elif root is None:
         report.notes.append(
             f"scratch root {raw!r} is set on the compute nodes (node-local); not checked here"
         )
