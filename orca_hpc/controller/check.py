@@ -17,7 +17,7 @@ import socket
 import threading
 from dataclasses import dataclass, field
 
-from orca_hpc.attempt.scratch import expand_root
+from orca_hpc.attempt.scratch import FALLBACK_ROOT, expand_root
 from orca_hpc.config.campaign import Campaign
 from orca_hpc.config.site import format_walltime, resources_for
 from orca_hpc.errors import OrcaHpcError, TemporaryFailure
@@ -87,8 +87,10 @@ def _check_scratch(campaign: Campaign, report: CheckReport) -> None:
     raw = campaign.site.scratch_root
     root = expand_root(raw)
     if root is None and campaign.site.scheduler == "local":  # its jobs have this environment
-        fallback = campaign.site.scratch_fallback
-        report.notes.append(f"scratch root {raw!r} is not set here: the local site's jobs use {fallback}")
+        # FALLBACK_ROOT, what the runner really uses ([scratch] fallback is not passed to it)
+        report.notes.append(
+            f"scratch root {raw!r} is not set here: the local site's jobs use {FALLBACK_ROOT}"
+        )
     elif root is None:
         report.notes.append(
             f"scratch root {raw!r} is set on the compute nodes (node-local); not checked here"
