@@ -378,3 +378,9 @@ def test_a_dry_run_says_which_inputs_it_would_skip(tmp_path: Path) -> None:
     result = cli(campaign.root, "submit", "--dry-run", str(source))
     assert f"would skip {source}: already in this campaign as {job}" in result.stderr
     assert "would skip" not in result.stdout  # stdout stays the scripts (here: none)
+
+
+def test_show_says_when_its_filters_leave_no_job(tmp_path: Path) -> None:
+    campaign, _fake, [job] = _fake_campaign(tmp_path, ["water"])
+    said = cli(campaign.root, "show", "--no-reconcile", job, "--state", "completed").output
+    assert said.strip() == "no jobs"  # the job is PENDING: the filter leaves nothing, and that is said

@@ -195,6 +195,8 @@ def show(
         records = [_with_summaries(job_record(job, campaign.root), job, campaign.root) for job in jobs]
         click.echo(as_text(document_of("show", jobs=records)))
         return
+    if not jobs:  # filters left none of the jobs named: say so, as `status` does, not nothing at all
+        click.echo("no jobs")
     for i, job in enumerate(jobs):
         if i:
             click.echo("")
