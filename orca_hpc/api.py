@@ -136,7 +136,8 @@ class CampaignHandle:
     ) -> dict[str, Any]:
         """Retry jobs (ids or names; or ``state``/``name`` filters); an edited input is noticed.
         ``{"retried": [id], "skipped": [{"id", "state"}], "submitted": [{"id", "name", "slurm_job_id"}],
-        "edited": [id], "held": N}``."""
+        "edited": [id], "held": N, "xyz_changed": [id]}`` (``xyz_changed``: made from an .xyz edited since,
+        rerun as recorded: give those a corrected input with ``input=``)."""
         from orca_hpc.controller.actions import retry_selected
 
         replacement = Path(os.fspath(input)).absolute() if input is not None else None
@@ -146,7 +147,7 @@ class CampaignHandle:
         report = retry_selected(self._fresh(), selector, replacement=replacement)
         submitted = [{"id": i, "name": n, "slurm_job_id": sid} for i, n, sid in report.submitted]
         return {"retried": report.done, "skipped": _skipped(report.skipped), "submitted": submitted,
-                "edited": report.edited, "held": report.held}  # fmt: skip
+                "edited": report.edited, "held": report.held, "xyz_changed": report.xyz_changed}  # fmt: skip
 
     def cancel(
         self, *refs: str, state: str | Iterable[str] | None = None, name: str | None = None

@@ -3,6 +3,7 @@ attempt's correction, so `show` tells why attempt 2 differs from attempt 1. On t
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -116,3 +117,20 @@ def test_a_replacement_must_be_an_orca_input(tmp_path: Path) -> None:
     # Not "needs --method": retry has no such option.
     with pytest.raises(UserError, match=r"fixed\.xyz: --input takes a corrected ORCA input \(\.inp\)$"):
         retry_selected(campaign, Selector(refs=("one",)), scheduler=fake, replacement=geometry)
+
+
+def test_a_changed_xyz_is_said_not_silently_ignored(tmp_path: Path) -> None:
+    campaign = init_campaign(tmp_path / "camp", "local-slurm")
+    fake = FakeScheduler()
+    geometry = tmp_path / "h2.xyz"
+    geometry.write_text("2\nhydrogen\nH 0 0 0\nH 0 0 0.74\n")
+    submit(campaign, [geometry], method="B3LYP def2-SVP", scheduler=fake)
+    cancel_selected(campaign, Selector(everything=True), scheduler=fake)
+    unchanged = retry_selected(campaign, Selector(refs=("h2",)), scheduler=fake)
+    assert unchanged.xyz_changed == []
+    cancel_selected(campaign, Selector(everything=True), scheduler=fake)
+    geometry.write_text("2\nhydrogen\nH 0 0 0\nH 0 0 0.80\n")  # the person's fix of the geometry
+    future = time.time() + 60  # later than the job's creation whatever the clock's resolution
+    os.utime(geometry, (future, future))
+    retried = retry_selected(campaign, Selector(refs=("h2",)), scheduler=fake)
+    assert retried.done == retried.xyz_changed == [retried.done[0]]

@@ -32,6 +32,8 @@ class ActionReport:
     waiting: int = 0  # retry: recorded, waiting for a free slot
     sbatch_calls: int = 0
     edited: list[str] = field(default_factory=list)  # retry: jobs whose input changed (or was replaced)
+    # retry: jobs made from an .xyz changed since: they rerun the input recorded at submit
+    xyz_changed: list[str] = field(default_factory=list)
     held: int = 0  # retry: recorded, not submitted: the campaign is paused by environment failures
     paused: dict[str, Any] | None = None  # that pause
 
@@ -114,6 +116,9 @@ def _edited_plan(
     validated like a new submission; None when the input is as it was (or an .xyz, whose method
     line is not kept). What changed is the attempt's correction, so `show` tells."""
     source = replacement or Path(job.input_path)
+    made_from_xyz = job.chain is None and source.suffix.lower() == ".xyz"  # (a step: from its predecessor)
+    if replacement is None and made_from_xyz and _changed_since(source, job.created):
+        report.xyz_changed.append(job.id)  # said, not silently ignored: the method line is not kept
     if replacement is None and (source.suffix.lower() != ".inp" or not source.is_file()):
         return None
     if source.suffix.lower() != ".inp":  # an .xyz needs a method line, which retry has no option for
@@ -132,6 +137,17 @@ def _edited_plan(
         job.input_path = str(replacement)
     report.edited.append(job.id)
     return fresh.plan
+
+
+def _changed_since(path: Path, stamp: str) -> bool:
+    from orca_hpc.clock import epoch
+
+    try:
+        modified = path.stat().st_mtime
+    except OSError:
+        return False
+    created = epoch(stamp)
+    return created is not None and modified >= created + 1  # the stamp is in whole seconds
 
 
 def _replanned_step(
