@@ -23,7 +23,7 @@ from typing import Any
 
 from orca_hpc.config.campaign import Campaign, find_campaign_root, init_campaign, load_campaign
 from orca_hpc.controller.select import Selector, select_jobs
-from orca_hpc.errors import TemporaryFailure, UserError
+from orca_hpc.errors import TemporaryFailure, UserError, one_line
 
 PathLike = str | os.PathLike[str]
 
@@ -32,6 +32,11 @@ def _selector(refs: Iterable[str], state: str | Iterable[str] | None, name: str 
     states = (state,) if isinstance(state, str) else tuple(state or ())
     selector = Selector(tuple(refs), tuple(s.upper() for s in states), name, False)
     return Selector(everything=True) if selector.empty else selector
+
+
+def _skipped(skipped: list[tuple[str, str]]) -> list[dict[str, str]]:
+    """Jobs a filter chose but an action left alone, by the public names (not bare tuples)."""
+    return [{"id": job_id, "state": state} for job_id, state in skipped]
 
 
 class CampaignHandle:
@@ -95,7 +100,12 @@ class CampaignHandle:
         if check:
             report = first_submit_check(campaign)
             if report is not None and not report.ok:
-                raise UserError("; ".join(report.problems))
+                problems = list(report.problems)
+                try:  # the inputs' problems too, as the CLI lists them: one call names everything to fix
+                    submit(campaign, paths, method=method, charge=charge, mult=mult, fit=fit, dry_run=True)
+                except UserError as err:
+                    problems.append(str(err))
+                raise UserError(one_line(problems))
             checked = report is not None
         done = submit(campaign, paths, method=method, charge=charge, mult=mult, force=force, fit=fit)
         if checked:
@@ -123,7 +133,10 @@ class CampaignHandle:
         name: str | None = None,
         input: PathLike | None = None,
     ) -> dict[str, Any]:
-        """Retry jobs (ids or names; or ``state``/``name`` filters); an edited input is noticed."""
+        """Retry jobs (ids or names; or ``state``/``name`` filters); an edited input is noticed.
+        ``{"retried": [id], "skipped": [{"id", "state"}], "submitted": [{"id", "name", "slurm_job_id"}],
+        "edited": [id], "held": N, "xyz_changed": [id]}`` (``xyz_changed``: made from an .xyz edited since,
+        rerun as recorded: give those a corrected input with ``input=``)."""
         from orca_hpc.controller.actions import retry_selected
 
         replacement = Path(os.fspath(input)).absolute() if input is not None else None
@@ -131,20 +144,22 @@ class CampaignHandle:
         if selector.everything:
             raise UserError("name the jobs to retry: ids or names, state= or name=")
         report = retry_selected(self._fresh(), selector, replacement=replacement)
-        return {"retried": report.done, "skipped": report.skipped, "submitted": report.submitted,
-                "edited": report.edited, "held": report.held}  # fmt: skip
+        submitted = [{"id": i, "name": n, "slurm_job_id": sid} for i, n, sid in report.submitted]
+        return {"retried": report.done, "skipped": _skipped(report.skipped), "submitted": submitted,
+                "edited": report.edited, "held": report.held, "xyz_changed": report.xyz_changed}  # fmt: skip
 
     def cancel(
         self, *refs: str, state: str | Iterable[str] | None = None, name: str | None = None
     ) -> dict[str, Any]:
-        """Cancel jobs (ids or names; or ``state``/``name`` filters); one scheduler call for all."""
+        """Cancel jobs (ids or names; or ``state``/``name`` filters); one scheduler call for all.
+        ``{"cancelled": [id], "skipped": [{"id", "state"}]}``."""
         from orca_hpc.controller.actions import cancel_selected
 
         selector = _selector(refs, state, name)
         if selector.everything:
             raise UserError("name the jobs to cancel: ids or names, state= or name=")
         report = cancel_selected(self._fresh(), selector)
-        return {"cancelled": report.done, "skipped": report.skipped}
+        return {"cancelled": report.done, "skipped": _skipped(report.skipped)}
 
     # ---------------------------------------------------------------- looking
 

@@ -52,3 +52,42 @@ def test_errors_are_the_clis(tmp_path: Path) -> None:
     assert camp.counts(reconcile=False) == {}  # nothing recorded
     with pytest.raises(UserError, match="name the jobs"):
         camp.cancel()
+
+
+def test_a_first_submit_to_a_broken_site_names_the_inputs_problems_too(tmp_path: Path) -> None:
+    camp = orca_hpc.create_campaign(str(tmp_path / "camp"), "local")
+    config = camp.root / "orca-hpc.toml"
+    config.write_text(config.read_text() + f'\n[overrides.orca]\npath = "{tmp_path / "no-orca"}"\n')
+    (tmp_path / "bad.inp").write_text("! B3LYP\n* xyz 0 1\nO 0 0\n*\n")
+    with pytest.raises(UserError) as refused:
+        camp.submit([tmp_path / "bad.inp"])
+    said = str(refused.value)
+    assert said.startswith("2 problems: ") and "no-orca does not exist" in said
+    assert f"{tmp_path / 'bad.inp'}:3: atom line" in said
+    assert camp.counts(reconcile=False) == {}
+
+
+def test_retry_and_cancel_answer_with_public_names(tmp_path: Path) -> None:
+    camp = _campaign(tmp_path)
+    (tmp_path / "fails.inp").write_text(orca_input(directive="input_error"))
+    (tmp_path / "fine.inp").write_text(orca_input("PBE def2-SVP"))
+    camp.submit([tmp_path / "fails.inp", tmp_path / "fine.inp"])
+    deadline = time.monotonic() + 120
+    while camp.counts() != {"COMPLETED": 1, "PERMANENT_FAILED": 1}:
+        assert time.monotonic() < deadline, camp.counts()
+        time.sleep(0.3)
+    [failed] = camp.jobs(state="PERMANENT_FAILED", reconcile=False)
+    [fine] = camp.jobs(state="COMPLETED", reconcile=False)
+    cancelled = camp.cancel(name="*")
+    assert cancelled["cancelled"] == [] and cancelled["skipped"] == [
+        {"id": failed["id"], "state": "PERMANENT_FAILED"},
+        {"id": fine["id"], "state": "COMPLETED"},
+    ]
+    retried = camp.retry(name="*")
+    assert retried["retried"] == [failed["id"]]
+    assert retried["skipped"] == [{"id": fine["id"], "state": "COMPLETED"}]
+    assert [s["id"] for s in retried["submitted"]] == [failed["id"]]
+    assert set(retried["submitted"][0]) == {"id", "name", "slurm_job_id"}
+    while camp.counts() != {"COMPLETED": 1, "PERMANENT_FAILED": 1}:  # it fails again: nothing left running
+        assert time.monotonic() < deadline, camp.counts()
+        time.sleep(0.3)

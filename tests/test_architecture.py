@@ -125,3 +125,29 @@ def test_an_idle_status_loads_no_scheduler_lock_parser_or_mail(tmp_path: Path) -
         txn.meta["environment"] = {"paused": {"since": "2026-01-01T00:00:00Z", "reason": "mpi"}}
     out, loaded = _loaded_by(["-C", str(camp.root), "status"], heavy)
     assert "PAUSED" in out and "orca_hpc.controller.reconcile" in loaded and "filelock" in loaded
+
+
+def test_the_design_map_names_every_module_and_only_modules_that_exist() -> None:
+    # docs/DESIGN.md's "Packages" table is the map: a row per package (the first row the base
+    # modules), naming each of its modules in backticks. A module added, renamed or deleted without
+    # the map following fails here, named.
+    import re
+
+    design = (PACKAGE.parent / "docs" / "DESIGN.md").read_text()
+    table = design.split("## Packages", 1)[1].split("\n## ", 1)[0]
+    named: set[str] = set()
+    for row in table.splitlines():
+        cells = row.split("|")
+        if len(cells) < 3 or not cells[1].strip().startswith("`"):
+            continue
+        packages = re.findall(r"`(\w+)/`", cells[1])
+        modules = re.findall(r"`(\w+\.py)`", cells[1] + (cells[2] if packages else ""))
+        folder = packages[0] + "/" if packages else ""
+        named |= {folder + m for m in modules if m not in ("__init__.py", "__main__.py")}
+    real = {
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*.py")
+        if p.name not in ("__init__.py", "__main__.py")
+    }
+    assert sorted(real - named) == [], "modules docs/DESIGN.md does not name"
+    assert sorted(named - real) == [], "modules docs/DESIGN.md names that do not exist"

@@ -307,6 +307,11 @@ def test_results_by_molecule_and_status_steps_through_the_cli(tmp_path: Path) ->
     # A selection narrows to the molecules of the chosen jobs (each still from all its jobs).
     only = json.loads(_by_molecule(camp, "--json", "--state", "RUNNING").stdout)
     assert [m["molecule"] for m in only["molecules"]] == ["water"]
+    # ... but not the steps: the campaign's, so a script's columns do not depend on what was chosen.
+    assert only["steps"] == document["steps"]
+    header = _by_molecule(camp, "--csv").output.splitlines()[0]
+    assert _by_molecule(camp, "--csv", "--state", "RUNNING").output.splitlines()[0] == header
+    assert _by_molecule(camp, "--csv", "--state", "CANCELLED").output.splitlines() == [header]
     text = _by_molecule(camp).output
     assert "dvb: 2/3 conformers finished, best 1, by free energy, weights at 298.15 K" in text
 

@@ -55,10 +55,12 @@ def test_every_problem_is_listed_with_its_fix(tmp_path: Path) -> None:
 def test_a_first_submit_to_a_broken_site_records_nothing(tmp_path: Path) -> None:
     camp = new_campaign(tmp_path)
     _override(camp, '[overrides.orca]\npath = "/nonexistent/orca"\n')
-    paths = write_inputs(tmp_path / "in", {"a.inp": orca_input()})
+    paths = write_inputs(tmp_path / "in", {"a.inp": orca_input(), "b.inp": "! B3LYP\n* xyz 0 1\nO 0 0\n*\n"})
     before = ledger_bytes(camp)
     result = cli(camp, "submit", *paths, expect=1)
     assert "problem: site " in result.output and "nothing submitted" in result.output
+    # The inputs' problems come with the site's: one run names everything to fix.
+    assert f"problem: {paths[1]}:3: atom line needs an element and 3 coordinates" in result.output
     assert ledger_bytes(camp) == before  # not a job recorded, not the check remembered
 
 

@@ -83,3 +83,30 @@ def test_init_takes_the_sites_lock_kind(tmp_path: Path) -> None:
     cli(tmp_path, "init", str(tmp_path / "camp"), "--site", str(site))
     assert not (tmp_path / "camp" / ".orca-hpc" / "ledger.lock").exists()
     assert (tmp_path / "camp" / ".orca-hpc" / "ledger.json").is_file()
+
+
+def test_every_problem_of_the_campaign_file_is_named_at_once(tmp_path: Path) -> None:
+    camp = tmp_path / "camp"
+    cli(tmp_path, "init", str(camp), "--site", "local-slurm")
+    config = camp / "orca-hpc.toml"
+    mistakes = '\nnme = "x"\nmethod_template = 1\n[presets]\nopt = 3\n'
+    config.write_text(config.read_text().replace("\n[overrides]", mistakes))
+    before = (camp / ".orca-hpc" / "ledger.json").read_bytes()
+    said = cli(camp, "status", "--no-reconcile", expect=1).output.strip()
+    assert len(said.splitlines()) == 1 and said.startswith("orca-hpc: error: 3 problems: ")
+    assert "unknown key 'nme'" in said and "[presets]" in said and "method_template" in said
+    assert (camp / ".orca-hpc" / "ledger.json").read_bytes() == before
+
+
+def test_on_the_local_site_an_orca_missing_here_is_a_problem(tmp_path: Path) -> None:
+    # The local site runs its jobs on this machine with this PATH: no compute node could have it.
+    camp = tmp_path / "camp"
+    cli(tmp_path, "init", str(camp), "--site", "local")
+    config = camp / "orca-hpc.toml"
+    config.write_text(config.read_text() + '\n[overrides.orca]\npath = "no-such-orca-here"\n')
+    said = cli(camp, "check", expect=1).output
+    assert "problem: site local: [orca] path 'no-such-orca-here' is not on this machine's PATH" in said
+    config.write_text(config.read_text().replace("no-such-orca-here", "orca-emulator"))
+    said = cli(camp, "check").output
+    assert "no problem found" in said
+    assert "compute nodes" not in said  # nothing runs elsewhere: no note about other machines

@@ -332,3 +332,55 @@ def test_show_json_has_public_names_and_every_document_a_schema(tmp_path: Path) 
         document = json.loads(cli(camp, *args).stdout)
         assert (document["schema"], document["kind"]) == (1, kind)
         assert [j["id"] for j in document["jobs"]] == ids
+
+
+def test_an_empty_selection_names_only_options_the_command_has(tmp_path: Path) -> None:
+    camp = init_campaign(tmp_path / "camp", "local-slurm").root
+    for command in ("show", "retry", "cancel"):
+        lines = cli(camp, command, expect=2).output.splitlines()
+        [said] = [line for line in lines if "name the jobs" in line]
+        offered = {word.rstrip(",") for word in said.split() if word.startswith("--")}
+        helped = cli(camp, command, "--help").output
+        assert offered and all(option in helped for option in offered), (command, offered)
+    assert "--molecule" in cli(camp, "cancel", expect=2).output  # where it is an option, it is offered
+
+
+def test_every_json_option_says_where_its_document_is(tmp_path: Path) -> None:
+    camp = init_campaign(tmp_path / "camp", "local-slurm").root
+    for command in ("status", "show", "results", "usage", "inspect"):
+        options = cli(camp, command, "--help").output.split("Options:", 1)[1]
+        said = " ".join(options.split("--json", 1)[1].split("\n  -", 1)[0].split())
+        assert "(docs/json.md)" in said, (command, said)
+        assert "list" not in said  # every document is an object with schema and kind
+
+
+def test_a_list_from_a_pipe_works_and_an_endless_device_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from orca_hpc.controller import gather
+
+    read, write = os.pipe()  # as `--from-file <(find ...)` gives it
+    os.write(write, b"a.inp\n# comment\n/abs/b.inp\n")
+    os.close(write)
+    paths, problems = gather.read_list_file(Path(f"/dev/fd/{read}"), tmp_path)
+    os.close(read)
+    assert (paths, problems) == ([tmp_path / "a.inp", Path("/abs/b.inp")], [])
+    monkeypatch.setattr(gather, "LIST_MAX_BYTES", 1 << 20)  # the limit, small: /dev/zero never ends
+    paths, problems = gather.read_list_file(Path("/dev/zero"), tmp_path)
+    assert paths == [] and problems == ["/dev/zero: the list is larger than 1 MiB; split it"]
+
+
+def test_a_dry_run_says_which_inputs_it_would_skip(tmp_path: Path) -> None:
+    campaign, _fake, [job] = _fake_campaign(tmp_path, ["water"])
+    source = tmp_path / "in" / "0" / "water.inp"
+    result = cli(campaign.root, "submit", "--dry-run", str(source))
+    assert f"would skip {source}: already in this campaign as {job}" in result.stderr
+    assert "would skip" not in result.stdout  # stdout stays the scripts (here: none)
+
+
+def test_show_says_when_its_filters_leave_no_job(tmp_path: Path) -> None:
+    campaign, _fake, [job] = _fake_campaign(tmp_path, ["water"])
+    said = cli(campaign.root, "show", "--no-reconcile", job, "--state", "completed").output
+    assert said.strip() == "no jobs"  # the job is PENDING: the filter leaves nothing, and that is said

@@ -53,3 +53,14 @@ def test_directory_is_one_line_error(tmp_path: Path) -> None:
 def test_no_arguments_is_usage_error() -> None:
     result = CliRunner().invoke(main, ["inspect"])
     assert result.exit_code == 2
+
+
+def test_every_bad_path_is_named_on_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.out"
+    result = CliRunner().invoke(main, ["inspect", str(missing), GOPT, str(tmp_path)])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == [
+        f"orca-hpc: error: 2 problems: {missing}: no such file; "
+        f"{tmp_path}: is a directory, not an ORCA output file"
+    ]

@@ -102,9 +102,11 @@ def test_input_error_gives_up_at_once(campaign: Campaign) -> None:
     [job_id] = _submit(campaign, fake)
     fake.finish(_job(campaign, job_id).latest.slurm_id, "FAILED", 1)
     _result(campaign, job_id, "input_error", retryable=False, message="INPUT ERROR")
-    report = reconcile(campaign, scheduler=fake)
+    said: list[str] = []
+    report = reconcile(campaign, scheduler=fake, echo=said.append)
     assert _job(campaign, job_id).state is JobState.PERMANENT_FAILED
     assert report.permanent_failed == [job_id] and len(fake.requests) == 1
+    assert f"{job_id} m0: PERMANENT_FAILED (input_error: retrying cannot help)" in said  # the outcome once
 
 
 def test_node_failure_is_a_free_attempt(campaign: Campaign) -> None:

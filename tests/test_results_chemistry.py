@@ -108,6 +108,14 @@ def test_results_and_show_carry_the_chemistry_through_the_cli(tmp_path: Path) ->
     rows = list(csv.DictReader(io.StringIO(cli(camp, "results", "--csv", "--no-reconcile").output)))
     records = json.loads(cli(camp, "results", "--json", "--no-reconcile").stdout)["jobs"]
     assert [r["name"] for r in rows] == [r["name"] for r in records] == ["w_freq", "w_sp"]
+    # The plain table has the columns its help names: attempts and outcome too.
+    plain = cli(camp, "results", "--no-reconcile").output.splitlines()
+    assert [line.split()[:5] for line in plain] == [
+        [r["id"], r["name"], r["state"], str(r["attempts"]), r["outcome"]] for r in records
+    ]
+    # No job chosen: the same header, so a script reading the columns still finds them.
+    empty = cli(camp, "results", "--csv", "--no-reconcile", "--state", "cancelled").output
+    assert empty.splitlines() == [",".join(rows[0])] == [",".join(records[0])]
     freq, single = rows
     for column in ("energy", "outcome", "results", "energy_Eh", "zpe_Eh", "gibbs_Eh", "orca_version"):
         assert column in freq  # old columns kept, new ones named with their units
@@ -129,6 +137,9 @@ def test_results_and_show_carry_the_chemistry_through_the_cli(tmp_path: Path) ->
     text = cli(camp, "show", "--no-reconcile", job).output
     assert "frequencies: minimum: no imaginary mode (as asked)" in text
     assert f"thermochemistry at 298.15 K: ZPE {float(freq['zpe_Eh']):.8f} Eh" in text
-    summary = show(camp, job)["attempts"][-1]["summary"]
+    attempt = show(camp, job)["attempts"][-1]
+    # The local site keeps no times: the attempt's are the runner's, from result.json.
+    assert (attempt["started"], attempt["ended"]) == (found.started, found.ended)
+    summary = attempt["summary"]
     assert summary["gibbs_Eh"] == records[0]["gibbs_Eh"] and summary["n_imaginary"] == 0
     assert summary["frequencies"] == "minimum: no imaginary mode (as asked)"

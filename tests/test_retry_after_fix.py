@@ -3,12 +3,20 @@ attempt's correction, so `show` tells why attempt 2 differs from attempt 1. On t
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
+import pytest
 from e2e import cli, ledger_bytes, orca_input, show, status
 
 from orca_hpc.attempt.folder import AttemptSpec
+from orca_hpc.config.campaign import init_campaign
+from orca_hpc.controller.actions import cancel_selected, retry_selected
+from orca_hpc.controller.select import Selector
+from orca_hpc.controller.submit import submit
+from orca_hpc.errors import UserError
+from orca_hpc.scheduler.fake import FakeScheduler
 
 
 def _failed_once(tmp_path: Path, name: str = "fixme") -> tuple[Path, Path, str]:
@@ -73,3 +81,56 @@ def test_a_replacement_input_for_one_job(tmp_path: Path) -> None:
     _wait(camp, "COMPLETED")
     [fix] = show(camp, job)["attempts"][1]["corrections"]
     assert f"input replaced by {fixed}" in fix["change"]
+
+
+def test_every_broken_edit_of_a_bulk_retry_is_named_and_nothing_changes(tmp_path: Path) -> None:
+    # On the fake scheduler: two cancelled jobs whose inputs were both edited badly.
+    campaign = init_campaign(tmp_path / "camp", "local-slurm")
+    fake = FakeScheduler()
+    sources = []
+    for name in ("one", "two"):
+        source = tmp_path / f"{name}.inp"
+        source.write_text(orca_input(extra=f"# {name}\n"))
+        sources.append(source)
+    assert len(submit(campaign, sources, scheduler=fake).submitted) == 2
+    cancel_selected(campaign, Selector(everything=True), scheduler=fake)
+    for source in sources:
+        source.write_text("! B3LYP def2-SVP\n* xyz 0 1\nO 0 0\n*\n")  # a coordinate missing
+    before = (campaign.state_dir / "ledger.json").read_bytes()
+    with pytest.raises(UserError) as refused:
+        retry_selected(campaign, Selector(states=("CANCELLED",)), scheduler=fake)
+    message = str(refused.value)
+    assert all(str(source) in message for source in sources), message
+    assert "\n" not in message
+    assert (campaign.state_dir / "ledger.json").read_bytes() == before
+    assert not any(campaign.root.glob("jobs/*/attempt-2"))
+
+
+def test_a_replacement_must_be_an_orca_input(tmp_path: Path) -> None:
+    campaign = init_campaign(tmp_path / "camp", "local-slurm")
+    fake = FakeScheduler()
+    (tmp_path / "one.inp").write_text(orca_input())
+    submit(campaign, [tmp_path / "one.inp"], scheduler=fake)
+    cancel_selected(campaign, Selector(everything=True), scheduler=fake)
+    geometry = tmp_path / "fixed.xyz"
+    geometry.write_text("2\nhydrogen\nH 0 0 0\nH 0 0 0.74\n")
+    # Not "needs --method": retry has no such option.
+    with pytest.raises(UserError, match=r"fixed\.xyz: --input takes a corrected ORCA input \(\.inp\)$"):
+        retry_selected(campaign, Selector(refs=("one",)), scheduler=fake, replacement=geometry)
+
+
+def test_a_changed_xyz_is_said_not_silently_ignored(tmp_path: Path) -> None:
+    campaign = init_campaign(tmp_path / "camp", "local-slurm")
+    fake = FakeScheduler()
+    geometry = tmp_path / "h2.xyz"
+    geometry.write_text("2\nhydrogen\nH 0 0 0\nH 0 0 0.74\n")
+    submit(campaign, [geometry], method="B3LYP def2-SVP", scheduler=fake)
+    cancel_selected(campaign, Selector(everything=True), scheduler=fake)
+    unchanged = retry_selected(campaign, Selector(refs=("h2",)), scheduler=fake)
+    assert unchanged.xyz_changed == []
+    cancel_selected(campaign, Selector(everything=True), scheduler=fake)
+    geometry.write_text("2\nhydrogen\nH 0 0 0\nH 0 0 0.80\n")  # the person's fix of the geometry
+    future = time.time() + 60  # later than the job's creation whatever the clock's resolution
+    os.utime(geometry, (future, future))
+    retried = retry_selected(campaign, Selector(refs=("h2",)), scheduler=fake)
+    assert retried.done == retried.xyz_changed == [retried.done[0]]

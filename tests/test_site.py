@@ -52,7 +52,7 @@ def load_error(tmp_path: Path, text: str) -> str:
         load_site(path)
     message = str(info.value)
     assert "\n" not in message
-    assert message.startswith(str(path))
+    assert message.startswith(str(path)) or (message.split(": ", 1)[1].startswith(str(path)))
     return message
 
 
@@ -186,6 +186,15 @@ def test_unknown_key_suggests_the_closest(tmp_path: Path) -> None:
 def test_unknown_section_suggests_the_closest(tmp_path: Path) -> None:
     message = load_error(tmp_path, MINIMAL + '[scrach]\nroot = "/tmp"\n')
     assert ":11: scrach: unknown key" in message and "'scratch'" in message
+
+
+def test_every_unknown_key_and_wrong_type_is_named_at_once(tmp_path: Path) -> None:
+    text = MINIMAL.replace("walltime = 30", "walltme = 30").replace("1000", '"1000"') + "[scrach]\n"
+    message = load_error(tmp_path, text)
+    assert message.startswith("3 problems: ")
+    assert ":6: [slurm] walltme: unknown key" in message
+    assert ":7: [slurm] mem_per_cpu_mb: expected an integer" in message
+    assert ":11: scrach: unknown key" in message
 
 
 def test_wrong_type(tmp_path: Path) -> None:

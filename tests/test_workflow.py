@@ -191,6 +191,8 @@ def test_init_with_an_unknown_workflow_preset_is_refused(tmp_path: Path) -> None
         tmp_path, "init", str(tmp_path / "c"), "--site", "local-slurm", "--workflow", "opt-frq", expect=1
     )
     assert "unknown preset 'opt-frq'" in result.output and not (tmp_path / "c").exists()
+    assert "orca-hpc.toml" not in result.output  # no file of that name was made: the option is named
+    assert result.output.startswith("orca-hpc: error: --workflow: unknown preset")
     cli(tmp_path, "init", str(tmp_path / "d"), "--site", "local-slurm", "--workflow", "opt-freq-sp")
     flow = load_campaign(tmp_path / "d").workflow
     assert flow is not None and [s.name for s in flow.steps] == ["opt", "sp"]

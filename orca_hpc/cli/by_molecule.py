@@ -29,8 +29,9 @@ from orca_hpc.ledger.records import Job
 def echo_by_molecule(root: Path, every: list[Job], selected: list[Job], fmt: str | None) -> None:
     """The molecules of the ``selected`` jobs, each from all its chain jobs in ``every``."""
     wanted = {c.molecule for c in map(chain_of, selected) if c is not None}
-    runs = [r for r in runs_of(every, root) if r.chain.molecule in wanted]
-    steps = step_order(runs)
+    runs = runs_of((j for j in every if (c := chain_of(j)) is not None and c.molecule in wanted), root)
+    # The campaign's steps, whatever was chosen: the CSV columns and `steps` do not depend on the selection.
+    steps = step_order(runs_of(every, root, chemistry=False))
     tables = molecule_tables(runs)
     if fmt == "json":
         body = {

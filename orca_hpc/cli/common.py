@@ -121,9 +121,11 @@ def selector_of(
     selector = Selector(tuple(refs), tuple(s.upper() for s in states), name_glob, everything, molecule)
     if selector.empty:
         if required:
-            raise click.UsageError(
-                "name the jobs: JOB ids or names, --state, --name GLOB, --molecule, or --all"
-            )
+            # --molecule only where the command has it (retry, cancel): `show` would refuse it
+            ctx = click.get_current_context(silent=True)
+            by_molecule = ctx is not None and any(p.name == "molecule" for p in ctx.command.params)
+            ways = "--state, --name GLOB, --molecule," if by_molecule else "--state, --name GLOB,"
+            raise click.UsageError(f"name the jobs: JOB ids or names, {ways} or --all")
         return Selector(everything=True)
     return selector
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from orca_hpc.cli.common import campaign_of, molecule_option, say, selection_options, selector_of
+from orca_hpc.cli.common import campaign_of, molecule_option, say, selection_options, selector_of, warn
 from orca_hpc.errors import UserError
 
 
@@ -46,8 +46,9 @@ def retry(
     """Give PERMANENT_FAILED or CANCELLED jobs a fresh start (retry count reset).
 
     JOB is a job id or a job name; with --state/--name/--all, jobs that cannot be retried are skipped.
-    A job whose .inp was edited since it was submitted runs the edited input (validated first);
-    --input FILE gives one job a corrected input. `show` records what changed. A workflow step whose
+    A job whose .inp was edited since it was submitted runs the edited input (validated first); one
+    made from an .xyz reruns the input recorded then (a changed .xyz is warned about). --input FILE
+    gives one job a corrected input. `show` records what changed. A workflow step whose
     definition was fixed in orca-hpc.toml is made again from it; its chain then goes on.
     """
     from orca_hpc.controller.actions import retry_selected
@@ -64,6 +65,11 @@ def retry(
     )
     for job_id in report.edited:
         say(obj, f"{job_id}: runs the corrected input (recorded as this attempt's correction)")
+    for job_id in report.xyz_changed:
+        warn(
+            f"{job_id}: its .xyz changed since it was submitted, but a job made from an .xyz reruns the "
+            "input recorded then; give the corrected input with --input FILE.inp"
+        )
     if report.paused is not None:
         from orca_hpc.cli.submit import held_message
 

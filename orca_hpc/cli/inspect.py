@@ -7,6 +7,7 @@ import json
 import click
 
 from orca_hpc.controller.public import document
+from orca_hpc.errors import UserError
 from orca_hpc.orca.classify import Classification, classify_output
 from orca_hpc.orca.read import check_output_path
 
@@ -42,9 +43,18 @@ def _summary(c: Classification) -> str:
 @click.option("--json", "as_json", is_flag=True, help="JSON: one object per file (docs/json.md).")
 def inspect(outputs: tuple[str, ...], as_json: bool) -> None:
     """Say how each ORCA OUTPUT file ended (success, scf_not_converged, truncated, ...)."""
-    # Check every path first so a typo in the last argument does not come after pages of output.
+    # Check every path first so a typo in the last argument does not come after pages of output,
+    # and name every bad path at once.
+    problems = []
     for path in outputs:
-        check_output_path(path)
+        try:
+            check_output_path(path)
+        except UserError as err:
+            problems.append(str(err))
+    if len(problems) > 1:
+        raise UserError(f"{len(problems)} problems: " + "; ".join(problems))
+    if problems:
+        raise UserError(problems[0])
     results = [classify_output(path) for path in outputs]
     if as_json:
         click.echo(json.dumps(document("inspect", outputs=[r.to_dict() for r in results]), indent=2))

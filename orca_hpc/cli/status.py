@@ -98,7 +98,7 @@ def age(stamp: str | None, now: float | None = None) -> str:
 
 @click.command("status")
 @selection_options
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (docs/json.md).")
 @click.option("--summary", is_flag=True, help="Only the counts per state (and a pause), no table.")
 @no_reconcile_option
 @click.pass_obj
@@ -181,7 +181,7 @@ def _table(jobs: list[Job]) -> None:
 
 @click.command("show")
 @selection_options
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Every attempt of every job as JSON (docs/json.md).")
 @no_reconcile_option
 @click.pass_obj
 def show(
@@ -204,6 +204,8 @@ def show(
         records = [_with_summaries(job_record(job, campaign.root), job, campaign.root) for job in jobs]
         click.echo(as_text(document_of("show", jobs=records)))
         return
+    if not jobs:  # filters left none of the jobs named: say so, as `status` does, not nothing at all
+        click.echo("no jobs")
     for i, job in enumerate(jobs):
         if i:
             click.echo("")
@@ -293,7 +295,7 @@ def _summary_lines(summary: dict[str, Any]) -> list[str]:
 @click.command("results")
 @selection_options
 @click.option("--csv", "fmt", flag_value="csv", help="CSV (for a spreadsheet).")
-@click.option("--json", "fmt", flag_value="json", help="JSON list.")
+@click.option("--json", "fmt", flag_value="json", help="JSON: one row per job (docs/json.md).")
 @click.option(
     "--by",
     type=click.Choice(["molecule"]),
@@ -320,7 +322,7 @@ def results(
     import csv
     import io
 
-    from orca_hpc.controller.public import result_row
+    from orca_hpc.controller.public import result_columns, result_row
 
     campaign = campaign_of(obj)
     view = campaign.ledger().snapshot() if no_reconcile else auto_reconcile(obj, campaign)
@@ -339,7 +341,7 @@ def results(
         return
     if fmt == "csv":
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["id"], lineterminator="\n")
+        writer = csv.DictWriter(buf, fieldnames=result_columns(), lineterminator="\n")
         writer.writeheader()
         for row in rows:
             writer.writerow(
@@ -347,7 +349,9 @@ def results(
             )
         click.echo(buf.getvalue(), nl=False)
         return
-    for r in rows:
+    for r in rows:  # the columns the help names: attempts and outcome tell a failure from a success
         energy = f"{r['energy']:.10f}" if isinstance(r["energy"], float) else "-"
         name = shorten(printable(str(r["name"])), 32)
-        click.echo(f"{r['id']}  {name:32}  {r['state']:16}  {energy:>18}  {r['results']}")
+        outcome = printable(str(r["outcome"] or "-"))
+        head = f"{r['id']}  {name:32}  {r['state']:16}  {r['attempts']:>3}  {outcome:16}"
+        click.echo(f"{head}  {energy:>18}  {r['results']}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,16 @@ def submit(
     checked = False
     if not dry_run:
         auto_reconcile(obj, campaign)
-        checked = not no_check and _check_site_once(campaign)
+
+        def inputs_problems() -> str | None:
+            """The inputs' own problems, said with the site's (nothing is recorded by a dry run)."""
+            try:
+                submit_inputs(campaign, paths, method=method, charge=charge, mult=mult, fit=fit, dry_run=True)
+            except UserError as err:
+                return str(err)
+            return None
+
+        checked = not no_check and _check_site_once(campaign, inputs_problems)
     show_progress = len(paths) > 200 and sys.stderr.isatty() and not as_json
     with (
         # one step per input validated, then one per job recorded
@@ -128,6 +138,8 @@ def submit(
         click.echo(json.dumps(dry_run_document(report), indent=1))
         return
     if dry_run:
+        for path, existing in report.skipped:  # on stderr: stdout is the scripts
+            warn(f"would skip {path}: already in this campaign as {existing} (--force submits it again)")
         for script in report.scripts:
             click.echo(script, nl=False)
         if not report.scripts:
@@ -196,15 +208,19 @@ def render(
         click.echo(script, nl=False)
 
 
-def _check_site_once(campaign: Any) -> bool:
+def _check_site_once(campaign: Any, inputs_problems: Callable[[], str | None]) -> bool:
     """The first submit to a site (or after its config changed) runs `orca-hpc check`: a wrong ORCA
-    path or partition is found before any job queues, not after every job failed."""
+    path or partition is found before any job queues, not after every job failed. When the site
+    fails, the inputs' problems are listed too, so one run names everything to fix."""
     from orca_hpc.controller.check import first_submit_check
 
     report = first_submit_check(campaign)
     if report is not None and not report.ok:
         for line in report.problems:
             click.echo(f"problem: {line}", err=True)
+        found = inputs_problems()
+        if found is not None:
+            click.echo(f"problem: {found}", err=True)
         raise UserError(
             f"site {campaign.site.name}: nothing submitted; fix the problems above (`orca-hpc check` "
             "shows them again)"

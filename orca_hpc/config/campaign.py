@@ -11,7 +11,7 @@ from typing import Any
 
 from orca_hpc.config.site import SIGNAL_EARLY_S, SiteConfig, load_site
 from orca_hpc.config.tomlfile import parse_toml, read_config_text
-from orca_hpc.errors import UserError
+from orca_hpc.errors import UserError, one_line
 from orca_hpc.ledger.store import Ledger
 from orca_hpc.perms import DIR_MODE, make_dir
 
@@ -136,9 +136,11 @@ def init_campaign(
     workflow preset (``config.workflow.PRESETS``) written into the config."""
     import secrets
 
-    from orca_hpc.config.workflow import Workflow
+    from orca_hpc.config.workflow import PRESETS, Workflow
 
     root = root.absolute()
+    if workflow is not None and workflow not in PRESETS:  # the option's fault: no file to name yet
+        raise UserError(f"--workflow: unknown preset {workflow!r} (presets: {', '.join(PRESETS)})")
     flow = None if workflow is None else Workflow.parse(workflow, root / CONFIG_NAME, {}, None)
     config_path = root / CONFIG_NAME
     if config_path.exists() or (root / STATE_DIR).exists():
@@ -199,19 +201,21 @@ def load_campaign(root: Path) -> Campaign:
             "create one with 'orca-hpc init'"
         )
     config = parse_toml(read_config_text(config_path, "campaign config"), config_path)
+    problems = []  # every problem of the file's own keys at once
     unknown = sorted(set(config) - _KNOWN_KEYS)
     if unknown:
-        raise UserError(
-            f"{config_path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_KNOWN_KEYS))})"
-        )
+        keys = ", ".join(repr(k) for k in unknown)
+        problems.append(f"{config_path}: unknown key {keys} (known: {', '.join(sorted(_KNOWN_KEYS))})")
     for key in ("name", "id", "site"):
         if not isinstance(config.get(key), str) or not config[key]:
-            raise UserError(f"{config_path}: key {key!r} must be a non-empty string")
+            problems.append(f"{config_path}: key {key!r} must be a non-empty string")
     presets = config.get("presets", {})
     if not isinstance(presets, dict) or not all(isinstance(v, str) and v.strip() for v in presets.values()):
-        raise UserError(f"{config_path}: [presets] must map names to ORCA method lines (strings)")
+        problems.append(f"{config_path}: [presets] must map names to ORCA method lines (strings)")
     if not isinstance(config.get("method_template", ""), str):
-        raise UserError(f"{config_path}: method_template must be a string (a Jinja2 template)")
+        problems.append(f"{config_path}: method_template must be a string (a Jinja2 template)")
+    if problems:
+        raise UserError(one_line(problems))
     site = load_site(config["site"], search_dirs=[root / "site_configs"])
     overrides = config.get("overrides") or {}
     if not isinstance(overrides, dict):

@@ -24,7 +24,7 @@ else:  # pragma: no cover - exercised only on 3.10
     import tomli as tomllib
 
 from orca_hpc.config.tomlfile import read_config_text
-from orca_hpc.errors import InputFileError, UserError
+from orca_hpc.errors import InputFileError, UserError, one_line
 from orca_hpc.orca.outcomes import DEFAULT_IMAG_THRESHOLD_CM1
 from orca_hpc.shipped import shipped_dir
 
@@ -481,25 +481,36 @@ def _type_ok(kind: str, value: object) -> bool:
 
 
 def _check_shape(data: Mapping[str, Any], where: _Where) -> None:
-    """Unknown keys and wrong types, for a whole file or a partial overrides table."""
+    """Unknown keys and wrong types, for a whole file or a partial overrides table: every one of them
+    on one line (a person fixes all their typos at once, not one per run)."""
+    problems: list[InputFileError] = []
     for section, keys in _SCHEMA.items():
         table = data if section is None else data.get(section, {})
         if not isinstance(table, Mapping):
             continue  # reported below as a wrong type of the top-level key
         for key, value in table.items():
-            if key not in keys:
-                where.fail(section, key, f"unknown key{_suggest(key, keys)}")
-            kind = keys[key][0]
-            if not _type_ok(kind, value):
-                if kind == _STRS and isinstance(value, list):
-                    bad = next(v for v in value if not isinstance(v, str))
-                    where.fail(section, key, f"expected {kind}, but an item is {_toml_type(bad)} ({bad!r})")
-                if kind == _WALL:
-                    where.fail(
-                        section, key, f'expected minutes or "HH:MM:SS", got {_toml_type(value)} ({value!r})'
-                    )
-                shown = "" if isinstance(value, (dict, list)) else f" ({value!r})"
-                where.fail(section, key, f"expected {kind}, got {_toml_type(value)}{shown}")
+            try:
+                _check_key(section, keys, key, value, where)
+            except InputFileError as err:
+                problems.append(err)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise UserError(one_line([str(p) for p in problems]))
+
+
+def _check_key(section: str | None, keys: Mapping[str, Any], key: str, value: object, where: _Where) -> None:
+    if key not in keys:
+        where.fail(section, key, f"unknown key{_suggest(key, keys)}")
+    kind = keys[key][0]
+    if not _type_ok(kind, value):
+        if kind == _STRS and isinstance(value, list):
+            bad = next(v for v in value if not isinstance(v, str))
+            where.fail(section, key, f"expected {kind}, but an item is {_toml_type(bad)} ({bad!r})")
+        if kind == _WALL:
+            where.fail(section, key, f'expected minutes or "HH:MM:SS", got {_toml_type(value)} ({value!r})')
+        shown = "" if isinstance(value, (dict, list)) else f" ({value!r})"
+        where.fail(section, key, f"expected {kind}, got {_toml_type(value)}{shown}")
 
 
 def _merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

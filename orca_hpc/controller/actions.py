@@ -12,7 +12,7 @@ from orca_hpc.config.campaign import Campaign
 from orca_hpc.controller import chain
 from orca_hpc.controller.select import Selection, Selector, select_jobs
 from orca_hpc.controller.submit import Dispatcher, pause_holding, prepare_inputs, record_attempt
-from orca_hpc.errors import UserError
+from orca_hpc.errors import OrcaHpcError, UserError
 from orca_hpc.ledger.records import Job
 from orca_hpc.ledger.states import FINISHED, JobState
 from orca_hpc.ledger.store import Ledger, Transaction
@@ -32,6 +32,8 @@ class ActionReport:
     waiting: int = 0  # retry: recorded, waiting for a free slot
     sbatch_calls: int = 0
     edited: list[str] = field(default_factory=list)  # retry: jobs whose input changed (or was replaced)
+    # retry: jobs made from an .xyz changed since: they rerun the input recorded at submit
+    xyz_changed: list[str] = field(default_factory=list)
     held: int = 0  # retry: recorded, not submitted: the campaign is paused by environment failures
     paused: dict[str, Any] | None = None  # that pause
 
@@ -114,8 +116,13 @@ def _edited_plan(
     validated like a new submission; None when the input is as it was (or an .xyz, whose method
     line is not kept). What changed is the attempt's correction, so `show` tells."""
     source = replacement or Path(job.input_path)
+    made_from_xyz = job.chain is None and source.suffix.lower() == ".xyz"  # (a step: from its predecessor)
+    if replacement is None and made_from_xyz and _changed_since(source, job.created):
+        report.xyz_changed.append(job.id)  # said, not silently ignored: the method line is not kept
     if replacement is None and (source.suffix.lower() != ".inp" or not source.is_file()):
         return None
+    if source.suffix.lower() != ".inp":  # an .xyz needs a method line, which retry has no option for
+        raise UserError(f"{source}: --input takes a corrected ORCA input (.inp)")
     [fresh] = prepare_inputs(campaign, [source])  # raises, naming every problem, if it is not sound
     if replacement is None and fresh.sha == job.input_sha:
         return None
@@ -130,6 +137,17 @@ def _edited_plan(
         job.input_path = str(replacement)
     report.edited.append(job.id)
     return fresh.plan
+
+
+def _changed_since(path: Path, stamp: str) -> bool:
+    from orca_hpc.clock import epoch
+
+    try:
+        modified = path.stat().st_mtime
+    except OSError:
+        return False
+    created = epoch(stamp)
+    return created is not None and modified >= created + 1  # the stamp is in whole seconds
 
 
 def _replanned_step(
@@ -159,6 +177,8 @@ def _retry_locked(
         refused = [j for j in jobs if j.state not in RETRYABLE]
         if refused:
             raise UserError("; ".join(_retry_why(j) for j in refused))
+        plans: list[AttemptPlan] = []
+        problems: list[str] = []  # every edited input's problems, not only the first job's
         for job in jobs:
             txn.set_state(job, JobState.CREATED)  # brings an archived job back to the active ledger
             job.retry_count = 0
@@ -166,12 +186,22 @@ def _retry_locked(
             job.extra.pop("stop", None)  # a workflow step's gate decides again on the new attempt
             if max_retries is not None:
                 job.max_retries = max_retries
-            plan = _edited_plan(campaign, job, (replacements or {}).get(job.id), report)
-            if plan is None and job.chain is not None and job.id not in (replacements or {}):
-                plan = _replanned_step(campaign, txn, job, report)
+            try:
+                plan = _edited_plan(campaign, job, (replacements or {}).get(job.id), report)
+                if plan is None and job.chain is not None and job.id not in (replacements or {}):
+                    plan = _replanned_step(campaign, txn, job, report)
+            except OrcaHpcError as err:
+                problems.append(str(err))
+                continue
             if plan is None:
                 plan = plan_of(campaign.root / job.latest.dir)
                 plan.corrections = [{"handler": "manual", "change": "none", "why": "orca-hpc retry"}]
+            plans.append(plan)
+        if problems:  # raised inside the transaction: nothing is written, no attempt folder laid out
+            if len(problems) == 1:
+                raise UserError(problems[0])
+            raise UserError(f"{len(problems)} problems, nothing was retried: " + "; ".join(problems))
+        for job, plan in zip(jobs, plans, strict=True):
             record_attempt(campaign, txn, job, plan)
             report.done.append(job.id)
         report.paused = pause_holding(campaign, txn)

@@ -17,7 +17,7 @@ import socket
 import threading
 from dataclasses import dataclass, field
 
-from orca_hpc.attempt.scratch import expand_root
+from orca_hpc.attempt.scratch import FALLBACK_ROOT, expand_root
 from orca_hpc.config.campaign import Campaign
 from orca_hpc.config.site import format_walltime, resources_for
 from orca_hpc.errors import OrcaHpcError, TemporaryFailure
@@ -54,6 +54,11 @@ def _check_orca(campaign: Campaign, report: CheckReport) -> None:
     found = shutil.which(path)
     if found:
         report.passed.append(f"ORCA {path!r} is {found} here")
+    elif campaign.site.scheduler == "local":  # the jobs run here, with this PATH (no modules, no setup)
+        report.problems.append(
+            f"{where} {path!r} is not on this machine's PATH, where the local site runs its jobs; "
+            "set it to the ORCA binary's absolute path"
+        )
     else:
         report.notes.append(
             f"{where} {path!r} is not on this machine's PATH; it must be on the compute nodes' PATH "
@@ -72,15 +77,21 @@ def _check_paths(campaign: Campaign, report: CheckReport) -> None:
         report.problems.append(f"campaign folder {root} is not writable: results could not come back")
     if "%" in str(root) and campaign.site.scheduler == "slurm":
         report.notes.append(f"campaign folder {root} has a '%', which SLURM expands in file names")
-    report.notes.append(
-        f"the compute nodes must see {root} and {python} at these same paths (a shared file system)"
-    )
+    if campaign.site.scheduler != "local":  # the local site's jobs run here: no other machine
+        report.notes.append(
+            f"the compute nodes must see {root} and {python} at these same paths (a shared file system)"
+        )
 
 
 def _check_scratch(campaign: Campaign, report: CheckReport) -> None:
     raw = campaign.site.scratch_root
     root = expand_root(raw)
-    if root is None:
+    if root is None and campaign.site.scheduler == "local":  # its jobs have this environment
+        # FALLBACK_ROOT, what the runner really uses ([scratch] fallback is not passed to it)
+        report.notes.append(
+            f"scratch root {raw!r} is not set here: the local site's jobs use {FALLBACK_ROOT}"
+        )
+    elif root is None:
         report.notes.append(
             f"scratch root {raw!r} is set on the compute nodes (node-local); not checked here"
         )

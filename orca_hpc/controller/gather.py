@@ -14,11 +14,20 @@ INPUT_SUFFIXES = (".inp", ".xyz")
 _GLOB_CHARS = frozenset("*?[")
 
 
+LIST_MAX_BYTES = 64 << 20  # ~600,000 paths: more is a mistake (or a device), not a list
+
+
 def read_list_file(list_file: Path, base: Path) -> tuple[list[Path], list[str]]:
     """The paths in ``list_file`` (one a line; blank lines and ``#`` comments ignored; relative paths
     are relative to ``base``, the folder the command runs in, as in ``find ... > list``)."""
     try:
-        text = list_file.read_text(encoding="utf-8")
+        # A bounded read: a pipe (`--from-file <(find ...)`) works, a device such as /dev/zero ends here
+        # with one line instead of filling the memory.
+        with list_file.open("rb") as fh:
+            data = fh.read(LIST_MAX_BYTES + 1)
+        if len(data) > LIST_MAX_BYTES:
+            return [], [f"{list_file}: the list is larger than {LIST_MAX_BYTES >> 20} MiB; split it"]
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
         return [], [f"{list_file}: cannot read the list: {why}"]

@@ -127,6 +127,14 @@ def job_record(job: Job, root: Path) -> dict[str, Any]:
     }
 
 
+def result_columns() -> list[str]:
+    """The keys of a `results` row with chemistry, in order: the CSV header, also when no job is chosen."""
+    from orca_hpc.attempt.summary import CHEMISTRY_COLUMNS
+
+    base = ["id", "name", "state", "attempts", "energy", "outcome", "results", "energy_Eh"]
+    return [*base, *(column for column, _key in CHEMISTRY_COLUMNS), "final_xyz"]
+
+
 def result_row(root: Path, job: Job, *, chemistry: bool) -> dict[str, Any]:
     """One `results` row: the job and its latest attempt; with ``chemistry`` also what the attempt's
     result.json holds (ZPE, H, G with T, imaginary modes, lowest frequency, <S**2>, ORCA version,

@@ -420,11 +420,16 @@ class Reconciler:
             stderr = environment.attempt_stderr(self.campaign.root / att.dir)
             end = decide_end(*ending, stderr, result_problem=result_problem)
         att.slurm_state = rec.state if rec else att.slurm_state
+        # The scheduler's times first; the runner's where it has none (the local site keeps no start or
+        # end), and only then the time of this reconcile.
+        ran_ended = utc_iso(result.ended) if result is not None else None
         if rec is not None:
             att.exit_code = f"{rec.exit_code or 0}:{rec.signal or 0}"
-            att.ended = utc_iso(rec.end) or now_iso()
+            att.ended = utc_iso(rec.end) or ran_ended or now_iso()
         elif result is not None:
-            att.ended = utc_iso(result.ended) or now_iso()
+            att.ended = ran_ended or now_iso()
+        if not att.started and result is not None:
+            att.started = utc_iso(result.started)
         att.outcome = end.outcome.value
         att.reason = end.reason
         att.energy = end.energy
@@ -483,7 +488,7 @@ class Reconciler:
             return
         why: str | None = None
         if not end.retryable:
-            why = f"{end.outcome}: retrying cannot help"
+            why = "retrying cannot help"  # _give_up's line and the digest row name the outcome
         elif not end.counts_against_limit:
             job.nodefail_count += 1
             if job.nodefail_count > site.max_nodefail_retries:
