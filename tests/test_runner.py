@@ -313,8 +313,9 @@ def test_fallback_classifier(tmp_path: Path) -> None:
     out.write_text("ORCA finished by error termination in SCF\n")
     assert runner.fallback_classify(out)["outcome"] == "unknown_error"
     out.write_text("x\n" * 50000 + "****ORCA TERMINATED NORMALLY****\nTOTAL RUN TIME: 1\n")
-    verdict = runner.fallback_classify(out)
-    assert verdict["outcome"] == "success" and verdict["retryable"] is False
+    verdict = runner.fallback_classify(out, "classify.py unusable")
+    assert verdict["outcome"] == "unknown_error" and verdict["retryable"] is False  # unchecked: no success
+    assert "classify.py unusable" in verdict["message"]
 
 
 def test_classifier_failure_falls_back(
@@ -327,7 +328,10 @@ def test_classifier_failure_falls_back(
 
     monkeypatch.setitem(sys.modules, "orca_hpc.orca.classify", types.SimpleNamespace(classify_output=broken))
     result = runner.run_attempt(make_attempt(tmp_path / "c", orca, scratch_root))
-    assert result["outcome"] == "success" and result["classification"]["classifier"] == "runner-fallback"
+    # ORCA ended normally, but nothing checked its energy or geometry: not a success, not retried.
+    assert result["outcome"] == "unknown_error" and result["retryable"] is False
+    assert result["classification"]["classifier"] == "runner-fallback"
+    assert "terminated normally" in result["message"] and "classifier bug" in result["message"]
     assert any("classifier bug" in note for note in result["notes"])
 
 

@@ -191,10 +191,13 @@ def resolve_orca(orca: str) -> Path | None:
 # ----------------------------------------------------------------------------- classification
 
 
-def fallback_classify(out_path: Path) -> dict[str, Any]:
-    """Used when classify.py is missing or fails: only the termination line is trusted."""
+def fallback_classify(out_path: Path, why: str = "") -> dict[str, Any]:
+    """Used when classify.py is missing or fails (``why``): only the termination line is trusted, and
+    a normal end is not called a success: nothing checked its final energy, optimisation or
+    frequencies, which a COMPLETED job promises. Not retried either: ORCA would print the same output."""
     if _terminated_normally(out_path):
-        outcome, message = Outcome.SUCCESS, "ORCA terminated normally"
+        outcome = Outcome.UNKNOWN_ERROR
+        message = f"ORCA terminated normally, but its output could not be checked ({why or 'no classifier'})"
     elif out_path.is_file() and "error termination" in read_tail(out_path, RUNNER_TAIL_BYTES):
         outcome, message = Outcome.UNKNOWN_ERROR, "ORCA finished by error termination"
     elif out_path.is_file() and out_path.stat().st_size > 0:
@@ -203,7 +206,7 @@ def fallback_classify(out_path: Path) -> dict[str, Any]:
         outcome, message = Outcome.UNKNOWN_ERROR, "no ORCA output"
     return {
         "outcome": outcome.value,
-        "retryable": outcome is not Outcome.SUCCESS,
+        "retryable": not _terminated_normally(out_path),
         "energy": None,
         "message": message,
         "classifier": "runner-fallback",
@@ -241,8 +244,8 @@ def classify(
         )
         return details, None
     except Exception as err:  # a classifier bug must not cost the attempt its result
-        note = f"classify.py unusable ({type(err).__name__}: {err}); used the fallback check"
-        return fallback_classify(out_path), note
+        why = f"classify.py unusable: {type(err).__name__}: {err}"
+        return fallback_classify(out_path, why), f"{why}; used the fallback check"
 
 
 # ----------------------------------------------------------------------------- signals
