@@ -39,9 +39,9 @@ def make_dir(path: Path | str, *, parents: bool = False) -> None:
     try:
         os.mkdir(path, DIR_MODE)  # the umask can only take bits away from DIR_MODE
     except FileExistsError:
-        st = os.stat(path)
-        if st.st_uid == os.geteuid() and st.st_mode & 0o022:
-            os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o022)
+        st = os.lstat(path)  # a link there is not followed: its target's mode is not ours to change
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and st.st_mode & 0o022:
+            os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o022, follow_symlinks=False)
 
 
 def unsafe_to_run(st: os.stat_result) -> str | None:

@@ -111,3 +111,22 @@ def test_runner_refuses_an_attempt_another_user_could_change(
     assert f"h2_sp.inp: belongs to uid {intruder.uid}, not to this user (uid {owner.uid})" in proc.stderr
 
     assert not marker.exists() and not (attempt_dir / "result.json").exists()
+
+
+def test_make_dir_never_changes_a_linked_folder(tmp_path: Path) -> None:
+    """A link where a folder of ours goes is not followed: its target keeps its mode (a folder of ours
+    that the group may write loses that write, as before)."""
+    from orca_hpc.perms import make_dir
+
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    target.chmod(0o775)
+    link = tmp_path / "slurm-logs"
+    link.symlink_to(target)
+    make_dir(link)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o775 and link.is_symlink()
+    own = tmp_path / "own"
+    own.mkdir()
+    own.chmod(0o775)
+    make_dir(own)
+    assert stat.S_IMODE(own.stat().st_mode) == 0o755
