@@ -354,6 +354,21 @@ def test_every_json_option_says_where_its_document_is(tmp_path: Path) -> None:
         assert "list" not in said  # every document is an object with schema and kind
 
 
+def test_two_output_formats_are_a_usage_error(tmp_path: Path) -> None:
+    """`results --csv --json` printed CSV, `status --json --summary` JSON: one silently lost."""
+    camp = init_campaign(tmp_path / "camp", "local").root
+    for args in (
+        ("results", "--csv", "--json"),
+        ("usage", "--json", "--csv"),
+        ("status", "--json", "--summary"),
+    ):
+        result = cli(camp, *args, "--no-reconcile", expect=2)
+        assert "choose one output format" in result.output, args
+        assert f"{args[1]} and {args[2]}" in result.output
+    for args in (("results", "--csv"), ("usage", "--json"), ("status", "--summary")):
+        cli(camp, *args, "--no-reconcile")
+
+
 def test_a_list_from_a_pipe_works_and_an_endless_device_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

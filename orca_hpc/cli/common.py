@@ -77,6 +77,18 @@ def auto_reconcile(obj: Any, campaign: Campaign) -> LedgerView:
     return view
 
 
+def one_format(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Callback of the flags that choose one output format (``--csv``, ``--json``, ``--summary``): naming
+    two is a usage error, not the silent choice of one of them. (Each flag has its own name: flags that
+    share one see only the last value given.)"""
+    if value is True:
+        given = ctx.meta.setdefault("orca_hpc.formats", [])
+        given.append(param.opts[0])
+        if len(given) > 1:
+            raise click.UsageError(f"{' and '.join(given)}: choose one output format")
+    return value
+
+
 no_reconcile_option = click.option(
     "--no-reconcile", is_flag=True, help="Show the ledger as it is, without asking SLURM first."
 )

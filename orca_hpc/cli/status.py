@@ -13,6 +13,7 @@ from orca_hpc.cli.common import (
     auto_reconcile,
     campaign_of,
     no_reconcile_option,
+    one_format,
     printable,
     selection_options,
     selector_of,
@@ -98,8 +99,12 @@ def age(stamp: str | None, now: float | None = None) -> str:
 
 @click.command("status")
 @selection_options
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (docs/json.md).")
-@click.option("--summary", is_flag=True, help="Only the counts per state (and a pause), no table.")
+@click.option(
+    "--json", "as_json", is_flag=True, callback=one_format, help="Machine-readable output (docs/json.md)."
+)
+@click.option(
+    "--summary", is_flag=True, callback=one_format, help="Only the counts per state (and a pause), no table."
+)
 @no_reconcile_option
 @click.pass_obj
 def status(
@@ -294,8 +299,10 @@ def _summary_lines(summary: dict[str, Any]) -> list[str]:
 
 @click.command("results")
 @selection_options
-@click.option("--csv", "fmt", flag_value="csv", help="CSV (for a spreadsheet).")
-@click.option("--json", "fmt", flag_value="json", help="JSON: one row per job (docs/json.md).")
+@click.option("--csv", "as_csv", is_flag=True, callback=one_format, help="CSV (for a spreadsheet).")
+@click.option(
+    "--json", "as_json", is_flag=True, callback=one_format, help="JSON: one row per job (docs/json.md)."
+)
 @click.option(
     "--by",
     type=click.Choice(["molecule"]),
@@ -309,7 +316,8 @@ def results(
     states: tuple[str, ...],
     name_glob: str | None,
     everything: bool,
-    fmt: str | None,
+    as_csv: bool,
+    as_json: bool,
     by: str | None,
     no_reconcile: bool,
 ) -> None:
@@ -321,6 +329,8 @@ def results(
     Boltzmann weight, final geometry, and the best conformer."""
     import csv
     import io
+
+    fmt = "csv" if as_csv else "json" if as_json else None
 
     from orca_hpc.controller.public import result_columns, result_row
 

@@ -15,6 +15,7 @@ from orca_hpc.cli.common import (
     auto_reconcile,
     campaign_of,
     no_reconcile_option,
+    one_format,
     printable,
     selection_options,
     selector_of,
@@ -37,8 +38,10 @@ def _num(value: Any, unit: str = "") -> str:
 
 @click.command("usage")
 @selection_options
-@click.option("--json", "fmt", flag_value="json", help="Machine-readable report (docs/json.md).")
-@click.option("--csv", "fmt", flag_value="csv", help="One row per job, CSV.")
+@click.option(
+    "--json", "as_json", is_flag=True, callback=one_format, help="Machine-readable report (docs/json.md)."
+)
+@click.option("--csv", "as_csv", is_flag=True, callback=one_format, help="One row per job, CSV.")
 @click.option("--top", default=20, show_default=True, type=click.IntRange(min=0), help="Jobs listed (text).")
 @no_reconcile_option
 @click.pass_obj
@@ -48,7 +51,8 @@ def usage(
     states: tuple[str, ...],
     name_glob: str | None,
     everything: bool,
-    fmt: str | None,
+    as_json: bool,
+    as_csv: bool,
     top: int,
     no_reconcile: bool,
 ) -> None:
@@ -56,6 +60,7 @@ def usage(
     wasted on failed attempts) per job and for the campaign, worst jobs first; and for each group of
     similar jobs (method line, basis, processes, atom count) the walltime and memory that would have
     covered 95 % of them, with a margin ([rightsize] margin, default 20 %)."""
+    fmt = "json" if as_json else "csv" if as_csv else None
     campaign = campaign_of(obj)
     if not no_reconcile:
         auto_reconcile(obj, campaign)
