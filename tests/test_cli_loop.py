@@ -369,6 +369,19 @@ def test_two_output_formats_are_a_usage_error(tmp_path: Path) -> None:
         cli(camp, *args, "--no-reconcile")
 
 
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`submit "$INPUT"` with INPUT empty submitted every input of the current folder."""
+    camp = init_campaign(tmp_path / "camp", "local").root
+    write_inputs(tmp_path / "here", {"a.inp": orca_input(), "b.inp": orca_input("HF def2-SVP")})
+    monkeypatch.chdir(tmp_path / "here")
+    before = ledger_bytes(camp)
+    result = cli(camp, "submit", "--no-check", "", expect=2)
+    assert "an empty path ('') names no file" in result.output
+    assert ledger_bytes(camp) == before
+
+
 def test_a_list_from_a_pipe_works_and_an_endless_device_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

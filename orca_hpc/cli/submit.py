@@ -31,10 +31,18 @@ def _input_paths(inputs: tuple[Path, ...], from_file: Path | None) -> list[Path]
     return paths
 
 
+def _paths(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[Path, ...]:
+    # Path("") is the current folder: `submit "$INPUT"` with an empty variable would submit every input
+    # of the folder the command runs in.
+    if any(not text for text in value):
+        raise click.BadParameter("an empty path ('') names no file (an empty shell variable?)", param=param)
+    return tuple(Path(text) for text in value)
+
+
 def _common_options(f: Any) -> Any:
     for option in reversed(
         [
-            click.argument("inputs", nargs=-1, type=click.Path(path_type=Path)),
+            click.argument("inputs", nargs=-1, type=click.Path(), callback=_paths),
             click.option(
                 "--from-file",
                 "from_file",
