@@ -107,7 +107,11 @@ class CampaignHandle:
                     problems.append(str(err))
                 raise UserError(one_line(problems))
             checked = report is not None
-        done = submit(campaign, paths, method=method, charge=charge, mult=mult, force=force, fit=fit)
+        # What is accepted but probably not meant (--method given for .inp inputs) as the CLI says it.
+        heed = lambda message: warnings.warn(message, stacklevel=3)  # noqa: E731
+        done = submit(
+            campaign, paths, method=method, charge=charge, mult=mult, force=force, fit=fit, warn=heed
+        )
         if checked:
             remember_check(campaign)
         return submit_document(done)

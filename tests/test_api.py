@@ -91,3 +91,14 @@ def test_retry_and_cancel_answer_with_public_names(tmp_path: Path) -> None:
     while camp.counts() != {"COMPLETED": 1, "PERMANENT_FAILED": 1}:  # it fails again: nothing left running
         assert time.monotonic() < deadline, camp.counts()
         time.sleep(0.3)
+
+
+def test_submit_warns_as_the_cli_does(tmp_path: Path) -> None:
+    """What the CLI warns of (a method given for .inp inputs, which keep their own) reaches Python too."""
+    camp = _campaign(tmp_path)
+    (tmp_path / "a.inp").write_text(orca_input())
+    (tmp_path / "bad.inp").write_text("hello\n")  # and nothing runs: the submit stops at this one
+    warned = pytest.warns(UserWarning, match="--method applies to .xyz inputs only")
+    with warned, pytest.raises(UserError, match=r"bad\.inp"):
+        camp.submit([tmp_path / "a.inp", tmp_path / "bad.inp"], method="r2SCAN-3c")
+    assert camp.counts(reconcile=False) == {}
