@@ -160,7 +160,7 @@ class Handler:
         raise NotImplementedError
 
 
-# The SCF ladder (docs/orca-facts.md, "Recovery that works"): one rung per attempt, weakest first.
+# The SCF ladder (../shared/docs/orca-facts.md, "Recovery that works"): one rung per attempt, weakest first.
 SCF_STEPS = ("maxiter", "slowconv", "veryslowconv", "kdiis", "shift")
 SCF_MAXITER = 500
 

@@ -1,7 +1,7 @@
 """Say how an ORCA run ended, from its output file (and property files when present).
 
-The rules follow docs/orca-facts.md (shared): "terminated normally" is not success for an
-optimisation without the converged banner; an output that just stops is `truncated` (walltime,
+The rules follow ../shared/docs/orca-facts.md (beside the repository): "terminated normally" is not
+success for an optimisation without the converged banner; an output that just stops is `truncated` (walltime,
 node failure, scancel); input/basis/multiplicity/geometry mistakes are `input_error` and never
 retried; an "error termination" without a recognised cause is `parallel_error`; a normal end with
 an absurd energy is `suspicious_result`; MPI start-up failures, a missing ORCA and a full disk are

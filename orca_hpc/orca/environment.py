@@ -2,7 +2,7 @@
 
 ORCA's MPI launcher (Open MPI's ``mpirun``) prints its errors to **stderr**, while ORCA's output only
 shows ``ORCA finished by error termination in <module>`` with a ``Calling Command: mpirun ...`` line
-(docs/orca-facts.md, "The same failure, different words"). A full scratch disk shows
+(../shared/docs/orca-facts.md, "The same failure, different words"). A full scratch disk shows
 ``No space left on device`` (``Errno 28``) wherever the write failed. None of these is fixed by more
 memory, fewer processes or other SCF settings, so they get their own outcome,
 ``environment_error``, with one of the reasons below, and are read from stderr, the ORCA output and
