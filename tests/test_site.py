@@ -197,6 +197,27 @@ def test_every_unknown_key_and_wrong_type_is_named_at_once(tmp_path: Path) -> No
     assert ":11: scrach: unknown key" in message
 
 
+def test_every_bad_value_is_named_at_once(tmp_path: Path) -> None:
+    """Values of the right type that are wrong: each one named, with its line, in one error."""
+    text = (
+        MINIMAL.replace('partition = "debug"', 'partition = "de bug"')
+        .replace("walltime = 30", 'walltime = "ten minutes"')
+        .replace('path = "/opt/orca/orca"', 'path = "opt/orca"')
+        .replace("mem_per_cpu_mb = 1000", "mem_per_cpu_mb = 1000\nnodes = 2")
+        + '[scratch]\nroot = "scratch"\n'
+    )
+    message = load_error(tmp_path, text)
+    assert message.startswith("5 problems: "), message
+    for said in (
+        ":5: [slurm] partition: 'de bug' has characters",
+        ":6: [slurm] walltime: bad walltime format 'ten minutes'",
+        ":8: [slurm] nodes: only single-node jobs",
+        ":11: [orca] path: 'opt/orca' must be an absolute path",
+        ":13: [scratch] root: 'scratch' must be an absolute path",
+    ):
+        assert said in message, (said, message)
+
+
 def test_wrong_type(tmp_path: Path) -> None:
     message = load_error(tmp_path, MINIMAL.replace("mem_per_cpu_mb = 1000", 'mem_per_cpu_mb = "1000"'))
     assert ":7: [slurm] mem_per_cpu_mb: expected an integer, got a string ('1000')" in message

@@ -407,9 +407,12 @@ class _Where:
         return ".".join(parts) or None
 
     def fail(self, section: str | None, key: str, problem: str) -> NoReturn:
+        raise self.problem(section, key, problem)
+
+    def problem(self, section: str | None, key: str, problem: str) -> InputFileError:
         table = self.table(section)
         shown = f"[{table}] {key}" if table else key
-        raise InputFileError(self.label, f"{shown}: {problem}", _find_line(self.text, table, key))
+        return InputFileError(self.label, f"{shown}: {problem}", _find_line(self.text, table, key))
 
 
 def _find_line(text: str | None, table: str | None, key: str) -> int | None:
@@ -538,9 +541,15 @@ def _build(
             if attr and key in table:
                 fields[attr] = (section, key, table[key], kind)
 
-    def fail(attr: str, problem: str) -> NoReturn:
-        section, key = _ATTR_KEYS[attr]
-        where.fail(section, key, problem)
+    # Every value's problem is noted and the checks go on (a bad value stands in as its default or
+    # None), so that one error names them all: a person fixes a config once, not once per problem.
+    problems: list[InputFileError] = []
+
+    def note(section: str | None, key: str, problem: str) -> None:
+        problems.append(where.problem(section, key, problem))
+
+    def fail(attr: str, problem: str) -> None:
+        note(*_ATTR_KEYS[attr], problem)
 
     def get(attr: str, default: Any = None) -> Any:
         return fields[attr][2] if attr in fields else default
@@ -549,11 +558,12 @@ def _build(
         value = get(attr, default)
         if isinstance(value, str) and not value.strip():
             fail(attr, "missing value (empty string)")
+            return None
         if value is not None and _CONTROL.search(value):
             fail(attr, "must be one line without control characters")
+            return None
         if value is None and required:
-            section, key = _ATTR_KEYS[attr]
-            where.fail(section, key, f"missing value ({required})")
+            fail(attr, f"missing value ({required})")
         return value
 
     @overload
@@ -564,6 +574,7 @@ def _build(
         value = get(attr, default)
         if value is not None and value < minimum:
             fail(attr, f"must be at least {minimum}, got {value}")
+            return default
         return value
 
     def strings(attr: str, default: Sequence[str] = ()) -> tuple[str, ...]:
@@ -575,7 +586,7 @@ def _build(
 
     name = text("name", default_name) or ""
     scheduler = text("scheduler", required='set scheduler = "slurm" or "local"') or ""
-    if scheduler not in SCHEDULERS:
+    if scheduler and scheduler not in SCHEDULERS:
         hint = _suggest(scheduler, SCHEDULERS)
         fail("scheduler", f'must be "slurm" or "local", got {scheduler!r}{hint}')
     slurm = scheduler == "slurm"
@@ -596,7 +607,7 @@ def _build(
         value = get(attr)
         if value is None:
             if attr == "walltime_min" and wall_required:
-                where.fail("slurm", "walltime", f"missing value ({wall_required})")
+                note("slurm", "walltime", f"missing value ({wall_required})")
             continue
         unlimited = isinstance(value, str) and value.upper() in ("UNLIMITED", "INFINITE")
         if attr == "max_walltime_min" and unlimited:
@@ -606,6 +617,7 @@ def _build(
             fields[attr] = (*fields[attr][:2], parse_walltime(value), _WALL)
         except ValueError as exc:
             fail(attr, str(exc))
+            del fields[attr]  # its default stands in for the checks that use it
     walltime = get("walltime_min", _D.walltime_min)
     max_walltime = get("max_walltime_min")
     if max_walltime is not None and walltime > max_walltime:
@@ -621,7 +633,7 @@ def _build(
     if cores_per_node is not None and nprocs > cores_per_node:
         fail("nprocs", f"{nprocs} processes are more than cores_per_node = {cores_per_node}")
     if get("mem_per_cpu_mb") is None and slurm:
-        where.fail("slurm", "mem_per_cpu_mb", f"missing value ({wall_required})")
+        note("slurm", "mem_per_cpu_mb", f"missing value ({wall_required})")
     mem_per_cpu = integer("mem_per_cpu_mb", _D.mem_per_cpu_mb, 1)
     max_mem = integer("max_mem_mb", None, 1)
     max_array = integer("max_array_size", _D.max_array_size, 1)
@@ -665,7 +677,7 @@ def _build(
     scratch_root = text("scratch_root", _D.scratch_root) or ""
     scratch_fallback = text("scratch_fallback", _D.scratch_fallback) or ""
     for attr, value in (("scratch_root", scratch_root), ("scratch_fallback", scratch_fallback)):
-        if not value.startswith(("/", "$")):
+        if value and not value.startswith(("/", "$")):
             fail(attr, f"{value!r} must be an absolute path or start with an environment variable ($TMPDIR)")
     keep = strings("keep", _D.keep)
     if not keep:
@@ -687,7 +699,7 @@ def _build(
     pause_after_env = integer("pause_after_environment_failures", _D.pause_after_environment_failures, 1)
 
     lock_kind = text("lock_kind", _D.lock_kind) or ""
-    if lock_kind not in LOCK_KINDS:
+    if lock_kind and lock_kind not in LOCK_KINDS:
         hint = _suggest(lock_kind, LOCK_KINDS)
         fail("lock_kind", f'must be "flock" or "soft", got {lock_kind!r}{hint}')
 
@@ -696,6 +708,10 @@ def _build(
         template_dir = _resolve_dir(base_dir, template_dir)
         if not template_dir.is_dir():
             fail("template_dir", f"{template_dir} is not a folder")
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise UserError(one_line([str(p) for p in problems]))
 
     return SiteConfig(
         name=name,
