@@ -48,6 +48,11 @@ def unsafe_to_run(st: os.stat_result) -> str | None:
     """Why a file or folder with ``st`` must not drive a run as this user, or None if it may."""
     if st.st_uid != os.geteuid():
         return f"belongs to uid {st.st_uid}, not to this user (uid {os.geteuid()})"
+    return writable_by_others(st)
+
+
+def writable_by_others(st: os.stat_result) -> str | None:
+    """``is writable by the group (mode 0664)``-like, or None when only its owner may write it."""
     if st.st_mode & 0o022:
         who = "others" if st.st_mode & 0o002 else "the group"
         return f"is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o})"
