@@ -39,15 +39,35 @@ def make_dir(path: Path | str, *, parents: bool = False) -> None:
     try:
         os.mkdir(path, DIR_MODE)  # the umask can only take bits away from DIR_MODE
     except FileExistsError:
-        st = os.lstat(path)  # a link there is not followed: its target's mode is not ours to change
-        if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and st.st_mode & 0o022:
-            os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o022, follow_symlinks=False)
+        _drop_group_write(path)
+
+
+def _drop_group_write(path: Path | str) -> None:
+    """An existing folder of ours loses group and other write. Opened without following a link (its
+    target's mode is not ours to change), and changed through that descriptor: ``os.chmod(...,
+    follow_symlinks=False)`` raises NotImplementedError under glibc < 2.32 (RHEL 8), and a check
+    then a chmod by name could be raced by a link swapped in between."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return  # a link or a file: left as it is (whoever needs a folder there finds out)
+    try:
+        st = os.fstat(fd)
+        if st.st_uid == os.geteuid() and st.st_mode & 0o022:
+            os.fchmod(fd, stat.S_IMODE(st.st_mode) & ~0o022)
+    finally:
+        os.close(fd)
 
 
 def unsafe_to_run(st: os.stat_result) -> str | None:
     """Why a file or folder with ``st`` must not drive a run as this user, or None if it may."""
     if st.st_uid != os.geteuid():
         return f"belongs to uid {st.st_uid}, not to this user (uid {os.geteuid()})"
+    return writable_by_others(st)
+
+
+def writable_by_others(st: os.stat_result) -> str | None:
+    """``is writable by the group (mode 0664)``-like, or None when only its owner may write it."""
     if st.st_mode & 0o022:
         who = "others" if st.st_mode & 0o002 else "the group"
         return f"is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o})"

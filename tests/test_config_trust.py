@@ -49,3 +49,30 @@ def test_a_site_job_template_others_may_write_is_refused(tmp_path: Path) -> None
         render_job_script(site, golden_context(site))
     template.chmod(0o644)
     assert "-m orca_hpc.runner" in render_job_script(site, golden_context(site))
+
+
+def test_a_shipped_site_config_is_read_whatever_the_umask_that_installed_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip and git create files by the umask: 0664 under umask 002, and the README's `--site local`
+    was refused in such a clone or install. A shipped config is as writable as the code beside it."""
+    import shutil
+
+    from orca_hpc import shipped as shipped_module
+    from orca_hpc.config import site
+    from orca_hpc.config.site import load_site
+
+    installed = tmp_path / "install"
+    (installed / "site_configs").mkdir(parents=True)
+    shipped = installed / "site_configs" / "local.toml"
+    shutil.copy(site.shipped_dir("site_configs") / "local.toml", shipped)
+    shipped.chmod(0o664)
+    for module in (site, shipped_module):
+        monkeypatch.setattr(module, "shipped_dir", lambda name: installed / name)
+    assert load_site("local").scheduler == "local"
+    copied = tmp_path / "mine" / "local.toml"  # a person's copy of it is theirs to guard
+    copied.parent.mkdir()
+    shutil.copy(shipped, copied)
+    copied.chmod(0o664)
+    with pytest.raises(UserError, match=r"local\.toml: site config is writable by the group"):
+        load_site_file(copied)

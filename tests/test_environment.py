@@ -312,3 +312,18 @@ def test_broken_orca_path_pauses_then_completes_once_fixed(tmp_path: Path) -> No
     outbox = Ledger(camp / ".orca-hpc").snapshot().outbox
     assert [m["kind"] for m in outbox].count("environment_pause") == 1
     assert state["paused"] is None
+
+
+def test_a_normal_end_the_classifier_could_not_check_is_no_environment_failure(tmp_path: Path) -> None:
+    """The runner's fallback (classify.py failed) says a normal end is unknown_error, not retried: ORCA
+    would print the same. A machine line in stderr must not make it an environment failure either,
+    retried unchanged and never counted, as for any run ORCA ended normally."""
+    from orca_hpc.runner.run import TERMINATED_NORMALLY, fallback_classify
+
+    out = tmp_path / "m.out"
+    out.write_text(f"FINAL SINGLE POINT ENERGY      -1.0\n\n{TERMINATED_NORMALLY}\n")
+    details = fallback_classify(out, "classify.py unusable: KeyError: 'x'")
+    result = {"outcome": details["outcome"], "retryable": details["retryable"], "classification": details}
+    stderr = "There are not enough slots available in the system to satisfy the 4\n"
+    end = decide_end("COMPLETED", 0, 0, AttemptResult.from_dict(result), "", stderr)
+    assert (end.outcome, end.retryable) == (Outcome.UNKNOWN_ERROR, False)

@@ -132,3 +132,26 @@ def test_local_start_interrupted_by_ctrl_c_is_noted_and_adopted(
         time.sleep(0.5)
         reconcile(campaign)
     assert len(runs.read_text().splitlines()) == 1
+
+
+def test_cancel_of_a_lost_answer_waits_for_the_grace_before_calling_it_never_queued(
+    campaign: Campaign,
+) -> None:
+    """sbatch got no answer, and SLURM shows nothing under the token yet (a busy slurmctld still
+    working on it). Reconcile waits out a grace before it calls such a submission never queued;
+    cancel must too, or the array it marks CANCELLED appears a moment later and runs, unwatched."""
+    from orca_hpc.controller.actions import cancel_jobs
+    from orca_hpc.errors import TemporaryFailure
+
+    fake = FakeScheduler()
+    fake.lose_answer = True
+    with pytest.raises(SchedulerUnavailable):
+        submit(campaign, _inputs(campaign, 1), scheduler=fake)
+    fake.lose_answer = False
+    queued, fake.jobs = fake.jobs, {}  # not visible yet
+    with pytest.raises(TemporaryFailure, match=r"j000001: submitted without an answer"):
+        cancel_jobs(campaign, ["j000001"], scheduler=fake)
+    assert _job(campaign, "j000001").state is JobState.SUBMITTING and not fake.cancelled  # nothing done
+    fake.jobs = queued  # the array has appeared: the next cancel finds it and cancels it
+    assert cancel_jobs(campaign, ["j000001"], scheduler=fake) == 1
+    assert fake.cancelled == ["1000_0"] and _job(campaign, "j000001").state is JobState.CANCELLED

@@ -11,6 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from conftest import LocalUser, python_for_others
 from e2e import cli, cli_proc, orca_input, write_inputs
 from test_runner_support import make_attempt, write_fake_orca
@@ -125,6 +126,29 @@ def test_make_dir_never_changes_a_linked_folder(tmp_path: Path) -> None:
     link.symlink_to(target)
     make_dir(link)
     assert stat.S_IMODE(target.stat().st_mode) == 0o775 and link.is_symlink()
+    own = tmp_path / "own"
+    own.mkdir()
+    own.chmod(0o775)
+    make_dir(own)
+    assert stat.S_IMODE(own.stat().st_mode) == 0o755
+
+
+def test_make_dir_needs_no_chmod_without_following_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """glibc < 2.32 (RHEL 8) has no chmod that leaves links alone: Python raises NotImplementedError
+    for os.chmod(..., follow_symlinks=False), which made every existing group-writable folder of a
+    campaign a traceback. The folder is opened without following a link and changed by descriptor."""
+    from orca_hpc.perms import make_dir
+
+    chmod = os.chmod
+
+    def old_glibc_chmod(path, mode, *, dir_fd=None, follow_symlinks=True):  # type: ignore[no-untyped-def]
+        if not follow_symlinks:
+            raise NotImplementedError("chmod: follow_symlinks unavailable on this platform")
+        return chmod(path, mode, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "chmod", old_glibc_chmod)
     own = tmp_path / "own"
     own.mkdir()
     own.chmod(0o775)

@@ -431,3 +431,4 @@ def test_sbatch_without_an_answer_is_unconfirmed_not_refused(
     with pytest.raises(SchedulerUnavailable) as info:
         slurm.sbatch(tmp_path / "job.sh")
     assert isinstance(info.value, SubmissionUnconfirmed) is unconfirmed
+    assert ("the next reconcile adopts" in str(info.value)) is unconfirmed  # says what happens now

@@ -7,7 +7,7 @@ import json
 import click
 
 from orca_hpc.controller.public import document
-from orca_hpc.errors import UserError
+from orca_hpc.errors import UserError, one_line
 from orca_hpc.orca.classify import Classification, classify_output
 from orca_hpc.orca.read import check_output_path
 
@@ -51,10 +51,8 @@ def inspect(outputs: tuple[str, ...], as_json: bool) -> None:
             check_output_path(path)
         except UserError as err:
             problems.append(str(err))
-    if len(problems) > 1:
-        raise UserError(f"{len(problems)} problems: " + "; ".join(problems))
     if problems:
-        raise UserError(problems[0])
+        raise UserError(one_line(problems))
     results = [classify_output(path) for path in outputs]
     if as_json:
         click.echo(json.dumps(document("inspect", outputs=[r.to_dict() for r in results]), indent=2))

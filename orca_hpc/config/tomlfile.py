@@ -8,6 +8,7 @@ give one line naming the file.
 from __future__ import annotations
 
 import os
+import shlex
 import stat
 import sys
 from pathlib import Path
@@ -18,7 +19,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from orca_hpc import shipped
 from orca_hpc.errors import InputFileError
+from orca_hpc.perms import writable_by_others
 
 MAX_BYTES = 1 << 20  # a config of a megabyte is a mistake, not a config
 
@@ -32,16 +35,12 @@ def read_config_text(path: Path, what: str) -> str:
             raise InputFileError(path, f"{what} is not a regular file")
         if st.st_size > MAX_BYTES:
             raise InputFileError(path, f"{what} is larger than {MAX_BYTES // 1024} KiB")
-        if st.st_mode & 0o022:
+        writable = writable_by_others(st)
+        if writable and not _shipped(path):
             # It says what runs as this user (ORCA's path, setup lines, templates): the controller writes
             # it into spec.json and the job script, which the runner then trusts. Whoever may change it
             # could run anything as us, as with a spec.json the runner refuses for the same reason.
-            who = "others" if st.st_mode & 0o002 else "the group"
-            raise InputFileError(
-                path,
-                f"{what} is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o}) and decides what "
-                f"runs as you; run chmod go-w '{path}'",
-            )
+            raise InputFileError(path, refusal(what, writable, path))
         with os.fdopen(fd, "rb", closefd=False) as fh:
             data = fh.read(MAX_BYTES + 1)
     finally:
@@ -52,6 +51,18 @@ def read_config_text(path: Path, what: str) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise InputFileError(path, f"{what} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+
+
+def refusal(what: str, writable: str, path: Path | str) -> str:
+    """The one line that refuses a file the group or others may write, with the command that fixes it."""
+    return f"{what} {writable} and decides what runs as you; run chmod go-w {shlex.quote(str(path))}"
+
+
+def _shipped(path: Path) -> bool:
+    """A site config that came with orca-hpc: whoever may write it may write orca-hpc's code beside it,
+    so its mode says nothing the code's does not. (pip and git create files by the umask: 0664 under
+    the umask 002 of many clusters, and the shipped `local` site of the README would be refused.)"""
+    return path.resolve().parent == shipped.shipped_dir("site_configs").resolve()
 
 
 def parse_toml(text: str, path: Path) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from orca_hpc.config.campaign import Campaign
 from orca_hpc.controller import chain
 from orca_hpc.controller.select import Selection, Selector, select_jobs
 from orca_hpc.controller.submit import Dispatcher, pause_holding, prepare_inputs, record_attempt
-from orca_hpc.errors import OrcaHpcError, UserError
+from orca_hpc.errors import OrcaHpcError, TemporaryFailure, UserError
 from orca_hpc.ledger.records import Job
 from orca_hpc.ledger.states import FINISHED, JobState
 from orca_hpc.ledger.store import Ledger, Transaction
@@ -248,11 +248,13 @@ def _cancel_locked(
     # A submission whose SLURM id was never recorded (the submitter was killed after sbatch) may be
     # queued all the same: found by its token, as reconcile would adopt it, and cancelled too, or it
     # would run unwatched (and beside the attempt of a later `retry`).
-    unconfirmed = [j.attempt.token for j in jobs if j.attempt and not j.attempt.slurm_id and j.attempt.token]
+    unconfirmed = [j for j in jobs if j.attempt and not j.attempt.slurm_id and j.attempt.token]
     if running or unconfirmed:
         scheduler = scheduler or scheduler_for(campaign)
         if unconfirmed:
-            running += _started_by(scheduler, unconfirmed)
+            started = _started_by(scheduler, [j.latest.token for j in unconfirmed])
+            _refuse_unseen_within_grace([j for j in unconfirmed if j.latest.token not in started])
+            running += started.values()
         if running:
             scheduler.cancel(running)
     with ledger.transaction() as txn:
@@ -265,14 +267,35 @@ def _cancel_locked(
     return [job.id for job in jobs]
 
 
-def _started_by(scheduler: Scheduler, tokens: Sequence[str]) -> list[str]:
-    """The scheduler ids of the attempts these submission tokens (``<array token>/<index>``) started."""
-    wanted = {(t.partition("/")[0], t.partition("/")[2] or "0") for t in tokens}
+def _started_by(scheduler: Scheduler, tokens: Sequence[str]) -> dict[str, str]:
+    """The scheduler ids of the attempts these submission tokens (``<array token>/<index>``) started,
+    by token; a token the scheduler shows nothing for is missing."""
+    wanted = {(t.partition("/")[0], t.partition("/")[2] or "0"): t for t in tokens}
     found = scheduler.find_by_tokens(sorted({array for array, _index in wanted}))
-    ids = []
+    ids = {}
     for array, records in found.items():
         for rec in records:
             task = rec.array_task_id if rec.array_task_id is not None else 0
-            if (array, str(task)) in wanted:
-                ids.append(scheduler.task_id(rec))
+            token = wanted.get((array, str(task)))
+            if token is not None:
+                ids[token] = scheduler.task_id(rec)
     return ids
+
+
+def _refuse_unseen_within_grace(jobs: Sequence[Job]) -> None:
+    """Submissions the scheduler shows nothing for may still be on their way (an sbatch without an
+    answer, a busy slurmctld): reconcile waits ``UNCONFIRMED_GRACE_S`` before it calls one never
+    queued, and so does cancel, or the array it marked CANCELLED would appear and run unwatched."""
+    import time
+
+    from orca_hpc.clock import epoch
+    from orca_hpc.controller.reconcile import UNCONFIRMED_GRACE_S
+
+    young = [j for j in jobs if time.time() - (epoch(j.updated) or 0.0) <= UNCONFIRMED_GRACE_S]
+    if young:
+        names = ", ".join(j.id for j in young)
+        raise TemporaryFailure(
+            f"{names}: submitted without an answer (or by a run that was stopped), and the scheduler shows "
+            "nothing under its token yet; "
+            f"nothing was cancelled: run cancel again in {UNCONFIRMED_GRACE_S:.0f} s"
+        )

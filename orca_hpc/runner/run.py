@@ -195,7 +195,8 @@ def fallback_classify(out_path: Path, why: str = "") -> dict[str, Any]:
     """Used when classify.py is missing or fails (``why``): only the termination line is trusted, and
     a normal end is not called a success: nothing checked its final energy, optimisation or
     frequencies, which a COMPLETED job promises. Not retried either: ORCA would print the same output."""
-    if _terminated_normally(out_path):
+    normal = _terminated_normally(out_path)
+    if normal:
         outcome = Outcome.UNKNOWN_ERROR
         message = f"ORCA terminated normally, but its output could not be checked ({why or 'no classifier'})"
     elif out_path.is_file() and "error termination" in read_tail(out_path, RUNNER_TAIL_BYTES):
@@ -206,10 +207,13 @@ def fallback_classify(out_path: Path, why: str = "") -> dict[str, Any]:
         outcome, message = Outcome.UNKNOWN_ERROR, "no ORCA output"
     return {
         "outcome": outcome.value,
-        "retryable": not _terminated_normally(out_path),
+        "retryable": not normal,
         "energy": None,
         "message": message,
         "classifier": "runner-fallback",
+        # As the classifier says it: the controller then never calls the run a machine's failure
+        # (controller/ending.py), which would retry it unchanged and uncounted, printing the same.
+        "normal_termination": normal,
     }
 
 

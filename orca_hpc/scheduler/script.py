@@ -18,8 +18,9 @@ from pathlib import Path
 
 from orca_hpc.atomic import atomic_write_bytes
 from orca_hpc.config.site import SiteConfig, format_walltime
+from orca_hpc.config.tomlfile import refusal
 from orca_hpc.errors import TEMPLATE_RUNTIME_ERRORS, InputFileError, UserError
-from orca_hpc.perms import FILE_MODE, make_dir
+from orca_hpc.perms import FILE_MODE, make_dir, writable_by_others
 from orca_hpc.shipped import shipped_dir
 
 # jinja2 is imported where a script is rendered: status and reconcile load this module and never render.
@@ -142,13 +143,9 @@ def _owners_only_loader(folder: str) -> jinja2.FileSystemLoader:
         def get_source(self, environment: jinja2.Environment, template: str) -> Any:
             source, filename, uptodate = super().get_source(environment, template)
             for path in (filename, os.path.dirname(filename)):
-                mode = os.stat(path).st_mode
-                if mode & 0o022:
-                    who = "others" if mode & 0o002 else "the group"
-                    raise UserError(
-                        f"{path}: job script template is writable by {who} (mode {mode & 0o7777:04o}) "
-                        f"and decides what runs as you; run chmod go-w '{path}'"
-                    )
+                writable = writable_by_others(os.stat(path))
+                if writable:
+                    raise UserError(f"{path}: {refusal('job script template', writable, path)}")
             return source, filename, uptodate
 
     return Loader(folder)

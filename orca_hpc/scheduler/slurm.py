@@ -474,7 +474,10 @@ def sbatch(script: Path, *, secrets: Sequence[str] = ()) -> str:
         if any(p in str(exc) for p in _NOT_SENT_PATTERNS):
             raise  # it never reached slurmctld: nothing was queued
         # Sent, but no answer: slurmctld may well have queued the array (the caller keeps its token).
-        raise SubmissionUnconfirmed(str(exc)) from exc
+        raise SubmissionUnconfirmed(
+            f"{exc}; the jobs wait as SUBMITTING: the next reconcile adopts the array if SLURM queued it, "
+            "or sends it again if not"
+        ) from exc
     except OrcaHpcError as exc:
         message = str(exc).split(": ", 1)[-1]  # SLURM's own words, without "sbatch failed (exit 1)"
         raise OrcaHpcError(f"sbatch refused the job: {message}") from exc
