@@ -90,23 +90,22 @@ class CampaignHandle:
         ``submit --json`` document. The first submit to a site runs ``check()`` (``check=False``
         skips it) and raises ``UserError`` naming every problem. ``fit``: as ``submit --fit``/``--no-fit``
         (None: the site's ``fit_to_node``)."""
-        from orca_hpc.controller.check import first_submit_check, remember_check
+        from orca_hpc.controller.check import first_submit_problems, remember_check
         from orca_hpc.controller.public import submit_document
         from orca_hpc.controller.submit import submit
 
         campaign = self._fresh()
         paths = [Path(os.path.expanduser(os.fspath(p))).absolute() for p in inputs]
         checked = False
-        if check:
-            report = first_submit_check(campaign)
-            if report is not None and not report.ok:
-                problems = list(report.problems)
-                try:  # the inputs' problems too, as the CLI lists them: one call names everything to fix
-                    submit(campaign, paths, method=method, charge=charge, mult=mult, fit=fit, dry_run=True)
-                except UserError as err:
-                    problems.append(str(err))
+        if check:  # the site's problems and the inputs' own, as the CLI lists them
+            problems, checked = first_submit_problems(
+                campaign,
+                lambda: submit(
+                    campaign, paths, method=method, charge=charge, mult=mult, fit=fit, dry_run=True
+                ),
+            )
+            if problems:
                 raise UserError(one_line(problems))
-            checked = report is not None
         # What is accepted but probably not meant (--method given for .inp inputs) as the CLI says it.
         heed = lambda message: warnings.warn(message, stacklevel=3)  # noqa: E731
         done = submit(

@@ -108,15 +108,12 @@ def submit(
     if not dry_run:
         auto_reconcile(obj, campaign)
 
-        def inputs_problems() -> str | None:
-            """The inputs' own problems, said with the site's (nothing is recorded by a dry run)."""
-            try:
-                submit_inputs(campaign, paths, method=method, charge=charge, mult=mult, fit=fit, dry_run=True)
-            except UserError as err:
-                return str(err)
-            return None
+        def validate_only() -> object:
+            return submit_inputs(
+                campaign, paths, method=method, charge=charge, mult=mult, fit=fit, dry_run=True
+            )
 
-        checked = not no_check and _check_site_once(campaign, inputs_problems)
+        checked = not no_check and _check_site_once(campaign, validate_only)
     show_progress = len(paths) > 200 and sys.stderr.isatty() and not as_json
     with (
         # one step per input validated, then one per job recorded
@@ -216,21 +213,18 @@ def render(
         click.echo(script, nl=False)
 
 
-def _check_site_once(campaign: Any, inputs_problems: Callable[[], str | None]) -> bool:
+def _check_site_once(campaign: Any, dry_run: Callable[[], object]) -> bool:
     """The first submit to a site (or after its config changed) runs `orca-hpc check`: a wrong ORCA
     path or partition is found before any job queues, not after every job failed. When the site
     fails, the inputs' problems are listed too, so one run names everything to fix."""
-    from orca_hpc.controller.check import first_submit_check
+    from orca_hpc.controller.check import first_submit_problems
 
-    report = first_submit_check(campaign)
-    if report is not None and not report.ok:
-        for line in report.problems:
-            click.echo(f"problem: {line}", err=True)
-        found = inputs_problems()
-        if found is not None:
-            click.echo(f"problem: {found}", err=True)
+    problems, checked = first_submit_problems(campaign, dry_run)
+    for line in problems:
+        click.echo(f"problem: {line}", err=True)
+    if problems:
         raise UserError(
             f"site {campaign.site.name}: nothing submitted; fix the problems above (`orca-hpc check` "
             "shows them again)"
         )
-    return report is not None
+    return checked

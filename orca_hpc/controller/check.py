@@ -15,12 +15,13 @@ import os
 import shutil
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from orca_hpc.attempt.scratch import FALLBACK_ROOT, expand_root
 from orca_hpc.config.campaign import Campaign
 from orca_hpc.config.site import format_walltime, resources_for
-from orca_hpc.errors import OrcaHpcError, TemporaryFailure
+from orca_hpc.errors import OrcaHpcError, TemporaryFailure, UserError
 from orca_hpc.scheduler import Scheduler, python_for_jobs, scheduler_for
 from orca_hpc.scheduler.base import ArrayRequest
 
@@ -288,6 +289,21 @@ def first_submit_check(campaign: Campaign, scheduler: Scheduler | None = None) -
     if campaign.ledger().snapshot().meta.get(CHECKED_KEY) == site_fingerprint(campaign):
         return None
     return check_campaign(campaign, scheduler)
+
+
+def first_submit_problems(campaign: Campaign, dry_run: Callable[[], object]) -> tuple[list[str], bool]:
+    """What stops the first submit to a site (``first_submit_check`` failed): the site's problems and
+    the inputs' own, found by ``dry_run`` (a submit that records nothing), so one run names everything
+    to fix. Returns them (none: go on) and whether the check ran (``remember_check`` after the submit)."""
+    report = first_submit_check(campaign)
+    if report is None or report.ok:
+        return [], report is not None
+    problems = list(report.problems)
+    try:
+        dry_run()
+    except UserError as err:
+        problems.append(str(err))
+    return problems, True
 
 
 def remember_check(campaign: Campaign) -> None:
