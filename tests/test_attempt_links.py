@@ -64,3 +64,22 @@ def test_local_site_never_writes_its_notes_through_a_link(tmp_path: Path) -> Non
         submit(campaign, [campaign.root / "m.inp"], scheduler=scheduler_for(campaign))
     assert not target.exists()
     assert campaign.ledger().snapshot().get("j000001").state.value == "CREATED"  # sent on a later run
+
+
+def test_local_site_never_writes_its_start_notes_into_a_linked_folder(tmp_path: Path) -> None:
+    """The same for the folder of the start notes (``tokens/``): its link is refused, not followed."""
+    from orca_hpc.scheduler import scheduler_for
+
+    init_campaign(tmp_path / "camp", "local")
+    config = tmp_path / "camp" / "orca-hpc.toml"
+    config.write_text(config.read_text() + '\n[overrides.orca]\npath = "/nonexistent/orca"\n')
+    campaign = load_campaign(tmp_path / "camp")
+    campaign.submitit_dir.mkdir(parents=True, exist_ok=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (campaign.submitit_dir / "tokens").symlink_to(elsewhere)
+    (campaign.root / "m.inp").write_text(INPUT)
+    with pytest.raises(OrcaHpcError, match="symbolic link"):
+        submit(campaign, [campaign.root / "m.inp"], scheduler=scheduler_for(campaign))
+    assert list(elsewhere.iterdir()) == []
+    assert campaign.ledger().snapshot().get("j000001").state.value == "CREATED"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from orca_hpc.config.site import SiteConfig
 from orca_hpc.errors import OrcaHpcError
-from orca_hpc.perms import FILE_MODE, SECRET_ENV_VAR, without_secrets
+from orca_hpc.perms import FILE_MODE, SECRET_ENV_VAR, make_dir, without_secrets
 from orca_hpc.scheduler.base import ArrayRequest, JobRecord, Scheduler, job_name
 
 PREFIX = "local-"
@@ -163,7 +163,9 @@ class LocalScheduler(Scheduler):
 
     def submit(self, request: ArrayRequest) -> list[str]:
         tokens = self.folder / "tokens"
-        tokens.mkdir(parents=True, exist_ok=True)
+        make_dir(tokens, parents=True)
+        if os.path.islink(tokens):  # the notes would go wherever it points
+            raise OrcaHpcError(f"{tokens} is a symbolic link; refusing to write through it")
         ids = []
         with open(_append_no_link(tokens / request.token), "a", encoding="ascii") as note:
             for i, attempt_dir in enumerate(request.attempt_dirs):
