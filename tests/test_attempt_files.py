@@ -109,6 +109,23 @@ def test_spec_json_is_what_json_dumps_writes() -> None:
         body = {"spec_version": 1, **dataclasses.asdict(spec)}
         if threshold is None:
             del body["imag_threshold_cm1"]
+        del body["scratch_fallback"]  # None: left out, as the threshold
         assert spec.to_json() == json.dumps(body).encode("utf-8")
 
     check()
+
+
+def test_the_sites_scratch_fallback_reaches_the_spec(tmp_path: Path) -> None:
+    """[scratch] fallback travels in spec.json, where the runner reads it (it was checked, then lost)."""
+    from orca_hpc.config.campaign import init_campaign, load_campaign
+    from orca_hpc.controller.submit import submit
+    from orca_hpc.scheduler.fake import FakeScheduler
+
+    init_campaign(tmp_path / "camp", "local-slurm")
+    config = tmp_path / "camp" / "orca-hpc.toml"
+    config.write_text(config.read_text() + '\n[overrides.scratch]\nfallback = "$HOME/orca-scratch"\n')
+    campaign = load_campaign(tmp_path / "camp")
+    (tmp_path / "h2.inp").write_text("! HF def2-SVP\n* xyz 0 1\nH 0 0 0\nH 0 0 0.74\n*\n")
+    [(job_id, _name, _sid)] = submit(campaign, [tmp_path / "h2.inp"], scheduler=FakeScheduler()).submitted
+    folder = campaign.root / campaign.ledger().snapshot().get(job_id).latest.dir
+    assert AttemptSpec.read(folder).scratch_fallback == "$HOME/orca-scratch"

@@ -16,7 +16,7 @@ import pytest
 from test_runner_support import make_attempt, write_fake_orca
 
 from orca_hpc.attempt.folder import AttemptResult
-from orca_hpc.attempt.scratch import make_private_dir, top_name
+from orca_hpc.attempt.scratch import make_private_dir, top_name, usable_root
 from orca_hpc.controller.ending import decide_end
 from orca_hpc.errors import InputFileError
 from orca_hpc.orca.outcomes import Outcome
@@ -217,6 +217,22 @@ def test_unusable_scratch_root_falls_back_to_tmp(
     assert result["outcome"] == "success"
     assert result["scratch"].startswith(f"/tmp/{top_name()}") and result["scratch_removed"] is True
     assert any("ORCA_HPC_TEST_UNSET" in note for note in result["notes"])
+
+
+def test_unusable_scratch_root_falls_back_to_the_sites_fallback(
+    tmp_path: Path, orca: Path, scratch_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """[scratch] fallback is where the runner goes when the root is unusable on the node (a small /tmp
+    is no place for ORCA's files); an unusable fallback still ends in /tmp."""
+    monkeypatch.delenv("ORCA_HPC_TEST_UNSET", raising=False)
+    attempt_dir = make_attempt(tmp_path / "c", orca, "$ORCA_HPC_TEST_UNSET/x")
+    spec = json.loads((attempt_dir / "spec.json").read_text())
+    (attempt_dir / "spec.json").write_text(json.dumps({**spec, "scratch_fallback": str(scratch_root)}))
+    result = runner.run_attempt(attempt_dir)
+    assert result["outcome"] == "success" and result["scratch"] == str(_scratch_of(scratch_root))
+    assert any("ORCA_HPC_TEST_UNSET" in note and str(scratch_root) in note for note in result["notes"])
+    root, note = usable_root("$ORCA_HPC_TEST_UNSET/x", str(tmp_path / "missing"))
+    assert root == Path("/tmp") and note is not None and note.endswith("using /tmp")
 
 
 def test_scratch_root_variables_are_expanded(

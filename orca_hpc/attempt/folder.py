@@ -58,6 +58,7 @@ class AttemptSpec:
     mem_mb: int
     time_min: int
     imag_threshold_cm1: float | None = None  # the site's noise threshold for imaginary modes
+    scratch_fallback: str | None = None  # the site's [scratch] fallback (None: /tmp)
 
     def to_json(self) -> bytes:
         # The instance's own dict, not dataclasses.asdict (a deep copy): 10,000 of these per submit.
@@ -66,6 +67,8 @@ class AttemptSpec:
         body["extra_inputs"], body["keep"] = list(self.extra_inputs), list(self.keep)
         if self.imag_threshold_cm1 is None:
             del body["imag_threshold_cm1"]
+        if self.scratch_fallback is None:
+            del body["scratch_fallback"]
         return _spec_text(body).encode("utf-8")
 
     @classmethod
@@ -110,6 +113,9 @@ class AttemptSpec:
         threshold = spec.get("imag_threshold_cm1")
         if threshold is not None and (not isinstance(threshold, int | float) or isinstance(threshold, bool)):
             problems.append("'imag_threshold_cm1' must be a number")
+        fallback = spec.get("scratch_fallback")
+        if fallback is not None and not isinstance(fallback, str):
+            problems.append("'scratch_fallback' must be a string")
         if problems:
             raise InputFileError(path, "; ".join(problems))
         return cls(
@@ -123,6 +129,7 @@ class AttemptSpec:
             scratch_root=spec["scratch_root"],
             keep=tuple(spec["keep"]),
             imag_threshold_cm1=None if threshold is None else float(threshold),
+            scratch_fallback=fallback,
             **ints,
         )
 
@@ -586,6 +593,7 @@ def write_attempt(
     scratch_root: str,
     keep: tuple[str, ...] | list[str],
     imag_threshold_cm1: float | None = None,
+    scratch_fallback: str | None = None,
 ) -> None:
     """Lay out the attempt folder. Running it again for the same attempt is harmless.
 
@@ -615,6 +623,7 @@ def write_attempt(
         mem_mb=plan.mem_mb,
         time_min=plan.time_min,
         imag_threshold_cm1=imag_threshold_cm1,  # the runner's classifier needs the site's value
+        scratch_fallback=scratch_fallback,
     )
     _write_fresh(f"{folder}/{SPEC_NAME}", spec.to_json())
 

@@ -43,23 +43,32 @@ def expand_root(raw: str) -> Path | None:
     return Path(expanded)
 
 
-def usable_root(raw: str) -> tuple[Path, str | None]:
-    """The scratch root to use, and a note when it had to fall back to /tmp."""
+def usable_root(raw: str, fallback: str | None = None) -> tuple[Path, str | None]:
+    """The scratch root to use, and a note when it had to fall back: to the site's ``[scratch]
+    fallback`` when that one is usable here, else to /tmp."""
     root = expand_root(raw)
+    problem = _root_problem(raw, root)
+    if problem is None and root is not None:
+        return root, None
+    chosen = expand_root(fallback) if fallback else None
+    if chosen is None or _root_problem(fallback or "", chosen) is not None:
+        chosen = FALLBACK_ROOT
+    return chosen, f"scratch_root {problem}; using {chosen}"
+
+
+def _root_problem(raw: str, root: Path | None) -> str | None:
+    """Why ``root`` (``raw`` expanded) cannot hold scratch, or None."""
     if root is None:
-        return FALLBACK_ROOT, f"scratch_root {raw!r} is unset or not absolute; using {FALLBACK_ROOT}"
+        return f"{raw!r} is unset or not absolute"
     if not root.is_dir():
-        return FALLBACK_ROOT, f"scratch_root {root} does not exist; using {FALLBACK_ROOT}"
+        return f"{root} does not exist"
     if not os.access(root, os.W_OK | os.X_OK):
-        return FALLBACK_ROOT, f"scratch_root {root} is not writable; using {FALLBACK_ROOT}"
+        return f"{root} is not writable"
     mode = root.stat().st_mode
     if mode & stat.S_IWOTH and not mode & stat.S_ISVTX:
         # Without the sticky bit anyone may rename our private folder away and put a link in its place.
-        return (
-            FALLBACK_ROOT,
-            f"scratch_root {root} is world-writable without the sticky bit; using {FALLBACK_ROOT}",
-        )
-    return root, None
+        return f"{root} is world-writable without the sticky bit"
+    return None
 
 
 def top_name(uid: int | None = None) -> str:

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from orca_hpc.attempt.scratch import FALLBACK_ROOT, expand_root
+from orca_hpc.attempt.scratch import expand_root, usable_root
 from orca_hpc.config.campaign import Campaign
 from orca_hpc.config.site import format_walltime, resources_for
 from orca_hpc.errors import OrcaHpcError, TemporaryFailure, UserError
@@ -88,10 +88,8 @@ def _check_scratch(campaign: Campaign, report: CheckReport) -> None:
     raw = campaign.site.scratch_root
     root = expand_root(raw)
     if root is None and campaign.site.scheduler == "local":  # its jobs have this environment
-        # FALLBACK_ROOT, what the runner really uses ([scratch] fallback is not passed to it)
-        report.notes.append(
-            f"scratch root {raw!r} is not set here: the local site's jobs use {FALLBACK_ROOT}"
-        )
+        fallback = usable_root(raw, campaign.site.scratch_fallback)[0]  # what the runner will use
+        report.notes.append(f"scratch root {raw!r} is not set here: the local site's jobs use {fallback}")
     elif root is None:
         report.notes.append(
             f"scratch root {raw!r} is set on the compute nodes (node-local); not checked here"

@@ -27,7 +27,10 @@ def collect_garbage(campaign: Campaign, *, dry_run: bool) -> list[str]:
 
 def _collect(campaign: Campaign, view: LedgerView, dry_run: bool) -> list[str]:
     active = {job.id: job.attempt.n for job in view.jobs.values() if job.attempt is not None}
-    roots = {r for r in (expand_root(campaign.site.scratch_root), FALLBACK_ROOT) if r is not None}
+    site = campaign.site
+    roots = {
+        r for r in (expand_root(site.scratch_root), expand_root(site.scratch_fallback), FALLBACK_ROOT) if r
+    }
     scratch: list[Path] = []
     for root in sorted(roots):
         scratch += find_stale_scratch(root, campaign.slug, active)

@@ -463,6 +463,7 @@ def record_attempt(campaign: Campaign, txn: Transaction, job: Job, plan: Attempt
         scratch_root=site.scratch_root,
         keep=site.keep,
         imag_threshold_cm1=site.imag_threshold_cm1,
+        scratch_fallback=site.scratch_fallback,
     )
     txn.sync_before_commit(f"{root}/jobs")  # durable before the ledger names it: one sync per batch
 

@@ -304,7 +304,7 @@ class _Attempt:
         self.stopper = _Stopper()
         self.notes: list[str] = []
         self.copied_in: dict[str, tuple[int, int]] = {}
-        self.root, note = usable_root(spec.scratch_root)
+        self.root, note = usable_root(spec.scratch_root, spec.scratch_fallback)
         if note:
             self.notes.append(note)
         # Where scratch will be unless the private top is refused (prepare_scratch then says where).
