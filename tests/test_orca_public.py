@@ -51,6 +51,7 @@ ENDINGS = {
     ),
     SADDLE_2ND.name: (Outcome.IMAGINARY_MODES, True, "-345.73, -242.14, -241.53"),
     TS.name: (Outcome.SUCCESS, False, ""),
+    "GoodVibes__orca6__01a_water_hf_freq.out": (Outcome.SUCCESS, False, ""),
 }
 
 
@@ -74,7 +75,8 @@ def test_every_public_fixture_is_listed_with_its_provenance() -> None:
     provenance = (PUBLIC / "PROVENANCE.md").read_text(encoding="utf-8")
     outputs = sorted(p.name for p in PUBLIC.glob("*.out"))
     assert outputs == sorted(ENDINGS)
-    assert all(f"`{name}`" in provenance for name in outputs)
+    files = [p.name for p in PUBLIC.iterdir() if p.name != "PROVENANCE.md"]
+    assert all(f"`{name}`" in provenance for name in files)
 
 
 @pytest.mark.parametrize("name", sorted(ENDINGS))
@@ -207,3 +209,12 @@ def test_converged_ts_with_one_imaginary_mode_and_its_thermochemistry() -> None:
     # A threshold above the real mode leaves no imaginary mode: not a transition state.
     strict = classify_output(TS, imag_threshold=400)
     assert strict.outcome is Outcome.TS_MODE_COUNT and strict.n_imaginary == 0
+
+
+def test_orca61_property_txt_beside_its_output_gives_the_energy() -> None:
+    # The real pair: ORCA 6.1 wrote <base>.property.txt ($Single_Point_Data &FinalEnergy, &Converged)
+    # beside the output of a Freq run; it agrees with the output's energy, so its precision is used.
+    c = classify_output(PUBLIC / "GoodVibes__orca6__01a_water_hf_freq.out")
+    assert c.energy_source == "GoodVibes__orca6__01a_water_hf_freq.property.txt"
+    assert c.energy == -76.009114306317088 and c.energy_converged is True
+    assert (c.intent, c.n_imaginary, c.lowest_freq, c.zpe) == ("report", 0, 1860.04, 0.02234428)
