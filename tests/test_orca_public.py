@@ -25,6 +25,7 @@ MAXCYCLES = PUBLIC / "GoodVibes__orca6__52_err_opt_not_converged_maxcycles.out"
 SADDLE_2ND = PUBLIC / "GoodVibes__orca6__37_planar_cyclohexane_opt_freq_imaginary.out"
 TS = PUBLIC / "GoodVibes__orca6__44_ts_sn2_identity_chloride.out"
 TIMED_OUT = PUBLIC / "GoodVibes__orca6__56_err_timed_out.out"
+LINKED = PUBLIC / "GoodVibes__orca6__03_acetone_linked_opt_freq.out"
 NORMAL_LINE = "****ORCA TERMINATED NORMALLY****"
 LIMITS = Limits(256000, 1440)
 
@@ -52,6 +53,7 @@ ENDINGS = {
     SADDLE_2ND.name: (Outcome.IMAGINARY_MODES, True, "-345.73, -242.14, -241.53"),
     TS.name: (Outcome.SUCCESS, False, ""),
     "GoodVibes__orca6__01a_water_hf_freq.out": (Outcome.SUCCESS, False, ""),
+    LINKED.name: (Outcome.SUCCESS, False, ""),
 }
 
 
@@ -218,3 +220,24 @@ def test_orca61_property_txt_beside_its_output_gives_the_energy() -> None:
     assert c.energy_source == "GoodVibes__orca6__01a_water_hf_freq.property.txt"
     assert c.energy == -76.009114306317088 and c.energy_converged is True
     assert (c.intent, c.n_imaginary, c.lowest_freq, c.zpe) == ("report", 0, 1860.04, 0.02234428)
+
+
+def test_linked_opt_then_freq_on_the_written_geometry_checks_the_minimum(tmp_path: Path) -> None:
+    # The real two-job run: Opt with %base "03_acetone_opt", then $new_job Freq reading
+    # "* xyzfile 0 1 03_acetone_opt.xyz", the geometry the first job wrote. Its frequencies are the
+    # check of that minimum, not a report on some given geometry.
+    steps = input_intents(tmp_path / "03.inp", _echoed_input(LINKED))
+    assert [s.frequency_check for s in steps] == [None, "minimum"]
+    c = classify_output(LINKED)
+    assert (c.outcome, c.intent, c.n_imaginary) == (Outcome.SUCCESS, "minimum", 0)
+    assert c.energy == pytest.approx(-193.095528685390)  # the Freq job's, the last one
+    # Had the lowest mode come out imaginary, the optimised "minimum" would not be one.
+    text = LINKED.read_text(encoding="utf-8").replace(
+        "     6:      29.32 cm**-1", "     6:     -29.32 cm**-1"
+    )
+    path = tmp_path / "03_acetone_linked_opt_freq.out"
+    path.write_text(text, encoding="utf-8")
+    assert classify_output(path).outcome is Outcome.IMAGINARY_MODES
+    # A Freq job on a file no earlier job wrote only reports.
+    other = _echoed_input(LINKED).replace("1 03_acetone_opt.xyz", "1 elsewhere.xyz")
+    assert [s.frequency_check for s in input_intents(tmp_path / "03.inp", other)] == [None, "report"]
