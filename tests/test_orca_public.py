@@ -26,6 +26,7 @@ SADDLE_2ND = PUBLIC / "GoodVibes__orca6__37_planar_cyclohexane_opt_freq_imaginar
 TS = PUBLIC / "GoodVibes__orca6__44_ts_sn2_identity_chloride.out"
 TIMED_OUT = PUBLIC / "GoodVibes__orca6__56_err_timed_out.out"
 LINKED = PUBLIC / "GoodVibes__orca6__03_acetone_linked_opt_freq.out"
+NEB_TS = PUBLIC / "GoodVibes__orca6__46_ts_fast_neb_ts_claisen.out"
 NORMAL_LINE = "****ORCA TERMINATED NORMALLY****"
 LIMITS = Limits(256000, 1440)
 
@@ -54,6 +55,7 @@ ENDINGS = {
     TS.name: (Outcome.SUCCESS, False, ""),
     "GoodVibes__orca6__01a_water_hf_freq.out": (Outcome.SUCCESS, False, ""),
     LINKED.name: (Outcome.SUCCESS, False, ""),
+    NEB_TS.name: (Outcome.SUCCESS, False, ""),
 }
 
 
@@ -241,3 +243,13 @@ def test_linked_opt_then_freq_on_the_written_geometry_checks_the_minimum(tmp_pat
     # A Freq job on a file no earlier job wrote only reports.
     other = _echoed_input(LINKED).replace("1 03_acetone_opt.xyz", "1 elsewhere.xyz")
     assert [s.frequency_check for s in input_intents(tmp_path / "03.inp", other)] == [None, "report"]
+
+
+def test_fast_neb_ts_with_freq_is_a_saddle_with_one_imaginary_mode() -> None:
+    # ORCA 6.1 "Fast-NEB-TS": the band, then a TS optimisation ("THE TS OPTIMIZATION HAS CONVERGED"
+    # after the optimiser's own HURRAY), then the Freq of the TS. The final energy is the last
+    # FINAL SINGLE POINT ENERGY (PBEh-3c: dispersion and gCP included), not the SCF's.
+    c = classify_output(NEB_TS)
+    assert (c.outcome, c.calc_kind, c.intent) == (Outcome.SUCCESS, "transition_state", "saddle")
+    assert c.imaginary_freqs == [-585.73]
+    assert c.energy == pytest.approx(-269.857089604691)
