@@ -12,6 +12,7 @@ of the file are read (see `orca.read`), so a multi-GB output costs about half a 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -64,7 +65,10 @@ _OPT_VERDICTS = (
     "THE OPTIMIZATION HAS CONVERGED",
     "THE TS OPTIMIZATION HAS CONVERGED",  # NEB-TS: the TS search after the band
     "THE NEB OPTIMIZATION HAS CONVERGED",  # NEB, NEB-CI: not the optimiser's HURRAY box
-    "did not converge but reached the maximum number",
+    # ORCA 5 prints "... reached the maximum number of optimization cycles." on one line; ORCA 6.1,
+    # when a Freq step was to follow, wraps it in an ERROR box after "maximum" (GoodVibes'
+    # tests/orca6/52_err_opt_not_converged_maxcycles.out): match only the part before the wrap.
+    "did not converge but reached the maximum",
 )
 _OPT_DONE = re.compile("|".join(re.escape(v) for v in _OPT_VERDICTS))
 _NPROCS_RUNNING = re.compile(r"Program running with (\d+) parallel MPI-processes")
@@ -100,6 +104,10 @@ _CAUSES: list[tuple[Outcome, tuple[str, ...]]] = [
             r"multiplicity \(\d+\) is (?:even|odd) and number of electrons \(\d+\) is (?:even|odd)",
             r"Zero distance encountered",
             r"cannot open input file",
+            # ORCA 6 input reader: an abort from orca_main/main_input*.cpp is the input's fault
+            # (e.g. "Error: 'END' expected in COORDS/XYZ", with no banner and no termination line).
+            r"'END' expected",
+            r"\[file orca_main/main_input\w*\.cpp, line \d+\]:\s*\S",
         ),
     ),
     (
@@ -164,7 +172,9 @@ _OPT_WORDS = frozenset(
 )
 _TS_WORDS = frozenset({"optts", "scants", "neb-ts", "neb-ci"})
 _FREQ_WORDS = frozenset({"freq", "numfreq", "anfreq"})
-_OPT_HINTS = ("GEOMETRY OPTIMIZATION CYCLE", "OPTIMIZATION RUN DONE", "reached the maximum number")
+_OPT_HINTS = ("GEOMETRY OPTIMIZATION CYCLE", "OPTIMIZATION RUN DONE", "reached the maximum")
+# An echoed input line (`| 12> ...`): the user's text, which may quote ORCA's messages in comments.
+_ECHO_LINE = re.compile(r"^\|\s*\d+>[^\n]*", re.MULTILINE)
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -336,9 +346,10 @@ def classify_output(
         kind = "binary data" if out.nul_fraction > 0.01 else "no ORCA banner or markers"
         return _finish(result, Outcome.UNKNOWN_ERROR, f"not an ORCA output ({kind})")
 
+    echo = _input_echo(out.head)
+    out = _without_input_echo(out)
     head, tail = out.head, out.tail
     both = head if out.whole else head + "\n" + tail
-    echo = _input_echo(head)
     if intents is None:
         intents = _echo_intents(out.path, echo)
     _fill_facts(result, out, echo, both)
@@ -352,6 +363,17 @@ def classify_output(
     _fill_chemistry(result, chem, imag_threshold, out.path)
     optimising = sum(1 for step in intents or () if step.optimises)
     return _classify_normal(result, out, optimising)
+
+
+def _without_input_echo(out: OutputText) -> OutputText:
+    """ORCA's own text: the echoed input lines blanked, and backward scans stopped where the echo
+    ends. Real inputs quote ORCA in comments ("# ORCA error: The optimization did not converge but
+    reached the maximum number of steps", GoodVibes' tests/orca6): that is not ORCA saying it."""
+    end = out.head.find("****END OF INPUT****")
+    echo_end = len(out.head[:end].encode("utf-8")) if end >= 0 else 0
+    head = _ECHO_LINE.sub("", out.head)
+    tail = head if out.whole else _ECHO_LINE.sub("", out.tail)
+    return dataclasses.replace(out, head=head, tail=tail, echo_end=echo_end)
 
 
 def _echo_intents(path: Path, echo: list[str]) -> list[StepIntent] | None:
@@ -619,7 +641,9 @@ def _earlier_opt_failed(out: OutputText) -> bool:
     text = out.head if out.whole else out.tail
     if _OPT_VERDICTS[-1] in text:
         return True
-    return not out.whole and find_last_literal(out.path, (_OPT_VERDICTS[-1],), out.size) is not None
+    if out.whole:
+        return False
+    return find_last_literal(out.path, (_OPT_VERDICTS[-1],), out.size, out.size - out.echo_end) is not None
 
 
 def _opt_verdict(out: OutputText) -> str | None:
@@ -631,7 +655,7 @@ def _opt_verdict(out: OutputText) -> str | None:
         return found.group(0)
     if out.whole:
         return None
-    return find_last_literal(out.path, _OPT_VERDICTS, out.size)
+    return find_last_literal(out.path, _OPT_VERDICTS, out.size, out.size - out.echo_end)
 
 
 def _prefer_property_energy(result: Classification, output: Path) -> None:

@@ -1490,7 +1490,8 @@ def job_intents(parsed: OrcaInput, folder: Path | None = None) -> list[StepInten
     out: list[StepIntent] = []
     for job in parsed.jobs:
         # A %compound script's steps are what runs (each with the job's index: edits go to the job).
-        steps = _compound_steps(job, folder) or [(step_intent(job), job.inherits_geometry)]
+        inherits = job.inherits_geometry or _reads_earlier_geometry(parsed, job)
+        steps = _compound_steps(job, folder) or [(step_intent(job), inherits)]
         for intent, inherits in steps:
             if intent.freq and intent.target is None and inherits and out:
                 previous = next((s for s in reversed(out) if s.target is not None), None)
@@ -1498,6 +1499,23 @@ def job_intents(parsed: OrcaInput, folder: Path | None = None) -> list[StepInten
                     intent = StepIntent(intent.step, False, previous.target, True, False)
             out.append(intent)
     return out
+
+
+def _reads_earlier_geometry(parsed: OrcaInput, job: Job) -> bool:
+    """A later job whose coordinates are ``* xyzfile q m <base>.xyz`` of an earlier job: the geometry
+    that job wrote (each job writes ``<its %base, else the input's name>.xyz``). ORCA's linked Opt ->
+    Freq with ``%base`` (GoodVibes' tests/orca6/03_acetone_linked_opt_freq.inp) reads it this way: its
+    frequencies check the optimised point as much as a job without coordinates does."""
+    if job.index == 0 or job.coord_kind != "xyzfile":
+        return False
+    names = [ref.name for ref in job.files if ref.kind == "xyzfile" and ref.line == job.coord_line]
+    if not names:
+        return False
+    written = {
+        f"{(earlier.base or parsed.path.stem).strip(chr(34))}.xyz".lower()
+        for earlier in parsed.jobs[: job.index]
+    }
+    return Path(names[0].strip(chr(34))).name.lower() in written
 
 
 def input_intents(path: Path, text: str | None = None) -> list[StepIntent]:

@@ -38,6 +38,9 @@ class OutputText:
     tail: str
     whole: bool  # head and tail are the whole file
     nul_fraction: float  # share of NUL bytes in what was read: high means binary, not text
+    # Byte offset where the echoed input ends (0: not known). Backward scans for ORCA's own
+    # markers stop there: the echo is the user's text, comments included.
+    echo_end: int = 0
 
 
 def read_tail(path: str | os.PathLike[str], nbytes: int) -> str:
