@@ -57,6 +57,18 @@ def test_columns_from_a_real_orca5_frequency_run(tmp_path: Path) -> None:
     }
 
 
+def test_orca4_gibbs_free_enthalpy_is_read(tmp_path: Path) -> None:
+    """ORCA 4 prints G as "Final Gibbs free enthalpy" (ORCA 5/6: "... free energy"); it was left null.
+
+    The excerpt's own numbers agree: G = H - T*S = -381.86389179 - 0.04288952 = -381.90678131 Eh, and
+    G - E(el) = -381.90678131 - (-382.05075804) = 0.14397673 Eh, the G-E(el) line ORCA printed."""
+    folder = _attempt_from(tmp_path, FIXTURES / "truth" / "cclib__basicORCA4.1__dvb_ir.excerpt.out")
+    row = chemistry_columns(folder, read_result(folder))
+    assert row["orca_version"] == "4.1.1" and row["temperature_K"] == 298.15
+    assert (row["zpe_Eh"], row["enthalpy_Eh"], row["gibbs_Eh"]) == (0.1770149, -381.86389179, -381.90678131)
+    assert row["n_imaginary"] == 0 and row["lowest_freq_cm1"] == 45.75
+
+
 def test_a_geometry_that_did_not_come_back_is_not_listed(tmp_path: Path) -> None:
     folder = _attempt_from(tmp_path, FIXTURES / "cclib__basicORCA5.0__dvb_ir.out")
     result = read_result(folder)

@@ -25,7 +25,8 @@ _FREQ_LINE = re.compile(r"^\s*(\d+):\s+(-?\d+\.\d+)\s+cm\*\*-1", re.MULTILINE)
 _TEMPERATURE = re.compile(r"^Temperature\s+\.\.\.\s+(-?\d+\.\d+)\s+K", re.MULTILINE)
 _ZPE = re.compile(r"^Zero point energy\s+\.\.\.\s+(-?\d+\.\d+)\s+Eh", re.MULTILINE)
 _ENTHALPY = re.compile(r"^Total Enthalpy\s+\.\.\.\s+(-?\d+\.\d+)\s+Eh", re.MULTILINE)
-_GIBBS = re.compile(r"^Final Gibbs free energy\s+\.\.\.\s+(-?\d+\.\d+)\s+Eh", re.MULTILINE)
+# ORCA 4 names G "Final Gibbs free enthalpy"; ORCA 5 and 6 "Final Gibbs free energy" (same number).
+_GIBBS = re.compile(r"^Final Gibbs free (?:energy|enthalpy)\s+\.\.\.\s+(-?\d+\.\d+)\s+Eh", re.MULTILINE)
 _S2 = re.compile(r"Expectation value of <S\*\*2>\s*:\s*(-?\d+\.\d+)")
 _GEOMETRY = re.compile(
     r"CARTESIAN COORDINATES \(ANGSTROEM\)\n-+\n((?:\s*[A-Za-z]{1,3}\s+\S+\s+\S+\s+\S+\n)+)"
