@@ -268,6 +268,11 @@ def test_free_energies_at_different_temperatures_are_not_weighed_together() -> N
     first, second = table.conformers
     assert first.boltzmann_weight == 1.0 and second.boltzmann_weight is None
     assert second.note == "G at 350 K, not at the molecule's 298.15 K: no weight"
+    # The temperature most conformers share wins, whichever conformer comes first.
+    third = _run("j3", "m", 3, "freq", None, energy=e, gibbs_Eh=e + 0.05, temperature_K=350.0)
+    (table,) = molecule_tables([runs[0], runs[1], third])
+    assert table.temperature_K == 350.0 and table.conformers[0].boltzmann_weight is None
+    assert table.conformers[1].boltzmann_weight == pytest.approx(0.80811, abs=1e-5)  # 1 kcal/mol at 350 K
 
 
 def test_step_order_follows_the_after_links_not_the_job_ids() -> None:

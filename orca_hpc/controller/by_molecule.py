@@ -337,7 +337,10 @@ def _rank(molecule: str, rows: list[ConformerRow]) -> MoleculeTable:
         ranked = [r for r in eligible if r.high_level_energy_Eh is not None]
         ranked_by = "electronic_energy" if ranked else None
     temperatures = sorted({r.temperature_K for r in ranked if r.temperature_K is not None})
-    temperature = next((r.temperature_K for r in ranked if r.temperature_K is not None), None)
+    known = [r.temperature_K for r in ranked if r.temperature_K is not None]
+    # The temperature most conformers share (the first one's on a tie): one rerun at another
+    # temperature must not leave the rest unweighed.
+    temperature = max(known, key=known.count) if known else None
     off: dict[int, float | None] = {}
     if ranked_by == "free_energy" and temperature is not None:
         # Free energies at different temperatures cannot be compared, nor weighed at one temperature.
