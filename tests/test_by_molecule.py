@@ -67,6 +67,7 @@ def _chemistry(output: Path) -> tuple[float | None, dict[str, Any]]:
         "final_xyz": None,
         "intent": found["intent"],
         "calc_kind": found["calc_kind"],
+        "thermo_energy_Eh": found["thermo_energy"],
     }
 
 
@@ -251,6 +252,30 @@ def test_a_correction_is_not_added_to_an_energy_at_another_geometry() -> None:
         "opthigh moved the atoms after the frequency step optfreq: its thermal correction does not apply, "
         "no free energy: no weight"
     )
+
+
+def test_a_frequency_job_followed_by_a_single_point_in_the_same_step(tmp_path: Path) -> None:
+    """A step whose input runs Freq and then a $new_job single point (a template can): its final energy
+    is the single point's, its G the frequency job's. The composite must subtract the E(el) ORCA's
+    thermochemistry started from, not the step's final energy (that gave G back, at the wrong level).
+
+    Stand-in for such an output: the real ORCA 6.0 B3LYP dvb_ir output followed by the real ORCA 6.0 HF
+    dvb_sp_hf output. By hand from the printed numbers: E(HF) = -379.768962914202 (FINAL SINGLE POINT
+    ENERGY), G = -381.91114546 and E(el) = -382.05510711 (its thermochemistry), so
+    G(composite) = -379.768962914202 + (-381.91114546 - -382.05510711) = -379.625001264202 Eh."""
+    both = tmp_path / "freq_then_sp.out"
+    parts = ("cclib__basicORCA6.0__dvb_ir.out", "cclib__basicORCA6.0__dvb_sp_hf.out")
+    both.write_text("".join((FIXTURES / name).read_text(errors="replace") for name in parts))
+    energy, chemistry = _chemistry(both)
+    assert energy == -379.768962914202 and chemistry["gibbs_Eh"] == -381.91114546
+    assert chemistry["thermo_energy_Eh"] == -382.05510711
+    (table,) = molecule_tables([StepRun("j1", "COMPLETED", Chain("m", 1, "freqsp"), energy, chemistry)])
+    (row,) = table.conformers
+    assert row.free_energy_Eh == pytest.approx(-379.625001264202, abs=1e-9)
+    # One job per step (the usual case): the step's own G, exactly.
+    energy, chemistry = _chemistry(FIXTURES / "cclib__basicORCA6.0__dvb_ir.out")
+    (table,) = molecule_tables([StepRun("j1", "COMPLETED", Chain("m", 1, "freq"), energy, chemistry)])
+    assert table.conformers[0].free_energy_Eh == -381.91114546
 
 
 def test_free_energies_at_different_temperatures_are_not_weighed_together() -> None:

@@ -45,6 +45,8 @@ KB_KCAL_MOL_K = 1.987204e-3  # Boltzmann constant in kcal/(mol K) (R = 8.3144626
 DEFAULT_TEMPERATURE_K = 298.15  # when no step of a conformer reports a temperature
 
 COMPLETED = "COMPLETED"
+# ORCA prints the thermochemistry's E(el) to 1e-8 Eh, the final energy to 1e-12: within this they agree.
+_PRINTED_AGREEMENT_EH = 1e-6
 # The classifier's calc_kind of a step that moves the atoms (``orca.classify._calc_kind``).
 _MOVES_ATOMS = frozenset({"optimisation", "transition_state", "neb", "irc", "molecular_dynamics"})
 _STOPPED = {"PERMANENT_FAILED": "failed", "CANCELLED": "cancelled"}
@@ -125,6 +127,7 @@ def runs_of(jobs: Iterable[Job], root: Path, *, chemistry: bool = True) -> list[
             asked = result.classification if result is not None else {}
             for key in ("intent", "calc_kind"):
                 found[key] = asked.get(key) if isinstance(asked.get(key), str) else None
+            found["thermo_energy_Eh"] = _number(asked.get("thermo_energy"))
             runs.append(StepRun(job.id, job.state.value, chain, att.energy, found, stop))
         else:
             runs.append(StepRun(job.id, job.state.value, chain, stop=stop))
@@ -294,7 +297,11 @@ def _conformer_row(number: int, by_step: dict[str, StepRun], order: Sequence[str
         n = chemistry.get("n_imaginary")
         row.n_imaginary = n if isinstance(n, int) and not isinstance(n, bool) else None
         row.unweighable = _imaginary_verdict(thermo.step, row.n_imaginary, chemistry.get("intent"))
-        high, low = row.high_level_energy_Eh, thermo.energy_Eh
+        # G - E(el) with the E(el) ORCA's thermochemistry started from. The step's final energy says
+        # the same to more digits, unless it is another job's (freq, then a $new_job single point).
+        printed, final = _number(chemistry.get("thermo_energy_Eh")), thermo.energy_Eh
+        other_job = printed is not None and (final is None or abs(printed - final) > _PRINTED_AGREEMENT_EH)
+        high, low = row.high_level_energy_Eh, printed if other_job else final
         later = steps[steps.index(thermo) + 1 :]
         moved = next((s for s in later if by_step[s.step].chemistry.get("calc_kind") in _MOVES_ATOMS), None)
         if moved is not None and row.high_level_step in {s.step for s in later[later.index(moved) :]}:
@@ -304,7 +311,7 @@ def _conformer_row(number: int, by_step: dict[str, StepRun], order: Sequence[str
                 f"{moved.step} moved the atoms after the frequency step {thermo.step}: "
                 "its thermal correction does not apply, no free energy"
             )
-        elif row.gibbs_Eh is not None and row.high_level_step == thermo.step:
+        elif row.gibbs_Eh is not None and row.high_level_step == thermo.step and not other_job:
             row.free_energy_Eh = row.gibbs_Eh  # no later single point: the frequency step's own G
         elif row.gibbs_Eh is not None and high is not None and low is not None:
             row.free_energy_Eh = high + (row.gibbs_Eh - low)
