@@ -272,6 +272,22 @@ def test_a_frequency_job_followed_by_a_single_point_in_the_same_step(tmp_path: P
     (table,) = molecule_tables([StepRun("j1", "COMPLETED", Chain("m", 1, "freqsp"), energy, chemistry)])
     (row,) = table.conformers
     assert row.free_energy_Eh == pytest.approx(-379.625001264202, abs=1e-9)
+    # The same with a real ORCA 6.1 composite input (B3LYP Opt Freq, then $new_job RI-B2PLYP single
+    # point; excerpt of GoodVibes' tests/orca6/18_propane_linked_composite_dh.out): G - E(el) =
+    # -118.95880295 - -119.03737495 = 0.07857200 Eh (ORCA's own G-E(el) line), so
+    # G = -119.046732649048 + 0.07857200 = -118.968160649048 Eh, 5.87 kcal/mol below the B3LYP G.
+    energy, chemistry = _chemistry(
+        FIXTURES / "truth" / "patonlab-GoodVibes__orca6__18_propane_linked_composite_dh.excerpt.out"
+    )
+    assert (energy, chemistry["gibbs_Eh"], chemistry["thermo_energy_Eh"]) == (
+        -119.046732649048,
+        -118.95880295,
+        -119.03737495,
+    )
+    (table,) = molecule_tables(
+        [StepRun("j1", "COMPLETED", Chain("propane", 1, "composite"), energy, chemistry)]
+    )
+    assert table.conformers[0].free_energy_Eh == pytest.approx(-118.968160649048, abs=1e-9)
     # One job per step (the usual case): the step's own G, exactly.
     energy, chemistry = _chemistry(FIXTURES / "cclib__basicORCA6.0__dvb_ir.out")
     (table,) = molecule_tables([StepRun("j1", "COMPLETED", Chain("m", 1, "freq"), energy, chemistry)])
