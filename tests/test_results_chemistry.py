@@ -19,6 +19,7 @@ from e2e import cli, orca_input, show, status, write_inputs
 from orca_hpc.atomic import atomic_write_bytes
 from orca_hpc.attempt.folder import RESULT_NAME, AttemptResult, read_result
 from orca_hpc.attempt.summary import attempt_summary, chemistry_columns, frequency_verdict
+from orca_hpc.orca.chemistry import read_chemistry
 from orca_hpc.orca.classify import classify_output
 from orca_hpc.orca.inputs import input_intents
 
@@ -67,6 +68,17 @@ def test_orca4_gibbs_free_enthalpy_is_read(tmp_path: Path) -> None:
     assert row["orca_version"] == "4.1.1" and row["temperature_K"] == 298.15
     assert (row["zpe_Eh"], row["enthalpy_Eh"], row["gibbs_Eh"]) == (0.1770149, -381.86389179, -381.90678131)
     assert row["n_imaginary"] == 0 and row["lowest_freq_cm1"] == 45.75
+
+
+def test_several_temperatures_give_the_last_block_whole() -> None:
+    """`%FREQ TEMP 77, 298, 330, 450 END` (ORCA 6.1): one THERMOCHEMISTRY block per temperature, in
+    that order. T, E(el), ZPE, H and G all come from the last (450 K) block, never a mix: G(450 K) =
+    -79.70936467 - 0.04324502 = -79.75260969 Eh, G - E(el) = 0.03891415 Eh as ORCA printed."""
+    path = FIXTURES / "truth" / "patonlab-GoodVibes__orca6__02_ethane_opt_freq_thermo.excerpt.out"
+    text = path.read_text()
+    thermo = read_chemistry(path, text, text, len(text.encode()), True).thermo
+    assert (thermo.temperature, thermo.electronic, thermo.zpe) == (450.0, -79.79152384, 0.07424074)
+    assert (thermo.enthalpy, thermo.gibbs) == (-79.70936467, -79.75260969)
 
 
 def test_a_geometry_that_did_not_come_back_is_not_listed(tmp_path: Path) -> None:
