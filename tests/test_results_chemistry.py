@@ -81,6 +81,18 @@ def test_several_temperatures_give_the_last_block_whole() -> None:
     assert (thermo.enthalpy, thermo.gibbs) == (-79.70936467, -79.75260969)
 
 
+def test_an_atom_has_thermochemistry_and_no_vibration() -> None:
+    """A neon atom with Freq (ORCA 6.1): three 0.00 modes, no vibration; ORCA still prints H and G
+    (translation only: G = -128.53091234 - 0.01660446 = -128.54751680 Eh). ZPE is a real 0, not a
+    missing value; there is no lowest vibration (None) and no imaginary mode."""
+    path = FIXTURES / "truth" / "patonlab-GoodVibes__orca6__07_neon_atom_with_freq.excerpt.out"
+    text = path.read_text()
+    chem = read_chemistry(path, text, text, len(text.encode()), True)
+    assert chem.freqs is not None and chem.freqs.values == [0.0, 0.0, 0.0]
+    assert chem.freqs.lowest is None and chem.freqs.imaginary(10.0) == []
+    assert (chem.thermo.zpe, chem.thermo.enthalpy, chem.thermo.gibbs) == (0.0, -128.53091234, -128.5475168)
+
+
 def test_a_geometry_that_did_not_come_back_is_not_listed(tmp_path: Path) -> None:
     folder = _attempt_from(tmp_path, FIXTURES / "cclib__basicORCA5.0__dvb_ir.out")
     result = read_result(folder)
