@@ -65,6 +65,9 @@ def _chemistry(output: Path) -> tuple[float | None, dict[str, Any]]:
         "temperature_K": found["temperature"],
         "n_imaginary": found["n_imaginary"],
         "final_xyz": None,
+        "intent": found["intent"],
+        "calc_kind": found["calc_kind"],
+        "thermo_energy_Eh": found["thermo_energy"],
     }
 
 
@@ -183,6 +186,134 @@ def test_a_conformer_stopped_by_its_gate_at_the_last_step_is_failed_and_weighs_n
     assert table.best_conformer == 1 and ok.boltzmann_weight == 1.0
     assert (saddle.status, saddle.boltzmann_weight, saddle.best) == ("failed", None, False)
     assert saddle.note == "opt stopped the chain (j2): gate no-imaginary: 1 imaginary mode(s)"
+
+
+def test_a_conformer_with_an_imaginary_mode_is_no_minimum_and_weighs_nothing() -> None:
+    """Without a gate, a frequency step that found an imaginary mode still finished; its G is no
+    conformer's free energy (a saddle point; ORCA leaves the mode out of the partition function).
+
+    Here it is 1 kcal/mol below the true minimum: weighed, it would be "best" with 0.84394 (the hand
+    calculation of the first test). The real ORCA 5.0.4 output with one imaginary mode (a plain Freq:
+    intent "report") gives the count and intent the table reads."""
+    real = classify_output(FIXTURES / "truth" / "ReactionMechanismGenerator-ARC__orca_neg_freq_ts.out")
+    assert (real.n_imaginary, real.intent) == (1, "report")
+    e, t = -100.0, 298.15
+    runs = [
+        _run("j1", "m", 1, "freq", None, energy=e, gibbs_Eh=e + 0.05, temperature_K=t, n_imaginary=0),
+        _run("j2", "m", 2, "freq", None, energy=e, gibbs_Eh=e + 0.05 - 1 / KCAL, temperature_K=t,
+             n_imaginary=real.n_imaginary, intent=real.intent),
+    ]  # fmt: skip
+    (table,) = molecule_tables(runs)
+    minimum, saddle = table.conformers
+    assert table.best_conformer == 1 and minimum.boltzmann_weight == 1.0
+    assert saddle.status == "finished" and saddle.boltzmann_weight is None
+    assert saddle.relative_kcal_mol is None
+    assert saddle.note == "freq: 1 imaginary mode(s), not a minimum: no weight"
+    # Conformers of a transition state (OptTS asked for a saddle): exactly one imaginary mode is right,
+    # and none is wrong.
+    ts = [dataclasses.replace(r, chemistry={**r.chemistry, "intent": "saddle"}) for r in runs]
+    (table,) = molecule_tables(ts)
+    assert table.best_conformer == 2 and table.conformers[1].boltzmann_weight == 1.0
+    wrong = "freq: 0 imaginary mode(s), not a transition state (1 wanted): no weight"
+    assert table.conformers[0].note == wrong
+
+
+def test_a_correction_is_not_added_to_an_energy_at_another_geometry() -> None:
+    """G - E belongs to the geometry the frequencies were computed on. In opt+freq (low) -> opt (high)
+    -> sp, the sp runs on the high-level geometry: E(sp) + G(freq) - E(freq) is the free energy of no
+    structure. By hand, conformer 1 would get -2.0 + (-1.95 - -1.0) = -2.95 Eh and rank first."""
+    runs = []
+    for n, shift in ((1, 0.0), (2, 1 / KCAL)):
+        runs += [
+            _run(f"j{n}1", "m", n, "optfreq", None, energy=-1.0, gibbs_Eh=-1.95 + shift, temperature_K=298.15,
+                 n_imaginary=0, intent="minimum", calc_kind="optimisation"),
+            _run(f"j{n}2", "m", n, "opthigh", f"j{n}1", energy=-2.0 + 2 * shift, calc_kind="optimisation"),
+            _run(f"j{n}3", "m", n, "sp", f"j{n}2", energy=-2.0 + 2 * shift, calc_kind="single_point"),
+        ]  # fmt: skip
+    (table,) = molecule_tables(runs)
+    assert all(r.free_energy_Eh is None for r in table.conformers)
+    # No free energy anywhere: the high-level electronic energies rank (2 kcal/mol apart).
+    assert table.ranked_by == "electronic_energy" and table.best_conformer == 1
+    assert table.conformers[1].relative_kcal_mol == pytest.approx(2.0)
+    # With the sp on the frequency step's own geometry (no opthigh), the composite stands.
+    direct = [dataclasses.replace(r, chain=Chain("m", r.chain.conformer, "sp", r.job_id[:2] + "1"))
+              for r in runs if r.chain.step == "sp"]  # fmt: skip
+    (table,) = molecule_tables([r for r in runs if r.chain.step == "optfreq"] + direct)
+    assert table.ranked_by == "free_energy"
+    assert table.conformers[0].free_energy_Eh == pytest.approx(-2.0 + (-1.95 - -1.0), abs=1e-12)
+    # A moved geometry for one conformer only: it is named, and not weighed against the others.
+    mixed = [r for r in runs if r.chain.conformer == 1] + [r for r in runs if r.chain.step == "optfreq"][1:]
+    mixed += [d for d in direct if d.chain.conformer == 2]
+    (table,) = molecule_tables(mixed)
+    moved, fine = table.conformers
+    assert table.ranked_by == "free_energy" and table.best_conformer == 2 and fine.boltzmann_weight == 1.0
+    assert moved.boltzmann_weight is None
+    assert moved.note == (
+        "opthigh moved the atoms after the frequency step optfreq: its thermal correction does not apply, "
+        "no free energy: no weight"
+    )
+
+
+def test_a_frequency_job_followed_by_a_single_point_in_the_same_step(tmp_path: Path) -> None:
+    """A step whose input runs Freq and then a $new_job single point (a template can): its final energy
+    is the single point's, its G the frequency job's. The composite must subtract the E(el) ORCA's
+    thermochemistry started from, not the step's final energy (that gave G back, at the wrong level).
+
+    Stand-in for such an output: the real ORCA 6.0 B3LYP dvb_ir output followed by the real ORCA 6.0 HF
+    dvb_sp_hf output. By hand from the printed numbers: E(HF) = -379.768962914202 (FINAL SINGLE POINT
+    ENERGY), G = -381.91114546 and E(el) = -382.05510711 (its thermochemistry), so
+    G(composite) = -379.768962914202 + (-381.91114546 - -382.05510711) = -379.625001264202 Eh."""
+    both = tmp_path / "freq_then_sp.out"
+    parts = ("cclib__basicORCA6.0__dvb_ir.out", "cclib__basicORCA6.0__dvb_sp_hf.out")
+    both.write_text("".join((FIXTURES / name).read_text(errors="replace") for name in parts))
+    energy, chemistry = _chemistry(both)
+    assert energy == -379.768962914202 and chemistry["gibbs_Eh"] == -381.91114546
+    assert chemistry["thermo_energy_Eh"] == -382.05510711
+    (table,) = molecule_tables([StepRun("j1", "COMPLETED", Chain("m", 1, "freqsp"), energy, chemistry)])
+    (row,) = table.conformers
+    assert row.free_energy_Eh == pytest.approx(-379.625001264202, abs=1e-9)
+    # The same with a real ORCA 6.1 composite input (B3LYP Opt Freq, then $new_job RI-B2PLYP single
+    # point; excerpt of GoodVibes' tests/orca6/18_propane_linked_composite_dh.out): G - E(el) =
+    # -118.95880295 - -119.03737495 = 0.07857200 Eh (ORCA's own G-E(el) line), so
+    # G = -119.046732649048 + 0.07857200 = -118.968160649048 Eh, 5.87 kcal/mol below the B3LYP G.
+    energy, chemistry = _chemistry(
+        FIXTURES / "truth" / "patonlab-GoodVibes__orca6__18_propane_linked_composite_dh.excerpt.out"
+    )
+    assert (energy, chemistry["gibbs_Eh"], chemistry["thermo_energy_Eh"]) == (
+        -119.046732649048,
+        -118.95880295,
+        -119.03737495,
+    )
+    (table,) = molecule_tables(
+        [StepRun("j1", "COMPLETED", Chain("propane", 1, "composite"), energy, chemistry)]
+    )
+    assert table.conformers[0].free_energy_Eh == pytest.approx(-118.968160649048, abs=1e-9)
+    # One job per step (the usual case): the step's own G, exactly.
+    energy, chemistry = _chemistry(FIXTURES / "cclib__basicORCA6.0__dvb_ir.out")
+    (table,) = molecule_tables([StepRun("j1", "COMPLETED", Chain("m", 1, "freq"), energy, chemistry)])
+    assert table.conformers[0].free_energy_Eh == -381.91114546
+
+
+def test_free_energies_at_different_temperatures_are_not_weighed_together() -> None:
+    """G(350 K) and G(298.15 K) differ by -(S)(51.85 K), tens of kcal/mol for a molecule: a conformer
+    whose G is at another temperature than the molecule's gets no weight (it got 0.84 before, by the
+    first test's hand calculation, weighed at 298.15 K)."""
+    e = -100.0
+    runs = [
+        _run("j1", "m", 1, "freq", None, energy=e, gibbs_Eh=e + 0.05, temperature_K=298.15),
+        _run("j2", "m", 2, "freq", None, energy=e, gibbs_Eh=e + 0.05 - 1 / KCAL, temperature_K=350.0),
+    ]
+    (table,) = molecule_tables(runs)
+    assert table.temperature_K == 298.15
+    assert table.note == "frequency steps at different temperatures (298.15, 350 K)"
+    first, second = table.conformers
+    assert first.boltzmann_weight == 1.0 and second.boltzmann_weight is None
+    assert second.note == "G at 350 K, not at the molecule's 298.15 K: no weight"
+    # The temperature most conformers share wins, whichever conformer comes first.
+    third = _run("j3", "m", 3, "freq", None, energy=e, gibbs_Eh=e + 0.05, temperature_K=350.0)
+    (table,) = molecule_tables([runs[0], runs[1], third])
+    assert table.temperature_K == 350.0 and table.conformers[0].boltzmann_weight is None
+    assert table.conformers[1].boltzmann_weight == pytest.approx(0.80811, abs=1e-5)  # 1 kcal/mol at 350 K
 
 
 def test_step_order_follows_the_after_links_not_the_job_ids() -> None:

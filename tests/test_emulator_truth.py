@@ -56,6 +56,23 @@ def test_the_classifier_reads_each_emulated_version(tmp_path: Path, version: str
     assert emulated[-1].split(version)[1] == real[-1].split(real[-1].split()[2])[1]
 
 
+# The real frequency runs whose G line the emulator copies: ORCA 4 says "free enthalpy".
+REAL_GIBBS = {
+    "4.2.1": FIXTURES / "truth" / "cclib__basicORCA4.1__dvb_ir.excerpt.out",
+    "5.0.4": FIXTURES / "truth" / "ReactionMechanismGenerator-ARC__orca_neg_freq_ts.out",
+}
+
+
+@pytest.mark.parametrize("version", list(REAL_GIBBS))
+def test_emulated_thermochemistry_words_g_as_that_version_does(tmp_path: Path, version: str) -> None:
+    code, out = _emulate(tmp_path, "! B3LYP def2-SVP Opt Freq", f"version={version}")
+    assert code == 0
+    real = next(line for line in REAL_GIBBS[version].read_text().splitlines() if "Final Gibbs" in line)
+    emulated = next(line for line in out.read_text().splitlines() if "Final Gibbs" in line)
+    assert emulated.split("...")[0] == real.split("...")[0]
+    assert classify_output(out).gibbs == float(emulated.split()[-2])
+
+
 def test_version_from_the_environment_and_refused_when_unknown(tmp_path: Path) -> None:
     code, out = _emulate(tmp_path, "! B3LYP def2-SVP", "", env_directive="version=4.2.1")
     assert code == 0 and classify_output(out).orca_version == "4.2.1"

@@ -19,6 +19,7 @@ from e2e import cli, orca_input, show, status, write_inputs
 from orca_hpc.atomic import atomic_write_bytes
 from orca_hpc.attempt.folder import RESULT_NAME, AttemptResult, read_result
 from orca_hpc.attempt.summary import attempt_summary, chemistry_columns, frequency_verdict
+from orca_hpc.orca.chemistry import read_chemistry
 from orca_hpc.orca.classify import classify_output
 from orca_hpc.orca.inputs import input_intents
 
@@ -55,6 +56,41 @@ def test_columns_from_a_real_orca5_frequency_run(tmp_path: Path) -> None:
         "orca_version": "5.0.1",
         "final_xyz": str(folder / "job.xyz"),
     }
+
+
+def test_orca4_gibbs_free_enthalpy_is_read(tmp_path: Path) -> None:
+    """ORCA 4 prints G as "Final Gibbs free enthalpy" (ORCA 5/6: "... free energy"); it was left null.
+
+    The excerpt's own numbers agree: G = H - T*S = -381.86389179 - 0.04288952 = -381.90678131 Eh, and
+    G - E(el) = -381.90678131 - (-382.05075804) = 0.14397673 Eh, the G-E(el) line ORCA printed."""
+    folder = _attempt_from(tmp_path, FIXTURES / "truth" / "cclib__basicORCA4.1__dvb_ir.excerpt.out")
+    row = chemistry_columns(folder, read_result(folder))
+    assert row["orca_version"] == "4.1.1" and row["temperature_K"] == 298.15
+    assert (row["zpe_Eh"], row["enthalpy_Eh"], row["gibbs_Eh"]) == (0.1770149, -381.86389179, -381.90678131)
+    assert row["n_imaginary"] == 0 and row["lowest_freq_cm1"] == 45.75
+
+
+def test_several_temperatures_give_the_last_block_whole() -> None:
+    """`%FREQ TEMP 77, 298, 330, 450 END` (ORCA 6.1): one THERMOCHEMISTRY block per temperature, in
+    that order. T, E(el), ZPE, H and G all come from the last (450 K) block, never a mix: G(450 K) =
+    -79.70936467 - 0.04324502 = -79.75260969 Eh, G - E(el) = 0.03891415 Eh as ORCA printed."""
+    path = FIXTURES / "truth" / "patonlab-GoodVibes__orca6__02_ethane_opt_freq_thermo.excerpt.out"
+    text = path.read_text()
+    thermo = read_chemistry(path, text, text, len(text.encode()), True).thermo
+    assert (thermo.temperature, thermo.electronic, thermo.zpe) == (450.0, -79.79152384, 0.07424074)
+    assert (thermo.enthalpy, thermo.gibbs) == (-79.70936467, -79.75260969)
+
+
+def test_an_atom_has_thermochemistry_and_no_vibration() -> None:
+    """A neon atom with Freq (ORCA 6.1): three 0.00 modes, no vibration; ORCA still prints H and G
+    (translation only: G = -128.53091234 - 0.01660446 = -128.54751680 Eh). ZPE is a real 0, not a
+    missing value; there is no lowest vibration (None) and no imaginary mode."""
+    path = FIXTURES / "truth" / "patonlab-GoodVibes__orca6__07_neon_atom_with_freq.excerpt.out"
+    text = path.read_text()
+    chem = read_chemistry(path, text, text, len(text.encode()), True)
+    assert chem.freqs is not None and chem.freqs.values == [0.0, 0.0, 0.0]
+    assert chem.freqs.lowest is None and chem.freqs.imaginary(10.0) == []
+    assert (chem.thermo.zpe, chem.thermo.enthalpy, chem.thermo.gibbs) == (0.0, -128.53091234, -128.5475168)
 
 
 def test_a_geometry_that_did_not_come_back_is_not_listed(tmp_path: Path) -> None:

@@ -13,7 +13,9 @@ Per conformer, the table takes from the campaign's steps (ordered by their ``aft
   frequency step (computed at the cheap level, on the geometry it shares with the high-level step)
   added to the electronic energy of the last step that has one (the high level). This is the usual
   transfer of a thermal correction between levels (e.g. ``G = E(DLPNO-CCSD(T)) + G_corr(B3LYP)``);
-  with no later single point it is the frequency step's own G;
+  with no later single point it is the frequency step's own G. A step between them that moved the
+  atoms (an optimisation: the classifier's ``calc_kind``) leaves no free energy: the correction
+  belongs to the geometry the frequencies were computed on;
 - the final geometry: the ``final_xyz`` of the last step that brought one back.
 
 Across the molecule's finished conformers: free energies relative to the lowest in kcal/mol
@@ -21,7 +23,10 @@ Across the molecule's finished conformers: free energies relative to the lowest 
 kcal/(mol K)) at the frequency step's temperature (298.15 K when no step reports one). When no finished
 conformer has a free energy, the electronic energy of the last step ranks them instead (``ranked_by``
 says which). Unfinished, failed and cancelled conformers are listed with what stopped them and get no
-weight.
+weight; so do finished ones that are no minimum (an imaginary mode at the frequency step; a step that
+asked for a transition state wants exactly one) and those whose G is at another temperature than the
+molecule's. Each weighed conformer counts once (no degeneracy factor: mirror-image or symmetry-equal
+conformers are the user's to merge or count).
 """
 
 from __future__ import annotations
@@ -40,6 +45,10 @@ KB_KCAL_MOL_K = 1.987204e-3  # Boltzmann constant in kcal/(mol K) (R = 8.3144626
 DEFAULT_TEMPERATURE_K = 298.15  # when no step of a conformer reports a temperature
 
 COMPLETED = "COMPLETED"
+# ORCA prints the thermochemistry's E(el) to 1e-8 Eh, the final energy to 1e-12: within this they agree.
+_PRINTED_AGREEMENT_EH = 1e-6
+# The classifier's calc_kind of a step that moves the atoms (``orca.classify._calc_kind``).
+_MOVES_ATOMS = frozenset({"optimisation", "transition_state", "neb", "irc", "molecular_dynamics"})
 _STOPPED = {"PERMANENT_FAILED": "failed", "CANCELLED": "cancelled"}
 
 
@@ -111,7 +120,14 @@ def runs_of(jobs: Iterable[Job], root: Path, *, chemistry: bool = True) -> list[
         stop = stop if isinstance(stop, str) and stop else None
         if chemistry and job.state.value == COMPLETED and att is not None and att.dir:
             folder = root / att.dir
-            found = chemistry_columns(folder, read_result(folder))
+            result = read_result(folder)
+            found = chemistry_columns(folder, result)
+            # What the step asked of its frequencies and whether it moved the atoms: the table's
+            # checks (a saddle point is no conformer; a correction belongs to its own geometry).
+            asked = result.classification if result is not None else {}
+            for key in ("intent", "calc_kind"):
+                found[key] = asked.get(key) if isinstance(asked.get(key), str) else None
+            found["thermo_energy_Eh"] = _number(asked.get("thermo_energy"))
             runs.append(StepRun(job.id, job.state.value, chain, att.energy, found, stop))
         else:
             runs.append(StepRun(job.id, job.state.value, chain, stop=stop))
@@ -200,6 +216,10 @@ class ConformerRow:
     boltzmann_weight: float | None = None
     best: bool = False
     final_xyz: str | None = None
+    # Why this finished conformer gets no weight at all (an imaginary mode it should not have), and why
+    # it has no free energy though it has thermochemistry (the atoms moved after the frequency step).
+    unweighable: str | None = None
+    no_free_energy: str | None = None
 
 
 @dataclass(slots=True)
@@ -276,33 +296,77 @@ def _conformer_row(number: int, by_step: dict[str, StepRun], order: Sequence[str
         row.temperature_K = kelvin if kelvin is not None and kelvin > 0 else None  # weights divide by it
         n = chemistry.get("n_imaginary")
         row.n_imaginary = n if isinstance(n, int) and not isinstance(n, bool) else None
-        high, low = row.high_level_energy_Eh, thermo.energy_Eh
-        if row.gibbs_Eh is not None and row.high_level_step == thermo.step:
+        row.unweighable = _imaginary_verdict(thermo.step, row.n_imaginary, chemistry.get("intent"))
+        # G - E(el) with the E(el) ORCA's thermochemistry started from. The step's final energy says
+        # the same to more digits, unless it is another job's (freq, then a $new_job single point).
+        printed, final = _number(chemistry.get("thermo_energy_Eh")), thermo.energy_Eh
+        other_job = printed is not None and (final is None or abs(printed - final) > _PRINTED_AGREEMENT_EH)
+        high, low = row.high_level_energy_Eh, printed if other_job else final
+        later = steps[steps.index(thermo) + 1 :]
+        moved = next((s for s in later if by_step[s.step].chemistry.get("calc_kind") in _MOVES_ATOMS), None)
+        if moved is not None and row.high_level_step in {s.step for s in later[later.index(moved) :]}:
+            # G - E is a property of the geometry the frequencies were computed on: adding it to an
+            # energy at another geometry (a later optimisation) is no free energy of anything.
+            row.no_free_energy = (
+                f"{moved.step} moved the atoms after the frequency step {thermo.step}: "
+                "its thermal correction does not apply, no free energy"
+            )
+        elif row.gibbs_Eh is not None and row.high_level_step == thermo.step and not other_job:
             row.free_energy_Eh = row.gibbs_Eh  # no later single point: the frequency step's own G
         elif row.gibbs_Eh is not None and high is not None and low is not None:
             row.free_energy_Eh = high + (row.gibbs_Eh - low)
     return row
 
 
+def _imaginary_verdict(step: str, n: int | None, intent: Any) -> str | None:
+    """Why a conformer whose frequency step found ``n`` imaginary modes must not be weighed, or None.
+
+    A conformer is a minimum: any imaginary mode (beyond the noise threshold) makes it a saddle point,
+    whose G (ORCA drops the imaginary mode from the partition function) is no conformer's free energy.
+    Only a step that asked for a transition state (OptTS: intent ``saddle``) wants exactly one."""
+    if n is None:
+        return None
+    wanted = 1 if intent == "saddle" else 0
+    if n == wanted:
+        return None
+    what = "not a transition state (1 wanted)" if wanted else "not a minimum"
+    return f"{step}: {n} imaginary mode(s), {what}: no weight"
+
+
 def _rank(molecule: str, rows: list[ConformerRow]) -> MoleculeTable:
     finished = [r for r in rows if r.status == "finished"]
-    with_g = [r for r in finished if r.free_energy_Eh is not None]
+    eligible = [r for r in finished if r.unweighable is None]
+    with_g = [r for r in eligible if r.free_energy_Eh is not None]
     ranked_by: str | None
     if with_g:
         ranked_by, ranked = "free_energy", with_g
     else:
-        ranked = [r for r in finished if r.high_level_energy_Eh is not None]
+        ranked = [r for r in eligible if r.high_level_energy_Eh is not None]
         ranked_by = "electronic_energy" if ranked else None
+    temperatures = sorted({r.temperature_K for r in ranked if r.temperature_K is not None})
+    known = [r.temperature_K for r in ranked if r.temperature_K is not None]
+    # The temperature most conformers share (the first one's on a tie): one rerun at another
+    # temperature must not leave the rest unweighed.
+    temperature = max(known, key=known.count) if known else None
+    off: dict[int, float | None] = {}
+    if ranked_by == "free_energy" and temperature is not None:
+        # Free energies at different temperatures cannot be compared, nor weighed at one temperature.
+        off = {r.conformer: r.temperature_K for r in ranked if r.temperature_K not in (None, temperature)}
+        ranked = [r for r in ranked if r.conformer not in off]
     weighed = {r.conformer for r in ranked}
     for r in finished:
-        if r.conformer not in weighed:
+        if r.unweighable is not None:
+            r.note = r.unweighable
+        elif r.conformer in off:
+            r.note = f"G at {off[r.conformer]:g} K, not at the molecule's {temperature:g} K: no weight"
+        elif r.conformer not in weighed:
             r.note = (
-                "no free energy (no thermochemistry, or no energy at its frequency step): no weight"
+                f"{r.no_free_energy}: no weight"
+                if r.no_free_energy
+                else "no free energy (no thermochemistry, or no energy at its frequency step): no weight"
                 if ranked_by == "free_energy"
                 else "no electronic energy: no weight"
             )
-    temperatures = sorted({r.temperature_K for r in ranked if r.temperature_K is not None})
-    temperature = next((r.temperature_K for r in ranked if r.temperature_K is not None), None)
     note = None
     if not finished:
         note = "no finished conformer"

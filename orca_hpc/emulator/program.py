@@ -268,7 +268,7 @@ def _frequencies(run: Run, job: EmuJob) -> None:
     run.write(text.normal_modes(len(run.atoms), zero))
     real = [f for f in freqs if f > 0]
     zpe = sum(real) / 2 / 219474.63
-    run.write(text.thermochemistry(model.energy(run.atoms), zpe))
+    run.write(text.thermochemistry(model.energy(run.atoms), zpe, run.version))
     run.path(".hess").write_text(
         "\n$orca_hessian_file\n\n$vibrational_frequencies\n"
         + f"{len(freqs)}\n"

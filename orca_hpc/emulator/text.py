@@ -368,17 +368,19 @@ def normal_modes(natoms: int, zero: int) -> str:
     return "".join(out) + "\n"
 
 
-def thermochemistry(energy: float, zpe: float) -> str:
-    # Line formats from real ORCA 5.0.4 output (ARC's orca_neg_freq_ts.out, GoodVibes' tests/orca5).
+def thermochemistry(energy: float, zpe: float, version: str = VERSION) -> str:
+    # Line formats from real ORCA 5.0.4 output (ARC's orca_neg_freq_ts.out, GoodVibes' tests/orca5);
+    # ORCA 4 called G the "Gibbs free enthalpy" (cclib's basicORCA4.2/dvb_ir.out, ORCA 4.1.1).
     h = energy + zpe + 0.0047
     g = h - 0.0345
+    gibbs = "Final Gibbs free enthalpy" if version.startswith("4.") else "Final Gibbs free energy"
     return (
         "\n" + titled("THERMOCHEMISTRY AT 298.15K") + "\n"
         "Temperature         ... 298.15 K\nPressure            ... 1.00 atm\n\n"
         f"Electronic energy                ...   {energy:14.8f} Eh\n"
         f"Zero point energy                ...   {zpe:14.8f} Eh {zpe * 627.509:10.2f} kcal/mol\n\n"
         f"Total Enthalpy                    ...   {h:14.8f} Eh\n\n"
-        f"Final Gibbs free energy         ...   {g:14.8f} Eh\n\n"
+        f"{gibbs}         ...   {g:14.8f} Eh\n\n"
     )
 
 

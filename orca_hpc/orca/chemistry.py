@@ -23,9 +23,12 @@ FREQ_SCAN_LIMIT_BYTES = 256 * 1024 * 1024
 _FREQ_HEADER = "VIBRATIONAL FREQUENCIES"
 _FREQ_LINE = re.compile(r"^\s*(\d+):\s+(-?\d+\.\d+)\s+cm\*\*-1", re.MULTILINE)
 _TEMPERATURE = re.compile(r"^Temperature\s+\.\.\.\s+(-?\d+\.\d+)\s+K", re.MULTILINE)
+# The electronic energy ORCA's G was computed from (the thermochemistry block's first line of U).
+_THERMO_ENERGY = re.compile(r"^Electronic energy\s+\.\.\.\s+(-?\d+\.\d+)\s+Eh", re.MULTILINE)
 _ZPE = re.compile(r"^Zero point energy\s+\.\.\.\s+(-?\d+\.\d+)\s+Eh", re.MULTILINE)
 _ENTHALPY = re.compile(r"^Total Enthalpy\s+\.\.\.\s+(-?\d+\.\d+)\s+Eh", re.MULTILINE)
-_GIBBS = re.compile(r"^Final Gibbs free energy\s+\.\.\.\s+(-?\d+\.\d+)\s+Eh", re.MULTILINE)
+# ORCA 4 names G "Final Gibbs free enthalpy"; ORCA 5 and 6 "Final Gibbs free energy" (same number).
+_GIBBS = re.compile(r"^Final Gibbs free (?:energy|enthalpy)\s+\.\.\.\s+(-?\d+\.\d+)\s+Eh", re.MULTILINE)
 _S2 = re.compile(r"Expectation value of <S\*\*2>\s*:\s*(-?\d+\.\d+)")
 _GEOMETRY = re.compile(
     r"CARTESIAN COORDINATES \(ANGSTROEM\)\n-+\n((?:\s*[A-Za-z]{1,3}\s+\S+\s+\S+\s+\S+\n)+)"
@@ -54,6 +57,7 @@ class Frequencies:
 @dataclass
 class Thermo:
     temperature: float | None = None
+    electronic: float | None = None  # E(el) of the block: G - electronic is the thermal correction
     zpe: float | None = None
     enthalpy: float | None = None
     gibbs: float | None = None
@@ -102,6 +106,7 @@ def read_chemistry(path: Path, head: str, tail: str, size: int, whole: bool) -> 
     chem = Chemistry(freqs=read_frequencies(path, tail, size, whole))
     chem.thermo = Thermo(
         temperature=_last(_TEMPERATURE, tail),
+        electronic=_last(_THERMO_ENERGY, tail),
         zpe=_last(_ZPE, tail),
         enthalpy=_last(_ENTHALPY, tail),
         gibbs=_last(_GIBBS, tail),

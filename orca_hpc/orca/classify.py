@@ -403,6 +403,7 @@ def _fill_intent(result: Classification, intents: list[StepIntent] | None) -> No
 def _fill_chemistry(result: Classification, chem: Chemistry, threshold: float, output: Path) -> None:
     result.zpe, result.enthalpy = chem.thermo.zpe, chem.thermo.enthalpy
     result.gibbs, result.temperature = chem.thermo.gibbs, chem.thermo.temperature
+    result.thermo_energy = chem.thermo.electronic
     result.s2 = chem.s2
     xyz = output.with_suffix(".xyz")
     result.final_xyz = xyz.name if xyz.is_file() else None

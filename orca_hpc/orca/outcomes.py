@@ -86,6 +86,9 @@ class Classification:
     enthalpy: float | None = None  # Eh
     gibbs: float | None = None  # Eh
     temperature: float | None = None  # K
+    # Eh: the electronic energy the thermochemistry block starts from ("Electronic energy"). Not always
+    # ``energy``: in a multi-job input (freq, then $new_job sp) ``energy`` is the later job's.
+    thermo_energy: float | None = None
     s2: float | None = None  # <S**2>
     final_xyz: str | None = None  # <base>.xyz next to the output, when ORCA wrote one
 
