@@ -63,7 +63,7 @@ class JobRecord:
     state: str  # first word only: "CANCELLED by 0" -> "CANCELLED"
     exit_code: int | None  # None until the job is in a terminal state
     signal: int | None
-    start: str | None  # ISO-8601 local time as SLURM prints it
+    start: str | None  # ISO-8601 local time as SLURM prints it; None until the job has started
     end: str | None
     node: str | None
     reason: str | None  # squeue's pending/end reason; None for sacct rows

@@ -1,0 +1,169 @@
+"""What SLURM's answers mean: starts that are not starts, and the variables that change an answer.
+
+The text rows are captured from the local SLURM 22.05.8 cluster (squeue -h -r -t all -O with
+slurm.SQUEUE_FIELDS; sacct -P -n -o slurm.SACCT_FIELDS).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from orca_hpc.config.site import load_site
+from orca_hpc.scheduler import slurm
+from orca_hpc.scheduler.base import ArrayRequest
+from orca_hpc.scheduler.script import ScriptLayout
+
+T = TypeVar("T")
+
+# --begin=now+1hour: squeue's StartTime is the time it may start (an hour on), not a start.
+SQUEUE_PENDING_BEGIN = (
+    "49224|PENDING|0|BeginTime||2026-11-30T04:04:40|2026-11-30T05:04:40|2026-11-30T05:06:40|ohpc-semtest\n"
+)
+# Held, then cancelled: squeue and sacct both give the cancel time as its start; it never ran (no node).
+SQUEUE_CANCELLED_HELD = (
+    "49216|CANCELLED|0|JobHeldUser||2026-11-30T04:04:14|2026-11-30T04:04:14|2026-11-30T04:04:14|ohpc-x\n"
+)
+SACCT_CANCELLED_HELD = (
+    "49216|CANCELLED by 0|0:0|2026-11-30T04:04:14|2026-11-30T04:04:14|2026-11-30T04:04:14|None assigned"
+    "|0|2|00:00:00||50M|1|ohpc-x\n"
+)
+# Ones that did run keep their start.
+SQUEUE_RAN = (
+    "48890_0|CANCELLED|36608|None|vm|2026-11-30T04:03:09|2026-11-30T04:03:09|2026-11-30T04:03:11|ohpc-y\n"
+    "2_7|RUNNING|0|None|vm|2026-11-28T21:08:16|2026-11-28T21:08:22|NONE|wrap\n"
+)
+
+
+def test_a_pending_jobs_expected_start_is_no_start() -> None:
+    (rec,) = slurm.parse_squeue(SQUEUE_PENDING_BEGIN)
+    assert (rec.state, rec.reason) == ("PENDING", "BeginTime")
+    assert rec.start is None
+
+
+def test_a_job_cancelled_before_it_ran_has_no_start() -> None:
+    (live,) = slurm.parse_squeue(SQUEUE_CANCELLED_HELD)
+    (acct,) = slurm.parse_sacct(SACCT_CANCELLED_HELD)
+    assert (live.state, acct.state) == ("CANCELLED", "CANCELLED")
+    assert (live.start, acct.start) == (None, None)
+    assert (live.end, acct.end) == ("2026-11-30T04:04:14", "2026-11-30T04:04:14")  # it did end
+
+
+def test_a_job_that_ran_keeps_its_start() -> None:
+    recs = {r.job_id: r for r in slurm.parse_squeue(SQUEUE_RAN)}
+    assert recs["48890_0"].start == "2026-11-30T04:03:09"
+    assert recs["2_7"].start == "2026-11-28T21:08:22"
+
+
+def test_each_command_runs_without_its_own_variables() -> None:
+    environ = {
+        "PATH": "/usr/bin",
+        "SQUEUE_USERS": "nobody",
+        "SQUEUE_FORMAT2": "JobID",
+        "SACCT_FORMAT": "JobID",
+        "SCANCEL_STATE": "RUNNING",
+        "SBATCH_JOB_NAME": "hijacked",
+        "SBATCH_ACCOUNT": "chem",
+        "SLURM_TIME_FORMAT": "relative",
+    }
+    squeue = slurm.command_env("squeue", environ)
+    assert not any(k.startswith("SQUEUE_") for k in squeue)
+    assert squeue["PATH"] == "/usr/bin" and squeue["SLURM_TIME_FORMAT"] == "standard"
+    assert "SACCT_FORMAT" not in slurm.command_env("sacct", environ)
+    assert "SCANCEL_STATE" not in slurm.command_env("scancel", environ)
+    sbatch = slurm.command_env("sbatch", environ, keep=slurm.SBATCH_KEPT)
+    assert "SBATCH_JOB_NAME" not in sbatch and sbatch["SBATCH_ACCOUNT"] == "chem"
+
+
+def test_sbatch_keeps_only_what_the_site_leaves_unsaid() -> None:
+    site = load_site("local-slurm")
+    bare = dataclasses.replace(site, partition=None, account=None, qos=None, extra_sbatch=())
+    assert slurm.sbatch_kept(bare) == slurm.SBATCH_KEPT
+    stated = dataclasses.replace(bare, account="chem", extra_sbatch=("--reservation=maint",))
+    assert slurm.sbatch_kept(stated) == ("SBATCH_PARTITION", "SBATCH_QOS")
+
+
+def test_submit_hides_a_variable_the_site_config_states(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The site names partition "debug": a user's SBATCH_PARTITION must not send the job elsewhere."""
+    site = dataclasses.replace(load_site("local-slurm"), partition="debug", account=None, submit_throttle_s=0)
+    layout = ScriptLayout(tmp_path, tmp_path / "arrays", tmp_path / "logs", "/usr/bin/python3")
+    seen: list[dict[str, str]] = []
+
+    def fake_run(argv: list[str], **kwargs: Any) -> str:
+        seen.append(slurm.command_env(argv[0], os.environ, kwargs.get("secrets", ()), kwargs.get("keep", ())))
+        return "77\n"
+
+    monkeypatch.setattr(slurm, "_run", fake_run)
+    monkeypatch.setenv("SBATCH_PARTITION", "gpu")
+    monkeypatch.setenv("SBATCH_ACCOUNT", "chem")
+    ids = slurm.SlurmScheduler(site, layout).submit(ArrayRequest("t", (tmp_path / "a",), 1, 100, 5))
+    assert ids == ["77_0"]
+    assert "SBATCH_PARTITION" not in seen[0] and seen[0]["SBATCH_ACCOUNT"] == "chem"
+
+
+# ---------------------------------------------------------------- the real cluster
+
+
+def _poll(fn: Callable[[], T], ok: Callable[[T], bool], what: str, timeout: float = 60.0) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = fn()
+        if ok(result):
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}: last {result!r}")
+        time.sleep(0.2)
+
+
+def _scontrol_job(job_id: str) -> str:
+    return subprocess.run(
+        ["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, check=True
+    ).stdout
+
+
+@pytest.mark.slurm
+def test_a_users_slurm_variables_change_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A login profile's SBATCH_*/SQUEUE_*/SCANCEL_* variables: the job keeps its name (the token),
+    --no-requeue and time limit; squeue still shows it; scancel still cancels it."""
+    for key, value in {
+        "SBATCH_JOB_NAME": "hijacked",
+        "SBATCH_REQUEUE": "1",
+        "SBATCH_TIMELIMIT": "7",
+        "SQUEUE_USERS": "nobody",
+        "SCANCEL_STATE": "RUNNING",
+    }.items():
+        monkeypatch.setenv(key, value)
+    name = f"ohpc-semantics-{uuid.uuid4().hex}"
+    script = tmp_path / "job.sh"
+    # --begin: pending with an expected start an hour on, and never in the way of other tests' jobs.
+    script.write_text(
+        "#!/bin/bash\n"
+        f"#SBATCH --job-name={name}\n#SBATCH --no-requeue\n#SBATCH --time=2\n#SBATCH --mem=50M\n"
+        f"#SBATCH --output={tmp_path}/%j.out\n#SBATCH --begin=now+1hour\ntrue\n"
+    )
+    job_id = slurm.sbatch(script)
+    try:
+        job = _scontrol_job(job_id)
+        assert f"JobName={name} " in job and " Requeue=0 " in job and " TimeLimit=00:02:00 " in job
+        rec = slurm.query_jobs([job_id])[job_id]  # squeue knows a job at once: no waiting
+        assert (rec.source, rec.name, rec.state, rec.reason) == ("squeue", name, "PENDING", "BeginTime")
+        assert rec.start is None  # squeue says an hour on: no start
+        slurm.scancel([job_id])
+        done = _poll(
+            lambda: slurm.query_jobs([job_id]),
+            lambda r: job_id in r and r[job_id].finished,
+            "the pending job cancelled",
+        )
+        assert (done[job_id].state, done[job_id].start) == ("CANCELLED", None)
+    finally:
+        subprocess.run(["scancel", job_id], env={"PATH": "/usr/bin:/bin"}, capture_output=True, check=False)
