@@ -111,6 +111,43 @@ def test_submit_hides_a_variable_the_site_config_states(
     assert "SBATCH_PARTITION" not in seen[0] and seen[0]["SBATCH_ACCOUNT"] == "chem"
 
 
+# scancel 49268_2 while it waited (JobArrayTaskLimit): squeue lists its siblings, not it; sacct has nothing.
+SQUEUE_TASK_REMOVED = """\
+49268_1|PENDING|0|JobArrayTaskLimit||2026-11-30T04:11:40|N/A|N/A|ohpc-semarr
+49268_3|PENDING|0|JobArrayTaskLimit||2026-11-30T04:11:40|N/A|N/A|ohpc-semarr
+49268_0|RUNNING|0|None|vm|2026-11-30T04:11:40|2026-11-30T04:11:41|2026-11-30T04:13:41|ohpc-semarr
+"""
+
+
+def _answers(monkeypatch: pytest.MonkeyPatch, squeue: str, sacct: str) -> list[list[str]]:
+    asked: list[list[str]] = []
+
+    def fake_run(argv: list[str], **_kwargs: Any) -> str:
+        asked.append(argv)
+        return squeue if argv[0] == "squeue" else sacct
+
+    monkeypatch.setattr(slurm, "_run", fake_run)
+    return asked
+
+
+def test_a_pending_task_scancelled_is_cancelled_not_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = _answers(monkeypatch, SQUEUE_TASK_REMOVED, "")
+    ids = [f"49268_{t}" for t in range(4)]
+    recs = slurm.query_jobs(ids)
+    assert sorted(recs) == ids
+    gone = recs["49268_2"]
+    assert (gone.state, gone.finished, gone.reason) == ("CANCELLED", True, slurm.REMOVED_REASON)
+    assert (gone.name, gone.array_job_id, gone.array_task_id, gone.start) == ("ohpc-semarr", "49268", 2, None)
+    assert recs["49268_0"].state == "RUNNING" and recs["49268_1"].state == "PENDING"
+    assert [a[0] for a in asked] == ["squeue", "sacct"]  # sacct was asked, and had nothing either
+
+
+def test_a_task_of_an_array_slurm_no_longer_lists_is_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing of the array in slurmctld: no sign that the task was removed; "not known" stays."""
+    _answers(monkeypatch, "", "")
+    assert slurm.query_jobs(["49268_2"]) == {}
+
+
 # ---------------------------------------------------------------- the real cluster
 
 
@@ -167,3 +204,27 @@ def test_a_users_slurm_variables_change_nothing(tmp_path: Path, monkeypatch: pyt
         assert (done[job_id].state, done[job_id].start) == ("CANCELLED", None)
     finally:
         subprocess.run(["scancel", job_id], env={"PATH": "/usr/bin:/bin"}, capture_output=True, check=False)
+
+
+@pytest.mark.slurm
+def test_scancel_of_one_pending_task_reads_as_cancelled(tmp_path: Path) -> None:
+    name = f"ohpc-semantics-{uuid.uuid4().hex}"
+    script = tmp_path / "array.sh"
+    script.write_text(
+        f"#!/bin/bash\n#SBATCH --job-name={name}\n#SBATCH --time=2\n#SBATCH --mem=50M\n"
+        f"#SBATCH --output={tmp_path}/%A_%a.out\n#SBATCH --array=0-2\n#SBATCH --hold\ntrue\n"
+    )
+    base = slurm.sbatch(script)
+    ids = [f"{base}_{t}" for t in range(3)]
+    try:
+        slurm.scancel([ids[1]])
+        recs = slurm.query_jobs(ids)
+        assert sorted(recs) == ids
+        assert (recs[ids[1]].state, recs[ids[1]].reason, recs[ids[1]].name) == (
+            "CANCELLED",
+            slurm.REMOVED_REASON,
+            name,
+        )
+        assert {recs[ids[0]].state, recs[ids[2]].state} == {"PENDING"}
+    finally:
+        subprocess.run(["scancel", base], env={"PATH": "/usr/bin:/bin"}, capture_output=True, check=False)

@@ -462,7 +462,34 @@ def query_jobs(job_ids: Sequence[str], *, chunk: int = 1000) -> dict[str, JobRec
         for rec in _merge(acct, live).values():
             if rec.job_id in wanted or rec.array_job_id in wanted:
                 found[rec.job_id] = rec
+        found.update(_removed_tasks([j for base in part for j in by_base[base]], found, live))
     return found
+
+
+REMOVED_REASON = "cancelled before it started (removed from its array)"
+
+
+def _removed_tasks(
+    asked: list[str], found: dict[str, JobRecord], live: list[JobRecord]
+) -> dict[str, JobRecord]:
+    """Array tasks that ``scancel 123_4`` removed while they were pending: SLURM keeps no record of
+    them at all (squeue and sacct alike answer as if task 4 never was), while slurmctld still lists the
+    array's other tasks. Without this, such a task looked lost and was run again. A task that ran is
+    never taken for one: slurmctld lists it until MinJobAge, and by then sacct has it."""
+    arrays: dict[str, JobRecord] = {}
+    for rec in live:
+        if rec.array_job_id is not None:
+            arrays.setdefault(rec.array_job_id, rec)
+    removed: dict[str, JobRecord] = {}
+    for job_id in asked:
+        base, _, task = job_id.partition("_")
+        sibling = arrays.get(base)
+        if task and job_id not in found and sibling is not None:
+            removed[job_id] = JobRecord(
+                job_id, base, int(task), sibling.name, "CANCELLED", None, None, None, None, None,
+                REMOVED_REASON, "squeue", sibling.submit,
+            )  # fmt: skip
+    return removed
 
 
 def find_by_names(
