@@ -148,6 +148,40 @@ def test_a_task_of_an_array_slurm_no_longer_lists_is_unknown(monkeypatch: pytest
     assert slurm.query_jobs(["49268_2"]) == {}
 
 
+def test_arrays_stay_within_the_clusters_max_array_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[list[str]] = []
+    config = (
+        "MaxJobCount             = 10000\nMaxArraySize            = 501\nMaxStepCount            = 40000\n"
+    )
+
+    def fake_run(argv: list[str], **_kwargs: Any) -> str:
+        asked.append(argv)
+        return config
+
+    monkeypatch.setattr(slurm, "_run", fake_run)
+    layout = ScriptLayout(tmp_path, tmp_path / "arrays", tmp_path / "logs", "/usr/bin/python3")
+    site = dataclasses.replace(load_site("local-slurm"), max_array_size=1000)
+    scheduler = slurm.SlurmScheduler(site, layout)
+    assert scheduler.max_array_size() == 501  # task ids 0..500: every index below MaxArraySize
+    assert scheduler.max_array_size() == 501 and len(asked) == 1  # read once
+    small = slurm.SlurmScheduler(dataclasses.replace(site, max_array_size=100), layout)
+    assert small.max_array_size() == 100  # the site may ask for less
+
+
+def test_an_unreachable_cluster_leaves_the_sites_array_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(argv: list[str], **_kwargs: Any) -> str:
+        raise slurm.SchedulerUnavailable("SLURM did not answer: Unable to contact slurm controller")
+
+    monkeypatch.setattr(slurm, "_run", down)
+    layout = ScriptLayout(tmp_path, tmp_path / "arrays", tmp_path / "logs", "/usr/bin/python3")
+    site = dataclasses.replace(load_site("local-slurm"), max_array_size=777)
+    assert slurm.SlurmScheduler(site, layout).max_array_size() == 777
+
+
 # ---------------------------------------------------------------- the real cluster
 
 
@@ -228,3 +262,21 @@ def test_scancel_of_one_pending_task_reads_as_cancelled(tmp_path: Path) -> None:
         assert {recs[ids[0]].state, recs[ids[2]].state} == {"PENDING"}
     finally:
         subprocess.run(["scancel", base], env={"PATH": "/usr/bin:/bin"}, capture_output=True, check=False)
+
+
+@pytest.mark.slurm
+def test_max_array_size_is_what_sbatch_takes(tmp_path: Path) -> None:
+    """A site that promises more than the cluster: the size we use passes sbatch --test-only, one
+    more task is refused (nothing is queued either way)."""
+    layout = ScriptLayout(tmp_path, tmp_path / "arrays", tmp_path / "logs", "/usr/bin/python3")
+    site = dataclasses.replace(load_site("local-slurm"), max_array_size=10**6)
+    scheduler = slurm.SlurmScheduler(site, layout)
+    size = scheduler.max_array_size()
+    assert size is not None and size < 10**6
+
+    def request(n: int) -> ArrayRequest:
+        return ArrayRequest("maxarray", tuple(f"{tmp_path}/a{i}" for i in range(n)), 1, 50, 2)
+
+    assert scheduler.test_only(request(size)) is None
+    refusal = scheduler.test_only(request(size + 1))
+    assert refusal is not None and "Invalid job array specification" in refusal

@@ -301,6 +301,15 @@ def parse_sacct(text: str) -> list[JobRecord]:
     return out
 
 
+_MAX_ARRAY_SIZE_RE = re.compile(r"^MaxArraySize\s*=\s*(\d+)\s*$", re.M)
+
+
+def parse_max_array_size(config: str) -> int | None:
+    """MaxArraySize from ``scontrol show config`` ("MaxArraySize            = 1001"), or None."""
+    m = _MAX_ARRAY_SIZE_RE.search(config)
+    return int(m[1]) if m else None
+
+
 def parse_squeue(text: str) -> list[JobRecord]:
     """``squeue -h -r -O`` + SQUEUE_FIELDS (each with suffix "|") output -> records."""
     out: list[JobRecord] = []
@@ -586,8 +595,21 @@ class SlurmScheduler(Scheduler):
         self.layout = layout
         self.chunk = chunk
         self._last_submit = 0.0
+        self._cluster_max_array: int | None = None  # MaxArraySize; 0: not stated
 
     def max_array_size(self) -> int | None:
+        """The site's ``max_array_size``, within what the cluster takes: task ids run 0..size-1 and
+        slurmctld refuses an index >= MaxArraySize ("Invalid job array specification"), so a site
+        that promises more than its cluster would have every large submission refused. Read once per
+        scheduler (one ``scontrol show config``); when slurmctld does not answer, the site's value
+        stands (sbatch will say the same then)."""
+        if self._cluster_max_array is None:
+            try:
+                self._cluster_max_array = parse_max_array_size(_run(["scontrol", "show", "config"])) or 0
+            except OrcaHpcError:  # SchedulerUnavailable too: --dry-run needs no cluster
+                return self.site.max_array_size
+        if self._cluster_max_array > 0:
+            return min(self.site.max_array_size, self._cluster_max_array)
         return self.site.max_array_size
 
     def partition(self) -> Partition | None:
