@@ -17,9 +17,14 @@ from typing import Any, TypeVar
 
 import pytest
 
+from orca_hpc.config.campaign import init_campaign, load_campaign
 from orca_hpc.config.site import load_site
+from orca_hpc.controller.reconcile import reconcile
+from orca_hpc.controller.submit import submit
+from orca_hpc.ledger.states import JobState
 from orca_hpc.scheduler import slurm
 from orca_hpc.scheduler.base import ArrayRequest
+from orca_hpc.scheduler.fake import FakeScheduler
 from orca_hpc.scheduler.script import ScriptLayout
 
 T = TypeVar("T")
@@ -61,6 +66,36 @@ def test_a_job_that_ran_keeps_its_start() -> None:
     recs = {r.job_id: r for r in slurm.parse_squeue(SQUEUE_RAN)}
     assert recs["48890_0"].start == "2026-11-30T04:03:09"
     assert recs["2_7"].start == "2026-11-28T21:08:22"
+
+
+# scontrol suspend: squeue and sacct both say SUSPENDED, with the start it had.
+SQUEUE_SUSPENDED = (
+    "50218|SUSPENDED|0|None|vm|2026-11-30T04:17:12|2026-11-30T04:17:13|2026-11-30T04:19:13|ohpc-semnr\n"
+)
+
+
+def test_a_suspended_job_has_started_and_is_not_pending() -> None:
+    (rec,) = slurm.parse_squeue(SQUEUE_SUSPENDED)
+    assert (rec.state, rec.running, rec.finished, rec.start) == (
+        "SUSPENDED",
+        True,
+        False,
+        "2026-11-30T04:17:13",
+    )
+
+
+def test_reconcile_keeps_a_suspended_job_running(tmp_path: Path) -> None:
+    init_campaign(tmp_path / "camp", "local-slurm")
+    camp = load_campaign(tmp_path / "camp")
+    (camp.root / "m.inp").write_text("! HF def2-SVP\n* xyz 0 1\nH 0 0 0\nH 0 0 0.74\n*\n")
+    fake = FakeScheduler()
+    [(job_id, _name, sid)] = submit(camp, [camp.root / "m.inp"], scheduler=fake).submitted
+    fake.start(sid)
+    reconcile(camp, scheduler=fake)
+    fake.jobs[sid] = dataclasses.replace(fake.jobs[sid], state="SUSPENDED")
+    report = reconcile(camp, scheduler=fake)
+    job = camp.ledger().snapshot().get(job_id)
+    assert (job.state, job.latest.slurm_state, report.changes) == (JobState.RUNNING, "SUSPENDED", [])
 
 
 def test_each_command_runs_without_its_own_variables() -> None:

@@ -89,8 +89,6 @@ _JOB_ID_RE = re.compile(r"\d+(?:_\d+)?")
 # 123, 123_4, 123_[2-9%2], 123_[1,3,5-7]
 _SLURM_ID_RE = re.compile(r"^(?P<base>\d+)(?:_(?:(?P<task>\d+)|\[(?P<ranges>[0-9,\-]+)(?:%\d+)?\]))?$")
 _EMPTY = frozenset({"", "Unknown", "None", "N/A", "(null)", "None assigned"})
-# States of a job whose program has started: running, or stopped for a while (it keeps its start).
-STARTED_STATES = RUNNING_STATES | {"SUSPENDED", "STOPPED"}
 _COMMAND_TIMEOUT_S = 120.0
 
 
@@ -262,7 +260,7 @@ def _records(
     # A start only for a job that has started: squeue's StartTime of a pending job is when the
     # scheduler expects it to start (its --begin, a backfill estimate), and a job cancelled while
     # pending gets the cancel time as its start from squeue and sacct alike (with no node).
-    started = state in STARTED_STATES or (state in TERMINAL_STATES and node_ is not None)
+    started = state in RUNNING_STATES or (state in TERMINAL_STATES and node_ is not None)
     start_ = _value(start) if started else None
     # Positional: 10,000 rows per reconcile at scale, and keyword calls cost measurably more.
     return [
