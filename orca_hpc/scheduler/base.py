@@ -34,8 +34,12 @@ TERMINAL_STATES = frozenset(
         "REVOKED",
     }
 )
-# States in which the job's program has started (or is finishing).
-RUNNING_STATES = frozenset({"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING", "RESIZING"})
+# States in which the job's program has started (or is finishing). SUSPENDED and STOPPED too: the job
+# has run and holds its node's memory (and its scratch); with gang scheduling or preemption by
+# suspension a job is SUSPENDED every other time slice, which must not flip it back to PENDING.
+RUNNING_STATES = frozenset(
+    {"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING", "RESIZING", "SUSPENDED", "STOPPED"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +67,7 @@ class JobRecord:
     state: str  # first word only: "CANCELLED by 0" -> "CANCELLED"
     exit_code: int | None  # None until the job is in a terminal state
     signal: int | None
-    start: str | None  # ISO-8601 local time as SLURM prints it
+    start: str | None  # ISO-8601 local time as SLURM prints it; None until the job has started
     end: str | None
     node: str | None
     reason: str | None  # squeue's pending/end reason; None for sacct rows

@@ -16,14 +16,22 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from orca_hpc.atomic import atomic_write_bytes
 from orca_hpc.config.site import SiteConfig
 from orca_hpc.errors import OrcaHpcError, SchedulerUnavailable, SubmissionUnconfirmed
 from orca_hpc.perms import FILE_MODE, make_dir, without_secrets
-from orca_hpc.scheduler.base import TERMINAL_STATES, ArrayRequest, JobRecord, Scheduler, Usage, job_name
+from orca_hpc.scheduler.base import (
+    RUNNING_STATES,
+    TERMINAL_STATES,
+    ArrayRequest,
+    JobRecord,
+    Scheduler,
+    Usage,
+    job_name,
+)
 from orca_hpc.scheduler.nodes import Partition, parse_partition, partition_of
 from orca_hpc.scheduler.script import (
     JobScriptContext,
@@ -248,7 +256,12 @@ def _records(
 ) -> list[JobRecord]:
     state = parse_state(state_col)
     code, sig = parse_exit_code(exit_col) if state in TERMINAL_STATES else (None, None)
-    start_, end_, node_, submit_ = _value(start), _value(end), _value(node), _value(submit)
+    end_, node_, submit_ = _value(end), _value(node), _value(submit)
+    # A start only for a job that has started: squeue's StartTime of a pending job is when the
+    # scheduler expects it to start (its --begin, a backfill estimate), and a job cancelled while
+    # pending gets the cancel time as its start from squeue and sacct alike (with no node).
+    started = state in RUNNING_STATES or (state in TERMINAL_STATES and node_ is not None)
+    start_ = _value(start) if started else None
     # Positional: 10,000 rows per reconcile at scale, and keyword calls cost measurably more.
     return [
         JobRecord(jid, array_id, task, name, state, code, sig, start_, end_, node_, reason, source, submit_)
@@ -286,6 +299,15 @@ def parse_sacct(text: str) -> list[JobRecord]:
     return out
 
 
+_MAX_ARRAY_SIZE_RE = re.compile(r"^MaxArraySize\s*=\s*(\d+)\s*$", re.M)
+
+
+def parse_max_array_size(config: str) -> int | None:
+    """MaxArraySize from ``scontrol show config`` ("MaxArraySize            = 1001"), or None."""
+    m = _MAX_ARRAY_SIZE_RE.search(config)
+    return int(m[1]) if m else None
+
+
 def parse_squeue(text: str) -> list[JobRecord]:
     """``squeue -h -r -O`` + SQUEUE_FIELDS (each with suffix "|") output -> records."""
     out: list[JobRecord] = []
@@ -315,15 +337,44 @@ def _is_unavailable(message: str) -> bool:
     return any(p in message for p in _UNAVAILABLE_PATTERNS)
 
 
-def _run(argv: list[str], *, allow_invalid_id: bool = False, secrets: Sequence[str] = ()) -> str:
+def command_env(
+    command: str, environ: Mapping[str, str], secrets: Sequence[str] = (), keep: Sequence[str] = ()
+) -> dict[str, str]:
+    """The environment a SLURM command runs in: without ``secrets`` and without the command's own
+    input variables (``SQUEUE_*`` for squeue, ...), except those in ``keep``.
+
+    Each command reads variables named after it as if they were options, and they change what we read
+    or ask for: SQUEUE_USERS, SQUEUE_PARTITION or SQUEUE_NAMES hide our jobs from squeue even with -j;
+    SCANCEL_STATE=RUNNING makes scancel leave a pending job alone and still exit 0; and sbatch lets
+    SBATCH_* override the script's own #SBATCH lines (SBATCH_JOB_NAME replaces the token that finds a
+    lost submission, SBATCH_REQUEUE undoes --no-requeue, SBATCH_TIMELIMIT the attempt's walltime)."""
+    prefix = f"{command.upper()}_"
+    kept = set(keep)
+    env = {
+        key: value
+        for key, value in without_secrets(environ, secrets).items()
+        if not key.startswith(prefix) or key in kept
+    }
+    # A user's SLURM_TIME_FORMAT=relative would make start/end unparseable.
+    env["SLURM_TIME_FORMAT"] = "standard"
+    return env
+
+
+def _run(
+    argv: list[str],
+    *,
+    allow_invalid_id: bool = False,
+    secrets: Sequence[str] = (),
+    keep: Sequence[str] = (),
+) -> str:
     """Run one scheduler command; count it; raise on any failure, quoting SLURM's own message.
 
     ``secrets``: variables the command must not see (sbatch sends its whole environment to slurmctld,
-    which keeps it on disk with the job: the mail password would be stored there)."""
+    which keeps it on disk with the job: the mail password would be stored there). ``keep``: the
+    command's own variables it may still read (``command_env``)."""
     command = argv[0]
     CALLS.record(command)
-    # A user's SLURM_TIME_FORMAT=relative would make start/end unparseable.
-    env = {**without_secrets(os.environ, secrets), "SLURM_TIME_FORMAT": "standard"}
+    env = command_env(command, os.environ, secrets, keep)
     try:
         proc = subprocess.run(
             argv, capture_output=True, text=True, env=env, timeout=_COMMAND_TIMEOUT_S, check=False
@@ -418,7 +469,34 @@ def query_jobs(job_ids: Sequence[str], *, chunk: int = 1000) -> dict[str, JobRec
         for rec in _merge(acct, live).values():
             if rec.job_id in wanted or rec.array_job_id in wanted:
                 found[rec.job_id] = rec
+        found.update(_removed_tasks([j for base in part for j in by_base[base]], found, live))
     return found
+
+
+REMOVED_REASON = "cancelled before it started (removed from its array)"
+
+
+def _removed_tasks(
+    asked: list[str], found: dict[str, JobRecord], live: list[JobRecord]
+) -> dict[str, JobRecord]:
+    """Array tasks that ``scancel 123_4`` removed while they were pending: SLURM keeps no record of
+    them at all (squeue and sacct alike answer as if task 4 never was), while slurmctld still lists the
+    array's other tasks. Without this, such a task looked lost and was run again. A task that ran is
+    never taken for one: slurmctld lists it until MinJobAge, and by then sacct has it."""
+    arrays: dict[str, JobRecord] = {}
+    for rec in live:
+        if rec.array_job_id is not None:
+            arrays.setdefault(rec.array_job_id, rec)
+    removed: dict[str, JobRecord] = {}
+    for job_id in asked:
+        base, _, task = job_id.partition("_")
+        sibling = arrays.get(base)
+        if task and job_id not in found and sibling is not None:
+            removed[job_id] = JobRecord(
+                job_id, base, int(task), sibling.name, "CANCELLED", None, None, None, None, None,
+                REMOVED_REASON, "squeue", sibling.submit,
+            )  # fmt: skip
+    return removed
 
 
 def find_by_names(
@@ -461,15 +539,33 @@ def scancel(job_ids: Sequence[str], *, chunk: int = 1000) -> None:
 # ---------------------------------------------------------------- submission
 
 
-def sbatch(script: Path, *, secrets: Sequence[str] = ()) -> str:
+# The SBATCH_* variables sbatch may still read: where the job runs and who pays, which a cluster's
+# login profile may set and which the script leaves out unless the site config names them.
+SBATCH_KEPT = ("SBATCH_ACCOUNT", "SBATCH_PARTITION", "SBATCH_QOS", "SBATCH_RESERVATION")
+
+
+def sbatch_kept(site: SiteConfig) -> tuple[str, ...]:
+    """``SBATCH_KEPT`` without those the site config sets: its job script says them, and sbatch would
+    let the variable override the script's line."""
+    stated = {
+        "SBATCH_ACCOUNT": site.account,
+        "SBATCH_PARTITION": site.partition,
+        "SBATCH_QOS": site.qos,
+        "SBATCH_RESERVATION": any(ln.lstrip().startswith("--reservation") for ln in site.extra_sbatch),
+    }
+    return tuple(name for name in SBATCH_KEPT if not stated[name])
+
+
+def sbatch(script: Path, *, secrets: Sequence[str] = (), keep: Sequence[str] = SBATCH_KEPT) -> str:
     """Submit a job script file; returns the SLURM job id (the array job id for an array).
 
     Plain ``sbatch --parsable``: the script is ours (rendered from the Jinja2 templates), and
     submitit's public API submits pickled Python callables, not ready-made scripts. ``secrets``: the
-    variables that neither sbatch nor the job may see (the job script unsets them again too).
+    variables that neither sbatch nor the job may see (the job script unsets them again too);
+    ``keep``: the SBATCH_* variables sbatch may read (any other would override the script's lines).
     """
     try:
-        out = _run(["sbatch", "--parsable", str(script)], secrets=secrets)
+        out = _run(["sbatch", "--parsable", str(script)], secrets=secrets, keep=keep)
     except SchedulerUnavailable as exc:
         if any(p in str(exc) for p in _NOT_SENT_PATTERNS):
             raise  # it never reached slurmctld: nothing was queued
@@ -500,8 +596,21 @@ class SlurmScheduler(Scheduler):
         self.layout = layout
         self.chunk = chunk
         self._last_submit = 0.0
+        self._cluster_max_array: int | None = None  # MaxArraySize; 0: not stated
 
     def max_array_size(self) -> int | None:
+        """The site's ``max_array_size``, within what the cluster takes: task ids run 0..size-1 and
+        slurmctld refuses an index >= MaxArraySize ("Invalid job array specification"), so a site
+        that promises more than its cluster would have every large submission refused. Read once per
+        scheduler (one ``scontrol show config``); when slurmctld does not answer, the site's value
+        stands (sbatch will say the same then)."""
+        if self._cluster_max_array is None:
+            try:
+                self._cluster_max_array = parse_max_array_size(_run(["scontrol", "show", "config"])) or 0
+            except OrcaHpcError:  # SchedulerUnavailable too: --dry-run needs no cluster
+                return self.site.max_array_size
+        if self._cluster_max_array > 0:
+            return min(self.site.max_array_size, self._cluster_max_array)
         return self.site.max_array_size
 
     def partition(self) -> Partition | None:
@@ -535,7 +644,11 @@ class SlurmScheduler(Scheduler):
             fh.write(self.render(request))
             fh.flush()
             try:
-                _run(["sbatch", "--test-only", fh.name], secrets=self.layout.unset_env)
+                _run(
+                    ["sbatch", "--test-only", fh.name],
+                    secrets=self.layout.unset_env,
+                    keep=sbatch_kept(self.site),
+                )
             except SchedulerUnavailable:
                 raise
             except OrcaHpcError as exc:
@@ -553,9 +666,14 @@ class SlurmScheduler(Scheduler):
         if wait > 0:
             time.sleep(wait)  # a site's courtesy to slurmctld between sbatch calls
         try:
-            # Keyword only when there are secrets: the call stays ``sbatch(path)`` for wrappers (bench).
-            secrets = self.layout.unset_env
-            array_id = sbatch(script_path, secrets=secrets) if secrets else sbatch(script_path)
+            # Keywords only when needed: the call stays ``sbatch(path)`` for wrappers (bench).
+            options: dict[str, Sequence[str]] = {}
+            if self.layout.unset_env:
+                options["secrets"] = self.layout.unset_env
+            keep = sbatch_kept(self.site)
+            if any(name not in keep for name in SBATCH_KEPT if name in os.environ):
+                options["keep"] = keep  # the site states what such a variable would change
+            array_id = sbatch(script_path, **options)
         finally:
             self._last_submit = time.monotonic()
         return [f"{array_id}_{i}" for i in range(len(request.attempt_dirs))]
