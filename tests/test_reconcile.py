@@ -384,3 +384,28 @@ def test_arrays_split_at_the_scheduler_limit(campaign: Campaign) -> None:
     _submit(campaign, fake, 5)
     assert [len(r.attempt_dirs) for r in fake.requests] == [2, 2, 1]
     assert len({r.token for r in fake.requests}) == 3
+
+
+def test_a_task_slurm_forgot_after_it_ran_is_not_taken_for_a_cancel(campaign: Campaign) -> None:
+    """The scheduler's CANCELLED "removed from its array" (no record of the task at all, while its
+    siblings are listed) means cancelled before it started, unless the task left traces of a run: its
+    job log or its result. Then the result decides, as for any job SLURM no longer knows."""
+    from orca_hpc.scheduler.base import REMOVED_REASON, JobRecord
+
+    fake = FakeScheduler()
+    never, ran = _submit(campaign, fake, 2)
+    for job_id in (never, ran):
+        sid = _job(campaign, job_id).latest.slurm_id
+        base, _, task = sid.partition("_")
+        fake.jobs[sid] = JobRecord(
+            sid, base, int(task or 0), fake.jobs[sid].name, "CANCELLED", None, None, None, None, None,
+            REMOVED_REASON, "fake",
+        )  # fmt: skip
+    logs = campaign.state_dir / "slurm-logs"
+    logs.mkdir(exist_ok=True)
+    (logs / f"{_job(campaign, ran).latest.slurm_id}.out").write_text("started\n")
+    _result(campaign, ran, "success", energy=-1.5)
+    reconcile(campaign, scheduler=fake, now=lambda: 10**10)
+    assert _job(campaign, never).state is JobState.CANCELLED
+    done = _job(campaign, ran)
+    assert (done.state, done.latest.energy) == (JobState.COMPLETED, -1.5)

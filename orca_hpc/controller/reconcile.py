@@ -10,6 +10,7 @@ transaction, and submissions go through the exactly-once path of ``submit.Dispat
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from orca_hpc.ledger.records import Attempt, Job
 from orca_hpc.ledger.states import JobState
 from orca_hpc.ledger.store import LedgerView, Transaction
 from orca_hpc.orca.read import read_tail
-from orca_hpc.scheduler.base import JobRecord, Scheduler, job_name
+from orca_hpc.scheduler.base import REMOVED_REASON, JobRecord, Scheduler, job_name
 
 # Imported where they are needed, not here: the scheduler's module (a job to ask about), `submit`
 # (attempts to send), `recovery` (a failure to correct) and `chain` with the workflow and molecule
@@ -306,6 +307,10 @@ class Reconciler:
                 "%s: SLURM id %s now belongs to job %r, not %s", job.id, att.slurm_id, rec.name, expected
             )
             rec = None
+        if rec is not None and rec.reason == REMOVED_REASON and self._ran(att):
+            # The task ran (its job log or result file is there): SLURM forgot it (slurmctld after
+            # MinJobAge, before sacct learned of it), which is no cancel: judged as not known.
+            rec = None
         if rec is None:
             result, problem = self._result(job, f"{self._root}/{att.dir}")
             submitted = epoch(att.submitted) or epoch(job.updated) or 0.0
@@ -392,6 +397,12 @@ class Reconciler:
                 f"{where}: the result of {result.job_id} attempt {result.attempt}, not this attempt's",
             )
         return result, None
+
+    def _ran(self, att: Attempt) -> bool:
+        """Whether the attempt's job started: SLURM opened its log, or the runner left its result."""
+        return os.path.lexists(f"{self._job_logs}/{att.slurm_id}.out") or os.path.lexists(
+            f"{self._root}/{att.dir}/{RESULT_NAME}"
+        )
 
     def _job_log(self, slurm_id: str | None) -> str:
         if not slurm_id:

@@ -40,6 +40,9 @@ TERMINAL_STATES = frozenset(
 RUNNING_STATES = frozenset(
     {"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING", "RESIZING", "SUSPENDED", "STOPPED"}
 )
+# The reason of a CANCELLED record the scheduler made up for an array task it no longer knows while
+# it lists the task's siblings: SLURM keeps no record of a task scancelled while pending.
+REMOVED_REASON = "cancelled before it started (removed from its array)"
 
 
 @dataclass(frozen=True, slots=True)

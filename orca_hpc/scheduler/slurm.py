@@ -24,6 +24,7 @@ from orca_hpc.config.site import SiteConfig
 from orca_hpc.errors import OrcaHpcError, SchedulerUnavailable, SubmissionUnconfirmed
 from orca_hpc.perms import FILE_MODE, make_dir, without_secrets
 from orca_hpc.scheduler.base import (
+    REMOVED_REASON,
     RUNNING_STATES,
     TERMINAL_STATES,
     ArrayRequest,
@@ -471,9 +472,6 @@ def query_jobs(job_ids: Sequence[str], *, chunk: int = 1000) -> dict[str, JobRec
                 found[rec.job_id] = rec
         found.update(_removed_tasks([j for base in part for j in by_base[base]], found, live))
     return found
-
-
-REMOVED_REASON = "cancelled before it started (removed from its array)"
 
 
 def _removed_tasks(
