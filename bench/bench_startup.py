@@ -9,7 +9,8 @@ reconciled once against ``scheduler/fake.py`` saying COMPLETED; after that no jo
 asks no scheduler). Then, interleaved round by round so that the machine's load falls on all alike:
 ``python -c pass``, one ``sacct`` (orca-hpc's flags and fields, of one job id: slurmdbd's answer time
 without the size of an array), ``orca-hpc --version``, ``orca-hpc status`` of the idle campaign and
-``orca-hpc status --json`` of the finished one. Reported: medians of wall time and of the child's CPU
+``orca-hpc status --json`` and ``status --summary`` of the finished one. Reported: medians of wall time
+and of the child's CPU
 (user + system), and their ratios to ``python -c pass`` and to the sacct. ``--cli`` times another
 installed ``orca-hpc``; ``--old`` adds an old tree's ``orca-hpc`` to every round, on the same campaigns,
 so old and new are measured side by side under the same load.
@@ -76,6 +77,9 @@ def main() -> int:
             commands[f"{label}status, idle campaign"] = [*cli, "-C", str(idle.root), "status"]
             done_status = [*cli, "-C", str(done.root), "status", "--json"]
             commands[f"{label}status --json, {args.jobs:,} finished"] = done_status
+            # idle too: nothing to reconcile; the counts come from the archive's index
+            summary = [*cli, "-C", str(done.root), "status", "--summary"]
+            commands[f"{label}status --summary, {args.jobs:,} finished"] = summary
         for argv in commands.values():
             subprocess.run(argv, check=True, capture_output=True, env=ENV)  # warm-up: bytecode, caches
         runs: dict[str, list[tuple[float, float]]] = {what: [] for what in commands}
