@@ -145,7 +145,8 @@ def test_results_and_show_carry_the_chemistry_through_the_cli(tmp_path: Path) ->
     records = json.loads(cli(camp, "results", "--json", "--no-reconcile").stdout)["jobs"]
     assert [r["name"] for r in rows] == [r["name"] for r in records] == ["w_freq", "w_sp"]
     # The plain table has the columns its help names: attempts and outcome too.
-    plain = cli(camp, "results", "--no-reconcile").output.splitlines()
+    header, *plain = cli(camp, "results", "--no-reconcile").output.splitlines()
+    assert header.split() == ["ID", "NAME", "STATE", "ATT", "OUTCOME", "ENERGY/Eh", "RESULTS"]
     assert [line.split()[:5] for line in plain] == [
         [r["id"], r["name"], r["state"], str(r["attempts"]), r["outcome"]] for r in records
     ]

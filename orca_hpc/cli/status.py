@@ -359,9 +359,11 @@ def results(
             )
         click.echo(buf.getvalue(), nl=False)
         return
+    line = "{:7}  {:32}  {:16}  {:>3}  {:16}  {:>18}  {}"
+    if rows:  # a header, as status has: a row of bare numbers says nothing
+        click.echo(line.format("ID", "NAME", "STATE", "ATT", "OUTCOME", "ENERGY/Eh", "RESULTS"))
     for r in rows:  # the columns the help names: attempts and outcome tell a failure from a success
         energy = f"{r['energy']:.10f}" if isinstance(r["energy"], float) else "-"
         name = shorten(printable(str(r["name"])), 32)
         outcome = printable(str(r["outcome"] or "-"))
-        head = f"{r['id']}  {name:32}  {r['state']:16}  {r['attempts']:>3}  {outcome:16}"
-        click.echo(f"{head}  {energy:>18}  {r['results']}")
+        click.echo(line.format(r["id"], name, r["state"], r["attempts"], outcome, energy, r["results"]))
