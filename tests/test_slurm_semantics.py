@@ -9,13 +9,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import subprocess
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+from test_slurm import poll
 
 from orca_hpc.config.campaign import init_campaign, load_campaign
 from orca_hpc.config.site import load_site
@@ -26,8 +25,6 @@ from orca_hpc.scheduler import slurm
 from orca_hpc.scheduler.base import ArrayRequest
 from orca_hpc.scheduler.fake import FakeScheduler
 from orca_hpc.scheduler.script import ScriptLayout
-
-T = TypeVar("T")
 
 # --begin=now+1hour: squeue's StartTime is the time it may start (an hour on), not a start.
 SQUEUE_PENDING_BEGIN = (
@@ -220,17 +217,6 @@ def test_an_unreachable_cluster_leaves_the_sites_array_size(
 # ---------------------------------------------------------------- the real cluster
 
 
-def _poll(fn: Callable[[], T], ok: Callable[[T], bool], what: str, timeout: float = 60.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = fn()
-        if ok(result):
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}: last {result!r}")
-        time.sleep(0.2)
-
-
 def _scontrol_job(job_id: str) -> str:
     return subprocess.run(
         ["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, check=True
@@ -265,10 +251,10 @@ def test_a_users_slurm_variables_change_nothing(tmp_path: Path, monkeypatch: pyt
         assert (rec.source, rec.name, rec.state, rec.reason) == ("squeue", name, "PENDING", "BeginTime")
         assert rec.start is None  # squeue says an hour on: no start
         slurm.scancel([job_id])
-        done = _poll(
+        done = poll(
             lambda: slurm.query_jobs([job_id]),
             lambda r: job_id in r and r[job_id].finished,
-            "the pending job cancelled",
+            what="the pending job cancelled",
         )
         assert (done[job_id].state, done[job_id].start) == ("CANCELLED", None)
     finally:
