@@ -199,3 +199,27 @@ def test_attempt_end(state, exit_code, signal, result, log, expected) -> None:  
     assert (end.outcome, end.reason, end.counts_against_limit) == expected
     if result and result.get("outcome") == "input_error":
         assert not end.retryable
+
+
+def test_scf_rungs_the_input_already_has_are_skipped_not_spent(tmp_path: Path) -> None:
+    # The user's own SlowConv, MaxIter 1000 and a stronger level shift: a retry that "adds" them runs
+    # the same SCF again; each retry must change the input, and the user's larger shift stays.
+    user = INPUT.replace(
+        "! B3LYP def2-SVP Opt\n",
+        "! B3LYP def2-SVP SlowConv\n%scf\n  MaxIter 1000\n  Shift Shift 0.3 ErrOff 0.2 end\nend\n",
+    )
+    p, history, texts = plan(input_text=user), [[]], [user]
+    while True:
+        new, why = plan_recovery(p, failure(tmp_path, Outcome.SCF_NOT_CONVERGED, history=history), LIMITS)
+        if new is None:
+            break
+        assert new.input_text not in texts, new.corrections  # a changed SCF, not a repeat
+        texts.append(new.input_text)
+        history.append(new.corrections)
+        p = new
+    assert "exhausted" in why
+    assert len(texts) - 1 == 2  # VerySlowConv, then KDIIS SOSCF: the other rungs were the user's
+    assert {"veryslowconv", "kdiis", "soscf"} <= keywords(p.input_text)
+    parsed = orca_input.parse_input(Path("x.inp"), p.input_text, check_files=False)
+    assert parsed.first.option("scf", "Shift") == "Shift 0.3 ErrOff 0.2 end"
+    assert parsed.first.option("scf", "MaxIter") == "1000"

@@ -163,6 +163,7 @@ class Handler:
 # The SCF ladder (../shared/docs/orca-facts.md, "Recovery that works"): one rung per attempt, weakest first.
 SCF_STEPS = ("maxiter", "slowconv", "veryslowconv", "kdiis", "shift")
 SCF_MAXITER = 500
+SCF_SHIFT = 0.1  # Eh, with the same ErrOff: the level shift of the ladder's last rung
 
 
 class ScfHandler(Handler):
@@ -182,36 +183,79 @@ class ScfHandler(Handler):
         remaining = self._remaining(failure)
         if not remaining:
             raise NoCorrection("the SCF ladder is exhausted")
-        steps = remaining if failure.last_chance else remaining[:1]
-        if "slowconv" in steps and "veryslowconv" in steps:
-            steps.remove("slowconv")  # VerySlowConv is the stronger damping; ORCA takes one of them
+        if failure.last_chance and "slowconv" in remaining and "veryslowconv" in remaining:
+            remaining.remove("slowconv")  # VerySlowConv is the stronger damping; ORCA takes one of them
         text, changes = plan.input_text, list[dict[str, str]]()
         if failure.classification.get("calc_kind") in ("optimisation", "transition_state"):
             text, changes = _restart_geometry(plan, failure, self.name, text)
         text, more = _with_moread(plan, failure, self.name, text)
         changes += more
         why = "SCF did not converge"
-        if len(steps) > 1:
-            why += f" (last attempt of the retry budget: every remaining rung at once: {', '.join(steps)})"
-        for step in steps:
-            text, change = self._apply(step, text, why)
+        if failure.last_chance and len(remaining) > 1:
+            why += (
+                f" (last attempt of the retry budget: every remaining rung at once: {', '.join(remaining)})"
+            )
+        applied = 0
+        for step in remaining:
+            new_text, change = self._apply(step, text, why)
+            if new_text == text:
+                # The input already has this rung (the user's SlowConv, MaxIter 1000, a larger Shift):
+                # an attempt spent on it would run the same SCF again. Recorded, so the ladder moves on.
+                changes.append(_change(self.name, f"{change}: already in the input", why, step))
+                continue
+            text = new_text
             changes.append(_change(self.name, change, why, step))
+            applied += 1
+            if not failure.last_chance:
+                break
+        if not applied:
+            raise NoCorrection("the SCF ladder is exhausted (the input already has every remaining rung)")
         return _next(plan, text, changes)
 
     def _apply(self, step: str, text: str, why: str) -> tuple[str, str]:
+        """The input with ``step`` applied (unchanged when it already has it), and how to say it."""
         if step == "maxiter":
             text, value, current = _raise_option(text, "scf", "MaxIter", SCF_MAXITER)
             kept = f" (the input's {current} kept)" if current is not None and current >= SCF_MAXITER else ""
             return text, f"%scf MaxIter {value}{kept}"
+        words = _keywords(text)
         if step == "slowconv":
+            if "veryslowconv" in words:  # the stronger damping is there already
+                return text, "! SlowConv"
             return orca_input.add_keywords(text, "SlowConv"), "! SlowConv"
         if step == "veryslowconv":
+            if "veryslowconv" in words:
+                return text, "! VerySlowConv"
             text = orca_input.remove_keywords(text, "SlowConv")
             return orca_input.add_keywords(text, "VerySlowConv"), "! VerySlowConv"
         if step == "kdiis":
             return orca_input.add_keywords(text, "KDIIS", "SOSCF"), "! KDIIS SOSCF"
-        text = orca_input.set_block_option(text, "scf", "Shift", "Shift 0.1 ErrOff 0.1 end")
-        return text, "%scf Shift 0.1 ErrOff 0.1"
+        shift = _current_shift(text)
+        if shift is not None and shift >= SCF_SHIFT:
+            # A larger level shift is the stronger remedy: never replace the user's by a weaker one.
+            return text, f"%scf Shift {shift:g} (the input's kept)"
+        text = orca_input.set_block_option(text, "scf", "Shift", f"Shift {SCF_SHIFT} ErrOff {SCF_SHIFT} end")
+        return text, f"%scf Shift {SCF_SHIFT} ErrOff {SCF_SHIFT}"
+
+
+def _keywords(text: str) -> frozenset[str]:
+    """The simple-input keywords of every job, lower case."""
+    return orca_input.parse_input(Path("input.inp"), text, check_files=False).keywords_lower
+
+
+def _current_shift(text: str) -> float | None:
+    """The level shift the input's ``%scf Shift Shift X ... end`` sets (first job), or None."""
+    try:
+        value = orca_input.parse_input(Path("input.inp"), text, check_files=False).first.option(
+            "scf", "Shift"
+        )
+    except OrcaHpcError:
+        return None
+    match = re.search(r"(?i)\bshift\s+(-?[0-9.]+(?:[eE][-+]?\d+)?)", value or "")
+    try:
+        return float(match.group(1)) if match else None
+    except ValueError:
+        return None
 
 
 def _restart_geometry(
