@@ -132,7 +132,7 @@ def test_failing_run_keeps_output_and_removes_scratch(
 def test_signal_stops_orca_and_saves_restart_files(
     tmp_path: Path, orca: Path, scratch_root: Path, sig: int, reason: str, code: int
 ) -> None:
-    attempt_dir = make_attempt(tmp_path / "c", orca, scratch_root, directives="sleep=60")
+    attempt_dir = make_attempt(tmp_path / "c", orca, scratch_root, directives="sleep=60 hess")
     proc = _start_runner(attempt_dir)
     try:
         # The .out is mirrored while ORCA runs, so a person can follow it.
@@ -147,7 +147,8 @@ def test_signal_stops_orca_and_saves_restart_files(
     assert proc.returncode == code, stderr
     result = _result(attempt_dir)
     assert (result["outcome"], result["reason"], result["retryable"]) == ("truncated", reason, True)
-    assert {"h2_sp.out", "h2_sp.gbw", "h2_sp.xyz", "h2_sp_trj.xyz"} <= set(result["files"])
+    # The restart files: orbitals, geometry and the Hessian (an OptTS or a frequency run goes on from it).
+    assert {"h2_sp.out", "h2_sp.gbw", "h2_sp.xyz", "h2_sp_trj.xyz", "h2_sp.hess"} <= set(result["files"])
     assert "SCF ITERATIONS" in (attempt_dir / "h2_sp.out").read_text()
     assert (attempt_dir / "h2_sp.gbw").stat().st_size == 2000
     assert not _scratch_of(scratch_root).exists() and result["scratch_removed"] is True

@@ -68,8 +68,9 @@ EXIT_CANCELLED = 143  # 128 + SIGTERM
 TERMINATED_NORMALLY = "****ORCA TERMINATED NORMALLY****"
 # Large scratch-only files: never worth the copy, even if a keep pattern would match.
 NEVER_COPY = ("*.tmp*", "*.densities*", "*.bas*", "*.bibtex", "*.carthess", "*.trjscf.dat")
-# What a stopped run needs to restart; kept small because SLURM's KillWait is short.
-RESTART_PATTERNS = ("*.out", "*.err", "*.gbw", "*.xyz")
+# What a stopped run needs to restart (orbitals, geometry, a Hessian an OptTS or Freq computed);
+# kept small because SLURM's KillWait is short.
+RESTART_PATTERNS = ("*.out", "*.err", "*.gbw", "*.xyz", "*.hess")
 # Seconds ORCA gets to exit after SIGTERM before SIGKILL: after scancel SLURM allows only KillWait.
 GRACE = {"walltime": 3.0, "cancelled": 1.0, "preempted": 1.0}
 POLL = 0.2
