@@ -223,3 +223,44 @@ def test_scf_rungs_the_input_already_has_are_skipped_not_spent(tmp_path: Path) -
     parsed = orca_input.parse_input(Path("x.inp"), p.input_text, check_files=False)
     assert parsed.first.option("scf", "Shift") == "Shift 0.3 ErrOff 0.2 end"
     assert parsed.first.option("scf", "MaxIter") == "1000"
+
+
+REAL_OPT = Path(__file__).parent / "fixtures" / "orca" / "cclib__basicORCA6.0__dvb_gopt.out"
+
+
+@pytest.mark.parametrize(("reason", "handler"), [("node_fail", "restart"), ("walltime", "walltime")])
+def test_stopped_optimisation_restarts_from_the_last_complete_geometry_of_its_output(
+    tmp_path: Path, reason: str, handler: str
+) -> None:
+    # A node failure (or a runner killed before its copy-back) leaves only the output mirrored during
+    # the run: no .xyz, no _trj.xyz. A real ORCA 6.0 optimisation, cut while printing its 3rd geometry.
+    lines = REAL_OPT.read_text().splitlines(keepends=True)
+    starts = [i for i, ln in enumerate(lines) if "CARTESIAN COORDINATES (ANGSTROEM)" in ln]
+    (tmp_path / "w.out").write_text("".join(lines[: starts[2] + 8]))
+    second = []
+    for ln in lines[starts[1] + 2 :]:
+        if not ln.strip():
+            break
+        second.append([ln.split()[0], *map(float, ln.split()[1:4])])
+    new, used = plan_recovery(plan(), failure(tmp_path, Outcome.TRUNCATED, reason=reason), LIMITS)
+    assert new is not None and used == handler
+    assert (
+        orca_input.parse_input(Path("x.inp"), new.input_text, check_files=False).first.coord_kind == "xyzfile"
+    )
+    rows = [ln.split() for ln in new.extra_files["restart.xyz"].read_text().splitlines()]
+    assert int(rows[0][0]) == len(second)
+    assert [[r[0], *map(float, r[1:4])] for r in rows[2:]] == second
+
+
+def test_preempted_optimisation_restarts_from_its_trajectory(tmp_path: Path) -> None:
+    frames = "".join(f"3\nframe {i}\nO 0 0 {i}\nH 0 0 1\nH 1 0 0\n" for i in range(3))
+    (tmp_path / "w_trj.xyz").write_text(frames)
+    (tmp_path / "w.gbw").write_bytes(b"orbitals")
+    new, _ = plan_recovery(plan(), failure(tmp_path, Outcome.TRUNCATED, reason="preempted"), LIMITS)
+    assert new is not None and set(new.extra_files) == {"previous.gbw", "restart.xyz"}
+    assert "frame 2" in new.extra_files["restart.xyz"].read_text()
+    # A single point has no geometry to go on from: orbitals only.
+    sp = plan(input_text=INPUT.replace(" Opt", ""))
+    (tmp_path / "w_trj.xyz").unlink()
+    again, _ = plan_recovery(sp, failure(tmp_path, Outcome.TRUNCATED, reason="preempted"), LIMITS)
+    assert again is not None and set(again.extra_files) == {"previous.gbw"}

@@ -26,10 +26,13 @@ from orca_hpc.errors import OrcaHpcError
 from orca_hpc.orca import chemistry
 from orca_hpc.orca import inputs as orca_input
 from orca_hpc.orca.outcomes import DEFAULT_IMAG_THRESHOLD_CM1, Outcome
+from orca_hpc.orca.read import read_tail
 
 PREVIOUS_GBW = "previous.gbw"
 RESTART_XYZ = "restart.xyz"
 DISPLACED_XYZ = "displaced.xyz"
+# How much of an output's end is searched for its last geometry (an optimisation cycle prints it).
+GEOMETRY_TAIL_BYTES = 1 << 20
 # How far the atom that moves most is pushed along an unwanted imaginary mode (Angstrom): enough to
 # leave the saddle region, small enough to stay in the same basin.
 DISPLACEMENT_A = 0.1
@@ -123,15 +126,43 @@ def _with_moread(
 
 
 def _last_geometry(failure: Failure) -> Path | None:
-    """The newest geometry the failed attempt reached: the last frame of _trj.xyz, else the .xyz."""
+    """The newest geometry the failed attempt reached: the last frame of _trj.xyz, else the .xyz, else
+    the last complete coordinate block of the output (all that a node failure leaves: the runner died
+    before its copy-back, and only the output mirrored during the run is in the attempt folder)."""
     trj = failure.file("_trj.xyz")
-    if trj is not None:
-        frame = _last_xyz_frame(trj)
-        if frame:
-            out = failure.attempt_dir / f".{RESTART_XYZ}"
-            out.write_text(frame, encoding="utf-8")
-            return out
-    return failure.file(".xyz")
+    frame = _last_xyz_frame(trj) if trj is not None else None
+    if not frame and failure.file(".xyz") is not None:
+        return failure.file(".xyz")
+    if not frame:
+        frame = _output_geometry(failure)
+    if not frame:
+        return None
+    out = failure.attempt_dir / f".{RESTART_XYZ}"
+    out.write_text(frame, encoding="utf-8")
+    return out
+
+
+def _output_geometry(failure: Failure) -> str | None:
+    """The last CARTESIAN COORDINATES (ANGSTROEM) block of the output as xyz text, if ORCA finished
+    printing it (a blank line follows a whole block: one cut off mid-write would lose atoms)."""
+    output = failure.file(".out")
+    if output is None:
+        return None
+    tail = read_tail(output, GEOMETRY_TAIL_BYTES)
+    atoms = chemistry.last_geometry(tail[: tail.rfind("\n\n") + 1])
+    return _xyz_text(atoms, f"last geometry in {output.name}") if atoms else None
+
+
+def _optimises(text: str) -> bool:
+    """The first job searches a minimum or a transition state from the input's coordinates (what
+    ``* xyzfile restart.xyz`` replaces); not a NEB (its geometry is the reactant, not the path)."""
+    try:
+        parsed = orca_input.parse_input(Path("input.inp"), text, check_files=False)
+    except OrcaHpcError:
+        return False
+    if parsed.first.blocks_named("compound"):
+        return False
+    return any(s.step == 0 and s.optimises and not s.neb for s in orca_input.job_intents(parsed))
 
 
 def _last_xyz_frame(path: Path) -> str | None:
@@ -267,6 +298,16 @@ def _restart_geometry(
     plan.extra_files[RESTART_XYZ] = geometry
     text = orca_input.set_xyzfile(text, RESTART_XYZ)
     return text, [_change(handler, f"* xyzfile {RESTART_XYZ}", "restart from the last geometry")]
+
+
+def _restarts_geometry(plan: AttemptPlan, failure: Failure) -> bool:
+    """A stopped run that was moving the geometry: its next attempt starts where it stopped."""
+    kind = failure.classification.get("calc_kind")
+    return (
+        kind in ("optimisation", "transition_state")
+        or bool(failure.file("_trj.xyz"))
+        or _optimises(plan.input_text)
+    )
 
 
 class OptHandler(Handler):
@@ -515,14 +556,8 @@ class WalltimeHandler(Handler):
         if time_min <= plan.time_min:
             raise NoCorrection(f"already at the partition's time limit ({limits.max_time_min} min)")
         text, changes = plan.input_text, list[dict[str, str]]()
-        if failure.classification.get("calc_kind") == "optimisation" or failure.file("_trj.xyz"):
-            geometry = _last_geometry(failure)
-            if geometry is not None:
-                plan.extra_files[RESTART_XYZ] = geometry
-                text = orca_input.set_xyzfile(text, RESTART_XYZ)
-                changes.append(
-                    _change(self.name, f"* xyzfile {RESTART_XYZ}", "restart from the last geometry")
-                )
+        if _restarts_geometry(plan, failure):
+            text, changes = _restart_geometry(plan, failure, self.name, text)
         text, more = _with_moread(plan, failure, self.name, text)
         changes += more
         changes.append(_change(self.name, f"--time {plan.time_min} -> {time_min} min", "hit the time limit"))
@@ -590,7 +625,12 @@ class RestartHandler(Handler):
     outcomes = frozenset({Outcome.TRUNCATED, Outcome.UNKNOWN_ERROR})
 
     def correct(self, plan: AttemptPlan, failure: Failure, limits: Limits) -> AttemptPlan:
-        text, changes = _with_moread(plan, failure, self.name, plan.input_text)
+        text, changes = plan.input_text, list[dict[str, str]]()
+        if failure.outcome == Outcome.TRUNCATED and _restarts_geometry(plan, failure):
+            # Preempted or the node failed mid-optimisation: go on from where it was, as after a timeout.
+            text, changes = _restart_geometry(plan, failure, self.name, text)
+        text, more = _with_moread(plan, failure, self.name, text)
+        changes += more
         if not changes:
             changes = [
                 _change(
