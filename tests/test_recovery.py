@@ -264,3 +264,22 @@ def test_preempted_optimisation_restarts_from_its_trajectory(tmp_path: Path) -> 
     (tmp_path / "w_trj.xyz").unlink()
     again, _ = plan_recovery(sp, failure(tmp_path, Outcome.TRUNCATED, reason="preempted"), LIMITS)
     assert again is not None and set(again.extra_files) == {"previous.gbw"}
+
+
+def test_restarts_of_an_input_that_reads_an_xyz_file_name_one_file(tmp_path: Path) -> None:
+    # "* xyzfile 0 1 start.xyz": each restart kept the old name after the new one, so the 3rd attempt
+    # read "* xyzfile 0 1 restart.xyz restart.xyz start.xyz".
+    (tmp_path / "w_trj.xyz").write_text("3\nlast\nO 0 0 0\nH 0 0 1\nH 1 0 0\n")
+    p = plan(input_text="! B3LYP def2-SVP Opt\n* xyzfile 0 1 start.xyz\n")
+    history: list[list[dict[str, str]]] = [[]]
+    for _ in range(3):
+        new, _ = plan_recovery(
+            p, failure(tmp_path, Outcome.OPT_NOT_CONVERGED, history=history, opt_cycles=5), LIMITS
+        )
+        assert new is not None
+        history.append(new.corrections)
+        p = new
+        coords = [ln for ln in p.input_text.splitlines() if ln.lstrip().startswith("*")]
+        assert coords == ["* xyzfile 0 1 restart.xyz"]
+        files = orca_input.parse_input(Path("x.inp"), p.input_text, check_files=False).files
+        assert [f.name for f in files] == ["restart.xyz"]
