@@ -32,7 +32,7 @@ PREVIOUS_GBW = "previous.gbw"
 RESTART_XYZ = "restart.xyz"
 DISPLACED_XYZ = "displaced.xyz"
 # How much of an output's end is searched for its last geometry (an optimisation cycle prints it).
-GEOMETRY_TAIL_BYTES = 1 << 20
+GEOMETRY_TAIL_BYTES = 4 << 20  # a cycle of a large molecule prints well over 1 MB
 # How far the atom that moves most is pushed along an unwanted imaginary mode (Angstrom): enough to
 # leave the saddle region, small enough to stay in the same basin.
 DISPLACEMENT_A = 0.1
