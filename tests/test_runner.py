@@ -416,6 +416,34 @@ def test_result_write_failure_is_reported_on_stderr(
     assert (scratch / "h2_sp.out").is_file() and (scratch / "h2_sp.gbw").is_file()
 
 
+def test_result_rewrite_failure_after_scratch_is_gone_is_no_error(
+    tmp_path: Path,
+    orca: Path,
+    scratch_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # result.json is written, scratch removed, then written again to say so: if that second write
+    # fails (the disk just filled up), the first one stands; the runner said "error: cannot write
+    # result.json ...; all files are kept in scratch" about a scratch it had removed.
+    write = runner.write_json_atomic
+    calls: list[Path] = []
+
+    def second_fails(path: Path, data: dict) -> None:
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        write(path, data)
+
+    monkeypatch.setattr(runner, "write_json_atomic", second_fails)
+    attempt_dir = make_attempt(tmp_path / "c", orca, scratch_root)
+    code = runner.main(["--attempt-dir", str(attempt_dir)])
+    assert len(calls) == 2 and not _scratch_of(scratch_root).exists()
+    assert code == runner.EXIT_SUCCESS
+    assert "error" not in capsys.readouterr().err
+    assert _result(attempt_dir)["outcome"] == "success"
+
+
 # ----------------------------------------------------------------------------- with the project's emulator
 
 

@@ -483,7 +483,10 @@ class _Attempt:
                         remove_attempt_scratch(self.scratch)
                     self.result.scratch_removed = not os.path.lexists(self.scratch)
                     if self.result.scratch_removed:
-                        self._write_result()
+                        # Only to say scratch is gone: the result.json written above stands if this
+                        # fails, and "files are kept in scratch" would now be false.
+                        with contextlib.suppress(OSError):
+                            write_json_atomic(self.dir / RESULT_NAME, self.result.to_dict())
         return self.result.to_dict()
 
     def _run(self) -> bool:
