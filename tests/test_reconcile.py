@@ -408,3 +408,27 @@ def test_a_task_slurm_forgot_after_it_ran_is_not_taken_for_a_cancel(campaign: Ca
     assert _job(campaign, never).state is JobState.CANCELLED
     lost = _job(campaign, ran)  # a run that left no result: retried, as any job SLURM lost
     assert lost.state is not JobState.CANCELLED and len(lost.attempts) == 2
+
+
+def test_walltime_retries_stay_within_the_partitions_max_time(campaign: Campaign) -> None:
+    # A site without max_walltime: the retry's time was capped at 4 x the attempt's own, beyond a
+    # partition's MaxTime, where sbatch refuses the job. The partition says 60 min.
+    import dataclasses
+
+    from orca_hpc.scheduler.nodes import Partition
+
+    class Limited(FakeScheduler):
+        def partition(self) -> Partition:
+            return Partition(name="debug", max_time_min=60, nodes=())
+
+    campaign = dataclasses.replace(campaign, site=dataclasses.replace(campaign.site, max_walltime_min=None))
+    fake = Limited()
+    [job_id] = _submit(campaign, fake)
+    said: list[str] = []
+    for _ in range(2):
+        fake.finish(_job(campaign, job_id).latest.slurm_id, "TIMEOUT", 0)
+        _result(campaign, job_id, "truncated", reason="walltime", retryable=True, message="stopped")
+        reconcile(campaign, scheduler=fake, echo=said.append)
+    job = _job(campaign, job_id)
+    assert [r.time_min for r in fake.requests] == [30, 60] and len(job.attempts) == 2
+    assert job.state is JobState.PERMANENT_FAILED and any("time limit (60 min)" in line for line in said)

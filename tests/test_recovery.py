@@ -199,3 +199,87 @@ def test_attempt_end(state, exit_code, signal, result, log, expected) -> None:  
     assert (end.outcome, end.reason, end.counts_against_limit) == expected
     if result and result.get("outcome") == "input_error":
         assert not end.retryable
+
+
+def test_scf_rungs_the_input_already_has_are_skipped_not_spent(tmp_path: Path) -> None:
+    # The user's own SlowConv, MaxIter 1000 and a stronger level shift: a retry that "adds" them runs
+    # the same SCF again; each retry must change the input, and the user's larger shift stays.
+    user = INPUT.replace(
+        "! B3LYP def2-SVP Opt\n",
+        "! B3LYP def2-SVP SlowConv\n%scf\n  MaxIter 1000\n  Shift Shift 0.3 ErrOff 0.2 end\nend\n",
+    )
+    p, history, texts = plan(input_text=user), [[]], [user]
+    while True:
+        new, why = plan_recovery(p, failure(tmp_path, Outcome.SCF_NOT_CONVERGED, history=history), LIMITS)
+        if new is None:
+            break
+        assert new.input_text not in texts, new.corrections  # a changed SCF, not a repeat
+        texts.append(new.input_text)
+        history.append(new.corrections)
+        p = new
+    assert "exhausted" in why
+    assert len(texts) - 1 == 2  # VerySlowConv, then KDIIS SOSCF: the other rungs were the user's
+    assert {"veryslowconv", "kdiis", "soscf"} <= keywords(p.input_text)
+    parsed = orca_input.parse_input(Path("x.inp"), p.input_text, check_files=False)
+    assert parsed.first.option("scf", "Shift") == "Shift 0.3 ErrOff 0.2 end"
+    assert parsed.first.option("scf", "MaxIter") == "1000"
+
+
+REAL_OPT = Path(__file__).parent / "fixtures" / "orca" / "cclib__basicORCA6.0__dvb_gopt.out"
+
+
+@pytest.mark.parametrize(("reason", "handler"), [("node_fail", "restart"), ("walltime", "walltime")])
+def test_stopped_optimisation_restarts_from_the_last_complete_geometry_of_its_output(
+    tmp_path: Path, reason: str, handler: str
+) -> None:
+    # A node failure (or a runner killed before its copy-back) leaves only the output mirrored during
+    # the run: no .xyz, no _trj.xyz. A real ORCA 6.0 optimisation, cut while printing its 3rd geometry.
+    lines = REAL_OPT.read_text().splitlines(keepends=True)
+    starts = [i for i, ln in enumerate(lines) if "CARTESIAN COORDINATES (ANGSTROEM)" in ln]
+    (tmp_path / "w.out").write_text("".join(lines[: starts[2] + 8]))
+    second = []
+    for ln in lines[starts[1] + 2 :]:
+        if not ln.strip():
+            break
+        second.append([ln.split()[0], *map(float, ln.split()[1:4])])
+    new, used = plan_recovery(plan(), failure(tmp_path, Outcome.TRUNCATED, reason=reason), LIMITS)
+    assert new is not None and used == handler
+    assert (
+        orca_input.parse_input(Path("x.inp"), new.input_text, check_files=False).first.coord_kind == "xyzfile"
+    )
+    rows = [ln.split() for ln in new.extra_files["restart.xyz"].read_text().splitlines()]
+    assert int(rows[0][0]) == len(second)
+    assert [[r[0], *map(float, r[1:4])] for r in rows[2:]] == second
+
+
+def test_preempted_optimisation_restarts_from_its_trajectory(tmp_path: Path) -> None:
+    frames = "".join(f"3\nframe {i}\nO 0 0 {i}\nH 0 0 1\nH 1 0 0\n" for i in range(3))
+    (tmp_path / "w_trj.xyz").write_text(frames)
+    (tmp_path / "w.gbw").write_bytes(b"orbitals")
+    new, _ = plan_recovery(plan(), failure(tmp_path, Outcome.TRUNCATED, reason="preempted"), LIMITS)
+    assert new is not None and set(new.extra_files) == {"previous.gbw", "restart.xyz"}
+    assert "frame 2" in new.extra_files["restart.xyz"].read_text()
+    # A single point has no geometry to go on from: orbitals only.
+    sp = plan(input_text=INPUT.replace(" Opt", ""))
+    (tmp_path / "w_trj.xyz").unlink()
+    again, _ = plan_recovery(sp, failure(tmp_path, Outcome.TRUNCATED, reason="preempted"), LIMITS)
+    assert again is not None and set(again.extra_files) == {"previous.gbw"}
+
+
+def test_restarts_of_an_input_that_reads_an_xyz_file_name_one_file(tmp_path: Path) -> None:
+    # "* xyzfile 0 1 start.xyz": each restart kept the old name after the new one, so the 3rd attempt
+    # read "* xyzfile 0 1 restart.xyz restart.xyz start.xyz".
+    (tmp_path / "w_trj.xyz").write_text("3\nlast\nO 0 0 0\nH 0 0 1\nH 1 0 0\n")
+    p = plan(input_text="! B3LYP def2-SVP Opt\n* xyzfile 0 1 start.xyz\n")
+    history: list[list[dict[str, str]]] = [[]]
+    for _ in range(3):
+        new, _ = plan_recovery(
+            p, failure(tmp_path, Outcome.OPT_NOT_CONVERGED, history=history, opt_cycles=5), LIMITS
+        )
+        assert new is not None
+        history.append(new.corrections)
+        p = new
+        coords = [ln for ln in p.input_text.splitlines() if ln.lstrip().startswith("*")]
+        assert coords == ["* xyzfile 0 1 restart.xyz"]
+        files = orca_input.parse_input(Path("x.inp"), p.input_text, check_files=False).files
+        assert [f.name for f in files] == ["restart.xyz"]

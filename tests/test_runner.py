@@ -132,7 +132,7 @@ def test_failing_run_keeps_output_and_removes_scratch(
 def test_signal_stops_orca_and_saves_restart_files(
     tmp_path: Path, orca: Path, scratch_root: Path, sig: int, reason: str, code: int
 ) -> None:
-    attempt_dir = make_attempt(tmp_path / "c", orca, scratch_root, directives="sleep=60")
+    attempt_dir = make_attempt(tmp_path / "c", orca, scratch_root, directives="sleep=60 hess")
     proc = _start_runner(attempt_dir)
     try:
         # The .out is mirrored while ORCA runs, so a person can follow it.
@@ -147,7 +147,8 @@ def test_signal_stops_orca_and_saves_restart_files(
     assert proc.returncode == code, stderr
     result = _result(attempt_dir)
     assert (result["outcome"], result["reason"], result["retryable"]) == ("truncated", reason, True)
-    assert {"h2_sp.out", "h2_sp.gbw", "h2_sp.xyz", "h2_sp_trj.xyz"} <= set(result["files"])
+    # The restart files: orbitals, geometry and the Hessian (an OptTS or a frequency run goes on from it).
+    assert {"h2_sp.out", "h2_sp.gbw", "h2_sp.xyz", "h2_sp_trj.xyz", "h2_sp.hess"} <= set(result["files"])
     assert "SCF ITERATIONS" in (attempt_dir / "h2_sp.out").read_text()
     assert (attempt_dir / "h2_sp.gbw").stat().st_size == 2000
     assert not _scratch_of(scratch_root).exists() and result["scratch_removed"] is True
@@ -413,6 +414,34 @@ def test_result_write_failure_is_reported_on_stderr(
     assert "result.json" in err and str(scratch) in err
     assert not (attempt_dir / "result.json").exists()
     assert (scratch / "h2_sp.out").is_file() and (scratch / "h2_sp.gbw").is_file()
+
+
+def test_result_rewrite_failure_after_scratch_is_gone_is_no_error(
+    tmp_path: Path,
+    orca: Path,
+    scratch_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # result.json is written, scratch removed, then written again to say so: if that second write
+    # fails (the disk just filled up), the first one stands; the runner said "error: cannot write
+    # result.json ...; all files are kept in scratch" about a scratch it had removed.
+    write = runner.write_json_atomic
+    calls: list[Path] = []
+
+    def second_fails(path: Path, data: dict) -> None:
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        write(path, data)
+
+    monkeypatch.setattr(runner, "write_json_atomic", second_fails)
+    attempt_dir = make_attempt(tmp_path / "c", orca, scratch_root)
+    code = runner.main(["--attempt-dir", str(attempt_dir)])
+    assert len(calls) == 2 and not _scratch_of(scratch_root).exists()
+    assert code == runner.EXIT_SUCCESS
+    assert "error" not in capsys.readouterr().err
+    assert _result(attempt_dir)["outcome"] == "success"
 
 
 # ----------------------------------------------------------------------------- with the project's emulator

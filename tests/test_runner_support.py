@@ -1,8 +1,8 @@
 """Support for the runner tests (no tests here): attempt dirs with spec.json, and a tiny fake ORCA.
 
 The fake ORCA understands the emulator's ``# emulate:`` directives that the runner tests need
-(``scf_fail``, ``crash``, ``sleep=S``) plus ``gbw_bytes=N``; it also leaves scratch junk
-(``.tmp``, ``.densities``) so tests can check that it is never copied back.
+(``scf_fail``, ``crash``, ``sleep=S``) plus ``gbw_bytes=N`` and ``hess`` (writes ``<base>.hess``);
+it also leaves scratch junk (``.tmp``, ``.densities``) so tests can check that it is never copied back.
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ for junk in (".tmp", ".densities", ".bas0"):
 for name in (base + ".xyz", base + "_trj.xyz"):
     with open(name, "w") as fh:
         fh.write("1\n\nH 0.0 0.0 0.0\n")
+if "hess" in opts:
+    with open(base + ".hess", "w") as fh:
+        fh.write("$orca_hessian_file\n")
 print("sys.stderr test line", file=sys.stderr, flush=True)
 if "sleep" in opts:
     print("SCF ITERATIONS", flush=True)

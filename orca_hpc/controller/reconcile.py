@@ -201,6 +201,17 @@ class Reconciler:
             self._scheduler = scheduler_for(self.campaign)
         return self._scheduler
 
+    def _partition_max_time(self) -> int | None:
+        """The partition's MaxTime (None: unlimited or unknown), asked once per reconcile and only for a
+        site without ``max_walltime``: a retry with more time must stay within it, or sbatch refuses it."""
+        if not hasattr(self, "_max_time"):
+            try:
+                partition = self.scheduler.partition()
+            except OrcaHpcError:
+                partition = None  # scontrol unreachable: the old cap, sbatch says the rest
+            self._max_time = partition.max_time_min if partition is not None else None
+        return self._max_time
+
     def _calls(self) -> int:
         return self._scheduler.call_count if self._scheduler is not None else 0
 
@@ -528,7 +539,7 @@ class Reconciler:
             )
             limits = Limits(
                 max_mem_mb=site.max_mem_mb or max(previous.mem_mb * 4, 16000),
-                max_time_min=site.max_walltime_min or previous.time_min * 4,
+                max_time_min=site.max_walltime_min or self._partition_max_time() or previous.time_min * 4,
             )
             try:
                 plan, handler = plan_recovery(previous, failure, limits, site.disabled_handlers)

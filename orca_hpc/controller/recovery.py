@@ -26,10 +26,13 @@ from orca_hpc.errors import OrcaHpcError
 from orca_hpc.orca import chemistry
 from orca_hpc.orca import inputs as orca_input
 from orca_hpc.orca.outcomes import DEFAULT_IMAG_THRESHOLD_CM1, Outcome
+from orca_hpc.orca.read import read_tail
 
 PREVIOUS_GBW = "previous.gbw"
 RESTART_XYZ = "restart.xyz"
 DISPLACED_XYZ = "displaced.xyz"
+# How much of an output's end is searched for its last geometry (an optimisation cycle prints it).
+GEOMETRY_TAIL_BYTES = 4 << 20  # a cycle of a large molecule prints well over 1 MB
 # How far the atom that moves most is pushed along an unwanted imaginary mode (Angstrom): enough to
 # leave the saddle region, small enough to stay in the same basin.
 DISPLACEMENT_A = 0.1
@@ -123,15 +126,43 @@ def _with_moread(
 
 
 def _last_geometry(failure: Failure) -> Path | None:
-    """The newest geometry the failed attempt reached: the last frame of _trj.xyz, else the .xyz."""
+    """The newest geometry the failed attempt reached: the last frame of _trj.xyz, else the .xyz, else
+    the last complete coordinate block of the output (all that a node failure leaves: the runner died
+    before its copy-back, and only the output mirrored during the run is in the attempt folder)."""
     trj = failure.file("_trj.xyz")
-    if trj is not None:
-        frame = _last_xyz_frame(trj)
-        if frame:
-            out = failure.attempt_dir / f".{RESTART_XYZ}"
-            out.write_text(frame, encoding="utf-8")
-            return out
-    return failure.file(".xyz")
+    frame = _last_xyz_frame(trj) if trj is not None else None
+    if not frame and failure.file(".xyz") is not None:
+        return failure.file(".xyz")
+    if not frame:
+        frame = _output_geometry(failure)
+    if not frame:
+        return None
+    out = failure.attempt_dir / f".{RESTART_XYZ}"
+    out.write_text(frame, encoding="utf-8")
+    return out
+
+
+def _output_geometry(failure: Failure) -> str | None:
+    """The last CARTESIAN COORDINATES (ANGSTROEM) block of the output as xyz text, if ORCA finished
+    printing it (a blank line follows a whole block: one cut off mid-write would lose atoms)."""
+    output = failure.file(".out")
+    if output is None:
+        return None
+    tail = read_tail(output, GEOMETRY_TAIL_BYTES)
+    atoms = chemistry.last_geometry(tail[: tail.rfind("\n\n") + 1])
+    return _xyz_text(atoms, f"last geometry in {output.name}") if atoms else None
+
+
+def _optimises(text: str) -> bool:
+    """The first job searches a minimum or a transition state from the input's coordinates (what
+    ``* xyzfile restart.xyz`` replaces); not a NEB (its geometry is the reactant, not the path)."""
+    try:
+        parsed = orca_input.parse_input(Path("input.inp"), text, check_files=False)
+    except OrcaHpcError:
+        return False
+    if parsed.first.blocks_named("compound"):
+        return False
+    return any(s.step == 0 and s.optimises and not s.neb for s in orca_input.job_intents(parsed))
 
 
 def _last_xyz_frame(path: Path) -> str | None:
@@ -163,6 +194,7 @@ class Handler:
 # The SCF ladder (../shared/docs/orca-facts.md, "Recovery that works"): one rung per attempt, weakest first.
 SCF_STEPS = ("maxiter", "slowconv", "veryslowconv", "kdiis", "shift")
 SCF_MAXITER = 500
+SCF_SHIFT = 0.1  # Eh, with the same ErrOff: the level shift of the ladder's last rung
 
 
 class ScfHandler(Handler):
@@ -182,36 +214,79 @@ class ScfHandler(Handler):
         remaining = self._remaining(failure)
         if not remaining:
             raise NoCorrection("the SCF ladder is exhausted")
-        steps = remaining if failure.last_chance else remaining[:1]
-        if "slowconv" in steps and "veryslowconv" in steps:
-            steps.remove("slowconv")  # VerySlowConv is the stronger damping; ORCA takes one of them
+        if failure.last_chance and "slowconv" in remaining and "veryslowconv" in remaining:
+            remaining.remove("slowconv")  # VerySlowConv is the stronger damping; ORCA takes one of them
         text, changes = plan.input_text, list[dict[str, str]]()
         if failure.classification.get("calc_kind") in ("optimisation", "transition_state"):
             text, changes = _restart_geometry(plan, failure, self.name, text)
         text, more = _with_moread(plan, failure, self.name, text)
         changes += more
         why = "SCF did not converge"
-        if len(steps) > 1:
-            why += f" (last attempt of the retry budget: every remaining rung at once: {', '.join(steps)})"
-        for step in steps:
-            text, change = self._apply(step, text, why)
+        if failure.last_chance and len(remaining) > 1:
+            why += (
+                f" (last attempt of the retry budget: every remaining rung at once: {', '.join(remaining)})"
+            )
+        applied = 0
+        for step in remaining:
+            new_text, change = self._apply(step, text, why)
+            if new_text == text:
+                # The input already has this rung (the user's SlowConv, MaxIter 1000, a larger Shift):
+                # an attempt spent on it would run the same SCF again. Recorded, so the ladder moves on.
+                changes.append(_change(self.name, f"{change}: already in the input", why, step))
+                continue
+            text = new_text
             changes.append(_change(self.name, change, why, step))
+            applied += 1
+            if not failure.last_chance:
+                break
+        if not applied:
+            raise NoCorrection("the SCF ladder is exhausted (the input already has every remaining rung)")
         return _next(plan, text, changes)
 
     def _apply(self, step: str, text: str, why: str) -> tuple[str, str]:
+        """The input with ``step`` applied (unchanged when it already has it), and how to say it."""
         if step == "maxiter":
             text, value, current = _raise_option(text, "scf", "MaxIter", SCF_MAXITER)
             kept = f" (the input's {current} kept)" if current is not None and current >= SCF_MAXITER else ""
             return text, f"%scf MaxIter {value}{kept}"
+        words = _keywords(text)
         if step == "slowconv":
+            if "veryslowconv" in words:  # the stronger damping is there already
+                return text, "! SlowConv"
             return orca_input.add_keywords(text, "SlowConv"), "! SlowConv"
         if step == "veryslowconv":
+            if "veryslowconv" in words:
+                return text, "! VerySlowConv"
             text = orca_input.remove_keywords(text, "SlowConv")
             return orca_input.add_keywords(text, "VerySlowConv"), "! VerySlowConv"
         if step == "kdiis":
             return orca_input.add_keywords(text, "KDIIS", "SOSCF"), "! KDIIS SOSCF"
-        text = orca_input.set_block_option(text, "scf", "Shift", "Shift 0.1 ErrOff 0.1 end")
-        return text, "%scf Shift 0.1 ErrOff 0.1"
+        shift = _current_shift(text)
+        if shift is not None and shift >= SCF_SHIFT:
+            # A larger level shift is the stronger remedy: never replace the user's by a weaker one.
+            return text, f"%scf Shift {shift:g} (the input's kept)"
+        text = orca_input.set_block_option(text, "scf", "Shift", f"Shift {SCF_SHIFT} ErrOff {SCF_SHIFT} end")
+        return text, f"%scf Shift {SCF_SHIFT} ErrOff {SCF_SHIFT}"
+
+
+def _keywords(text: str) -> frozenset[str]:
+    """The simple-input keywords of every job, lower case."""
+    return orca_input.parse_input(Path("input.inp"), text, check_files=False).keywords_lower
+
+
+def _current_shift(text: str) -> float | None:
+    """The level shift the input's ``%scf Shift Shift X ... end`` sets (first job), or None."""
+    try:
+        value = orca_input.parse_input(Path("input.inp"), text, check_files=False).first.option(
+            "scf", "Shift"
+        )
+    except OrcaHpcError:
+        return None
+    match = re.search(r"(?i)\bshift\s+(-?[0-9.]+(?:[eE][-+]?\d+)?)", value or "")
+    try:
+        return float(match.group(1)) if match else None
+    except ValueError:
+        return None
 
 
 def _restart_geometry(
@@ -223,6 +298,16 @@ def _restart_geometry(
     plan.extra_files[RESTART_XYZ] = geometry
     text = orca_input.set_xyzfile(text, RESTART_XYZ)
     return text, [_change(handler, f"* xyzfile {RESTART_XYZ}", "restart from the last geometry")]
+
+
+def _restarts_geometry(plan: AttemptPlan, failure: Failure) -> bool:
+    """A stopped run that was moving the geometry: its next attempt starts where it stopped."""
+    kind = failure.classification.get("calc_kind")
+    return (
+        kind in ("optimisation", "transition_state")
+        or bool(failure.file("_trj.xyz"))
+        or _optimises(plan.input_text)
+    )
 
 
 class OptHandler(Handler):
@@ -471,14 +556,8 @@ class WalltimeHandler(Handler):
         if time_min <= plan.time_min:
             raise NoCorrection(f"already at the partition's time limit ({limits.max_time_min} min)")
         text, changes = plan.input_text, list[dict[str, str]]()
-        if failure.classification.get("calc_kind") == "optimisation" or failure.file("_trj.xyz"):
-            geometry = _last_geometry(failure)
-            if geometry is not None:
-                plan.extra_files[RESTART_XYZ] = geometry
-                text = orca_input.set_xyzfile(text, RESTART_XYZ)
-                changes.append(
-                    _change(self.name, f"* xyzfile {RESTART_XYZ}", "restart from the last geometry")
-                )
+        if _restarts_geometry(plan, failure):
+            text, changes = _restart_geometry(plan, failure, self.name, text)
         text, more = _with_moread(plan, failure, self.name, text)
         changes += more
         changes.append(_change(self.name, f"--time {plan.time_min} -> {time_min} min", "hit the time limit"))
@@ -546,7 +625,12 @@ class RestartHandler(Handler):
     outcomes = frozenset({Outcome.TRUNCATED, Outcome.UNKNOWN_ERROR})
 
     def correct(self, plan: AttemptPlan, failure: Failure, limits: Limits) -> AttemptPlan:
-        text, changes = _with_moread(plan, failure, self.name, plan.input_text)
+        text, changes = plan.input_text, list[dict[str, str]]()
+        if failure.outcome == Outcome.TRUNCATED and _restarts_geometry(plan, failure):
+            # Preempted or the node failed mid-optimisation: go on from where it was, as after a timeout.
+            text, changes = _restart_geometry(plan, failure, self.name, text)
+        text, more = _with_moread(plan, failure, self.name, text)
+        changes += more
         if not changes:
             changes = [
                 _change(

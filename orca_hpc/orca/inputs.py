@@ -816,7 +816,10 @@ class _Parser:
                 raise self.error(f"'* {kind}' needs a file name after charge and multiplicity", lineno)
             name = _unquote(words[3])
             job.files.append(FileRef(kind, name, lineno, job.index))
-            last = header[min(3, len(header) - 1)]
+            # The span ends after the file name: its token is the 4th word, one further on when the
+            # "*" stands apart ("* xyzfile 0 1 x.xyz", not "*xyzfile 0 1 x.xyz"); ending before it,
+            # set_xyzfile kept the old name after the new one.
+            last = header[min(3 + (len(header) - len(words)), len(header) - 1)]
             job.coord_span = Span(start.line, start.col, last.line, last.end)
             return
         self._inline_atoms(job, start)

@@ -68,8 +68,9 @@ EXIT_CANCELLED = 143  # 128 + SIGTERM
 TERMINATED_NORMALLY = "****ORCA TERMINATED NORMALLY****"
 # Large scratch-only files: never worth the copy, even if a keep pattern would match.
 NEVER_COPY = ("*.tmp*", "*.densities*", "*.bas*", "*.bibtex", "*.carthess", "*.trjscf.dat")
-# What a stopped run needs to restart; kept small because SLURM's KillWait is short.
-RESTART_PATTERNS = ("*.out", "*.err", "*.gbw", "*.xyz")
+# What a stopped run needs to restart (orbitals, geometry, a Hessian an OptTS or Freq computed);
+# kept small because SLURM's KillWait is short.
+RESTART_PATTERNS = ("*.out", "*.err", "*.gbw", "*.xyz", "*.hess")
 # Seconds ORCA gets to exit after SIGTERM before SIGKILL: after scancel SLURM allows only KillWait.
 GRACE = {"walltime": 3.0, "cancelled": 1.0, "preempted": 1.0}
 POLL = 0.2
@@ -482,7 +483,10 @@ class _Attempt:
                         remove_attempt_scratch(self.scratch)
                     self.result.scratch_removed = not os.path.lexists(self.scratch)
                     if self.result.scratch_removed:
-                        self._write_result()
+                        # Only to say scratch is gone: the result.json written above stands if this
+                        # fails, and "files are kept in scratch" would now be false.
+                        with contextlib.suppress(OSError):
+                            write_json_atomic(self.dir / RESULT_NAME, self.result.to_dict())
         return self.result.to_dict()
 
     def _run(self) -> bool:
