@@ -225,6 +225,16 @@ def test_scf_rungs_the_input_already_has_are_skipped_not_spent(tmp_path: Path) -
     assert parsed.first.option("scf", "MaxIter") == "1000"
 
 
+def test_the_kdiis_rung_keeps_the_users_nososcf(tmp_path: Path) -> None:
+    """`! NoSOSCF` and an added `SOSCF` would contradict each other on one keyword line."""
+    user = INPUT.replace(
+        "! B3LYP def2-SVP Opt\n", "! B3LYP def2-SVP VerySlowConv NoSOSCF\n%scf MaxIter 900 end\n"
+    )
+    new, _why = plan_recovery(plan(input_text=user), failure(tmp_path, Outcome.SCF_NOT_CONVERGED), LIMITS)
+    assert new is not None and "kdiis" in keywords(new.input_text)
+    assert "soscf" not in keywords(new.input_text) and "nososcf" in keywords(new.input_text)
+
+
 REAL_OPT = Path(__file__).parent / "fixtures" / "orca" / "cclib__basicORCA6.0__dvb_gopt.out"
 
 

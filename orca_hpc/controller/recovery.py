@@ -260,6 +260,8 @@ class ScfHandler(Handler):
             text = orca_input.remove_keywords(text, "SlowConv")
             return orca_input.add_keywords(text, "VerySlowConv"), "! VerySlowConv"
         if step == "kdiis":
+            if "nososcf" in words:  # the user turned SOSCF off: "NoSOSCF SOSCF" would contradict itself
+                return orca_input.add_keywords(text, "KDIIS"), "! KDIIS (the input's NoSOSCF kept)"
             return orca_input.add_keywords(text, "KDIIS", "SOSCF"), "! KDIIS SOSCF"
         shift = _current_shift(text)
         if shift is not None and shift >= SCF_SHIFT:
