@@ -41,7 +41,6 @@ def deliver_campaign_outbox(
     if quick:
         cfg = dataclasses.replace(cfg, timeout=min(cfg.timeout, QUICK_TIMEOUT_S), max_attempts=1)
     ledger = campaign.ledger()
-    lease = cfg.max_attempts * (3 * cfg.timeout + cfg.backoff_max) + 60.0
     with ledger.transaction() as txn:
         if requeue:
             requeue_failed(txn.outbox)
@@ -49,6 +48,8 @@ def deliver_campaign_outbox(
         # Another delivery may be sending some of them right now (cron's reconcile and a person's
         # `notify`): each item this one sends is claimed first, or both would send it.
         mine = [item for item in pending_items(txn.outbox) if not claimed_by_another(item)]
+        # The items are sent one after another: the last one's claim must outlast all of them.
+        lease = len(mine) * item_lease(cfg)
         for item in mine:
             claim(item, lease_s=lease)
         work = copy.deepcopy(mine)
@@ -65,6 +66,11 @@ def deliver_campaign_outbox(
                 if item.get("id") in ids:
                     item.pop(CLAIM, None)
     return report
+
+
+def item_lease(cfg: MailConfig) -> float:
+    """Seconds one item's delivery may take at most: every attempt (connect, a few replies) and backoff."""
+    return cfg.max_attempts * (3 * cfg.timeout + cfg.backoff_max) + 60.0
 
 
 # An item a delivery is sending: {"host", "pid", "pst" (the process's start), "until" (epoch s)}.
@@ -85,19 +91,20 @@ def claim(item: dict[str, Any], *, pid: int | None = None, lease_s: float = 600.
 def claimed_by_another(item: dict[str, Any]) -> bool:
     """Whether another delivery that is still alive is sending ``item``. A claim whose process is gone
     (this host), or whose lease ran out (another host: it cannot be asked), is void: a killed delivery
-    loses no message (it may be sent twice then, never not at all)."""
+    loses no message (it may be sent twice then, never not at all). On this host the process is asked,
+    not the clock: a live delivery slower than its lease (a server answering at the last second of
+    every timeout) still holds what it is sending."""
     held = item.get(CLAIM)
     if not isinstance(held, dict):
         return False
     pid, until = held.get("pid"), held.get("until")
-    if not isinstance(until, (int, float)) or time.time() > until:
-        return False
-    if held.get("host") != socket.gethostname():
-        return True
-    if not isinstance(pid, int):
-        return False
-    pst = held.get("pst")
-    return pid_alive(pid, pst if isinstance(pst, int) else None)
+    if held.get("host") == socket.gethostname() and isinstance(pid, int):
+        pst = held.get("pst")
+        if not pid_alive(pid, pst if isinstance(pst, int) else None):
+            return False
+        if isinstance(pst, int):
+            return True  # that very process (its start time rules out a reused pid)
+    return isinstance(until, (int, float)) and time.time() <= until
 
 
 def _update_failure_digests(txn: Transaction) -> None:
