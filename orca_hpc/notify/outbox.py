@@ -53,8 +53,10 @@ def deliver_campaign_outbox(
         for item in mine:
             claim(item, lease_s=lease)
         work = copy.deepcopy(mine)
-    if not work:
-        return DeliveryReport()
+        if not work:
+            report = DeliveryReport()
+            report.note_given_up(txn.outbox)
+            return report
     try:
         report = deliver_outbox(work, cfg, logger=log)
     finally:
@@ -65,6 +67,8 @@ def deliver_campaign_outbox(
             for item in txn.outbox:
                 if item.get("id") in ids:
                     item.pop(CLAIM, None)
+            outbox_now = txn.outbox
+    report.note_given_up(outbox_now)
     return report
 
 
