@@ -116,8 +116,10 @@ def _update_failure_digests(txn: Transaction) -> None:
     retry) is dropped; one where some have says so at its top."""
     for item in pending_items(txn.outbox):
         ids = item.get("job_ids")
-        if item.get("kind") != "failure_digest" or not isinstance(ids, list) or item.get("recovered"):
+        if item.get("kind") != "failure_digest" or not isinstance(ids, list):
             continue
+        # Every delivery looks again (a digest waits while the server is down, and more jobs may be
+        # retried meanwhile): the note is made anew over the body as reconcile wrote it.
         recovered = []
         for job_id in ids:
             try:
@@ -129,10 +131,19 @@ def _update_failure_digests(txn: Transaction) -> None:
         if len(recovered) == len(ids):
             item["status"] = DROPPED
             item["last_error"] = "not sent: every job in it has recovered since"
-        elif recovered:
+            continue
+        written = str(item.get(AS_WRITTEN, item["body"]))
+        if recovered:
+            item[AS_WRITTEN] = written
             item["recovered"] = recovered
             note = "Since this was written, these jobs were taken up again:\n"
-            item["body"] = note + "".join(f"  {line}\n" for line in recovered) + "\n" + str(item["body"])
+            item["body"] = note + "".join(f"  {line}\n" for line in recovered) + "\n" + written
+        elif AS_WRITTEN in item:  # taken up again, and failed for good again: as written it is true
+            item["body"] = item.pop(AS_WRITTEN)
+            item.pop("recovered", None)
+
+
+AS_WRITTEN = "body_as_written"  # a failure digest's body before any note about jobs taken up again
 
 
 def owed_without_mail(campaign: Campaign) -> int:
