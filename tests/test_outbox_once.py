@@ -70,10 +70,10 @@ def test_a_claim_left_by_a_killed_delivery_is_taken_over(tmp_path: Path, server:
 def test_a_slow_delivery_of_several_messages_keeps_its_claims_to_the_last(
     tmp_path: Path, server: SmtpTestServer, monkeypatch: pytest.MonkeyPatch, second_host: str
 ) -> None:
-    """Each message may take up to one item's lease (a server answering at the last second of every
-    timeout, backoff): the third message of a delivery is sent about two leases after it was claimed.
-    Its claim must still hold then, for a second delivery on this host or another one: the lease was
-    one item's for all of them, and a live delivery on this host lost its claim to the clock."""
+    """Each message may take up to one item's worst case (a server answering at the last second of
+    every timeout, backoff): the third message of a delivery is sent about two of them after it was
+    claimed. Its claim must still hold then, for a second delivery on this host or another one: the
+    lease was one item's for all of them, and the second delivery sent the last message again."""
     campaign = _campaign(tmp_path, server.port)
     with campaign.ledger().transaction() as txn:
         for i in range(3):

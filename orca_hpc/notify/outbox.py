@@ -73,8 +73,13 @@ def deliver_campaign_outbox(
 
 
 def item_lease(cfg: MailConfig) -> float:
-    """Seconds one item's delivery may take at most: every attempt (connect, a few replies) and backoff."""
-    return cfg.max_attempts * (3 * cfg.timeout + cfg.backoff_max) + 60.0
+    """Seconds one item's delivery may take at most: every attempt, each of its SMTP round trips
+    (connect, greeting, EHLO, STARTTLS, EHLO, AUTH, MAIL, RCPT per address, DATA, the data, QUIT) up to
+    the timeout, and the backoff between attempts. A claim outlasts it: a live delivery keeps what it
+    claimed, and a stuck or vanished one frees it after a bounded time (never held for ever)."""
+    round_trips = 10 + len(cfg.to)
+    backoff = (cfg.max_attempts - 1) * cfg.backoff_max
+    return cfg.max_attempts * round_trips * cfg.timeout + backoff + 60.0
 
 
 # An item a delivery is sending: {"host", "pid", "pst" (the process's start), "until" (epoch s)}.
@@ -95,20 +100,19 @@ def claim(item: dict[str, Any], *, pid: int | None = None, lease_s: float = 600.
 def claimed_by_another(item: dict[str, Any]) -> bool:
     """Whether another delivery that is still alive is sending ``item``. A claim whose process is gone
     (this host), or whose lease ran out (another host: it cannot be asked), is void: a killed delivery
-    loses no message (it may be sent twice then, never not at all). On this host the process is asked,
-    not the clock: a live delivery slower than its lease (a server answering at the last second of
-    every timeout) still holds what it is sending."""
+    loses no message (it may be sent twice then, never not at all)."""
     held = item.get(CLAIM)
     if not isinstance(held, dict):
         return False
     pid, until = held.get("pid"), held.get("until")
-    if held.get("host") == socket.gethostname() and isinstance(pid, int):
-        pst = held.get("pst")
-        if not pid_alive(pid, pst if isinstance(pst, int) else None):
-            return False
-        if isinstance(pst, int):
-            return True  # that very process (its start time rules out a reused pid)
-    return isinstance(until, (int, float)) and time.time() <= until
+    if not isinstance(until, (int, float)) or time.time() > until:
+        return False
+    if held.get("host") != socket.gethostname():
+        return True
+    if not isinstance(pid, int):
+        return False
+    pst = held.get("pst")
+    return pid_alive(pid, pst if isinstance(pst, int) else None)
 
 
 def _update_failure_digests(txn: Transaction) -> None:
