@@ -83,6 +83,17 @@ def _append_archive(line: str) -> Callable[[Path], None]:
     return damage
 
 
+def _cut_archive(keep: Callable[[bytes], int]) -> Callable[[Path], None]:
+    """Truncate archive.jsonl to ``keep(its bytes)`` bytes (a partial copy, a damaged disk)."""
+
+    def damage(camp: Path) -> None:
+        path = camp / ".orca-hpc" / "archive.jsonl"
+        data = path.read_bytes()
+        path.write_bytes(data[: keep(data)])
+
+    return damage
+
+
 def _job1(key: str, value: Any) -> Callable[[Path], None]:
     return _edit(lambda doc: doc["jobs"]["j000001"].__setitem__(key, value))
 
@@ -158,6 +169,14 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], str, str]] = {
         "archive.jsonl",
     ),
     "archive line not JSON": (_append_archive("#garbage"), "not valid JSON", "archive.jsonl"),
+    # The cancelled job's line gone: it was taken for an interrupted write ("ignored"), and the job
+    # vanished from status, results and show, `ledger check` passing.
+    "archive cut inside its last line": (_cut_archive(lambda b: len(b) - 9), "shorter than", "archive.jsonl"),
+    "archive cut at a line's end": (
+        _cut_archive(lambda b: b.rstrip(b"\n").rfind(b"\n") + 1),
+        "shorter than",
+        "archive.jsonl",
+    ),
 }
 
 
@@ -175,6 +194,8 @@ def test_damage_is_refused_on_one_line_and_nothing_is_written(camp: Path, case: 
         assert str(camp / ".orca-hpc" / damaged_file) in line, (command, line)
         # The way back: for ledger.json its backup; for an archive line, the line to fix.
         way_back = "orca-hpc ledger restore" if damaged_file == "ledger.json" else "line"
+        if expected == "shorter than":  # lost lines: a copy of them, or going on without them
+            way_back = "orca-hpc ledger restore"
         assert way_back in line, (command, line)
         assert _files(camp) == before, command
 
@@ -296,3 +317,13 @@ def test_quick_path_never_accepts_what_the_full_rules_refuse() -> None:
             said_yes += 1
             assert full_job_problems("j000007", d) == [], edits
     assert said_yes > 50  # exercised on accepted mutants, not only on refused ones
+
+
+def test_a_cut_archive_is_restored_past_and_keeps_every_id(camp: Path) -> None:
+    """The way on without the lost lines: `ledger restore`; the lost job's id is never handed out again."""
+    _cut_archive(lambda b: 0)(camp)
+    assert "shorter than" in cli(camp, "ledger", "check", expect=1).output
+    cli(camp, "ledger", "restore")
+    assert cli(camp, "ledger", "check").exit_code == 0
+    with Ledger(camp / ".orca-hpc").transaction() as txn:
+        assert txn.add_job("new", "new.inp", "f" * 64, "local", 3).id == "j000004"

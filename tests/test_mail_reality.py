@@ -99,3 +99,29 @@ def test_owed_mail_without_settings_is_said_once(tmp_path: Path) -> None:
     result = cli(camp, "status", expect=0)
     assert result.output.count("notification(s) are waiting in the outbox") == 1
     assert "no [mail] settings" in result.output
+
+
+def test_a_waiting_digest_is_looked_at_again_at_every_delivery(tmp_path: Path) -> None:
+    """The server is down while a is retried (the digest gets its note and waits), then b is retried
+    too: the digest is about nothing any more and is not sent. It was looked at once: sent later
+    saying 2 jobs failed for good and only a was taken up again."""
+    with SmtpTestServer() as server:
+        camp = _campaign(tmp_path, _mail(server.port))
+        ids = _failed_jobs(camp, ["a", "b"])
+        ledger = load_campaign(camp).ledger()
+        down = MailConfig(
+            host="127.0.0.1", port=closed_port(), security="none", from_addr="o@x.org", to=("c@x.org",),
+            max_attempts=1, timeout=5,
+        )  # fmt: skip
+        with ledger.transaction() as txn:
+            txn.set_state(txn.get(ids[0]), JobState.CREATED)
+        report = deliver_campaign_outbox(load_campaign(camp), down)
+        assert report is not None and report.pending == 1
+        [item] = ledger.snapshot().outbox
+        assert f"{ids[0]} (a): now CREATED" in item["body"] and item["body"].count("Since this was") == 1
+        with ledger.transaction() as txn:
+            txn.set_state(txn.get(ids[1]), JobState.CREATED)
+        deliver_campaign_outbox(load_campaign(camp))
+        assert not server.messages
+        [item] = ledger.snapshot().outbox
+        assert item["status"] == "dropped"

@@ -180,3 +180,32 @@ def test_notify_no_mail_anywhere(tmp_path: Path) -> None:
     root = make_campaign(tmp_path / "c", None)
     code, out = run(root, "--test")
     assert code == EXIT_ERROR and "no [mail] table" in out and "mysite.toml" in out
+
+
+def orca(root: Path, *args: str, password: str) -> str:
+    """`orca-hpc -C ROOT ARGS` with the mail password in the environment; its output (exit 0 asserted)."""
+    env = {"ORCA_TEST_MAIL_PW": password}
+    result = CliRunner().invoke(main, ["-C", str(root), *args], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_a_digest_refused_for_a_wrong_password_is_not_forgotten(tmp_path: Path) -> None:
+    """A wrong password fails the digest permanently (retrying the same login cannot help). It is
+    kept, and every later reconcile says so and how to send it: the person fixes the password and
+    the digest goes out. It was said once, in one cron run's output; the next runs said nothing,
+    and with the password fixed it was never sent."""
+    with SmtpTestServer(username="orca", password="right") as server:
+        auth = 'username = "orca"\npassword_env = "ORCA_TEST_MAIL_PW"\nallow_plaintext_auth = true\n'
+        root = make_campaign(tmp_path / "c", mail_table(server.port, auth))
+        add_to_outbox(root, make_notification("failure_digest", "[orca-hpc] benzene: 1 job failed", "b\n"))
+        for password in ("wrong", "wrong", "right"):
+            out = orca(root, "reconcile", password=password)
+            assert "1 notification(s) in the outbox could not be sent" in out, out
+            assert "535" in out and "notify --requeue-failed" in out and password not in out
+        assert server.messages == [] and outbox(root)[0]["status"] == "failed_permanent"
+        out = orca(root, "notify", password="right")
+        assert "nothing pending" in out and "notify --requeue-failed" in out
+        orca(root, "notify", "--requeue-failed", password="right")
+        assert len(server.messages) == 1 and outbox(root)[0]["status"] == "sent"
+        assert "could not be sent" not in orca(root, "reconcile", password="right")

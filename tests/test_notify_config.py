@@ -42,6 +42,9 @@ def test_defaults() -> None:
         (table(to="not an address"), "to", "not an e-mail address"),
         (table(to="a@b\r\nRCPT TO:<evil@x>"), "to", "not an e-mail address"),
         (table(**{"from": 3}), "from", "non-empty string"),
+        # Taken at load, not at the send (where it failed for ever as "the password is non-ASCII").
+        (table(**{"from": "jörg@example.org"}), "from", "non-ASCII"),
+        (table(to=["you@example.org", "zoë@example.org"]), "to", "non-ASCII"),
         (table(timeout=0), "timeout", "positive"),
         (table(max_attempts=0), "max_attempts", "1-20"),
         (table(backoff_base=10, backoff_max=5), "backoff_max", ">= backoff_base"),

@@ -86,3 +86,13 @@ def test_campaign_summary_with_energies_csv() -> None:
     msg = build_message(item, CFG)
     [part] = list(msg.iter_attachments())
     assert part.get_content_type() == "text/csv" and "water, opt" in part.get_content()
+
+
+def test_digest_of_a_campaign_in_a_folder_whose_name_is_not_utf8_can_be_sent() -> None:
+    """os.fsdecode gives such a name with surrogate escapes; the digest was refused as a malformed
+    message on every delivery (never sent). A line break in the path forged a line."""
+    item = build_failure_digest([job(1, results="/scratch/caf\udce9\nBcc: x/jobs/j000001/attempt-2")], "c")
+    body = build_message(item, CFG).get_body()
+    assert body is not None
+    text = body.get_content()
+    assert "   results: /scratch/caf??Bcc: x/jobs/j000001/attempt-2" in text.splitlines()

@@ -110,6 +110,10 @@ def _deliver_ledger_outbox(directory: Path, cfg: MailConfig, requeue: bool, *, q
     if not (report.sent or report.failed or report.pending):
         if not quiet:
             click.echo("mail: nothing pending")
+        if report.given_up:
+            from orca_hpc.cli.common import warn
+
+            warn(report.given_up_line())
         return
     if not quiet:
         for line in report.messages:

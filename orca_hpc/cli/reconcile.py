@@ -45,8 +45,11 @@ def _deliver_mail(obj: Any, campaign: Any) -> None:
         return
     if report is None:
         warn_owed_mail(obj, campaign)
-    elif report.sent or report.pending or report.failed:
+        return
+    if report.sent or report.pending or report.failed:
         say(obj, report.summary())
+    if report.given_up:
+        warn(report.given_up_line())
 
 
 @click.command("reconcile")

@@ -821,15 +821,37 @@ class Ledger:
         """
         highest_active = 0 if proven else max((job_id_number(i) for i in doc["jobs"]), default=0)
         arch = doc.get("arch")
-        try:
-            size = os.stat(self.state_dir / "archive.jsonl").st_size
-        except FileNotFoundError:
-            size = 0
+        size = self._archive_size()
+        cut = self._archive_cut(arch, size)
+        if cut:
+            raise LedgerCorrupt(cut)
         if not (isinstance(arch, list) and len(arch) == 2 and arch[0] == size and isinstance(arch[1], int)):
             # The archive grew since this generation was saved (or the mark is not ours): ask its index.
             # A damaged archive line raises its own LedgerCorrupt, naming the archive and the line.
             doc["arch"] = arch = self._archive_mark(Archive(self.state_dir, writable=False))
         return counter_problem(doc["meta"]["next_id"], highest_active, arch[1])
+
+    def _archive_size(self) -> int:
+        try:
+            return os.stat(self.state_dir / "archive.jsonl").st_size
+        except FileNotFoundError:
+            return 0
+
+    def _archive_cut(self, arch: Any, size: int) -> str | None:
+        """What is wrong when the archive is shorter than a generation whose sum matched says it was.
+
+        The archive is appended before ``ledger.json`` is replaced and only an incomplete tail past
+        the mark is ever cut, so a shorter archive lost finished jobs (a truncated file, a partial
+        copy): taking it as an interrupted write would drop them without a word.
+        """
+        if not (isinstance(arch, list) and len(arch) == 2 and isinstance(arch[0], int)) or arch[0] <= size:
+            return None
+        archive = self.state_dir / "archive.jsonl"
+        return (
+            f"{archive}: {size} bytes, shorter than the {arch[0]} it had when {self.path.name} was saved: "
+            "finished jobs at its end are lost; put archive.jsonl back from a copy of the campaign, "
+            "or go on without them with `orca-hpc ledger restore` (one generation back)"
+        )
 
     @gc_paused()
     def parse(self, data: bytes) -> tuple[dict[str, Any], bool]:
@@ -1058,11 +1080,15 @@ class Ledger:
                 doc, migrated = self.parse(data)
         except LedgerCorrupt as err:
             report.problems.append(str(err))
+        cut = None
         if doc is not None:
+            cut = self._archive_cut(doc.get("arch"), self._archive_size())
             try:
-                problem = self._counter_problem(doc)
+                problem = None if cut else self._counter_problem(doc)
             except LedgerCorrupt:
                 problem = None  # a damaged archive line: the scan below names every one
+            if cut:
+                report.problems.append(cut)
             if problem:
                 report.problems.append(str(self._corrupt(problem)))
         report.ledger_ok = not report.problems
@@ -1080,7 +1106,7 @@ class Ledger:
         report.archived = sum(1 for job_id in scan.jobs if doc is None or job_id not in doc["jobs"])
         if scan.bad_lines:
             report.problems.append(f"{self.state_dir / 'archive.jsonl'}: damaged: {summarize(scan.problems)}")
-        if scan.torn_tail:
+        if scan.torn_tail and not cut:  # a cut archive ends anywhere: no interrupted write
             report.warnings.append(
                 "archive.jsonl ends with an incomplete line (an interrupted write); it is ignored"
             )

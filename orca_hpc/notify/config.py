@@ -233,6 +233,10 @@ def _address(value: str | None, key: str, fail: Any) -> str:
     # CR/LF would let a config value inject SMTP commands or headers.
     if any(c in value for c in "\r\n\0") or "@" not in value or any(c.isspace() for c in value):
         raise fail(key, f"not an e-mail address: {value!r}")
+    if not value.isascii():
+        # smtplib sends MAIL FROM/RCPT TO as ASCII (no SMTPUTF8): the send would fail on every try, and
+        # its UnicodeError would be taken for a non-ASCII password. Say it here, once, by its key.
+        raise fail(key, f"{value!r} has non-ASCII characters, which SMTP here cannot send")
     return value
 
 

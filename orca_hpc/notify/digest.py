@@ -58,7 +58,9 @@ def _job_block(i: int, job: Mapping[str, Any], tail_lines: int) -> list[str]:
             message = message[: MESSAGE_CHARS - 3] + "..."
         lines += _wrap("   message: ", message)
     if job.get("results"):
-        lines.append(f"   results: {job['results']}")
+        # A campaign folder's name need not be UTF-8 (it reaches here with surrogate escapes, which no
+        # mail can carry: the digest was refused as malformed, for good) and may hold a line break.
+        lines.append(f"   results: {_one_line(str(job['results']))}")
     tail = _tail(str(job.get("tail") or ""), tail_lines)
     if tail:
         lines.append(f"   last {len(tail)} output lines:")

@@ -41,7 +41,6 @@ def deliver_campaign_outbox(
     if quick:
         cfg = dataclasses.replace(cfg, timeout=min(cfg.timeout, QUICK_TIMEOUT_S), max_attempts=1)
     ledger = campaign.ledger()
-    lease = cfg.max_attempts * (3 * cfg.timeout + cfg.backoff_max) + 60.0
     with ledger.transaction() as txn:
         if requeue:
             requeue_failed(txn.outbox)
@@ -49,11 +48,15 @@ def deliver_campaign_outbox(
         # Another delivery may be sending some of them right now (cron's reconcile and a person's
         # `notify`): each item this one sends is claimed first, or both would send it.
         mine = [item for item in pending_items(txn.outbox) if not claimed_by_another(item)]
+        # The items are sent one after another: the last one's claim must outlast all of them.
+        lease = len(mine) * item_lease(cfg)
         for item in mine:
             claim(item, lease_s=lease)
         work = copy.deepcopy(mine)
-    if not work:
-        return DeliveryReport()
+        if not work:
+            report = DeliveryReport()
+            report.note_given_up(txn.outbox)
+            return report
     try:
         report = deliver_outbox(work, cfg, logger=log)
     finally:
@@ -64,7 +67,19 @@ def deliver_campaign_outbox(
             for item in txn.outbox:
                 if item.get("id") in ids:
                     item.pop(CLAIM, None)
+            outbox_now = txn.outbox
+    report.note_given_up(outbox_now)
     return report
+
+
+def item_lease(cfg: MailConfig) -> float:
+    """Seconds one item's delivery may take at most: every attempt, each of its SMTP round trips
+    (connect, greeting, EHLO, STARTTLS, EHLO, AUTH, MAIL, RCPT per address, DATA, the data, QUIT) up to
+    the timeout, and the backoff between attempts. A claim outlasts it: a live delivery keeps what it
+    claimed, and a stuck or vanished one frees it after a bounded time (never held for ever)."""
+    round_trips = 10 + len(cfg.to)
+    backoff = (cfg.max_attempts - 1) * cfg.backoff_max
+    return cfg.max_attempts * round_trips * cfg.timeout + backoff + 60.0
 
 
 # An item a delivery is sending: {"host", "pid", "pst" (the process's start), "until" (epoch s)}.
@@ -105,8 +120,10 @@ def _update_failure_digests(txn: Transaction) -> None:
     retry) is dropped; one where some have says so at its top."""
     for item in pending_items(txn.outbox):
         ids = item.get("job_ids")
-        if item.get("kind") != "failure_digest" or not isinstance(ids, list) or item.get("recovered"):
+        if item.get("kind") != "failure_digest" or not isinstance(ids, list):
             continue
+        # Every delivery looks again (a digest waits while the server is down, and more jobs may be
+        # retried meanwhile): the note is made anew over the body as reconcile wrote it.
         recovered = []
         for job_id in ids:
             try:
@@ -118,10 +135,19 @@ def _update_failure_digests(txn: Transaction) -> None:
         if len(recovered) == len(ids):
             item["status"] = DROPPED
             item["last_error"] = "not sent: every job in it has recovered since"
-        elif recovered:
+            continue
+        written = str(item.get(AS_WRITTEN, item["body"]))
+        if recovered:
+            item[AS_WRITTEN] = written
             item["recovered"] = recovered
             note = "Since this was written, these jobs were taken up again:\n"
-            item["body"] = note + "".join(f"  {line}\n" for line in recovered) + "\n" + str(item["body"])
+            item["body"] = note + "".join(f"  {line}\n" for line in recovered) + "\n" + written
+        elif AS_WRITTEN in item:  # taken up again, and failed for good again: as written it is true
+            item["body"] = item.pop(AS_WRITTEN)
+            item.pop("recovered", None)
+
+
+AS_WRITTEN = "body_as_written"  # a failure digest's body before any note about jobs taken up again
 
 
 def owed_without_mail(campaign: Campaign) -> int:

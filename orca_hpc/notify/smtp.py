@@ -297,6 +297,10 @@ class DeliveryReport:
     pending: int = 0  # still pending after this run (transient trouble, or not tried)
     attempts: int = 0  # SMTP attempts made in this run
     messages: list[str] = field(default_factory=list)
+    # Failed permanently, in this run or before, and kept in the outbox: nothing sends them again
+    # until a person requeues them, so every delivery says so (a digest must not end there unseen).
+    given_up: int = 0
+    given_up_error: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -304,6 +308,19 @@ class DeliveryReport:
 
     def summary(self) -> str:
         return f"mail: {self.sent} sent, {self.failed} failed, {self.pending} pending"
+
+    def given_up_line(self) -> str:
+        """The reminder for ``given_up``, with the last error and the way to send them again."""
+        why = f" (last error: {self.given_up_error})" if self.given_up_error else ""
+        return (
+            f"{self.given_up} notification(s) in the outbox could not be sent{why}; "
+            "after fixing [mail], send them with `orca-hpc notify --requeue-failed`"
+        )
+
+    def note_given_up(self, outbox: Sequence[dict[str, Any]]) -> None:
+        failed = [item for item in outbox if item.get("status") == FAILED_PERMANENT]
+        self.given_up = len(failed)
+        self.given_up_error = str(failed[-1].get("last_error") or "") or None if failed else None
 
 
 def deliver_outbox(
