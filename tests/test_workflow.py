@@ -384,3 +384,48 @@ def test_chain_is_stored_compactly_validated_and_optional() -> None:
     bad = {**stored, "ch": {"mol": "w", "conf": 0, "step": "sp", "after": "../x", "extra": 1}}
     problems = " ".join(job_problems(job.id, bad))
     assert "ch.conf" in problems and "ch.after" in problems and "unknown key 'extra'" in problems
+
+
+# A step whose template runs two jobs: the first optimises (ORCA writes <input>.xyz), the second
+# re-optimises tighter under its own %base: its refined.xyz is the step's final geometry.
+ATOMS = "{% for a in molecule.atoms %}{{ a.symbol }} {{ a.x }} {{ a.y }} {{ a.z }}\n{% endfor %}"
+TWO_JOBS = (
+    "# {{ comment }}\n! {{ method }}\n%pal nprocs {{ nprocs }} end\n%maxcore {{ maxcore }}\n"
+    f"* xyz {{{{ charge }}}} {{{{ mult }}}}\n{ATOMS}*\n$new_job\n! {{{{ method }}}} TightOpt\n"
+    f'%base "refined"\n* xyz {{{{ charge }}}} {{{{ mult }}}}\n{ATOMS}*\n'
+)
+
+
+def _with_template(tmp_path: Path, template: str) -> Path:
+    init_campaign(tmp_path / "camp", "local-slurm")
+    config = tmp_path / "camp" / "orca-hpc.toml"
+    steps = STEPS.replace("max_retries = 0", f"max_retries = 0\ntemplate = '''\n{template}'''")
+    config.write_text(config.read_text() + steps)
+    return tmp_path / "camp"
+
+
+def test_the_next_step_starts_from_the_last_jobs_files_under_its_base(tmp_path: Path) -> None:
+    """Before, the next step read <input>.xyz and <input>.gbw whatever the step's template named its
+    files: a multi-job step handed over its FIRST job's intermediate geometry and orbitals."""
+    campaign = load_campaign(_with_template(tmp_path, TWO_JOBS))
+    fake = FakeScheduler()
+    submit(campaign, _molecules(campaign)[:1], scheduler=fake)
+    [opt] = _jobs(campaign)
+    folder = campaign.root / opt.latest.dir
+    assert '%base "refined"' in (folder / "water.c1.opt.inp").read_text()
+    _finish(campaign, fake, opt)  # water.c1.opt.xyz/.gbw: what the first job left
+    (folder / "refined.xyz").write_text("3\nrefined\nO 0 0 0.3333\n" + WATER.split("\n", 3)[3])
+    (folder / "refined.gbw").write_bytes(b"final orbitals")
+    reconcile(campaign, scheduler=fake)
+    jobs = {j.name: j for j in _jobs(campaign)}
+    sp = campaign.root / jobs["water.c1.sp"].latest.dir
+    text = (sp / "water.c1.sp.inp").read_text()
+    assert "0.33330000" in text and "0.22220000" not in text, text
+    assert (sp / "prev.gbw").read_bytes() == b"final orbitals"
+
+
+def test_a_multi_job_step_whose_last_job_has_no_base_of_its_own_is_refused(tmp_path: Path) -> None:
+    inherited = TWO_JOBS.replace('%base "refined"\n', "").replace("%pal", '%base "first"\n%pal', 1)
+    assert '%base "first"' in inherited and "refined" not in inherited
+    with pytest.raises(UserError, match=r"step 1 \('opt'\): key 'template': its last job"):
+        load_campaign(_with_template(tmp_path, inherited))

@@ -246,8 +246,16 @@ def _step(
     freq = False
     if method and len(problems) == before:
         try:
-            text, _parsed = render_preset(method, _PROBE, 0, 1, 1, 100, template)
+            text, parsed = render_preset(method, _PROBE, 0, 1, 1, 100, template)
             freq = any(intent.freq for intent in input_intents(Path("<step>"), text))
+            jobs = parsed.jobs
+            if len(jobs) > 1 and jobs[-1].base is None and any(job.base for job in jobs[:-1]):
+                # Its last job's files (the final geometry, the orbitals) would be named after an
+                # earlier job's %base or after the input, as ORCA carries settings over: not plain.
+                problems.append(
+                    f"{where}: key 'template': its last job ($new_job) sets no %base while an earlier "
+                    "job does: give the last job its own %base (its files hand the step over)"
+                )
         except UserError as err:
             problems.append(f"{where}: key 'method': {err}")
     if len(problems) > before:

@@ -238,6 +238,24 @@ def _charge_mult(path: Path, text: str) -> tuple[int, int]:
     return first.charge or 0, first.multiplicity or 1
 
 
+_MULTI_OR_BASE = re.compile(r"^[ \t]*(\$new_job|%[ \t]*base\b)", re.IGNORECASE | re.MULTILINE)
+
+
+def final_base(path: Path, text: str) -> str:
+    """The base name ORCA gave the last job's files (``<base>.xyz``, ``.gbw``, ``.hess``): the input's
+    name, unless a ``%base`` names them. In a multi-job input (``$new_job``) the last job's files are
+    the final ones: ``<input>.xyz`` is then an earlier job's (an intermediate geometry). A step whose
+    last job inherits another job's ``%base`` is refused when the workflow loads (which file ORCA
+    writes last is not plain), so the last job's own ``%base`` or the input's name decides."""
+    if not _MULTI_OR_BASE.search(text):
+        return path.stem  # the inputs of preset method lines: one regex, no parse
+    last = parse_input(path, text, check_files=False).jobs[-1]
+    base = (last.base or "").strip().strip('"').strip() or path.stem
+    if "/" in base or "\\" in base or base in (".", ".."):
+        raise UserError(f"{path}: %base {base!r} names a file outside the attempt folder")
+    return base
+
+
 def next_plan(campaign: Campaign, step: Step, prev: Step | None, pred: Job, name: str) -> AttemptPlan:
     """The plan of ``step`` that starts where ``pred`` (the job of step ``prev``) ended."""
     pred_dir = campaign.root / pred.latest.dir
@@ -247,7 +265,7 @@ def next_plan(campaign: Campaign, step: Step, prev: Step | None, pred: Job, name
     if input_text is None:
         pred_plan = plan_of(pred_dir)
         input_path, input_text = pred_dir / pred_plan.input_name, pred_plan.input_text
-    base = input_path.stem
+    base = final_base(input_path, input_text)
     charge, mult = _charge_mult(input_path, input_text)
     geometry = _final_geometry(pred_dir, base)
     # The comment line travels with the molecule (it may say where the geometry came from).
