@@ -429,3 +429,27 @@ def test_a_multi_job_step_whose_last_job_has_no_base_of_its_own_is_refused(tmp_p
     assert '%base "first"' in inherited and "refined" not in inherited
     with pytest.raises(UserError, match=r"step 1 \('opt'\): key 'template': its last job"):
         load_campaign(_with_template(tmp_path, inherited))
+
+
+def test_retry_of_a_first_step_remakes_the_same_conformer_with_the_workflows_settings(
+    campaign: Campaign,
+) -> None:
+    """Before, `retry` remade a first step's conformers with the default settings, not the workflow's
+    (rmsd, energy window): conformer 2 of a file whose frames those defaults merge was not found, and
+    the fixed method line in orca-hpc.toml was silently not what ran (or another frame's geometry)."""
+    fake = FakeScheduler()
+    submit(campaign, _molecules(campaign), scheduler=fake)
+    jobs = {j.name: j for j in _jobs(campaign)}
+    second = jobs["two.c2.opt"]
+    before = (campaign.root / second.latest.dir / "two.c2.opt.inp").read_text()
+    assert "0.13000000" in before  # conformer 2: the second frame
+    _finish(campaign, fake, second, outcome="input_error")
+    reconcile(campaign, scheduler=fake)
+    config = campaign.config_path
+    config.write_text(config.read_text().replace("r2SCAN-3c Opt Freq", "r2SCAN-3c TightSCF Opt Freq"))
+    fixed = load_campaign(campaign.root)
+    retried = retry_selected(fixed, Selector(refs=(second.id,)), scheduler=fake)
+    assert retried.edited == [second.id]
+    again = fixed.ledger().snapshot().get(second.id)
+    text = (fixed.root / again.latest.dir / "two.c2.opt.inp").read_text()
+    assert "TightSCF" in text and "0.13000000" in text, text

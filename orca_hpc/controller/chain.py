@@ -368,7 +368,13 @@ def replan(campaign: Campaign, txn: Transaction, job: Job) -> AttemptPlan | None
         prev = workflow.step(pred.chain["step"]) if pred.chain else None
         plan = next_plan(campaign, step, prev, pred, job.name)
     else:
-        settings = ConformerSettings(count=max(workflow.conformers, chain["conformer"]))
+        # The workflow's own settings, as submit used them: with others (the defaults) the frames kept
+        # differ, and conformer N is another geometry, or none.
+        settings = ConformerSettings(
+            count=max(workflow.conformers, chain["conformer"]),
+            rmsd=workflow.rmsd,
+            energy_window_kcal=workflow.energy_window_kcal,
+        )
         found = [
             (mol, conf)
             for mol in read_molecules([Path(job.input_path)], settings)
