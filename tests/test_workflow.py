@@ -453,3 +453,22 @@ def test_retry_of_a_first_step_remakes_the_same_conformer_with_the_workflows_set
     again = fixed.ledger().snapshot().get(second.id)
     text = (fixed.root / again.latest.dir / "two.c2.opt.inp").read_text()
     assert "TightSCF" in text and "0.13000000" in text, text
+
+
+def test_orbitals_handed_to_a_step_that_says_moread_itself_give_one_moread(tmp_path: Path) -> None:
+    """ORCA refuses a keyword given twice (UNRECOGNIZED OR DUPLICATED KEYWORD(S)): a step whose own
+    method line says MORead, after a step that hands over orbitals, got `MORead MORead` before."""
+    init_campaign(tmp_path / "camp", "local-slurm")
+    config = tmp_path / "camp" / "orca-hpc.toml"
+    config.write_text(config.read_text() + STEPS.replace("wB97M-V def2-TZVP", "wB97M-V def2-TZVP moread"))
+    campaign = load_campaign(tmp_path / "camp")
+    fake = FakeScheduler()
+    submit(campaign, _molecules(campaign)[:1], scheduler=fake)
+    [opt] = _jobs(campaign)
+    _finish(campaign, fake, opt)
+    reconcile(campaign, scheduler=fake)
+    sp = next(j for j in _jobs(campaign) if j.name == "water.c1.sp")
+    text = (campaign.root / sp.latest.dir / "water.c1.sp.inp").read_text()
+    [keywords] = [line for line in text.splitlines() if line.startswith("!")]
+    assert keywords.lower().split().count("moread") == 1, keywords
+    assert '%moinp "prev.gbw"' in text

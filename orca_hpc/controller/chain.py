@@ -82,7 +82,9 @@ def _step_plan(
     except UserError as err:
         raise InputFileError(source, f"step {step.name!r}: {err}") from None
     handed = dict(handed or {})
-    method = step.method + (" MORead" if PREV_GBW in handed else "")
+    # ORCA refuses a keyword given twice: a step whose own line says MORead gets no second one.
+    says_moread = "moread" in step.method.lower().split()
+    method = step.method + (" MORead" if PREV_GBW in handed and not says_moread else "")
     blocks: tuple[str, ...] = ()
     if PREV_GBW in handed:
         blocks += (f'%moinp "{PREV_GBW}"',)
