@@ -472,3 +472,27 @@ def test_orbitals_handed_to_a_step_that_says_moread_itself_give_one_moread(tmp_p
     [keywords] = [line for line in text.splitlines() if line.startswith("!")]
     assert keywords.lower().split().count("moread") == 1, keywords
     assert '%moinp "prev.gbw"' in text
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "said"),
+    [
+        ("XTB2 Opt", "r2SCAN-3c Opt Freq", "its semi-empirical orbitals (XTB2 Opt) are no guess for"),
+        ("r2SCAN-3c Opt Freq", "GFN2-xTB", "the next step 'sp' is semi-empirical (GFN2-xTB)"),
+    ],
+)
+def test_orbitals_to_or_from_a_semi_empirical_step_are_refused(
+    tmp_path: Path, first: str, second: str, said: str
+) -> None:
+    """Before, an xTB step's .gbw was MORead into a DFT step (or a DFT .gbw into an xTB step) as if
+    it were a guess: useless at best; now the workflow is refused when it loads, naming the step."""
+    init_campaign(tmp_path / "camp", "local-slurm")
+    config = tmp_path / "camp" / "orca-hpc.toml"
+    steps = STEPS.replace("r2SCAN-3c Opt Freq", first).replace("wB97M-V def2-TZVP", second)
+    config.write_text(config.read_text() + steps.replace('gate = "no-imaginary"\n', ""))
+    with pytest.raises(UserError, match="step 'opt': key 'hand_over': 'orbitals'") as info:
+        load_campaign(tmp_path / "camp")
+    assert said in str(info.value) and len(str(info.value).splitlines()) == 1
+    plain = steps.replace('hand_over = ["orbitals"]\n', "").replace('gate = "no-imaginary"\n', "")
+    config.write_text(config.read_text().split("\n[workflow]")[0] + plain)
+    assert load_campaign(tmp_path / "camp").workflow is not None  # without the hand-over: fine

@@ -29,6 +29,7 @@ other command refuse a workflow that could not run, before the ledger is touched
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -151,9 +152,34 @@ class Workflow:
                     problems.append(f"{where} step {number}: name {step.name!r} is used by an earlier step")
                 seen.add(step.name)
                 steps.append(step)
+        for step, following in itertools.pairwise(steps):
+            if "orbitals" in step.hand_over:
+                problems += _orbitals_problems(step, following, where)
         if problems:
             raise UserError(one_line(problems))
         return Workflow(tuple(steps), source=source, **settings)
+
+
+# Semi-empirical and tight-binding methods: their minimal-basis orbitals are no guess for an ab initio
+# step (MORead has nothing to project, or a poor start), and they read no .gbw as a guess themselves.
+_SEMI_EMPIRICAL = re.compile(
+    r"(native-)?(gfn[012]?-?xtb|xtb[012]?|gfn-?ff|xtbff)|am1|pm3|mndo|(zindo|indo|cndo|nddo)/.*",
+    re.IGNORECASE,
+)
+
+
+def semi_empirical(method: str) -> bool:
+    """Whether an ORCA method line asks for a semi-empirical or tight-binding method (xTB, AM1, ...)."""
+    return any(_SEMI_EMPIRICAL.fullmatch(word.lstrip("!")) for word in method.split())
+
+
+def _orbitals_problems(step: Step, following: Step, where: str) -> list[str]:
+    said = f"{where}: step {step.name!r}: key 'hand_over': 'orbitals'"
+    if semi_empirical(step.method):
+        return [f"{said}: its semi-empirical orbitals ({step.method}) are no guess for {following.name!r}"]
+    if semi_empirical(following.method):
+        return [f"{said}: the next step {following.name!r} is semi-empirical ({following.method})"]
+    return []
 
 
 def _settings(table: dict[str, Any], where: str, problems: list[str]) -> dict[str, Any]:
