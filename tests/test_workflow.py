@@ -496,3 +496,30 @@ def test_orbitals_to_or_from_a_semi_empirical_step_are_refused(
     plain = steps.replace('hand_over = ["orbitals"]\n', "").replace('gate = "no-imaginary"\n', "")
     config.write_text(config.read_text().split("\n[workflow]")[0] + plain)
     assert load_campaign(tmp_path / "camp").workflow is not None  # without the hand-over: fine
+
+
+def test_a_chain_stopped_by_a_workflow_edit_goes_on_after_retry_and_only_once(campaign: Campaign) -> None:
+    """A step renamed in orca-hpc.toml while its jobs ran stops their chains at COMPLETED. Before,
+    nothing could resume them (`retry` takes failed and cancelled jobs only): the molecule stayed
+    stopped after the edit was undone. Now `retry` makes the next step (the step is not run again)."""
+    fake = FakeScheduler()
+    submit(campaign, _molecules(campaign)[:1], scheduler=fake)
+    [opt] = _jobs(campaign)
+    config = campaign.config_path
+    original = config.read_text()
+    config.write_text(original.replace('name = "opt"', 'name = "optimise"'))
+    renamed = load_campaign(campaign.root)
+    _finish(renamed, fake, opt)
+    reconcile(renamed, scheduler=fake)
+    [opt] = _jobs(renamed)
+    assert opt.state is JobState.COMPLETED and "no longer in the campaign's workflow" in opt.extra["stop"]
+    config.write_text(original)  # the edit undone
+    fixed = load_campaign(campaign.root)
+    report = retry_selected(fixed, Selector(molecule="water"), scheduler=fake)
+    jobs = {j.name: j for j in _jobs(fixed)}
+    assert set(jobs) == {"water.c1.opt", "water.c1.sp"} and report.done == [jobs["water.c1.sp"].id]
+    assert jobs["water.c1.sp"].state is JobState.PENDING and jobs["water.c1.sp"].chain["after"] == opt.id
+    assert len(jobs["water.c1.opt"].attempts) == 1 and "stop" not in jobs["water.c1.opt"].extra  # not rerun
+    assert "0.22220000" in (fixed.root / jobs["water.c1.sp"].latest.dir / "water.c1.sp.inp").read_text()
+    again = retry_selected(fixed, Selector(molecule="water"), scheduler=fake)
+    assert again.done == [] and len(_jobs(fixed)) == 2  # never twice
