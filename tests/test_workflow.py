@@ -523,3 +523,21 @@ def test_a_chain_stopped_by_a_workflow_edit_goes_on_after_retry_and_only_once(ca
     assert "0.22220000" in (fixed.root / jobs["water.c1.sp"].latest.dir / "water.c1.sp.inp").read_text()
     again = retry_selected(fixed, Selector(molecule="water"), scheduler=fake)
     assert again.done == [] and len(_jobs(fixed)) == 2  # never twice
+
+
+def test_a_stopped_chain_is_not_resumed_past_a_gate_it_never_passed(campaign: Campaign) -> None:
+    """The step was renamed while it ran, so its no-imaginary gate was not checked at completion:
+    `retry` checks it before it makes the next step, and builds nothing on a saddle point."""
+    fake = FakeScheduler()
+    submit(campaign, _molecules(campaign)[:1], scheduler=fake)
+    [opt] = _jobs(campaign)
+    config = campaign.config_path
+    original = config.read_text()
+    config.write_text(original.replace('name = "opt"', 'name = "optimise"'))
+    _finish(load_campaign(campaign.root), fake, opt, n_imag=1)
+    reconcile(load_campaign(campaign.root), scheduler=fake)
+    config.write_text(original)
+    fixed = load_campaign(campaign.root)
+    with pytest.raises(UserError, match="gate no-imaginary: 1 imaginary mode"):
+        retry_selected(fixed, Selector(refs=(opt.id,)), scheduler=fake)
+    assert [j.name for j in _jobs(fixed)] == ["water.c1.opt"] and _jobs(fixed)[0].extra["stop"]

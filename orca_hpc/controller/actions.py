@@ -243,6 +243,10 @@ def _resume_chains(
         return []
     for job in stopped:
         job.extra.pop("stop", None)
+    # Its gate may not have been checked when it completed (the step had another name then).
+    gated = {job.id: chain.gate_of(campaign, job, None) for job in stopped}
+    problems += [f"{job.id} {job.name}: {gated[job.id]}" for job in stopped if gated[job.id]]
+    stopped = [job for job in stopped if not gated[job.id]]
     made = chain.advance(campaign, txn, [(job, None) for job in stopped])
     ids = []
     for job, next_job in zip(stopped, made, strict=True):
