@@ -541,3 +541,22 @@ def test_a_stopped_chain_is_not_resumed_past_a_gate_it_never_passed(campaign: Ca
     with pytest.raises(UserError, match="gate no-imaginary: 1 imaginary mode"):
         retry_selected(fixed, Selector(refs=(opt.id,)), scheduler=fake)
     assert [j.name for j in _jobs(fixed)] == ["water.c1.opt"] and _jobs(fixed)[0].extra["stop"]
+
+
+def test_a_later_step_over_the_node_is_fitted_not_stopped_under_fit_to_node(tmp_path: Path) -> None:
+    """fit_to_node: the site scales every step to the node. Before, a later step with its own maxcore
+    and more processes than a node has was refused by the memory rule before it was fitted (16 x 1000
+    MB / 0.8 > max_mem_mb 16000): every molecule stopped at that step, hours after submit."""
+    init_campaign(tmp_path / "camp", "local-slurm")
+    config = tmp_path / "camp" / "orca-hpc.toml"
+    text = config.read_text().replace("\n[overrides]\n", "\n[overrides.slurm]\nfit_to_node = true\n")
+    config.write_text(text + STEPS.replace("nprocs = 2", "nprocs = 16\nmaxcore = 1000"))
+    campaign = load_campaign(tmp_path / "camp")
+    fake = FakeScheduler()
+    submit(campaign, _molecules(campaign)[:1], scheduler=fake)
+    [opt] = _jobs(campaign)
+    _finish(campaign, fake, opt)
+    reconcile(campaign, scheduler=fake)
+    jobs = {j.name: j for j in _jobs(campaign)}
+    assert "stop" not in jobs["water.c1.opt"].extra, jobs["water.c1.opt"].extra
+    assert fake.requests[-1].nprocs == 8  # fitted to the node's 8 cores

@@ -38,7 +38,6 @@ from orca_hpc.attempt.folder import (
     safe_base,
 )
 from orca_hpc.config.campaign import Campaign
-from orca_hpc.config.site import resources_for
 from orca_hpc.config.workflow import Step
 from orca_hpc.controller.fit import excesses
 from orca_hpc.controller.gather import expand_inputs
@@ -77,10 +76,10 @@ def _step_plan(
     """The step's input for ``geometry``, with its resources; ``handed``: files from the step before."""
     site = campaign.site
     nprocs = step.nprocs or site.nprocs
-    try:
-        _mem, maxcore = resources_for(site, nprocs, step.maxcore)
-    except UserError as err:
-        raise InputFileError(source, f"step {step.name!r}: {err}") from None
+    # The numbers rendered here are placeholders: `_plan` fits the request to the node where the site
+    # says fit_to_node (or refuses it, with the numbers) and writes %pal and %maxcore again. Held to
+    # the memory rule before that fit, a step over the node stopped every molecule it reached.
+    maxcore = step.maxcore or 1
     handed = dict(handed or {})
     # ORCA refuses a keyword given twice: a step whose own line says MORead gets no second one.
     says_moread = "moread" in step.method.lower().split()
@@ -98,7 +97,12 @@ def _step_plan(
     # says fit_to_node. The files handed over are the campaign's own, never rewritten in place: shared
     # with the predecessor's folder (a hard link) rather than copied.
     fit = campaign.site.fit_to_node
-    plan = _plan(campaign, text, name, nprocs, step.maxcore, handed, source, fit, parsed, step.walltime_min)
+    try:
+        plan = _plan(
+            campaign, text, name, nprocs, step.maxcore, handed, source, fit, parsed, step.walltime_min
+        )
+    except InputFileError as err:
+        raise InputFileError(source, f"step {step.name!r}: {err.problem}") from None
     plan.shared_files = frozenset(handed)
     return plan
 
