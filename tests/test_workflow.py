@@ -560,3 +560,26 @@ def test_a_later_step_over_the_node_is_fitted_not_stopped_under_fit_to_node(tmp_
     jobs = {j.name: j for j in _jobs(campaign)}
     assert "stop" not in jobs["water.c1.opt"].extra, jobs["water.c1.opt"].extra
     assert fake.requests[-1].nprocs == 8  # fitted to the node's 8 cores
+
+
+def test_retry_of_a_first_step_keeps_its_conformer_when_the_conformer_settings_changed(
+    campaign: Campaign,
+) -> None:
+    """The conformer a first step ran is the one its first attempt recorded: after `rmsd` changed in
+    orca-hpc.toml (which merges the two frames of two.xyz), `retry` still runs conformer 2's geometry,
+    with the fixed method line (before: conformer 2 was not found, and the old input ran unchanged)."""
+    fake = FakeScheduler()
+    submit(campaign, _molecules(campaign), scheduler=fake)
+    second = next(j for j in _jobs(campaign) if j.name == "two.c2.opt")
+    _finish(campaign, fake, second, outcome="input_error")
+    reconcile(campaign, scheduler=fake)
+    config = campaign.config_path
+    text = config.read_text().replace("r2SCAN-3c Opt Freq", "r2SCAN-3c TightSCF Opt Freq")
+    config.write_text(text.replace("rmsd = 0.0", "rmsd = 0.5"))
+    fixed = load_campaign(campaign.root)
+    assert retry_selected(fixed, Selector(refs=(second.id,)), scheduler=fake).edited == [second.id]
+    again = fixed.ledger().snapshot().get(second.id)
+    retried = (fixed.root / again.latest.dir / "two.c2.opt.inp").read_text()
+    first = (fixed.root / again.attempts[0].dir / "two.c2.opt.inp").read_text()
+    assert "TightSCF" in retried and "0.13000000" in retried, retried
+    assert retried.splitlines()[0] == first.splitlines()[0] and "* xyz 0 1" in retried  # comment, q, m

@@ -373,6 +373,9 @@ def replan(campaign: Campaign, txn: Transaction, job: Job) -> AttemptPlan | None
         pred = txn.get(chain["after"])
         prev = workflow.step(pred.chain["step"]) if pred.chain else None
         plan = next_plan(campaign, step, prev, pred, job.name)
+    elif (recorded := _recorded_start(campaign, job)) is not None:
+        geometry, charge, mult = recorded
+        plan = _step_plan(campaign, step, job.name, geometry, charge, mult, Path(job.input_path))
     else:
         # The workflow's own settings, as submit used them: with others (the defaults) the frames kept
         # differ, and conformer N is another geometry, or none.
@@ -401,6 +404,35 @@ def replan(campaign: Campaign, txn: Transaction, job: Job) -> AttemptPlan | None
     ]  # fmt: skip
     job.input_sha = sha
     return plan
+
+
+def _recorded_start(campaign: Campaign, job: Job) -> tuple[Molecule, int, int] | None:
+    """The geometry, charge and multiplicity a first step started from, as its first attempt's input
+    recorded them (None where that input has no plain ``* xyz`` block, e.g. a template's own form).
+    Not the molecule file made into conformers again: with the workflow's conformer settings changed
+    since (count, rmsd, energy window) or the file moved, conformer N is another geometry, or none."""
+    first = job.attempts[0] if job.attempts else None
+    if first is None:
+        return None
+    path = campaign.root / first.dir / f"{safe_base(job.name)}.inp"
+    try:
+        text = read_attempt_input(path)
+        if text is None:
+            return None
+        start = parse_input(path, text, check_files=False).first
+    except (OrcaHpcError, OSError):
+        return None
+    span = start.coord_span
+    if start.coord_kind != "xyz" or span is None or start.charge is None or start.multiplicity is None:
+        return None
+    lines = text.split("\n")[span.start_line + 1 : span.end_line]
+    head = text.split("\n", 1)[0]
+    comment = head.lstrip("#").strip() if head.startswith("#") else ""
+    try:
+        geometry = read_xyz(path, f"{len(lines)}\n{comment}\n" + "\n".join(lines) + "\n")
+    except OrcaHpcError:
+        return None
+    return geometry, start.charge, start.multiplicity
 
 
 def by_molecule(rows: Sequence[Mapping[str, Any]], jobs: Mapping[str, Job]) -> list[dict[str, Any]]:
