@@ -583,3 +583,30 @@ def test_retry_of_a_first_step_keeps_its_conformer_when_the_conformer_settings_c
     first = (fixed.root / again.attempts[0].dir / "two.c2.opt.inp").read_text()
     assert "TightSCF" in retried and "0.13000000" in retried, retried
     assert retried.splitlines()[0] == first.splitlines()[0] and "* xyz 0 1" in retried  # comment, q, m
+
+
+def test_retry_of_a_step_after_its_predecessor_was_given_an_input_runs_its_own_step(
+    campaign: Campaign,
+) -> None:
+    """`retry --input fixed.inp` of a step made the step's input_path that .inp, and its successor
+    inherited it: a later `retry` of the successor took the predecessor's .inp for its own edited
+    input and ran the optimisation again under the single point's name."""
+    fake = FakeScheduler()
+    submit(campaign, _molecules(campaign)[:1], scheduler=fake)
+    [opt] = _jobs(campaign)
+    _finish(campaign, fake, opt, outcome="input_error")
+    reconcile(campaign, scheduler=fake)
+    fixed_inp = campaign.root / "fixed.inp"
+    fixed_inp.write_text((campaign.root / opt.latest.dir / "water.c1.opt.inp").read_text())
+    retry_selected(campaign, Selector(refs=(opt.id,)), scheduler=fake, replacement=fixed_inp)
+    _finish(campaign, fake, campaign.ledger().snapshot().get(opt.id))
+    reconcile(campaign, scheduler=fake)
+    sp = next(j for j in _jobs(campaign) if j.name == "water.c1.sp")
+    _finish(campaign, fake, sp, outcome="input_error")
+    reconcile(campaign, scheduler=fake)
+    retry_selected(campaign, Selector(refs=(sp.id,)), scheduler=fake)
+    again = campaign.ledger().snapshot().get(sp.id)
+    folder = campaign.root / again.latest.dir
+    text = next(folder.glob("*.inp")).read_text()
+    assert "wB97M-V" in text and "Opt" not in text, text
+    assert (folder / "prev.gbw").is_file()

@@ -129,6 +129,10 @@ def _edited_plan(
     """The plan from the job's input file when a person edited it since (or gave a replacement),
     validated like a new submission; None when the input is as it was (or an .xyz, whose method
     line is not kept). What changed is the attempt's correction, so `show` tells."""
+    if replacement is None and job.chain is not None:
+        # A workflow step is made from its step in orca-hpc.toml (`chain.replan`), never from a file:
+        # its input_path is the molecule file, and an .inp there is a predecessor's `--input`.
+        return None
     source = replacement or Path(job.input_path)
     made_from_xyz = job.chain is None and source.suffix.lower() == ".xyz"  # (a step: from its predecessor)
     if replacement is None and made_from_xyz and _changed_since(source, job.created):
@@ -147,7 +151,8 @@ def _edited_plan(
         *fresh.plan.corrections,  # the edited input fitted to the node (controller/fit.py), if it had to be
     ]  # fmt: skip
     job.input_sha = fresh.sha
-    if replacement is not None:
+    if replacement is not None and job.chain is None:
+        # A workflow step keeps its molecule file: the next steps are made with it, and from it.
         job.input_path = str(replacement)
     report.edited.append(job.id)
     return fresh.plan
