@@ -290,3 +290,20 @@ def test_site_threshold_key(tmp_path: Path) -> None:
     )
     with pytest.raises(Exception, match="imag_threshold_cm1"):
         load_site(str(site))
+
+
+def test_handler_displaces_the_last_jobs_geometry_not_an_earlier_jobs(tmp_path: Path) -> None:
+    """The frequencies are the last job's; before, a multi-job input's <input>.xyz (the first job's
+    geometry) was moved along them. The classifier names the last job's file (its %base)."""
+    plan, failure = _failed_attempt(tmp_path, f"! uKS wb97x-d3 def2-tzvp Opt Freq\n{GEOMETRY}")
+    atoms = GEOMETRY.splitlines()[1:-1]
+    far = [f"{a.split()[0]} " + " ".join(f"{float(x) + 5:.8f}" for x in a.split()[1:]) for a in atoms]
+    (tmp_path / "ts.xyz").write_text("7\nthe first job's\n" + "\n".join(far) + "\n")
+    (tmp_path / "refined.xyz").write_text("7\nthe last job's\n" + "\n".join(atoms) + "\n")
+    failure.classification["final_xyz"] = "refined.xyz"
+    new, handler = plan_recovery(plan, failure, Limits(16000, 240))
+    assert handler == "imaginary_modes" and new is not None
+    lines = new.extra_files[DISPLACED_XYZ].read_text(encoding="utf-8").splitlines()[2:]
+    for moved, start in zip(lines, atoms, strict=True):
+        a, b = [float(x) for x in moved.split()[1:]], [float(x) for x in start.split()[1:]]
+        assert math.dist(a, b) <= 0.1 + 1e-7, (moved, start)

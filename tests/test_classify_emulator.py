@@ -76,3 +76,21 @@ def test_emulated_outputs(mode: str | None, tmp_path: Path) -> None:
         assert c.energy is not None and c.energy_converged is True
     if outcome is Outcome.OUT_OF_MEMORY:
         assert c.memory_required_mb is not None and c.memory_required_mb > 500
+
+
+def test_final_geometry_is_the_last_jobs_under_its_own_base(tmp_path: Path) -> None:
+    """A two-job input whose second job has its own %base: ORCA writes job.xyz (the first job's
+    geometry) and refined.xyz (the last): before, `results` named job.xyz as the final geometry."""
+    (tmp_path / "job.inp").write_text(
+        "! B3LYP def2-SVP Opt\n%pal nprocs 1 end\n%maxcore 500\n"
+        "* xyz 0 1\nO 0.0 0.0 0.0\nH 0.0 0.0 0.96\nH 0.93 0.0 -0.24\n*\n"
+        '$new_job\n! B3LYP def2-TZVP Opt\n%base "refined"\n'
+        "* xyz 0 1\nO 0.0 0.0 0.0\nH 0.0 0.0 0.96\nH 0.93 0.0 -0.24\n*\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ORCA_EMULATE"}
+    code = "import sys; from orca_hpc.emulator.program import main; sys.exit(main())"
+    with (tmp_path / "job.out").open("wb") as fh:
+        subprocess.run([sys.executable, "-c", code, "job.inp"], cwd=tmp_path, stdout=fh, timeout=60, env=env)
+    assert (tmp_path / "job.xyz").is_file() and (tmp_path / "refined.xyz").is_file()
+    result = classify_output(tmp_path / "job.out")
+    assert result.outcome is Outcome.SUCCESS and result.final_xyz == "refined.xyz"

@@ -381,3 +381,17 @@ def test_the_smiles_reader_refuses_any_text_with_a_user_error_only(tmp_path: Pat
     except UserError:
         return
     assert all(m.conformers for m in molecules)
+
+
+def test_a_charge_the_comment_gives_in_another_form_is_read_or_refused_never_ignored(tmp_path: Path) -> None:
+    """Before, `charge=-1.0` (as some writers put it) did not match and was taken as absent: the
+    hydroxide anion ran as a neutral doublet radical. A whole number written as a float is read; a
+    value that is no whole number is refused at its line."""
+    oh = tmp_path / "oh.xyz"
+    oh.write_text("2\nhydroxide charge=-1.0\nO 0 0 0\nH 0 0 0.97\n")
+    [mol] = read_molecules([oh])
+    assert (mol.charge, mol.multiplicity) == (-1, 1)
+    oh.write_text("2\nhydroxide mult=triplet charge=-1\nO 0 0 0\nH 0 0 0.97\n")
+    with pytest.raises(UserError) as info:
+        read_molecules([oh])
+    assert str(info.value).splitlines() == [f"{oh}:2: comment line: mult='triplet' is not a whole number"]

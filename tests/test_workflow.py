@@ -384,3 +384,229 @@ def test_chain_is_stored_compactly_validated_and_optional() -> None:
     bad = {**stored, "ch": {"mol": "w", "conf": 0, "step": "sp", "after": "../x", "extra": 1}}
     problems = " ".join(job_problems(job.id, bad))
     assert "ch.conf" in problems and "ch.after" in problems and "unknown key 'extra'" in problems
+
+
+# A step whose template runs two jobs: the first optimises (ORCA writes <input>.xyz), the second
+# re-optimises tighter under its own %base: its refined.xyz is the step's final geometry.
+ATOMS = "{% for a in molecule.atoms %}{{ a.symbol }} {{ a.x }} {{ a.y }} {{ a.z }}\n{% endfor %}"
+TWO_JOBS = (
+    "# {{ comment }}\n! {{ method }}\n%pal nprocs {{ nprocs }} end\n%maxcore {{ maxcore }}\n"
+    f"* xyz {{{{ charge }}}} {{{{ mult }}}}\n{ATOMS}*\n$new_job\n! {{{{ method }}}} TightOpt\n"
+    f'%base "refined"\n* xyz {{{{ charge }}}} {{{{ mult }}}}\n{ATOMS}*\n'
+)
+
+
+def _with_template(tmp_path: Path, template: str) -> Path:
+    init_campaign(tmp_path / "camp", "local-slurm")
+    config = tmp_path / "camp" / "orca-hpc.toml"
+    steps = STEPS.replace("max_retries = 0", f"max_retries = 0\ntemplate = '''\n{template}'''")
+    config.write_text(config.read_text() + steps)
+    return tmp_path / "camp"
+
+
+def test_the_next_step_starts_from_the_last_jobs_files_under_its_base(tmp_path: Path) -> None:
+    """Before, the next step read <input>.xyz and <input>.gbw whatever the step's template named its
+    files: a multi-job step handed over its FIRST job's intermediate geometry and orbitals."""
+    campaign = load_campaign(_with_template(tmp_path, TWO_JOBS))
+    fake = FakeScheduler()
+    submit(campaign, _molecules(campaign)[:1], scheduler=fake)
+    [opt] = _jobs(campaign)
+    folder = campaign.root / opt.latest.dir
+    assert '%base "refined"' in (folder / "water.c1.opt.inp").read_text()
+    _finish(campaign, fake, opt)  # water.c1.opt.xyz/.gbw: what the first job left
+    (folder / "refined.xyz").write_text("3\nrefined\nO 0 0 0.3333\n" + WATER.split("\n", 3)[3])
+    (folder / "refined.gbw").write_bytes(b"final orbitals")
+    reconcile(campaign, scheduler=fake)
+    jobs = {j.name: j for j in _jobs(campaign)}
+    sp = campaign.root / jobs["water.c1.sp"].latest.dir
+    text = (sp / "water.c1.sp.inp").read_text()
+    assert "0.33330000" in text and "0.22220000" not in text, text
+    assert (sp / "prev.gbw").read_bytes() == b"final orbitals"
+
+
+def test_a_multi_job_step_whose_last_job_has_no_base_of_its_own_is_refused(tmp_path: Path) -> None:
+    inherited = TWO_JOBS.replace('%base "refined"\n', "").replace("%pal", '%base "first"\n%pal', 1)
+    assert '%base "first"' in inherited and "refined" not in inherited
+    with pytest.raises(UserError, match=r"step 1 \('opt'\): key 'template': its last job"):
+        load_campaign(_with_template(tmp_path, inherited))
+
+
+def test_retry_of_a_first_step_remakes_the_same_conformer_with_the_workflows_settings(
+    campaign: Campaign,
+) -> None:
+    """Before, `retry` remade a first step's conformers with the default settings, not the workflow's
+    (rmsd, energy window): conformer 2 of a file whose frames those defaults merge was not found, and
+    the fixed method line in orca-hpc.toml was silently not what ran (or another frame's geometry)."""
+    fake = FakeScheduler()
+    submit(campaign, _molecules(campaign), scheduler=fake)
+    jobs = {j.name: j for j in _jobs(campaign)}
+    second = jobs["two.c2.opt"]
+    before = (campaign.root / second.latest.dir / "two.c2.opt.inp").read_text()
+    assert "0.13000000" in before  # conformer 2: the second frame
+    _finish(campaign, fake, second, outcome="input_error")
+    reconcile(campaign, scheduler=fake)
+    config = campaign.config_path
+    config.write_text(config.read_text().replace("r2SCAN-3c Opt Freq", "r2SCAN-3c TightSCF Opt Freq"))
+    fixed = load_campaign(campaign.root)
+    retried = retry_selected(fixed, Selector(refs=(second.id,)), scheduler=fake)
+    assert retried.edited == [second.id]
+    again = fixed.ledger().snapshot().get(second.id)
+    text = (fixed.root / again.latest.dir / "two.c2.opt.inp").read_text()
+    assert "TightSCF" in text and "0.13000000" in text, text
+
+
+def test_orbitals_handed_to_a_step_that_says_moread_itself_give_one_moread(tmp_path: Path) -> None:
+    """ORCA refuses a keyword given twice (UNRECOGNIZED OR DUPLICATED KEYWORD(S)): a step whose own
+    method line says MORead, after a step that hands over orbitals, got `MORead MORead` before."""
+    init_campaign(tmp_path / "camp", "local-slurm")
+    config = tmp_path / "camp" / "orca-hpc.toml"
+    config.write_text(config.read_text() + STEPS.replace("wB97M-V def2-TZVP", "wB97M-V def2-TZVP moread"))
+    campaign = load_campaign(tmp_path / "camp")
+    fake = FakeScheduler()
+    submit(campaign, _molecules(campaign)[:1], scheduler=fake)
+    [opt] = _jobs(campaign)
+    _finish(campaign, fake, opt)
+    reconcile(campaign, scheduler=fake)
+    sp = next(j for j in _jobs(campaign) if j.name == "water.c1.sp")
+    text = (campaign.root / sp.latest.dir / "water.c1.sp.inp").read_text()
+    [keywords] = [line for line in text.splitlines() if line.startswith("!")]
+    assert keywords.lower().split().count("moread") == 1, keywords
+    assert '%moinp "prev.gbw"' in text
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "said"),
+    [
+        ("XTB2 Opt", "r2SCAN-3c Opt Freq", "its semi-empirical orbitals (XTB2 Opt) are no guess for"),
+        ("r2SCAN-3c Opt Freq", "GFN2-xTB", "the next step 'sp' is semi-empirical (GFN2-xTB)"),
+    ],
+)
+def test_orbitals_to_or_from_a_semi_empirical_step_are_refused(
+    tmp_path: Path, first: str, second: str, said: str
+) -> None:
+    """Before, an xTB step's .gbw was MORead into a DFT step (or a DFT .gbw into an xTB step) as if
+    it were a guess: useless at best; now the workflow is refused when it loads, naming the step."""
+    init_campaign(tmp_path / "camp", "local-slurm")
+    config = tmp_path / "camp" / "orca-hpc.toml"
+    steps = STEPS.replace("r2SCAN-3c Opt Freq", first).replace("wB97M-V def2-TZVP", second)
+    config.write_text(config.read_text() + steps.replace('gate = "no-imaginary"\n', ""))
+    with pytest.raises(UserError, match="step 'opt': key 'hand_over': 'orbitals'") as info:
+        load_campaign(tmp_path / "camp")
+    assert said in str(info.value) and len(str(info.value).splitlines()) == 1
+    plain = steps.replace('hand_over = ["orbitals"]\n', "").replace('gate = "no-imaginary"\n', "")
+    config.write_text(config.read_text().split("\n[workflow]")[0] + plain)
+    assert load_campaign(tmp_path / "camp").workflow is not None  # without the hand-over: fine
+
+
+def test_a_chain_stopped_by_a_workflow_edit_goes_on_after_retry_and_only_once(campaign: Campaign) -> None:
+    """A step renamed in orca-hpc.toml while its jobs ran stops their chains at COMPLETED. Before,
+    nothing could resume them (`retry` takes failed and cancelled jobs only): the molecule stayed
+    stopped after the edit was undone. Now `retry` makes the next step (the step is not run again)."""
+    fake = FakeScheduler()
+    submit(campaign, _molecules(campaign)[:1], scheduler=fake)
+    [opt] = _jobs(campaign)
+    config = campaign.config_path
+    original = config.read_text()
+    config.write_text(original.replace('name = "opt"', 'name = "optimise"'))
+    renamed = load_campaign(campaign.root)
+    _finish(renamed, fake, opt)
+    reconcile(renamed, scheduler=fake)
+    [opt] = _jobs(renamed)
+    assert opt.state is JobState.COMPLETED and "no longer in the campaign's workflow" in opt.extra["stop"]
+    config.write_text(original)  # the edit undone
+    fixed = load_campaign(campaign.root)
+    report = retry_selected(fixed, Selector(molecule="water"), scheduler=fake)
+    jobs = {j.name: j for j in _jobs(fixed)}
+    assert set(jobs) == {"water.c1.opt", "water.c1.sp"} and report.done == [jobs["water.c1.sp"].id]
+    assert jobs["water.c1.sp"].state is JobState.PENDING and jobs["water.c1.sp"].chain["after"] == opt.id
+    assert len(jobs["water.c1.opt"].attempts) == 1 and "stop" not in jobs["water.c1.opt"].extra  # not rerun
+    assert "0.22220000" in (fixed.root / jobs["water.c1.sp"].latest.dir / "water.c1.sp.inp").read_text()
+    again = retry_selected(fixed, Selector(molecule="water"), scheduler=fake)
+    assert again.done == [] and len(_jobs(fixed)) == 2  # never twice
+
+
+def test_a_stopped_chain_is_not_resumed_past_a_gate_it_never_passed(campaign: Campaign) -> None:
+    """The step was renamed while it ran, so its no-imaginary gate was not checked at completion:
+    `retry` checks it before it makes the next step, and builds nothing on a saddle point."""
+    fake = FakeScheduler()
+    submit(campaign, _molecules(campaign)[:1], scheduler=fake)
+    [opt] = _jobs(campaign)
+    config = campaign.config_path
+    original = config.read_text()
+    config.write_text(original.replace('name = "opt"', 'name = "optimise"'))
+    _finish(load_campaign(campaign.root), fake, opt, n_imag=1)
+    reconcile(load_campaign(campaign.root), scheduler=fake)
+    config.write_text(original)
+    fixed = load_campaign(campaign.root)
+    with pytest.raises(UserError, match="gate no-imaginary: 1 imaginary mode"):
+        retry_selected(fixed, Selector(refs=(opt.id,)), scheduler=fake)
+    assert [j.name for j in _jobs(fixed)] == ["water.c1.opt"] and _jobs(fixed)[0].extra["stop"]
+
+
+def test_a_later_step_over_the_node_is_fitted_not_stopped_under_fit_to_node(tmp_path: Path) -> None:
+    """fit_to_node: the site scales every step to the node. Before, a later step with its own maxcore
+    and more processes than a node has was refused by the memory rule before it was fitted (16 x 1000
+    MB / 0.8 > max_mem_mb 16000): every molecule stopped at that step, hours after submit."""
+    init_campaign(tmp_path / "camp", "local-slurm")
+    config = tmp_path / "camp" / "orca-hpc.toml"
+    text = config.read_text().replace("\n[overrides]\n", "\n[overrides.slurm]\nfit_to_node = true\n")
+    config.write_text(text + STEPS.replace("nprocs = 2", "nprocs = 16\nmaxcore = 1000"))
+    campaign = load_campaign(tmp_path / "camp")
+    fake = FakeScheduler()
+    submit(campaign, _molecules(campaign)[:1], scheduler=fake)
+    [opt] = _jobs(campaign)
+    _finish(campaign, fake, opt)
+    reconcile(campaign, scheduler=fake)
+    jobs = {j.name: j for j in _jobs(campaign)}
+    assert "stop" not in jobs["water.c1.opt"].extra, jobs["water.c1.opt"].extra
+    assert fake.requests[-1].nprocs == 8  # fitted to the node's 8 cores
+
+
+def test_retry_of_a_first_step_keeps_its_conformer_when_the_conformer_settings_changed(
+    campaign: Campaign,
+) -> None:
+    """The conformer a first step ran is the one its first attempt recorded: after `rmsd` changed in
+    orca-hpc.toml (which merges the two frames of two.xyz), `retry` still runs conformer 2's geometry,
+    with the fixed method line (before: conformer 2 was not found, and the old input ran unchanged)."""
+    fake = FakeScheduler()
+    submit(campaign, _molecules(campaign), scheduler=fake)
+    second = next(j for j in _jobs(campaign) if j.name == "two.c2.opt")
+    _finish(campaign, fake, second, outcome="input_error")
+    reconcile(campaign, scheduler=fake)
+    config = campaign.config_path
+    text = config.read_text().replace("r2SCAN-3c Opt Freq", "r2SCAN-3c TightSCF Opt Freq")
+    config.write_text(text.replace("rmsd = 0.0", "rmsd = 0.5"))
+    fixed = load_campaign(campaign.root)
+    assert retry_selected(fixed, Selector(refs=(second.id,)), scheduler=fake).edited == [second.id]
+    again = fixed.ledger().snapshot().get(second.id)
+    retried = (fixed.root / again.latest.dir / "two.c2.opt.inp").read_text()
+    first = (fixed.root / again.attempts[0].dir / "two.c2.opt.inp").read_text()
+    assert "TightSCF" in retried and "0.13000000" in retried, retried
+    assert retried.splitlines()[0] == first.splitlines()[0] and "* xyz 0 1" in retried  # comment, q, m
+
+
+def test_retry_of_a_step_after_its_predecessor_was_given_an_input_runs_its_own_step(
+    campaign: Campaign,
+) -> None:
+    """`retry --input fixed.inp` of a step made the step's input_path that .inp, and its successor
+    inherited it: a later `retry` of the successor took the predecessor's .inp for its own edited
+    input and ran the optimisation again under the single point's name."""
+    fake = FakeScheduler()
+    submit(campaign, _molecules(campaign)[:1], scheduler=fake)
+    [opt] = _jobs(campaign)
+    _finish(campaign, fake, opt, outcome="input_error")
+    reconcile(campaign, scheduler=fake)
+    fixed_inp = campaign.root / "fixed.inp"
+    fixed_inp.write_text((campaign.root / opt.latest.dir / "water.c1.opt.inp").read_text())
+    retry_selected(campaign, Selector(refs=(opt.id,)), scheduler=fake, replacement=fixed_inp)
+    _finish(campaign, fake, campaign.ledger().snapshot().get(opt.id))
+    reconcile(campaign, scheduler=fake)
+    sp = next(j for j in _jobs(campaign) if j.name == "water.c1.sp")
+    _finish(campaign, fake, sp, outcome="input_error")
+    reconcile(campaign, scheduler=fake)
+    retry_selected(campaign, Selector(refs=(sp.id,)), scheduler=fake)
+    again = campaign.ledger().snapshot().get(sp.id)
+    folder = campaign.root / again.latest.dir
+    text = next(folder.glob("*.inp")).read_text()
+    assert "wB97M-V" in text and "Opt" not in text, text
+    assert (folder / "prev.gbw").is_file()

@@ -49,7 +49,8 @@ def retry(
     A job whose .inp was edited since it was submitted runs the edited input (validated first); one
     made from an .xyz reruns the input recorded then (a changed .xyz is warned about). --input FILE
     gives one job a corrected input. `show` records what changed. A workflow step whose
-    definition was fixed in orca-hpc.toml is made again from it; its chain then goes on.
+    definition was fixed in orca-hpc.toml is made again from it; its chain then goes on. A COMPLETED
+    step whose chain stopped (its next step could not be made) gets that next step, not a rerun.
     """
     from orca_hpc.controller.actions import retry_selected
 

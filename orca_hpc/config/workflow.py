@@ -29,6 +29,7 @@ other command refuse a workflow that could not run, before the ledger is touched
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -151,9 +152,34 @@ class Workflow:
                     problems.append(f"{where} step {number}: name {step.name!r} is used by an earlier step")
                 seen.add(step.name)
                 steps.append(step)
+        for step, following in itertools.pairwise(steps):
+            if "orbitals" in step.hand_over:
+                problems += _orbitals_problems(step, following, where)
         if problems:
             raise UserError(one_line(problems))
         return Workflow(tuple(steps), source=source, **settings)
+
+
+# Semi-empirical and tight-binding methods: their minimal-basis orbitals are no guess for an ab initio
+# step (MORead has nothing to project, or a poor start), and they read no .gbw as a guess themselves.
+_SEMI_EMPIRICAL = re.compile(
+    r"(native-)?(gfn[012]?-?xtb|xtb[012]?|gfn-?ff|xtbff)|am1|pm3|mndo|(zindo|indo|cndo|nddo)/.*",
+    re.IGNORECASE,
+)
+
+
+def semi_empirical(method: str) -> bool:
+    """Whether an ORCA method line asks for a semi-empirical or tight-binding method (xTB, AM1, ...)."""
+    return any(_SEMI_EMPIRICAL.fullmatch(word.lstrip("!")) for word in method.split())
+
+
+def _orbitals_problems(step: Step, following: Step, where: str) -> list[str]:
+    said = f"{where}: step {step.name!r}: key 'hand_over': 'orbitals'"
+    if semi_empirical(step.method):
+        return [f"{said}: its semi-empirical orbitals ({step.method}) are no guess for {following.name!r}"]
+    if semi_empirical(following.method):
+        return [f"{said}: the next step {following.name!r} is semi-empirical ({following.method})"]
+    return []
 
 
 def _settings(table: dict[str, Any], where: str, problems: list[str]) -> dict[str, Any]:
@@ -246,8 +272,16 @@ def _step(
     freq = False
     if method and len(problems) == before:
         try:
-            text, _parsed = render_preset(method, _PROBE, 0, 1, 1, 100, template)
+            text, parsed = render_preset(method, _PROBE, 0, 1, 1, 100, template)
             freq = any(intent.freq for intent in input_intents(Path("<step>"), text))
+            jobs = parsed.jobs
+            if len(jobs) > 1 and jobs[-1].base is None and any(job.base for job in jobs[:-1]):
+                # Its last job's files (the final geometry, the orbitals) would be named after an
+                # earlier job's %base or after the input, as ORCA carries settings over: not plain.
+                problems.append(
+                    f"{where}: key 'template': its last job ($new_job) sets no %base while an earlier "
+                    "job does: give the last job its own %base (its files hand the step over)"
+                )
         except UserError as err:
             problems.append(f"{where}: key 'method': {err}")
     if len(problems) > before:

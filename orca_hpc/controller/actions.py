@@ -51,8 +51,22 @@ def _partition(
     return keep, skipped
 
 
+def _stopped_chain(job: Job) -> bool:
+    """A COMPLETED workflow step whose next step could not be made (its ``stop`` says why: the step
+    renamed in orca-hpc.toml meanwhile, a file missing): `retry` makes that next step (the step itself
+    is not run again), or the molecule would stay stopped for good whatever was fixed."""
+    return job.state is JobState.COMPLETED and job.chain is not None and bool(job.extra.get("stop"))
+
+
+def _retryable(job: Job) -> bool:
+    return job.state in RETRYABLE or _stopped_chain(job)
+
+
 def _retry_why(job: Job) -> str:
-    return f"{job.id} is {job.state.value}: only PERMANENT_FAILED or CANCELLED jobs can be retried"
+    return (
+        f"{job.id} is {job.state.value}: only PERMANENT_FAILED or CANCELLED jobs can be retried "
+        "(and a COMPLETED workflow step whose chain stopped)"
+    )
 
 
 def _cancel_why(job: Job) -> str:
@@ -96,7 +110,7 @@ def retry_selected(
     ledger = campaign.ledger()
     with ledger.lock:
         selection = select_jobs(ledger.snapshot(), selector, many_per_name=False)
-        keep, skipped = _partition(selection, lambda j: j.state in RETRYABLE, _retry_why)
+        keep, skipped = _partition(selection, _retryable, _retry_why)
         replacements = None
         if replacement is not None:
             if len(keep) != 1:
@@ -115,6 +129,10 @@ def _edited_plan(
     """The plan from the job's input file when a person edited it since (or gave a replacement),
     validated like a new submission; None when the input is as it was (or an .xyz, whose method
     line is not kept). What changed is the attempt's correction, so `show` tells."""
+    if replacement is None and job.chain is not None:
+        # A workflow step is made from its step in orca-hpc.toml (`chain.replan`), never from a file:
+        # its input_path is the molecule file, and an .inp there is a predecessor's `--input`.
+        return None
     source = replacement or Path(job.input_path)
     made_from_xyz = job.chain is None and source.suffix.lower() == ".xyz"  # (a step: from its predecessor)
     if replacement is None and made_from_xyz and _changed_since(source, job.created):
@@ -133,7 +151,8 @@ def _edited_plan(
         *fresh.plan.corrections,  # the edited input fitted to the node (controller/fit.py), if it had to be
     ]  # fmt: skip
     job.input_sha = fresh.sha
-    if replacement is not None:
+    if replacement is not None and job.chain is None:
+        # A workflow step keeps its molecule file: the next steps are made with it, and from it.
         job.input_path = str(replacement)
     report.edited.append(job.id)
     return fresh.plan
@@ -174,11 +193,14 @@ def _retry_locked(
         return report
     with ledger.transaction() as txn:
         jobs = [txn.get(job_id) for job_id in job_ids]
-        refused = [j for j in jobs if j.state not in RETRYABLE]
+        refused = [j for j in jobs if not _retryable(j)]
         if refused:
             raise UserError("; ".join(_retry_why(j) for j in refused))
         plans: list[AttemptPlan] = []
         problems: list[str] = []  # every edited input's problems, not only the first job's
+        stopped = [j for j in jobs if _stopped_chain(j)]
+        jobs = [j for j in jobs if not _stopped_chain(j)]
+        resumed = _resume_chains(campaign, txn, stopped, problems)
         for job in jobs:
             txn.set_state(job, JobState.CREATED)  # brings an archived job back to the active ledger
             job.retry_count = 0
@@ -204,6 +226,7 @@ def _retry_locked(
         for job, plan in zip(jobs, plans, strict=True):
             record_attempt(campaign, txn, job, plan)
             report.done.append(job.id)
+        report.done += resumed
         report.paused = pause_holding(campaign, txn)
     if report.paused is not None:  # reconcile submits them when the pause ends
         report.held = len(report.done)
@@ -213,6 +236,32 @@ def _retry_locked(
     report.waiting = dispatcher.waiting
     report.sbatch_calls = dispatcher.sbatch_calls
     return report
+
+
+def _resume_chains(
+    campaign: Campaign, txn: Transaction, stopped: Sequence[Job], problems: list[str]
+) -> list[str]:
+    """The next steps of COMPLETED workflow steps whose chain stopped, made now from the campaign's
+    workflow as it is (`chain.advance`, which never makes a step twice); their ids, to dispatch.
+    Where one still cannot be made, why goes into ``problems`` (and nothing is saved)."""
+    if not stopped:
+        return []
+    for job in stopped:
+        job.extra.pop("stop", None)
+    # Its gate may not have been checked when it completed (the step had another name then).
+    gated = {job.id: chain.gate_of(campaign, job, None) for job in stopped}
+    problems += [f"{job.id} {job.name}: {gated[job.id]}" for job in stopped if gated[job.id]]
+    stopped = [job for job in stopped if not gated[job.id]]
+    made = chain.advance(campaign, txn, [(job, None) for job in stopped])
+    ids = []
+    for job, next_job in zip(stopped, made, strict=True):
+        if isinstance(next_job, str):
+            problems.append(f"{job.id} {job.name}: {next_job}")
+        elif next_job is None:
+            problems.append(f"{job.id} {job.name}: the last step of the workflow: no next step to make")
+        elif next_job.state is JobState.CREATED:
+            ids.append(next_job.id)
+    return ids
 
 
 def cancel_jobs(campaign: Campaign, job_ids: Sequence[str], *, scheduler: Scheduler | None = None) -> int:

@@ -38,7 +38,6 @@ from orca_hpc.attempt.folder import (
     safe_base,
 )
 from orca_hpc.config.campaign import Campaign
-from orca_hpc.config.site import resources_for
 from orca_hpc.config.workflow import Step
 from orca_hpc.controller.fit import excesses
 from orca_hpc.controller.gather import expand_inputs
@@ -77,12 +76,14 @@ def _step_plan(
     """The step's input for ``geometry``, with its resources; ``handed``: files from the step before."""
     site = campaign.site
     nprocs = step.nprocs or site.nprocs
-    try:
-        _mem, maxcore = resources_for(site, nprocs, step.maxcore)
-    except UserError as err:
-        raise InputFileError(source, f"step {step.name!r}: {err}") from None
+    # The numbers rendered here are placeholders: `_plan` fits the request to the node where the site
+    # says fit_to_node (or refuses it, with the numbers) and writes %pal and %maxcore again. Held to
+    # the memory rule before that fit, a step over the node stopped every molecule it reached.
+    maxcore = step.maxcore or 1
     handed = dict(handed or {})
-    method = step.method + (" MORead" if PREV_GBW in handed else "")
+    # ORCA refuses a keyword given twice: a step whose own line says MORead gets no second one.
+    says_moread = "moread" in step.method.lower().split()
+    method = step.method + (" MORead" if PREV_GBW in handed and not says_moread else "")
     blocks: tuple[str, ...] = ()
     if PREV_GBW in handed:
         blocks += (f'%moinp "{PREV_GBW}"',)
@@ -96,7 +97,12 @@ def _step_plan(
     # says fit_to_node. The files handed over are the campaign's own, never rewritten in place: shared
     # with the predecessor's folder (a hard link) rather than copied.
     fit = campaign.site.fit_to_node
-    plan = _plan(campaign, text, name, nprocs, step.maxcore, handed, source, fit, parsed, step.walltime_min)
+    try:
+        plan = _plan(
+            campaign, text, name, nprocs, step.maxcore, handed, source, fit, parsed, step.walltime_min
+        )
+    except InputFileError as err:
+        raise InputFileError(source, f"step {step.name!r}: {err.problem}") from None
     plan.shared_files = frozenset(handed)
     return plan
 
@@ -238,6 +244,24 @@ def _charge_mult(path: Path, text: str) -> tuple[int, int]:
     return first.charge or 0, first.multiplicity or 1
 
 
+_MULTI_OR_BASE = re.compile(r"^[ \t]*(\$new_job|%[ \t]*base\b)", re.IGNORECASE | re.MULTILINE)
+
+
+def final_base(path: Path, text: str) -> str:
+    """The base name ORCA gave the last job's files (``<base>.xyz``, ``.gbw``, ``.hess``): the input's
+    name, unless a ``%base`` names them. In a multi-job input (``$new_job``) the last job's files are
+    the final ones: ``<input>.xyz`` is then an earlier job's (an intermediate geometry). A step whose
+    last job inherits another job's ``%base`` is refused when the workflow loads (which file ORCA
+    writes last is not plain), so the last job's own ``%base`` or the input's name decides."""
+    if not _MULTI_OR_BASE.search(text):
+        return path.stem  # the inputs of preset method lines: one regex, no parse
+    last = parse_input(path, text, check_files=False).jobs[-1]
+    base = (last.base or "").strip().strip('"').strip() or path.stem
+    if "/" in base or "\\" in base or base in (".", ".."):
+        raise UserError(f"{path}: %base {base!r} names a file outside the attempt folder")
+    return base
+
+
 def next_plan(campaign: Campaign, step: Step, prev: Step | None, pred: Job, name: str) -> AttemptPlan:
     """The plan of ``step`` that starts where ``pred`` (the job of step ``prev``) ended."""
     pred_dir = campaign.root / pred.latest.dir
@@ -247,7 +271,7 @@ def next_plan(campaign: Campaign, step: Step, prev: Step | None, pred: Job, name
     if input_text is None:
         pred_plan = plan_of(pred_dir)
         input_path, input_text = pred_dir / pred_plan.input_name, pred_plan.input_text
-    base = input_path.stem
+    base = final_base(input_path, input_text)
     charge, mult = _charge_mult(input_path, input_text)
     geometry = _final_geometry(pred_dir, base)
     # The comment line travels with the molecule (it may say where the geometry came from).
@@ -349,8 +373,17 @@ def replan(campaign: Campaign, txn: Transaction, job: Job) -> AttemptPlan | None
         pred = txn.get(chain["after"])
         prev = workflow.step(pred.chain["step"]) if pred.chain else None
         plan = next_plan(campaign, step, prev, pred, job.name)
+    elif (recorded := _recorded_start(campaign, job)) is not None:
+        geometry, charge, mult = recorded
+        plan = _step_plan(campaign, step, job.name, geometry, charge, mult, Path(job.input_path))
     else:
-        settings = ConformerSettings(count=max(workflow.conformers, chain["conformer"]))
+        # The workflow's own settings, as submit used them: with others (the defaults) the frames kept
+        # differ, and conformer N is another geometry, or none.
+        settings = ConformerSettings(
+            count=max(workflow.conformers, chain["conformer"]),
+            rmsd=workflow.rmsd,
+            energy_window_kcal=workflow.energy_window_kcal,
+        )
         found = [
             (mol, conf)
             for mol in read_molecules([Path(job.input_path)], settings)
@@ -371,6 +404,35 @@ def replan(campaign: Campaign, txn: Transaction, job: Job) -> AttemptPlan | None
     ]  # fmt: skip
     job.input_sha = sha
     return plan
+
+
+def _recorded_start(campaign: Campaign, job: Job) -> tuple[Molecule, int, int] | None:
+    """The geometry, charge and multiplicity a first step started from, as its first attempt's input
+    recorded them (None where that input has no plain ``* xyz`` block, e.g. a template's own form).
+    Not the molecule file made into conformers again: with the workflow's conformer settings changed
+    since (count, rmsd, energy window) or the file moved, conformer N is another geometry, or none."""
+    first = job.attempts[0] if job.attempts else None
+    if first is None:
+        return None
+    path = campaign.root / first.dir / f"{safe_base(job.name)}.inp"
+    try:
+        text = read_attempt_input(path)
+        if text is None:
+            return None
+        start = parse_input(path, text, check_files=False).first
+    except (OrcaHpcError, OSError):
+        return None
+    span = start.coord_span
+    if start.coord_kind != "xyz" or span is None or start.charge is None or start.multiplicity is None:
+        return None
+    lines = text.split("\n")[span.start_line + 1 : span.end_line]
+    head = text.split("\n", 1)[0]
+    comment = head.lstrip("#").strip() if head.startswith("#") else ""
+    try:
+        geometry = read_xyz(path, f"{len(lines)}\n{comment}\n" + "\n".join(lines) + "\n")
+    except OrcaHpcError:
+        return None
+    return geometry, start.charge, start.multiplicity
 
 
 def by_molecule(rows: Sequence[Mapping[str, Any]], jobs: Mapping[str, Job]) -> list[dict[str, Any]]:

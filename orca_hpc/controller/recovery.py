@@ -396,8 +396,19 @@ def _unwanted_mode(
     return mode, value, vector, geometry
 
 
+def _final_xyz(failure: Failure) -> Path | None:
+    """The run's final geometry file: the classifier's ``final_xyz`` (the last job's ``<%base>.xyz``:
+    in a multi-job input ``<input>.xyz`` is an earlier job's geometry), else ``<base>.xyz``."""
+    name = failure.classification.get("final_xyz")
+    if isinstance(name, str) and name.endswith(".xyz") and "/" not in name and "\\" not in name:
+        path = failure.attempt_dir / name
+        if path.is_file() and not path.is_symlink() and path.stat().st_size > 0:
+            return path
+    return failure.file(".xyz")
+
+
 def _final_geometry(failure: Failure, tail: str) -> list[tuple[str, float, float, float]]:
-    xyz = failure.file(".xyz")
+    xyz = _final_xyz(failure)
     if xyz is not None:
         lines = xyz.read_text(encoding="utf-8", errors="replace").splitlines()
         try:

@@ -175,7 +175,10 @@ def _from_xyz(
         name = path.stem if len(frames) == 1 else f"{path.stem}-{number}"
         where = "" if len(frames) == 1 else f"frame {number}: "
         # A frame's own comment (`charge=-1 mult=2`) wins over the command line's defaults.
-        own_charge, own_mult = molecule.charge_and_mult()
+        try:
+            own_charge, own_mult = molecule.charge_and_mult()
+        except ValueError as err:
+            raise InputFileError(path, f"{where}{err}") from None
         frame_charge = charge if own_charge is None else own_charge
         frame_mult = mult if own_mult is None else own_mult
         try:

@@ -51,7 +51,10 @@ def charge_and_mult(path: Path, frames: list[Molecule], lines: list[int]) -> tup
     mult: int | None = None
     where = lines[0]
     for frame, line in zip(frames, lines, strict=True):
-        c, m = frame.charge_and_mult()
+        try:
+            c, m = frame.charge_and_mult()
+        except ValueError as err:
+            raise InputFileError(path, str(err), line) from None
         if c is not None:
             if charge is not None and c != charge:
                 raise InputFileError(

@@ -360,7 +360,7 @@ def classify_output(
     if not result.normal_termination:
         return _classify_failure(result, both if out.whole else tail, head, stderr)
     chem = read_chemistry(out.path, head, tail, out.size, out.whole)
-    _fill_chemistry(result, chem, imag_threshold, out.path)
+    _fill_chemistry(result, chem, imag_threshold, out.path, _last_base(echo))
     optimising = sum(1 for step in intents or () if step.optimises)
     return _classify_normal(result, out, optimising)
 
@@ -400,12 +400,30 @@ def _fill_intent(result: Classification, intents: list[StepIntent] | None) -> No
         )
 
 
-def _fill_chemistry(result: Classification, chem: Chemistry, threshold: float, output: Path) -> None:
+_BASE_LINE = re.compile(r'%\s*base\s+"?([^"\s]+)"?', re.IGNORECASE)
+
+
+def _last_base(echo: list[str]) -> str | None:
+    """The last job's own ``%base`` in the echoed input (None: its files take the input's name). In
+    a multi-job input ``<input>.xyz`` is then an earlier job's geometry, not the final one."""
+    base = None
+    for line in echo:
+        if line.lower().startswith("$new_job"):
+            base = None
+        found = _BASE_LINE.match(line)
+        if found:
+            base = found.group(1)
+    return base if base and "/" not in base and "\\" not in base and base not in (".", "..") else None
+
+
+def _fill_chemistry(
+    result: Classification, chem: Chemistry, threshold: float, output: Path, base: str | None = None
+) -> None:
     result.zpe, result.enthalpy = chem.thermo.zpe, chem.thermo.enthalpy
     result.gibbs, result.temperature = chem.thermo.gibbs, chem.thermo.temperature
     result.thermo_energy = chem.thermo.electronic
     result.s2 = chem.s2
-    xyz = output.with_suffix(".xyz")
+    xyz = output.with_name(f"{base}.xyz") if base else output.with_suffix(".xyz")
     result.final_xyz = xyz.name if xyz.is_file() else None
     if chem.freqs is None:
         return

@@ -48,6 +48,10 @@ def element_symbol(token: str) -> str | None:
 
 
 _CHARGE_MULT = re.compile(r"(?<![\w.])(charge|mult|multiplicity)\s*=\s*([+-]?\d{1,3})(?![\w.])", re.I)
+# Any ``charge=``/``mult=`` the comment has, whatever its value: one that is no whole number (``-1.5``,
+# ``triplet``) is refused, not read as absent (an anion run as a neutral radical).
+_SAID = re.compile(r"(?<![\w.])(charge|mult|multiplicity)\s*=\s*([^\s,;]*)", re.I)
+_WHOLE_FLOAT = re.compile(r"[+-]?\d{1,3}\.0*")
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,14 @@ class Molecule:
         for match in _CHARGE_MULT.finditer(self.comment):
             key = "mult" if match.group(1).lower().startswith("mult") else "charge"
             found[key] = int(match.group(2))
+        for match in _SAID.finditer(self.comment):
+            key = "mult" if match.group(1).lower().startswith("mult") else "charge"
+            if key in found:
+                continue
+            value = match.group(2)
+            if not _WHOLE_FLOAT.fullmatch(value):  # ``-1.0``, as some writers put it, is -1
+                raise ValueError(f"comment line: {match.group(1)}={value!r} is not a whole number")
+            found[key] = int(float(value))
         return found.get("charge"), found.get("mult")
 
     @property
