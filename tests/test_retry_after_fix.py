@@ -124,6 +124,10 @@ def test_a_changed_xyz_is_said_not_silently_ignored(tmp_path: Path) -> None:
     fake = FakeScheduler()
     geometry = tmp_path / "h2.xyz"
     geometry.write_text("2\nhydrogen\nH 0 0 0\nH 0 0 0.74\n")
+    # Written well before the submit, whatever the clocks of the file system and of the process say
+    # (CI once saw this file's write time a second past the job's stamp in whole seconds).
+    past = time.time() - 3600
+    os.utime(geometry, (past, past))
     submit(campaign, [geometry], method="B3LYP def2-SVP", scheduler=fake)
     cancel_selected(campaign, Selector(everything=True), scheduler=fake)
     unchanged = retry_selected(campaign, Selector(refs=("h2",)), scheduler=fake)
