@@ -432,3 +432,21 @@ def test_walltime_retries_stay_within_the_partitions_max_time(campaign: Campaign
     job = _job(campaign, job_id)
     assert [r.time_min for r in fake.requests] == [30, 60] and len(job.attempts) == 2
     assert job.state is JobState.PERMANENT_FAILED and any("time limit (60 min)" in line for line in said)
+
+
+def test_a_retry_starts_from_the_files_named_by_the_inputs_base(campaign: Campaign) -> None:
+    """ORCA names its files after `%base`: the SCF retry's MORead must find `mol.gbw`, not look for
+    `<input>.gbw` (there is none) and start from scratch again."""
+    fake = FakeScheduler()
+    path = campaign.root / "based.inp"
+    path.write_text('%base "mol"\n' + INPUT)
+    [(job_id, _name, _sid)] = submit(campaign, [path], scheduler=fake).submitted
+    att = _job(campaign, job_id).latest
+    (campaign.root / att.dir / "mol.gbw").write_bytes(b"orbitals of the failed SCF")
+    fake.finish(att.slurm_id, "FAILED", 1)
+    _result(campaign, job_id, "scf_not_converged", retryable=True, message="SCF NOT CONVERGED")
+    reconcile(campaign, scheduler=fake)
+    second = _job(campaign, job_id).latest
+    assert second.n == 2 and any("MORead" in c["change"] for c in second.corrections), second.corrections
+    handed = campaign.root / second.dir / "previous.gbw"
+    assert handed.read_bytes() == b"orbitals of the failed SCF"

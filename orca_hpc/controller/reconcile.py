@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from orca_hpc.attempt.folder import RESULT_NAME, AttemptResult, FileKey, file_key, plan_of
+from orca_hpc.attempt.folder import RESULT_NAME, AttemptPlan, AttemptResult, FileKey, file_key, plan_of
 from orca_hpc.clock import epoch, now_iso, utc_iso
 from orca_hpc.config.campaign import Campaign
 from orca_hpc.controller import environment
@@ -532,7 +532,7 @@ class Reconciler:
                 reason=end.reason,
                 classification=end.classification,
                 attempt_dir=attempt_dir,
-                base=Path(previous.input_name).stem,
+                base=_files_base(previous),
                 history=[a.corrections for a in job.attempts],
                 # A counted failure uses one retry now: what is left decides how far the ladder climbs.
                 retries_left=job.max_retries - job.retry_count - (1 if end.counts_against_limit else 0),
@@ -598,6 +598,17 @@ class Reconciler:
             rows = chain.by_molecule(rows, {r["id"]: txn.get(r["id"]) for r in rows})
         txn.outbox.append(build_failure_digest(rows, self.campaign.name))
         self.report.notices.append(f"{len(rows)} job(s) failed permanently; one digest queued")
+
+
+def _files_base(plan: AttemptPlan) -> str:
+    """The name ORCA gave the attempt's files (.gbw, .xyz, .hess, _trj.xyz) that a correction starts
+    from: the input's, unless its (last) job's ``%base`` names them; never a path."""
+    from orca_hpc.controller.chain import final_base
+
+    try:
+        return final_base(Path(plan.input_name), plan.input_text)
+    except OrcaHpcError:  # a %base naming another folder: ORCA's files are not in the attempt's
+        return Path(plan.input_name).stem
 
 
 def reconcile(
