@@ -259,3 +259,20 @@ def test_an_undeclared_site_is_refused_what_the_real_node_cannot_run(tmp_path: P
     with pytest.raises(UserError, match=rf"40 processes \(%pal\) but a node has {cpus} cores"):
         submit(camp, [Path(big)])
     assert camp.ledger().snapshot().all_jobs() == []
+
+
+def test_an_undeclared_max_walltime_is_the_partitions_even_where_the_node_is_declared(tmp_path: Path) -> None:
+    """A site that declares its node but not max_walltime: the partition's MaxTime is the limit
+    (submit and the retries with more time both ask `with_node_facts`); before, the partition was
+    asked only when the node was undeclared, so no limit was known."""
+
+    class Limited(FakeScheduler):
+        def partition(self) -> Partition:
+            return Partition(name="debug", max_time_min=60, nodes=())
+
+    camp = load_campaign(new_campaign(tmp_path))
+    camp = dataclasses.replace(camp, site=dataclasses.replace(camp.site, max_walltime_min=None))
+    assert camp.site.cores_per_node is not None and camp.site.max_mem_mb is not None
+    known = with_node_facts(camp, Limited()).site
+    assert (known.max_walltime_min, known.cores_per_node) == (60, camp.site.cores_per_node)
+    assert with_node_facts(camp, FakeScheduler()).site.max_walltime_min is None  # nothing known there

@@ -36,19 +36,18 @@ class Fitted:
 
 def with_node_facts(campaign: Campaign, scheduler: Scheduler) -> Campaign:
     """The campaign, its site completed with what the scheduler says of the partition's smallest node
-    when the site does not declare its cores or memory (MaxTime too, if undeclared): a job is never
+    and its MaxTime when the site does not declare them: a job (or a retry with more time) is never
     handed to a partition that cannot run it, declared or not. Two scontrol calls, only then."""
     site = campaign.site
-    if site.cores_per_node is not None and site.max_mem_mb is not None:
+    if None not in (site.cores_per_node, site.max_mem_mb, site.max_walltime_min):
         return campaign
     try:
         partition = scheduler.partition()
     except OrcaHpcError:
         return campaign  # scontrol unreachable: sbatch will say so, with the exit code for it
-    smallest = partition.smallest() if partition is not None else None
-    if partition is None or smallest is None:
-        return campaign  # not known here (local, fake), or a partition without nodes
-    cpus, memory, _node = smallest
+    if partition is None:
+        return campaign  # not known here (local, fake)
+    cpus, memory, _node = partition.smallest() or (None, None, None)  # a partition without nodes: its MaxTime
     known = dataclasses.replace(
         site,
         cores_per_node=site.cores_per_node or cpus,

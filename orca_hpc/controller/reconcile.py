@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from orca_hpc.attempt.folder import RESULT_NAME, AttemptPlan, AttemptResult, FileKey, file_key, plan_of
 from orca_hpc.clock import epoch, now_iso, utc_iso
 from orca_hpc.config.campaign import Campaign
+from orca_hpc.config.site import SiteConfig
 from orca_hpc.controller import environment
 from orca_hpc.controller.ending import AttemptEnd, decide_end
 from orca_hpc.controller.usage import usage_of
@@ -191,6 +192,7 @@ class Reconciler:
         self._steps_done: list[tuple[Job, AttemptEnd, AttemptResult | None]] = []
         # Result files read while SLURM was being asked, by folder, with the key of the file read.
         self._early: dict[str, tuple[AttemptResult, FileKey]] = {}
+        self._known_site: SiteConfig | None = None  # the site with the partition's facts (_max_walltime)
 
     @property
     def scheduler(self) -> Scheduler:
@@ -201,16 +203,15 @@ class Reconciler:
             self._scheduler = scheduler_for(self.campaign)
         return self._scheduler
 
-    def _partition_max_time(self) -> int | None:
-        """The partition's MaxTime (None: unlimited or unknown), asked once per reconcile and only for a
-        site without ``max_walltime``: a retry with more time must stay within it, or sbatch refuses it."""
-        if not hasattr(self, "_max_time"):
-            try:
-                partition = self.scheduler.partition()
-            except OrcaHpcError:
-                partition = None  # scontrol unreachable: the old cap, sbatch says the rest
-            self._max_time = partition.max_time_min if partition is not None else None
-        return self._max_time
+    def _max_walltime(self) -> int | None:
+        """The site's max_walltime, else the partition's MaxTime (``fit.with_node_facts``, which submit
+        uses too): a retry with more time must stay within it, or sbatch refuses it. Asked once per
+        reconcile, only when a retry needs it."""
+        if self._known_site is None:
+            from orca_hpc.controller.fit import with_node_facts
+
+            self._known_site = with_node_facts(self.campaign, self.scheduler).site
+        return self._known_site.max_walltime_min
 
     def _calls(self) -> int:
         return self._scheduler.call_count if self._scheduler is not None else 0
@@ -539,7 +540,7 @@ class Reconciler:
             )
             limits = Limits(
                 max_mem_mb=site.max_mem_mb or max(previous.mem_mb * 4, 16000),
-                max_time_min=site.max_walltime_min or self._partition_max_time() or previous.time_min * 4,
+                max_time_min=self._max_walltime() or previous.time_min * 4,
             )
             try:
                 plan, handler = plan_recovery(previous, failure, limits, site.disabled_handlers)
