@@ -17,6 +17,7 @@ from orca_hpc.ledger.records import Job
 from orca_hpc.ledger.states import FINISHED, JobState
 from orca_hpc.ledger.store import Ledger, Transaction
 from orca_hpc.scheduler import Scheduler, scheduler_for
+from orca_hpc.scheduler.base import record_of
 
 RETRYABLE = (JobState.PERMANENT_FAILED, JobState.CANCELLED)
 
@@ -319,16 +320,9 @@ def _cancel_locked(
 def _started_by(scheduler: Scheduler, tokens: Sequence[str]) -> dict[str, str]:
     """The scheduler ids of the attempts these submission tokens (``<array token>/<index>``) started,
     by token; a token the scheduler shows nothing for is missing."""
-    wanted = {(t.partition("/")[0], t.partition("/")[2] or "0"): t for t in tokens}
-    found = scheduler.find_by_tokens(sorted({array for array, _index in wanted}))
-    ids = {}
-    for array, records in found.items():
-        for rec in records:
-            task = rec.array_task_id if rec.array_task_id is not None else 0
-            token = wanted.get((array, str(task)))
-            if token is not None:
-                ids[token] = scheduler.task_id(rec)
-    return ids
+    found = scheduler.find_by_tokens(sorted({t.partition("/")[0] for t in tokens}))
+    records = {token: record_of(found, token) for token in tokens}
+    return {token: scheduler.task_id(rec) for token, rec in records.items() if rec is not None}
 
 
 def _refuse_unseen_within_grace(jobs: Sequence[Job]) -> None:

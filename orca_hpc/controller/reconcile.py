@@ -31,7 +31,7 @@ from orca_hpc.ledger.records import Attempt, Job
 from orca_hpc.ledger.states import JobState
 from orca_hpc.ledger.store import LedgerView, Transaction
 from orca_hpc.orca.read import read_tail
-from orca_hpc.scheduler.base import REMOVED_REASON, JobRecord, Scheduler, job_name
+from orca_hpc.scheduler.base import REMOVED_REASON, JobRecord, Scheduler, job_name, record_of
 
 # Imported where they are needed, not here: the scheduler's module (a job to ask about), `submit`
 # (attempts to send), `recovery` (a failure to correct) and `chain` with the workflow and molecule
@@ -291,17 +291,15 @@ class Reconciler:
     def _adopt(self, txn: Transaction, job: Job, by_token: dict[str, list[JobRecord]]) -> None:
         """A submission whose outcome was never recorded: find it by token, never submit twice."""
         att = job.latest
-        token, _, index = att.token.partition("/")
-        for rec in by_token.get(token, []):
-            task = rec.array_task_id if rec.array_task_id is not None else 0
-            if str(task) == (index or "0"):
-                att.slurm_id = self.scheduler.task_id(rec)
-                att.submitted = att.submitted or now_iso()
-                self.report.adopted.append(job.id)
-                self.echo(f"{job.id}: adopted SLURM job {att.slurm_id} (submitted by an interrupted run)")
-                self._set(txn, job, JobState.PENDING)
-                self._update(txn, job, rec)
-                return
+        rec = record_of(by_token, att.token)
+        if rec is not None:
+            att.slurm_id = self.scheduler.task_id(rec)
+            att.submitted = att.submitted or now_iso()
+            self.report.adopted.append(job.id)
+            self.echo(f"{job.id}: adopted SLURM job {att.slurm_id} (submitted by an interrupted run)")
+            self._set(txn, job, JobState.PENDING)
+            self._update(txn, job, rec)
+            return
         since = epoch(job.updated) or 0.0
         if self.now() - since > UNCONFIRMED_GRACE_S:
             self.echo(f"{job.id}: submission {att.token} never reached the scheduler; submitting it again")

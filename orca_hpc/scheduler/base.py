@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -106,6 +106,16 @@ TOKEN_PREFIX = "ohpc-"
 def job_name(token: str) -> str:
     """The scheduler job name of a submission: how ``find_by_tokens`` recognises it later."""
     return f"{TOKEN_PREFIX}{token}"
+
+
+def record_of(by_token: Mapping[str, Sequence[JobRecord]], token: str) -> JobRecord | None:
+    """The record, among ``find_by_tokens``' answer, of the attempt a submission token
+    (``<array token>/<index>``) names: its array's task of that index; None when there is none."""
+    array, _, index = token.partition("/")
+    for rec in by_token.get(array, ()):
+        if str(rec.array_task_id if rec.array_task_id is not None else 0) == (index or "0"):
+            return rec
+    return None
 
 
 class Scheduler(ABC):
