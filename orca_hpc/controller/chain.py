@@ -46,7 +46,7 @@ from orca_hpc.errors import InputFileError, OrcaHpcError, UserError, one_line
 from orca_hpc.ledger.records import Job
 from orca_hpc.ledger.store import Transaction
 from orca_hpc.molecules import ConformerSettings, read_molecules
-from orca_hpc.orca.inputs import parse_input
+from orca_hpc.orca.inputs import final_base, parse_input
 from orca_hpc.orca.presets import render_preset
 from orca_hpc.orca.xyz import Molecule, read_xyz, read_xyz_frames
 
@@ -242,24 +242,6 @@ def _charge_mult(path: Path, text: str) -> tuple[int, int]:
         return int(found.group(1)), int(found.group(2))
     first = parse_input(path, text, check_files=False).first
     return first.charge or 0, first.multiplicity or 1
-
-
-_MULTI_OR_BASE = re.compile(r"^[ \t]*(\$new_job|%[ \t]*base\b)", re.IGNORECASE | re.MULTILINE)
-
-
-def final_base(path: Path, text: str) -> str:
-    """The base name ORCA gave the last job's files (``<base>.xyz``, ``.gbw``, ``.hess``): the input's
-    name, unless a ``%base`` names them. In a multi-job input (``$new_job``) the last job's files are
-    the final ones: ``<input>.xyz`` is then an earlier job's (an intermediate geometry). A step whose
-    last job inherits another job's ``%base`` is refused when the workflow loads (which file ORCA
-    writes last is not plain), so the last job's own ``%base`` or the input's name decides."""
-    if not _MULTI_OR_BASE.search(text):
-        return path.stem  # the inputs of preset method lines: one regex, no parse
-    last = parse_input(path, text, check_files=False).jobs[-1]
-    base = (last.base or "").strip().strip('"').strip() or path.stem
-    if "/" in base or "\\" in base or base in (".", ".."):
-        raise UserError(f"{path}: %base {base!r} names a file outside the attempt folder")
-    return base
 
 
 def next_plan(campaign: Campaign, step: Step, prev: Step | None, pred: Job, name: str) -> AttemptPlan:

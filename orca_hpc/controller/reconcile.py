@@ -602,7 +602,7 @@ class Reconciler:
 def _files_base(plan: AttemptPlan) -> str:
     """The name ORCA gave the attempt's files (.gbw, .xyz, .hess, _trj.xyz) that a correction starts
     from: the input's, unless its (last) job's ``%base`` names them; never a path."""
-    from orca_hpc.controller.chain import final_base
+    from orca_hpc.orca.inputs import final_base
 
     try:
         return final_base(Path(plan.input_name), plan.input_text)

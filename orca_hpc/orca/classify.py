@@ -21,7 +21,7 @@ from pathlib import Path
 from orca_hpc.errors import OrcaHpcError
 from orca_hpc.orca.chemistry import Chemistry, read_chemistry
 from orca_hpc.orca.environment import environment_cause
-from orca_hpc.orca.inputs import MINIMUM, SADDLE, StepIntent, input_intents
+from orca_hpc.orca.inputs import MINIMUM, SADDLE, StepIntent, final_base, input_intents
 from orca_hpc.orca.outcomes import DEFAULT_IMAG_THRESHOLD_CM1, NOT_RETRYABLE, Classification, Outcome
 from orca_hpc.orca.read import (
     HEAD_BYTES,
@@ -360,7 +360,7 @@ def classify_output(
     if not result.normal_termination:
         return _classify_failure(result, both if out.whole else tail, head, stderr)
     chem = read_chemistry(out.path, head, tail, out.size, out.whole)
-    _fill_chemistry(result, chem, imag_threshold, out.path, _last_base(echo))
+    _fill_chemistry(result, chem, imag_threshold, out.path, _last_base(out.path, echo))
     optimising = sum(1 for step in intents or () if step.optimises)
     return _classify_normal(result, out, optimising)
 
@@ -400,20 +400,13 @@ def _fill_intent(result: Classification, intents: list[StepIntent] | None) -> No
         )
 
 
-_BASE_LINE = re.compile(r'%\s*base\s+"?([^"\s]+)"?', re.IGNORECASE)
-
-
-def _last_base(echo: list[str]) -> str | None:
-    """The last job's own ``%base`` in the echoed input (None: its files take the input's name). In
-    a multi-job input ``<input>.xyz`` is then an earlier job's geometry, not the final one."""
-    base = None
-    for line in echo:
-        if line.lower().startswith("$new_job"):
-            base = None
-        found = _BASE_LINE.match(line)
-        if found:
-            base = found.group(1)
-    return base if base and "/" not in base and "\\" not in base and base not in (".", "..") else None
+def _last_base(path: Path, echo: list[str]) -> str | None:
+    """The last job's files' name in the echoed input (``inputs.final_base``; None: not told). In a
+    multi-job input ``<input>.xyz`` is then an earlier job's geometry, not the final one."""
+    try:
+        return final_base(path.with_suffix(".inp"), "\n".join(echo) + "\n")
+    except OrcaHpcError:  # an echo the parser does not take, a %base naming another folder
+        return None
 
 
 def _fill_chemistry(

@@ -1521,6 +1521,24 @@ def _reads_earlier_geometry(parsed: OrcaInput, job: Job) -> bool:
     return Path(names[0].strip(chr(34))).name.lower() in written
 
 
+_MULTI_OR_BASE = re.compile(r"^[ \t]*(\$new_job|%[ \t]*base\b)", re.IGNORECASE | re.MULTILINE)
+
+
+def final_base(path: Path, text: str) -> str:
+    """The base name ORCA gave the last job's files (``<base>.xyz``, ``.gbw``, ``.hess``): the input's
+    name, unless a ``%base`` names them. In a multi-job input (``$new_job``) the last job's files are
+    the final ones: ``<input>.xyz`` is then an earlier job's (an intermediate geometry). The last job's
+    own ``%base`` or the input's name decides (a last job that would inherit an earlier job's
+    ``%base`` is not followed: workflows refuse such steps, ``config.workflow``)."""
+    if not _MULTI_OR_BASE.search(text):
+        return path.stem  # the inputs of preset method lines: one regex, no parse
+    last = parse_input(path, text, check_files=False).jobs[-1]
+    base = (last.base or "").strip().strip('"').strip() or path.stem
+    if "/" in base or "\\" in base or base in (".", ".."):
+        raise InputFileError(path, f"%base {base!r} names a file outside the attempt folder")
+    return base
+
+
 def input_intents(path: Path, text: str | None = None) -> list[StepIntent]:
     """``job_intents`` of an input file (or of ``text``); files it names need not exist."""
     return job_intents(parse_input(path, text, check_files=False), path.parent)
