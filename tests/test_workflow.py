@@ -455,18 +455,29 @@ def test_retry_of_a_first_step_remakes_the_same_conformer_with_the_workflows_set
     assert "TightSCF" in text and "0.13000000" in text, text
 
 
-def test_orbitals_handed_to_a_step_that_says_moread_itself_give_one_moread(tmp_path: Path) -> None:
-    """ORCA refuses a keyword given twice (UNRECOGNIZED OR DUPLICATED KEYWORD(S)): a step whose own
-    method line says MORead, after a step that hands over orbitals, got `MORead MORead` before."""
+def _water_past_its_first_step(
+    tmp_path: Path, steps: str, config_edit: tuple[str, str] = ("", "")
+) -> tuple[Campaign, FakeScheduler]:
+    """A campaign with these workflow ``steps`` (its orca-hpc.toml edited by ``config_edit``: old, new)
+    whose water molecule finished its first step, and the reconcile after it has run."""
     init_campaign(tmp_path / "camp", "local-slurm")
     config = tmp_path / "camp" / "orca-hpc.toml"
-    config.write_text(config.read_text() + STEPS.replace("wB97M-V def2-TZVP", "wB97M-V def2-TZVP moread"))
+    config.write_text(config.read_text().replace(*config_edit) + steps)
     campaign = load_campaign(tmp_path / "camp")
     fake = FakeScheduler()
     submit(campaign, _molecules(campaign)[:1], scheduler=fake)
     [opt] = _jobs(campaign)
     _finish(campaign, fake, opt)
     reconcile(campaign, scheduler=fake)
+    return campaign, fake
+
+
+def test_orbitals_handed_to_a_step_that_says_moread_itself_give_one_moread(tmp_path: Path) -> None:
+    """ORCA refuses a keyword given twice (UNRECOGNIZED OR DUPLICATED KEYWORD(S)): a step whose own
+    method line says MORead, after a step that hands over orbitals, got `MORead MORead` before."""
+    campaign = _water_past_its_first_step(
+        tmp_path, STEPS.replace("wB97M-V def2-TZVP", "wB97M-V def2-TZVP moread")
+    )[0]
     sp = next(j for j in _jobs(campaign) if j.name == "water.c1.sp")
     text = (campaign.root / sp.latest.dir / "water.c1.sp.inp").read_text()
     [keywords] = [line for line in text.splitlines() if line.startswith("!")]
@@ -547,16 +558,9 @@ def test_a_later_step_over_the_node_is_fitted_not_stopped_under_fit_to_node(tmp_
     """fit_to_node: the site scales every step to the node. Before, a later step with its own maxcore
     and more processes than a node has was refused by the memory rule before it was fitted (16 x 1000
     MB / 0.8 > max_mem_mb 16000): every molecule stopped at that step, hours after submit."""
-    init_campaign(tmp_path / "camp", "local-slurm")
-    config = tmp_path / "camp" / "orca-hpc.toml"
-    text = config.read_text().replace("\n[overrides]\n", "\n[overrides.slurm]\nfit_to_node = true\n")
-    config.write_text(text + STEPS.replace("nprocs = 2", "nprocs = 16\nmaxcore = 1000"))
-    campaign = load_campaign(tmp_path / "camp")
-    fake = FakeScheduler()
-    submit(campaign, _molecules(campaign)[:1], scheduler=fake)
-    [opt] = _jobs(campaign)
-    _finish(campaign, fake, opt)
-    reconcile(campaign, scheduler=fake)
+    steps = STEPS.replace("nprocs = 2", "nprocs = 16\nmaxcore = 1000")
+    fit = ("\n[overrides]\n", "\n[overrides.slurm]\nfit_to_node = true\n")
+    campaign, fake = _water_past_its_first_step(tmp_path, steps, fit)
     jobs = {j.name: j for j in _jobs(campaign)}
     assert "stop" not in jobs["water.c1.opt"].extra, jobs["water.c1.opt"].extra
     assert fake.requests[-1].nprocs == 8  # fitted to the node's 8 cores
