@@ -509,23 +509,28 @@ def test_orbitals_to_or_from_a_semi_empirical_step_are_refused(
     assert load_campaign(tmp_path / "camp").workflow is not None  # without the hand-over: fine
 
 
+def _stopped_by_a_rename(campaign: Campaign, fake: FakeScheduler, n_imag: int = 0) -> None:
+    """Water's first step renamed in orca-hpc.toml while it ran, finished (with ``n_imag`` imaginary
+    modes) and reconciled under the new name, then the edit undone: its chain stopped at COMPLETED."""
+    submit(campaign, _molecules(campaign)[:1], scheduler=fake)
+    [opt] = _jobs(campaign)
+    original = campaign.config_path.read_text()
+    campaign.config_path.write_text(original.replace('name = "opt"', 'name = "optimise"'))
+    renamed = load_campaign(campaign.root)
+    _finish(renamed, fake, opt, n_imag=n_imag)
+    reconcile(renamed, scheduler=fake)
+    campaign.config_path.write_text(original)
+
+
 def test_a_chain_stopped_by_a_workflow_edit_goes_on_after_retry_and_only_once(campaign: Campaign) -> None:
     """A step renamed in orca-hpc.toml while its jobs ran stops their chains at COMPLETED. Before,
     nothing could resume them (`retry` takes failed and cancelled jobs only): the molecule stayed
     stopped after the edit was undone. Now `retry` makes the next step (the step is not run again)."""
     fake = FakeScheduler()
-    submit(campaign, _molecules(campaign)[:1], scheduler=fake)
+    _stopped_by_a_rename(campaign, fake)
     [opt] = _jobs(campaign)
-    config = campaign.config_path
-    original = config.read_text()
-    config.write_text(original.replace('name = "opt"', 'name = "optimise"'))
-    renamed = load_campaign(campaign.root)
-    _finish(renamed, fake, opt)
-    reconcile(renamed, scheduler=fake)
-    [opt] = _jobs(renamed)
     assert opt.state is JobState.COMPLETED and "no longer in the campaign's workflow" in opt.extra["stop"]
-    config.write_text(original)  # the edit undone
-    fixed = load_campaign(campaign.root)
+    fixed = load_campaign(campaign.root)  # the edit undone
     report = retry_selected(fixed, Selector(molecule="water"), scheduler=fake)
     jobs = {j.name: j for j in _jobs(fixed)}
     assert set(jobs) == {"water.c1.opt", "water.c1.sp"} and report.done == [jobs["water.c1.sp"].id]
@@ -540,14 +545,8 @@ def test_a_stopped_chain_is_not_resumed_past_a_gate_it_never_passed(campaign: Ca
     """The step was renamed while it ran, so its no-imaginary gate was not checked at completion:
     `retry` checks it before it makes the next step, and builds nothing on a saddle point."""
     fake = FakeScheduler()
-    submit(campaign, _molecules(campaign)[:1], scheduler=fake)
+    _stopped_by_a_rename(campaign, fake, n_imag=1)
     [opt] = _jobs(campaign)
-    config = campaign.config_path
-    original = config.read_text()
-    config.write_text(original.replace('name = "opt"', 'name = "optimise"'))
-    _finish(load_campaign(campaign.root), fake, opt, n_imag=1)
-    reconcile(load_campaign(campaign.root), scheduler=fake)
-    config.write_text(original)
     fixed = load_campaign(campaign.root)
     with pytest.raises(UserError, match="gate no-imaginary: 1 imaginary mode"):
         retry_selected(fixed, Selector(refs=(opt.id,)), scheduler=fake)
